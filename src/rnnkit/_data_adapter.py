@@ -1,0 +1,149 @@
+"""Turn what users pass to fit/evaluate/predict into batches ``(x, y, sample_weight, mask)``.
+
+* Arrays: validated once, sliced per batch (shuffled per epoch when asked).
+* A list of sequences of different lengths: padded to the longest (post-padding) and masked,
+  so masked steps carry state unchanged and do not count in the loss.
+* Any other iterable (a generator, a ``Sequence``-like object): each item is one batch
+  ``(x, y)`` or ``(x, y, sample_weight)``, so memory stays bounded by one batch.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import _backend
+
+
+class ArrayAdapter:
+    def __init__(self, x, y, sample_weight, mask, batch_size, shuffle):
+        self.x, self.y, self.sw, self.mask = x, y, sample_weight, mask
+        self.batch_size, self.shuffle = batch_size, shuffle
+
+    @property
+    def n(self):
+        return len(self.x)
+
+    @property
+    def num_batches(self):
+        return -(-self.n // self.batch_size)
+
+    def split(self, fraction):
+        """(train, validation): the last ``fraction`` of samples is validation, as in Keras."""
+        n_val = int(round(self.n * fraction))
+        if n_val == 0 or n_val >= self.n:
+            raise ValueError(
+                f"validation_split={fraction} leaves {self.n - n_val} training and {n_val} "
+                f"validation samples out of {self.n}; both need at least one."
+            )
+        cut = self.n - n_val
+
+        def part(sl):
+            return ArrayAdapter(self.x[sl], None if self.y is None else self.y[sl],
+                                None if self.sw is None else self.sw[sl],
+                                None if self.mask is None else self.mask[sl],
+                                self.batch_size, self.shuffle)
+        val = part(slice(cut, None))
+        val.shuffle = False
+        return part(slice(0, cut)), val
+
+    def __iter__(self):
+        idx = _backend.rng().permutation(self.n) if self.shuffle else None
+        for start in range(0, self.n, self.batch_size):
+            sl = slice(start, start + self.batch_size) if idx is None else idx[start:start + self.batch_size]
+            yield (self.x[sl], None if self.y is None else self.y[sl],
+                   None if self.sw is None else self.sw[sl],
+                   None if self.mask is None else self.mask[sl])
+
+
+class IterableAdapter:
+    def __init__(self, model, data, steps):
+        self.model, self.data, self.steps = model, data, steps
+        self._iterator = None
+
+    @property
+    def num_batches(self):
+        if self.steps is not None:
+            return self.steps
+        return len(self.data) if hasattr(self.data, "__len__") else None
+
+    def split(self, fraction):
+        raise ValueError(
+            "validation_split is not supported when x is an iterable of batches; pass "
+            "validation_data=(x_val, y_val) instead."
+        )
+
+    def _unpack(self, item):
+        if not isinstance(item, (tuple, list)) or len(item) not in (1, 2, 3):
+            raise ValueError(
+                "Each batch from an iterable must be a tuple (x, y) or (x, y, sample_weight) "
+                f"(or (x,) for predict), got {type(item).__name__}."
+            )
+        x = item[0]
+        y = item[1] if len(item) > 1 else None
+        sw = item[2] if len(item) > 2 else None
+        x, mask = self.model._prepare_x(x)
+        if y is not None:
+            self.model._validate_xy(x, y, sw)
+        return x, y, sw, mask
+
+    def __iter__(self):
+        if self.steps is None:
+            for item in self.data:
+                yield self._unpack(item)
+            return
+        # steps_per_epoch with a (possibly infinite) generator: keep one iterator across epochs
+        if self._iterator is None:
+            self._iterator = iter(self.data)
+        for _ in range(self.steps):
+            try:
+                item = next(self._iterator)
+            except StopIteration:
+                self._iterator = iter(self.data)
+                try:
+                    item = next(self._iterator)
+                except StopIteration:
+                    return
+            yield self._unpack(item)
+
+
+def make_adapter(model, x, y, sample_weight, batch_size, shuffle, class_weight=None, steps=None):
+    """Return an adapter iterating over ``(x, y, sample_weight, mask)`` batches."""
+    from .models.model import _is_array_like, _is_ragged
+    if x is None:
+        raise ValueError("x is required (got None).")
+    if not (_is_array_like(x) or _is_ragged(x)) and hasattr(x, "__iter__"):
+        if y is not None:
+            raise ValueError("When x is an iterable of batches, y must be None (the batches "
+                             "carry the targets).")
+        return IterableAdapter(model, x, steps)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size <= 0:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
+    if _is_ragged(x) and y is not None and isinstance(y, (list, tuple)) and len(y) != len(x):
+        raise ValueError(f"x and y must contain the same number of samples, got x with "
+                         f"{len(x)} sequences and y with {len(y)}.")
+    x, mask = model._prepare_x(x)
+    if not isinstance(x, np.ndarray):
+        x = np.asarray(x)
+    if x.dtype == object:
+        raise TypeError("x must be a numeric array (got dtype object). If your sequences have "
+                        "different lengths, pass them as a list of arrays or pad them with "
+                        "rnnkit.utils.pad_sequences.")
+    if x.dtype.kind == "f" and x.size and not np.all(np.isfinite(x)):
+        bad = np.argwhere(~np.isfinite(x))[0]
+        raise ValueError(
+            f"x contains NaN or Inf (first at index {tuple(int(i) for i in bad)}). "
+            "Clean or impute the data first."
+        )
+    if y is not None:
+        if _is_ragged(y):
+            y, ymask = model._prepare_x(y)
+        else:
+            y = np.asarray(y)
+    if sample_weight is not None:
+        sample_weight = np.asarray(sample_weight, dtype=np.float64)
+    model._validate_xy(x, y, sample_weight)
+    if class_weight is not None and y is not None:
+        cw = model._class_weights(y, class_weight)
+        sample_weight = cw if sample_weight is None else sample_weight * cw.reshape(
+            cw.shape + (1,) * (sample_weight.ndim - cw.ndim))
+    return ArrayAdapter(x, y, sample_weight, mask, batch_size, shuffle)

@@ -1,0 +1,59 @@
+"""Sequence kernels: a cell run over all T steps, forward and backward (BPTT).
+
+Two implementations with one signature:
+
+* :mod:`rnnkit.kernels.reference` — the pure-NumPy loop over :mod:`rnnkit.cells`, the
+  ground truth.
+* :mod:`rnnkit.kernels.fast` — compiled (numba) kernels for the default activations.
+
+:func:`forward_sequence` / :func:`backward_sequence` pick the fast path when it supports the
+cell, unless ``RNNKIT_KERNELS=reference`` is set in the environment or
+:func:`set_kernel_mode` chose ``'reference'``.
+"""
+
+from __future__ import annotations
+
+import os
+
+from . import reference
+
+_MODE = os.environ.get("RNNKIT_KERNELS", "auto")
+
+
+def set_kernel_mode(mode: str) -> None:
+    """Choose 'auto' (fast path where supported) or 'reference' (pure NumPy everywhere)."""
+    global _MODE
+    if mode not in ("auto", "reference", "fast"):
+        raise ValueError(f"kernel mode must be 'auto', 'reference' or 'fast', got {mode!r}.")
+    _MODE = mode
+
+
+def get_kernel_mode() -> str:
+    return _MODE
+
+
+def _impl(cell):
+    if _MODE == "reference":
+        return reference
+    try:
+        from . import fast
+    except ImportError:  # numba missing: the reference path is always correct
+        return reference
+    if fast.supports(cell):
+        return fast
+    if _MODE == "fast":
+        raise ValueError(f"The fast kernels do not support {cell!r}; use mode 'auto'.")
+    return reference
+
+
+def forward_sequence(cell, xw, states0, U, b_rec=None, mask=None, rmask=None):
+    """Run ``cell`` over time. See :func:`rnnkit.kernels.reference.forward_sequence`."""
+    impl = _impl(cell)
+    out = impl.forward_sequence(cell, xw, states0, U, b_rec, mask, rmask)
+    return out[0], out[1], (impl, out[2])
+
+
+def backward_sequence(cell, cache, dhs, dstates, U, b_rec=None, mask=None, rmask=None):
+    """BPTT through ``cell``. See :func:`rnnkit.kernels.reference.backward_sequence`."""
+    impl, inner = cache
+    return impl.backward_sequence(cell, inner, dhs, dstates, U, b_rec, mask, rmask)

@@ -1,0 +1,464 @@
+"""The training engine shared by every model: compile, fit, evaluate, predict.
+
+A concrete model provides ``forward(x, training) -> (y_pred, mask)``,
+``backward(dy, wrt_logits)`` and ``layers``. One training step is:
+
+    y_pred = forward(x)              # layers keep their caches
+    L      = loss(y, y_pred) + sum(regularisation penalties)
+    dy     = dL/dy_pred              # or dL/dlogits, fused with a final softmax/sigmoid
+    backward(dy)                     # every layer fills .grads (BPTT in recurrent layers)
+    optimizer.apply(params, grads)
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+import threading
+import time
+import warnings
+
+import numpy as np
+
+from .. import _backend
+from .. import callbacks as _cb
+from .. import losses as _losses
+from .. import metrics as _metrics
+from .. import optimizers as _opt
+from ..layers.base import as_float_array
+
+
+def _is_array_like(x):
+    return isinstance(x, np.ndarray) or (isinstance(x, (list, tuple)) and not _is_ragged(x))
+
+
+def _is_ragged(x):
+    """A list of per-sample arrays whose lengths differ (or that are themselves arrays)."""
+    if not isinstance(x, (list, tuple)) or len(x) == 0:
+        return False
+    first = x[0]
+    if not hasattr(first, "__len__"):
+        return False
+    try:
+        shapes = {np.shape(s) for s in x}
+    except ValueError:
+        return True
+    return len(shapes) > 1
+
+
+class _Interrupt:
+    """First Ctrl-C during fit stops after the current batch; a second one raises."""
+
+    def __init__(self):
+        self.requested = False
+        self._old = None
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self._old = signal.getsignal(signal.SIGINT)
+
+            def handler(signum, frame):
+                if self.requested:
+                    raise KeyboardInterrupt
+                self.requested = True
+
+            signal.signal(signal.SIGINT, handler)
+        return self
+
+    def __exit__(self, *exc):
+        if self._old is not None:
+            signal.signal(signal.SIGINT, self._old)
+        return False
+
+
+class Model:
+    """Base class holding compile/fit/evaluate/predict. See :class:`rnnkit.Sequential`."""
+
+    def __init__(self, name=None):
+        self.name = name or "model"
+        self.optimizer = None
+        self.loss = None
+        self.metrics = []
+        self.compiled = False
+        self.stop_training = False
+        self.history = None
+        self.terminated_on_nan = None
+        self._current_epoch = 0
+        self._epochs_done = 0
+        self.preprocessing = {}  # JSON-able extras saved with the model (scalers, vocab, labels)
+
+    # -- to be provided by subclasses -----------------------------------------------------
+    layers: list
+
+    def forward(self, x, training=False):
+        raise NotImplementedError  # abstract
+
+    def backward(self, dy, wrt_logits=False):
+        raise NotImplementedError  # abstract
+
+    # -- weights -------------------------------------------------------------------------------
+    def _trainable(self):
+        params, grads = [], []
+        for layer in self.layers:
+            if layer.trainable:
+                for n in layer.params:
+                    params.append(layer.params[n])
+                    grads.append(layer.grads[n])
+        return params, grads
+
+    @property
+    def weights(self):
+        return [w for layer in self.layers for w in layer.weights]
+
+    @property
+    def trainable_weights(self):
+        return self._trainable()[0]
+
+    def get_weights(self):
+        """Copies of every layer's weights, in Keras order."""
+        return [w for layer in self.layers for w in layer.get_weights()]
+
+    def set_weights(self, weights):
+        """Set all weights from a flat list in Keras order (as returned by get_weights)."""
+        weights = list(weights)
+        need = sum(len(layer.params) for layer in self.layers)
+        if len(weights) != need:
+            raise ValueError(
+                f"set_weights: model {self.name!r} has {need} weight arrays, got {len(weights)}."
+            )
+        i = 0
+        for layer in self.layers:
+            k = len(layer.params)
+            if k:
+                layer.set_weights(weights[i:i + k])
+            i += k
+
+    def count_params(self) -> int:
+        return sum(layer.count_params() for layer in self.layers)
+
+    def regularization_loss(self) -> float:
+        return sum(layer.regularization_loss() for layer in self.layers)
+
+    # -- compile ---------------------------------------------------------------------------------
+    def compile(self, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None,
+                weighted_metrics=None):
+        """Configure training: optimizer, loss and metrics (names or objects), as in Keras."""
+        if loss is None:
+            raise ValueError(
+                "compile needs a loss, e.g. loss='categorical_crossentropy' or loss='mse'. "
+                f"Valid names: {sorted(_losses._REGISTRY)}."
+            )
+        self.optimizer = _opt.get(optimizer)
+        self.loss = _losses.get(loss)
+        if metrics is not None and not isinstance(metrics, (list, tuple)):
+            metrics = [metrics]
+        self.metrics = [_metrics.get(m, self.loss) for m in (metrics or [])]
+        self.compiled = True
+
+    def _check_compiled(self, what):
+        if not self.compiled:
+            raise RuntimeError(
+                f"You must compile the model before {what}: model.compile(optimizer='adam', "
+                "loss='mse')."
+            )
+
+    # -- data ------------------------------------------------------------------------------------
+    def _prepare_x(self, x):
+        """Arrays as they are; a ragged list of sequences is padded and masked."""
+        from ..utils import pad_ragged  # local import to avoid a cycle
+        if _is_ragged(x):
+            return pad_ragged(x, self._float_dtype())
+        return x, None
+
+    def _float_dtype(self):
+        for layer in self.layers:
+            if layer.params:
+                return layer.dtype
+        return _backend.floatx()
+
+    def _validate_xy(self, x, y, sample_weight=None):
+        n = len(x)
+        if y is not None:
+            yl = len(y) if not isinstance(y, np.ndarray) or y.ndim else 0
+            if yl != n:
+                raise ValueError(
+                    f"x and y must contain the same number of samples, got x with {n} and y "
+                    f"with {yl}."
+                )
+            ya = np.asarray(y)
+            if ya.dtype.kind in "f" and not np.all(np.isfinite(ya)):
+                bad = np.argwhere(~np.isfinite(ya))[0]
+                raise ValueError(
+                    f"y contains NaN or Inf (first at index {tuple(int(i) for i in bad)}). "
+                    "Clean the targets before training."
+                )
+        if sample_weight is not None and len(sample_weight) != n:
+            raise ValueError(
+                f"sample_weight must have one entry per sample ({n}), got {len(sample_weight)}."
+            )
+        if n == 0:
+            raise ValueError("x is empty (0 samples); pass at least one sample.")
+
+    def _class_weights(self, y, class_weight):
+        y = np.asarray(y)
+        labels = y.argmax(-1) if (y.ndim >= 2 and y.shape[-1] > 1) else y.reshape(
+            y.shape[:1] + (-1,))[:, 0] if y.ndim > 1 and y.shape[-1] == 1 else y
+        labels = np.asarray(labels).astype(np.int64)
+        w = np.ones(labels.shape, dtype=np.float64)
+        for c, cw in class_weight.items():
+            w[labels == int(c)] = cw
+        return w
+
+    def _batches(self, n, batch_size, shuffle):
+        idx = _backend.rng().permutation(n) if shuffle else np.arange(n)
+        for start in range(0, n, batch_size):
+            yield idx[start:start + batch_size]
+
+    # -- single steps ------------------------------------------------------------------------
+    def _loss_and_grad(self, x, y, sample_weight, mask_in):
+        y_pred, mask = self.forward(x, training=True, mask=mask_in)
+        if mask is not None and y_pred.ndim != 3:
+            mask = None
+        loss = self.loss(y, y_pred, sample_weight, mask) + self.regularization_loss()
+        fuse = (self.loss.fused_activation is not None
+                and self._final_activation() == self.loss.fused_activation)
+        if fuse:
+            dy = self.loss.gradient_logits(y, y_pred, sample_weight, mask)
+        else:
+            dy = self.loss.gradient(y, y_pred, sample_weight, mask)
+        self.backward(dy.astype(y_pred.dtype, copy=False), wrt_logits=fuse)
+        for layer in self.layers:
+            layer.add_regularization_grads()
+        return loss, y_pred, mask
+
+    def _final_activation(self):
+        last = self.layers[-1] if self.layers else None
+        if not getattr(last, "fusable_activation", False):
+            return None
+        return last.activation.name
+
+    def _train_step(self, x, y, sample_weight=None, mask_in=None):
+        loss, y_pred, mask = self._loss_and_grad(x, y, sample_weight, mask_in)
+        params, grads = self._trainable()
+        if math.isfinite(loss):
+            self.optimizer.apply(params, grads)
+        for m in self.metrics:
+            m.update(y, y_pred, sample_weight, mask)
+        return loss
+
+    def train_on_batch(self, x, y, sample_weight=None, class_weight=None, return_dict=False):
+        """One gradient update on one batch. Returns the loss (and metrics)."""
+        self._check_compiled("training")
+        x, mask_in = self._prepare_x(x)
+        self._validate_xy(x, y, sample_weight)
+        if class_weight is not None:
+            cw = self._class_weights(y, class_weight)
+            sample_weight = cw if sample_weight is None else np.asarray(sample_weight) * cw
+        for m in self.metrics:
+            m.reset()
+        loss = self._train_step(x, y, sample_weight, mask_in)
+        return self._step_result(loss, return_dict)
+
+    def test_on_batch(self, x, y, sample_weight=None, return_dict=False):
+        """Loss (and metrics) on one batch, no update."""
+        self._check_compiled("evaluation")
+        x, mask_in = self._prepare_x(x)
+        self._validate_xy(x, y, sample_weight)
+        for m in self.metrics:
+            m.reset()
+        y_pred, mask = self.forward(x, training=False, mask=mask_in)
+        if mask is not None and y_pred.ndim != 3:
+            mask = None
+        loss = self.loss(y, y_pred, sample_weight, mask) + self.regularization_loss()
+        for m in self.metrics:
+            m.update(y, y_pred, sample_weight, mask)
+        return self._step_result(loss, return_dict)
+
+    def predict_on_batch(self, x):
+        x, mask_in = self._prepare_x(x)
+        return self.forward(x, training=False, mask=mask_in)[0]
+
+    def _step_result(self, loss, return_dict):
+        res = {"loss": loss, **{m.name: m.result() for m in self.metrics}}
+        if return_dict:
+            return res
+        return loss if not self.metrics else list(res.values())
+
+    # -- fit -------------------------------------------------------------------------------------
+    def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
+            validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
+            sample_weight=None, initial_epoch=0, steps_per_epoch=None):
+        """Train for ``epochs`` passes over the data.
+
+        Args:
+            x: (N, T, F) array (or (N, T) ids for an Embedding model), a list of (T_i, F)
+                arrays of different lengths (padded and masked automatically), or an iterable
+                of ``(x, y)`` / ``(x, y, sample_weight)`` batches (then ``y`` is None).
+            y: targets, shaped like the model output (or integer ids for sparse losses).
+            batch_size: samples per gradient update (default 32).
+            epochs: index of the last epoch (training runs from ``initial_epoch``).
+            verbose: 0 silent, 1 progress bar, 2 one line per epoch ('auto' is 1).
+            callbacks: list of :class:`rnnkit.callbacks.Callback`.
+            validation_split: fraction in [0, 1) of the *last* samples held out for validation.
+            validation_data: ``(x_val, y_val)`` or ``(x_val, y_val, sample_weight_val)``.
+            shuffle: reshuffle the training samples before each epoch.
+            class_weight: dict ``class id -> weight`` multiplied into the sample weights.
+            sample_weight: (N,) per-sample or (N, T) per-time-step weights.
+            initial_epoch: epoch to start from (for resuming).
+            steps_per_epoch: batches per epoch when ``x`` is an iterable of batches.
+
+        Returns:
+            :class:`rnnkit.callbacks.History` with per-epoch logs.
+        """
+        self._check_compiled("training")
+        from .. import _data_adapter as da
+        verbose = 1 if verbose == "auto" else int(verbose)
+        batch_size = 32 if batch_size is None else batch_size
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size <= 0:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
+        if not isinstance(epochs, (int, np.integer)) or epochs < 0:
+            raise ValueError(f"epochs must be a non-negative integer, got {epochs!r}.")
+        if not 0.0 <= validation_split < 1.0:
+            raise ValueError(f"validation_split must be in [0, 1), got {validation_split!r}.")
+        train = da.make_adapter(self, x, y, sample_weight, batch_size, shuffle,
+                                class_weight=class_weight, steps=steps_per_epoch)
+        if validation_split and validation_data is None:
+            train, val = train.split(validation_split)
+        elif validation_data is not None:
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
+                raise ValueError("validation_data must be a tuple (x_val, y_val) or "
+                                 "(x_val, y_val, sample_weight_val).")
+            val = da.make_adapter(self, *validation_data[:2],
+                                  validation_data[2] if len(validation_data) == 3 else None,
+                                  batch_size, False)
+        else:
+            val = None
+
+        history = _cb.History()
+        cbs = list(callbacks or [])
+        cb = _cb.CallbackList(cbs + [history], self,
+                              {"epochs": epochs, "verbose": verbose, "steps": train.num_batches})
+        self.history = history
+        self.stop_training = False
+        self.terminated_on_nan = None
+        cb.on_train_begin()
+        exploding_warned = False
+        with _Interrupt() as interrupt:
+            for epoch in range(initial_epoch, epochs):
+                self._current_epoch = epoch
+                for m in self.metrics:
+                    m.reset()
+                cb.on_epoch_begin(epoch)
+                bar = _Progress(verbose, epoch, epochs, train.num_batches)
+                total, count = 0.0, 0
+                for step, (xb, yb, swb, mb) in enumerate(train):
+                    cb.on_train_batch_begin(step)
+                    loss = self._train_step(xb, yb, swb, mb)
+                    n = len(yb)
+                    total += loss * n
+                    count += n
+                    logs = {"loss": total / count, **{m.name: m.result() for m in self.metrics}}
+                    if not math.isfinite(loss):
+                        logs["loss"] = loss
+                    bar.update(logs)
+                    cb.on_train_batch_end(step, {**logs, "loss": loss if not math.isfinite(loss) else logs["loss"]})
+                    if (not exploding_warned and self.optimizer.last_grad_norm is not None
+                            and self.optimizer.last_grad_norm > 1e3
+                            and not (self.optimizer.clipnorm or self.optimizer.global_clipnorm)):
+                        warnings.warn(
+                            f"Exploding gradients: the global gradient norm reached "
+                            f"{self.optimizer.last_grad_norm:.3g} (epoch {epoch + 1}, batch {step}). "
+                            "Set clipnorm=1.0 (or global_clipnorm) in the optimizer, lower the "
+                            "learning rate, or use an LSTM/GRU.", RuntimeWarning, stacklevel=2)
+                        exploding_warned = True
+                    if self.stop_training or interrupt.requested:
+                        break
+                if interrupt.requested:
+                    bar.close(logs if count else {})
+                    print(f"\nTraining interrupted (Ctrl-C) in epoch {epoch + 1} after batch "
+                          f"{step}: the model holds the weights after that batch.")
+                    break
+                if val is not None and not self.stop_training:
+                    vlogs = self._evaluate_adapter(val)
+                    logs.update({f"val_{k}": v for k, v in vlogs.items()})
+                bar.close(logs)
+                cb.on_epoch_end(epoch, logs)
+                self._epochs_done = epoch + 1
+                if self.stop_training:
+                    break
+        cb.on_train_end()
+        return history
+
+    def _evaluate_adapter(self, data):
+        for m in self.metrics:
+            m.reset()
+        total, count = 0.0, 0
+        for xb, yb, swb, mb in data:
+            y_pred, mask = self.forward(xb, training=False, mask=mb)
+            if mask is not None and y_pred.ndim != 3:
+                mask = None
+            loss = self.loss(yb, y_pred, swb, mask)
+            total += loss * len(yb)
+            count += len(yb)
+            for m in self.metrics:
+                m.update(yb, y_pred, swb, mask)
+        reg = self.regularization_loss()
+        return {"loss": total / max(count, 1) + reg, **{m.name: m.result() for m in self.metrics}}
+
+    def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None,
+                 return_dict=False):
+        """Loss and metrics on data (no update). Returns a float, a list, or a dict."""
+        self._check_compiled("evaluation")
+        from .. import _data_adapter as da
+        data = da.make_adapter(self, x, y, sample_weight, batch_size or 32, False)
+        res = self._evaluate_adapter(data)
+        if verbose not in (0, "auto"):
+            print(" - ".join(f"{k}: {v:.4f}" for k, v in res.items()))
+        if return_dict:
+            return res
+        return res["loss"] if not self.metrics else list(res.values())
+
+    def predict(self, x, batch_size=None, verbose="auto"):
+        """Model outputs for ``x`` (array, ragged list of sequences, or iterable of batches)."""
+        from .. import _data_adapter as da
+        data = da.make_adapter(self, x, None, None, batch_size or 32, False)
+        outs = [self.forward(xb, training=False, mask=mb)[0] for xb, _, _, mb in data]
+        if not outs:
+            raise ValueError("predict got no data (0 samples).")
+        return np.concatenate(outs, axis=0)
+
+    def __call__(self, x, training=False):
+        x, mask = self._prepare_x(x)
+        return self.forward(x, training=training, mask=mask)[0]
+
+
+class _Progress:
+    """Keras-like progress: a tqdm bar per epoch (verbose=1) or one line per epoch (2)."""
+
+    def __init__(self, verbose, epoch, epochs, steps):
+        self.verbose, self.epoch, self.epochs = verbose, epoch, epochs
+        self.t0 = time.perf_counter()
+        self.bar = None
+        if verbose == 1:
+            from tqdm.auto import tqdm
+            self.bar = tqdm(total=steps, desc=f"Epoch {epoch + 1}/{epochs}", unit="step",
+                            leave=True, dynamic_ncols=True, mininterval=0.2)
+
+    @staticmethod
+    def fmt(logs):
+        return " - ".join(f"{k}: {v:.4f}" for k, v in logs.items()
+                          if isinstance(v, (int, float, np.floating)))
+
+    def update(self, logs):
+        if self.bar is not None:
+            self.bar.update(1)
+            self.bar.set_postfix_str(self.fmt(logs), refresh=False)
+
+    def close(self, logs):
+        if self.bar is not None:
+            self.bar.set_postfix_str(self.fmt(logs), refresh=True)
+            self.bar.close()
+            self.bar = None
+        elif self.verbose == 2:
+            dt = time.perf_counter() - self.t0
+            print(f"Epoch {self.epoch + 1}/{self.epochs} - {dt:.1f}s - {self.fmt(logs)}", flush=True)
