@@ -143,6 +143,12 @@ class Layer:
         """Build on first use, then run :meth:`forward` (inference mode unless training=True)."""
         x0 = inputs[0] if isinstance(inputs, (list, tuple)) else inputs
         x0 = np.asarray(x0)
+        if x0.dtype.kind == "f" and x0.size and not np.isfinite(x0).all():
+            bad = np.argwhere(~np.isfinite(x0))[0]
+            raise ValueError(
+                f"Input to layer {self.name!r} contains NaN or Inf (first at index "
+                f"{tuple(int(i) for i in bad)}). Clean or impute the data first."
+            )
         self.maybe_build(x0.shape)
         return self.forward(inputs, training=training, mask=mask, **kwargs)
 
@@ -174,8 +180,11 @@ class Layer:
         return f"<{type(self).__name__} name={self.name!r} built={self.built}>"
 
 
-def as_float_array(x, name, dtype):
-    """Convert ``x`` to a float array of ``dtype``, rejecting non-numeric and non-finite data."""
+def as_float_array(x, name, dtype, check_finite=False):
+    """Convert ``x`` to a float array of ``dtype``, rejecting non-numeric (and, if asked,
+    non-finite) data. Finiteness is checked where user data enters (``Layer.__call__`` and the
+    model's data adapter), not between layers, so NaN weights are reported as a training fault
+    rather than as bad data."""
     if isinstance(x, np.ndarray) and x.dtype == dtype:
         arr = x
     else:
@@ -193,7 +202,7 @@ def as_float_array(x, name, dtype):
                 "rnnkit.utils.pad_sequences."
             )
         arr = arr.astype(dtype)
-    if arr.size and not np.isfinite(arr).all():
+    if check_finite and arr.size and not np.isfinite(arr).all():
         bad = np.argwhere(~np.isfinite(arr))[0]
         raise ValueError(
             f"{name} contains NaN or Inf (first at index {tuple(int(i) for i in bad)}). "
