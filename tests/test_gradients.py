@@ -2,10 +2,10 @@
 
 import numpy as np
 import pytest
+from gradcheck import assert_close_grad, numerical_grad
 
 import rnnkit
 from rnnkit import layers, losses
-from gradcheck import assert_close_grad, numerical_grad
 
 RNG = np.random.default_rng(0)
 

@@ -5,8 +5,17 @@
 >>> model.compile(optimizer="adam", loss="mse")
 """
 
-from . import activations, callbacks, initializers, layers, losses, metrics, optimizers, \
-    regularizers, utils
+from . import (
+    activations,
+    callbacks,
+    initializers,
+    layers,
+    losses,
+    metrics,
+    optimizers,
+    regularizers,
+    utils,
+)
 from ._backend import floatx, set_floatx
 from .models import Model, Sequential
 from .saving import RnnkitFileError, load_model
