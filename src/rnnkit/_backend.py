@@ -55,9 +55,48 @@ def get_rng_state() -> dict:
     return _RNG.bit_generator.state
 
 
-def set_rng_state(state: dict) -> None:
-    """Restore the global generator's state returned by :func:`get_rng_state`."""
+#: Bit generators whose state may be restored from a file (looked up by name in this list only).
+_BIT_GENERATORS = ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64")
+
+
+def generator_from_state(state) -> np.random.Generator:
+    """Return a new ``Generator`` in ``state`` (a ``bit_generator.state`` dict).
+
+    The state may come from an untrusted file: only the NumPy bit generators listed in
+    ``_BIT_GENERATORS`` are accepted and a malformed state raises ValueError.
+
+    Args:
+        state: dict with ``'bit_generator'`` (e.g. ``'PCG64'``) and that generator's fields.
+
+    Raises:
+        ValueError: unknown bit generator or malformed state.
+    """
+    kind = state.get("bit_generator") if isinstance(state, dict) else None
+    if kind not in _BIT_GENERATORS:
+        raise ValueError(
+            f"a random-generator state must be a dict naming one of {list(_BIT_GENERATORS)} "
+            f"as 'bit_generator', got {kind!r}."
+        )
+    bg = getattr(np.random, kind)()
+    try:
+        bg.state = state
+    except (TypeError, ValueError, KeyError, OverflowError, AttributeError) as e:
+        raise ValueError(f"malformed {kind} state ({type(e).__name__}: {e}).") from None
+    return np.random.Generator(bg)
+
+
+def set_rng(generator: np.random.Generator) -> None:
+    """Make ``generator`` rnnkit's global random generator."""
     global _RNG
-    bg = getattr(np.random, state["bit_generator"])()
-    bg.state = state
-    _RNG = np.random.Generator(bg)
+    if not isinstance(generator, np.random.Generator):
+        raise TypeError(f"expected a numpy.random.Generator, got {type(generator).__name__}.")
+    _RNG = generator
+
+
+def set_rng_state(state: dict) -> None:
+    """Restore the global generator's state returned by :func:`get_rng_state`.
+
+    Raises:
+        ValueError: the state is malformed or names an unsupported bit generator.
+    """
+    set_rng(generator_from_state(state))

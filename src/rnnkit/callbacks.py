@@ -16,6 +16,14 @@ import numpy as np
 
 
 class Callback:
+    """Base class: override any ``on_*`` hook; ``self.model`` is the model being trained.
+
+    Example:
+        >>> class Print(Callback):
+        ...     def on_epoch_end(self, epoch, logs=None):
+        ...         print(epoch, logs["loss"])
+    """
+
     def __init__(self):
         self.model = None
         self.params = {}
@@ -39,7 +47,7 @@ class Callback:
 
 
 class CallbackList:
-    """Dispatches every event to each callback in order."""
+    """Dispatches every event to each callback in order (``cbs.on_epoch_end(epoch, logs)``)."""
 
     def __init__(self, callbacks, model, params):
         self.callbacks = list(callbacks or [])
@@ -150,8 +158,21 @@ class EarlyStopping(_Monitoring):
 class ModelCheckpoint(_Monitoring):
     """Save the model (or its weights) after every epoch, or only when ``monitor`` improves.
 
-    ``filepath`` may contain ``{epoch}`` and log keys, e.g. ``"ckpt-{epoch:02d}.rnnkit"``.
-    Files are written atomically (a partial file never appears at ``filepath``).
+    Files are written atomically: a process killed mid-write leaves the previous complete
+    file (or none) at the path, never a partial one. A full-model checkpoint records the
+    epochs done, the optimizer state and the random state, so training resumes exactly with
+    ``rnnkit.load_model(path, restore_random_state=True)`` and
+    ``fit(..., initial_epoch=<epochs done>)`` (see docs/files.md).
+
+    Args:
+        filepath: target path; may contain ``{epoch}`` and log keys, e.g.
+            ``"ckpt-{epoch:02d}-{val_loss:.3f}.rnnkit"``.
+        monitor: log key compared when ``save_best_only``.
+        verbose: 1 prints a line when a better model is saved.
+        save_best_only: save only when ``monitor`` improved.
+        save_weights_only: write ``model.save_weights`` files instead of full models.
+        mode: 'auto', 'min' or 'max'.
+        save_freq: only 'epoch' is supported.
     """
 
     def __init__(self, filepath, monitor="val_loss", verbose=0, save_best_only=False,
@@ -174,6 +195,9 @@ class ModelCheckpoint(_Monitoring):
                 print(f"Epoch {epoch + 1}: {self.monitor} improved from {self.best} to "
                       f"{current}, saving model to {path}")
             self.best = current
+        # fit() counts the epoch as done only after the callbacks ran; the checkpoint must
+        # already record it, so that resuming from it starts at the next epoch.
+        self.model._epochs_done = max(self.model._epochs_done, epoch + 1)
         if self.save_weights_only:
             self.model.save_weights(path)
         else:
