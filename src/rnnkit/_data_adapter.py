@@ -106,6 +106,29 @@ class IterableAdapter:
             yield self._unpack(item)
 
 
+def combine_weights(sample_weight, class_weights):
+    """Multiply per-sample (N,) or per-step (N, T) weights; the lower-rank one broadcasts.
+
+    Args:
+        sample_weight: None, (N,) or (N, T).
+        class_weights: (N,) or (N, T) weights from ``class_weight``.
+
+    Returns:
+        (N,) or (N, T) float64 weights.
+    """
+    cw = np.asarray(class_weights, dtype=np.float64)
+    if sample_weight is None:
+        return cw
+    sw = np.asarray(sample_weight, dtype=np.float64)
+    if sw.shape[:1] != cw.shape[:1]:
+        raise ValueError(f"sample_weight has {sw.shape[0]} rows but y has {cw.shape[0]} samples.")
+    if sw.ndim < cw.ndim:
+        sw = sw.reshape(sw.shape + (1,) * (cw.ndim - sw.ndim))
+    elif cw.ndim < sw.ndim:
+        cw = cw.reshape(cw.shape + (1,) * (sw.ndim - cw.ndim))
+    return sw * cw
+
+
 def make_adapter(model, x, y, sample_weight, batch_size, shuffle, class_weight=None, steps=None):
     """Return an adapter iterating over ``(x, y, sample_weight, mask)`` batches."""
     from .models.model import _is_array_like, _is_ragged
@@ -143,7 +166,5 @@ def make_adapter(model, x, y, sample_weight, batch_size, shuffle, class_weight=N
         sample_weight = np.asarray(sample_weight, dtype=np.float64)
     model._validate_xy(x, y, sample_weight)
     if class_weight is not None and y is not None:
-        cw = model._class_weights(y, class_weight)
-        sample_weight = cw if sample_weight is None else sample_weight * cw.reshape(
-            cw.shape + (1,) * (sample_weight.ndim - cw.ndim))
+        sample_weight = combine_weights(sample_weight, model._class_weights(y, class_weight))
     return ArrayAdapter(x, y, sample_weight, mask, batch_size, shuffle)

@@ -47,7 +47,11 @@ def pad_ragged(sequences, dtype="float32"):
     lengths = [len(s) for s in seqs]
     if min(lengths) == 0:
         i = lengths.index(0)
-        raise ValueError(f"Sequence {i} has length 0; every sequence needs at least one step.")
+        raise ValueError(
+            f"Sequence {i} has length 0; every sequence needs at least one step. Drop empty "
+            "sequences, or pad them yourself (rnnkit.utils.pad_sequences) and add a Masking "
+            "layer, which turns an empty sequence into a fully masked row."
+        )
     kinds = {s.dtype.kind for s in seqs}
     if kinds - set("biuf"):
         raise TypeError(f"Sequences must hold numbers, got dtypes {sorted(str(s.dtype) for s in seqs)[:3]}.")

@@ -3,6 +3,7 @@
 from .base import Layer
 from .core import Activation, Dense, Dropout, Embedding, Flatten, Input, InputLayer, Masking
 from .recurrent import GRU, LSTM, RNNBase, SimpleRNN
+from .wrappers import Bidirectional, TimeDistributed
 
 _CUSTOM: dict[str, type] = {}
 
@@ -51,5 +52,6 @@ def deserialize(spec, custom_objects=None):
 
 __all__ = [
     "Layer", "RNNBase", "Input", "InputLayer", "Dense", "Embedding", "Dropout", "Activation",
-    "Flatten", "Masking", "SimpleRNN", "LSTM", "GRU", "register_layer", "deserialize",
+    "Flatten", "Masking", "SimpleRNN", "LSTM", "GRU", "Bidirectional", "TimeDistributed",
+    "register_layer", "deserialize",
 ]

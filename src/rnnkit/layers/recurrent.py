@@ -65,6 +65,7 @@ class RNNBase(Layer):
         self.go_backwards = bool(go_backwards)
         self.stateful = bool(stateful)
         self.states = None  # carried states when stateful
+        self._carry = False  # set by truncated BPTT: carry states between windows of a batch
         self.cell = self._make_cell()
         self._cache = None
 
@@ -148,12 +149,13 @@ class RNNBase(Layer):
                     )
                 out.append(s)
             return tuple(out)
-        if self.stateful and self.states is not None:
+        if (self.stateful or self._carry) and self.states is not None:
             if self.states[0].shape[0] != B:
                 raise ValueError(
                     f"Stateful layer {self.name!r} carries states for batch size "
                     f"{self.states[0].shape[0]}, got a batch of {B}. Feed batches of the same "
-                    "size, or call reset_states() first."
+                    "size (fit with shuffle=False and a batch_size that divides the number of "
+                    "samples), or call reset_states() first."
                 )
             return tuple(self.states)
         return tuple(np.zeros((B, H), self.dtype) for _ in range(self.n_states))
@@ -185,13 +187,7 @@ class RNNBase(Layer):
         has_init = initial_state is not None
         states0 = self._initial_states(B, initial_state)
         if mask is not None:
-            mask = np.asarray(mask)
-            if mask.shape != (B, T):
-                raise ValueError(
-                    f"Layer {self.name!r}: mask must have shape (batch, timesteps) = {(B, T)}, "
-                    f"got {mask.shape}."
-                )
-            mask = mask.astype(bool)
+            mask = _check_mask(mask, B, T, self.name)
         xt = x.transpose(1, 0, 2)                                   # (T, B, F)
         mt = None if mask is None else np.ascontiguousarray(mask.T)
         if self.go_backwards:
@@ -210,7 +206,7 @@ class RNNBase(Layer):
         if b_in is not None:
             xw += b_in
         hs, states, kcache = kernels.forward_sequence(self.cell, xw, states0, U, b_rec, mt, rdp)
-        if self.stateful:
+        if self.stateful or self._carry:
             self.states = tuple(s.copy() for s in states)
         self._cache = (xt, mt, dp, rdp, kcache, has_init)
         out = np.ascontiguousarray(hs.transpose(1, 0, 2)) if self.return_sequences else states[0]
@@ -276,14 +272,98 @@ class RNNBase(Layer):
         return out
 
     def reset_states(self, rows=None):
-        """Zero the carried states of a stateful layer (all rows, or only ``rows``)."""
+        """Zero the carried states of a stateful layer.
+
+        Args:
+            rows: None to forget the states of every row (the next batch starts from zeros and
+                may have any batch size), or an int / list of row indices (e.g. the streams
+                that ended) to zero only those rows.
+        """
         if self.states is None:
             return
         if rows is None:
             self.states = None
             return
+        idx = _check_rows(rows, self.states[0].shape[0], self.name)
         for s in self.states:
-            s[np.asarray(rows)] = 0
+            s[idx] = 0
+
+    # -- streaming ----------------------------------------------------------------------
+    def step(self, x, states=None, mask=None):
+        """Advance the layer by one time step (or a chunk of steps) from given states.
+
+        A functional, cache-free forward pass for streaming and inference: nothing is stored
+        on the layer (``stateful`` is ignored), no dropout is applied. Feeding a sequence in
+        pieces and passing the returned states back in gives exactly what one call on the
+        whole sequence gives.
+
+        Args:
+            x: (B, F) one time step, or (B, k, F) a chunk of k steps.
+            states: tuple of (B, units) arrays (h, or h and c for LSTM), or None for zeros.
+            mask: (B,) bool for one step, (B, k) for a chunk, or None. Masked steps carry
+                state and output unchanged.
+
+        Returns:
+            (outputs, states): outputs (B, units) for one step or (B, k, units) for a chunk
+            (the output after every step), and the tuple of new (B, units) states.
+
+        Example:
+            >>> import numpy as np, rnnkit
+            >>> lstm = rnnkit.layers.LSTM(4)
+            >>> _ = lstm(np.zeros((1, 3, 2)))            # build
+            >>> y, s = lstm.step(np.ones((1, 2)))        # first step from zero states
+            >>> y, s = lstm.step(np.ones((1, 2)), s)     # next step
+            >>> y.shape, len(s)
+            ((1, 4), 2)
+        """
+        if not self.built:
+            raise RuntimeError(
+                f"Layer {self.name!r} is not built yet; call it once on data of shape "
+                "(batch, timesteps, features) (or build the model) before step()."
+            )
+        if self.go_backwards:
+            raise ValueError(
+                f"Layer {self.name!r} has go_backwards=True: it reads the sequence from the end, "
+                "so it cannot be fed one step at a time. Process whole sequences instead."
+            )
+        x = x if (isinstance(x, np.ndarray) and x.dtype == self.dtype) else np.asarray(
+            x, dtype=self.dtype)
+        single = x.ndim == 2
+        F = self.params["kernel"].shape[0]
+        if x.ndim not in (2, 3) or x.shape[-1] != F:
+            raise ValueError(
+                f"{type(self).__name__} layer {self.name!r}.step expects one step (batch, {F}) "
+                f"or a chunk (batch, steps, {F}), got shape {x.shape}."
+            )
+        B = x.shape[0]
+        k = 1 if single else x.shape[1]
+        if k == 0:
+            raise ValueError(f"Layer {self.name!r}.step got an empty chunk (0 steps), shape {x.shape}.")
+        states = self._initial_states(B, states) if states is not None else tuple(
+            np.zeros((B, self.units), self.dtype) for _ in range(self.n_states))
+        mt = None
+        if mask is not None:
+            mask = np.asarray(mask)
+            if single and mask.shape == (B,):
+                mask = mask[:, None]
+            mt = np.ascontiguousarray(_check_mask(mask, B, k, self.name).T)    # (k, B)
+        return self._step(x, states, mt)
+
+    def _step(self, x, states, mt):
+        """:meth:`step` without validation: x (B, F) or (B, k, F) of the layer dtype, states a
+        tuple of (B, units) arrays, mt a (k, B) bool mask or None."""
+        W, U = self.params["kernel"], self.params["recurrent_kernel"]
+        b_in, b_rec = self._split_bias()
+        if x.ndim == 2:
+            xw = (x @ W)[None]                                          # (1, B, G)
+        else:
+            k, B, F = x.shape[1], x.shape[0], x.shape[2]
+            xw = (np.ascontiguousarray(x.transpose(1, 0, 2)).reshape(k * B, F) @ W).reshape(k, B, -1)
+        if b_in is not None:
+            xw += b_in
+        hs, new_states, _ = kernels.forward_sequence(self.cell, xw, states, U, b_rec, mt, None)
+        out = hs[0] if x.ndim == 2 else hs.transpose(1, 0, 2)
+        return out, tuple(new_states)
 
     def get_config(self):
         cfg = super().get_config()
@@ -306,6 +386,31 @@ class RNNBase(Layer):
             stateful=self.stateful,
         )
         return cfg
+
+
+def _check_mask(mask, B, T, name):
+    """Validate a (B, T) mask for layer ``name``; returns it as a bool array."""
+    mask = np.asarray(mask)
+    if mask.shape != (B, T):
+        raise ValueError(
+            f"Layer {name!r}: the mask has shape {mask.shape}, but the input has batch size {B} "
+            f"and {T} time steps, so the mask must have shape (batch, timesteps) = {(B, T)}. "
+            "Build the mask from the same padded array you pass as x."
+        )
+    if mask.dtype.kind not in "biuf":
+        raise TypeError(f"Layer {name!r}: the mask must hold booleans, got dtype {mask.dtype}.")
+    return mask.astype(bool)
+
+
+def _check_rows(rows, B, name):
+    """Validate row indices for reset_states; returns an int array."""
+    idx = np.atleast_1d(np.asarray(rows))
+    if idx.dtype.kind not in "iu" or idx.ndim != 1 or (idx.size and (idx.min() < -B or idx.max() >= B)):
+        raise ValueError(
+            f"reset_states(rows=...) of layer {name!r} expects integer row indices in "
+            f"[0, {B}) (the carried batch size), got {rows!r}."
+        )
+    return idx
 
 
 class SimpleRNN(RNNBase):

@@ -25,7 +25,6 @@ from .. import callbacks as _cb
 from .. import losses as _losses
 from .. import metrics as _metrics
 from .. import optimizers as _opt
-from ..layers.base import as_float_array
 
 
 def _is_array_like(x):
@@ -200,14 +199,49 @@ class Model:
             raise ValueError("x is empty (0 samples); pass at least one sample.")
 
     def _class_weights(self, y, class_weight):
+        """Per-sample (N,) or per-time-step (N, T) weights from ``class_weight``.
+
+        Labels are integer ids for a sparse loss (y (N,) or (N, T), optional trailing 1),
+        otherwise one-hot rows (argmax of the last axis) or binary labels (last axis of size 1).
+        """
         y = np.asarray(y)
-        labels = y.argmax(-1) if (y.ndim >= 2 and y.shape[-1] > 1) else y.reshape(
-            y.shape[:1] + (-1,))[:, 0] if y.ndim > 1 and y.shape[-1] == 1 else y
-        labels = np.asarray(labels).astype(np.int64)
+        if not isinstance(class_weight, dict):
+            raise TypeError(f"class_weight must be a dict {{class id: weight}}, got "
+                            f"{type(class_weight).__name__}.")
+        sparse = isinstance(self.loss, _losses.SparseCategoricalCrossentropy)
+        if sparse or y.ndim == 1:
+            labels = y[..., 0] if (y.ndim > 1 and y.shape[-1] == 1) else y
+        elif y.shape[-1] > 1:
+            labels = y.argmax(-1)
+        else:
+            labels = y[..., 0]
+        labels = np.round(np.asarray(labels, dtype=np.float64)).astype(np.int64)
         w = np.ones(labels.shape, dtype=np.float64)
         for c, cw in class_weight.items():
             w[labels == int(c)] = cw
         return w
+
+    # -- recurrent state helpers ---------------------------------------------------------
+    def _recurrent_layers(self):
+        """Every recurrent layer, including those inside wrappers (Bidirectional)."""
+        from ..layers.recurrent import RNNBase
+        out = []
+
+        def walk(layer):
+            if isinstance(layer, RNNBase):
+                out.append(layer)
+            inner = getattr(layer, "_inner_layers", None)
+            if inner is not None:
+                for sub in inner():
+                    walk(sub)
+        for layer in self.layers:
+            walk(layer)
+        return out
+
+    def reset_states(self, rows=None):
+        """Reset the carried states of every stateful layer (all rows, or only ``rows``)."""
+        for layer in self._recurrent_layers():
+            layer.reset_states(rows)
 
     def _batches(self, n, batch_size, shuffle):
         idx = _backend.rng().permutation(n) if shuffle else np.arange(n)
@@ -252,8 +286,8 @@ class Model:
         x, mask_in = self._prepare_x(x)
         self._validate_xy(x, y, sample_weight)
         if class_weight is not None:
-            cw = self._class_weights(y, class_weight)
-            sample_weight = cw if sample_weight is None else np.asarray(sample_weight) * cw
+            from .._data_adapter import combine_weights
+            sample_weight = combine_weights(sample_weight, self._class_weights(y, class_weight))
         for m in self.metrics:
             m.reset()
         loss = self._train_step(x, y, sample_weight, mask_in)
@@ -287,7 +321,7 @@ class Model:
     # -- fit -------------------------------------------------------------------------------------
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
             validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
-            sample_weight=None, initial_epoch=0, steps_per_epoch=None):
+            sample_weight=None, initial_epoch=0, steps_per_epoch=None, tbptt=None):
         """Train for ``epochs`` passes over the data.
 
         Args:
@@ -306,6 +340,13 @@ class Model:
             sample_weight: (N,) per-sample or (N, T) per-time-step weights.
             initial_epoch: epoch to start from (for resuming).
             steps_per_epoch: batches per epoch when ``x`` is an iterable of batches.
+            tbptt: truncated backpropagation through time, an int k (rnnkit extension, not in
+                Keras). Each batch's sequences are cut into windows of k steps; the recurrent
+                states are carried from one window to the next (as constants: no gradient
+                crosses a window boundary) and the weights are updated after every window.
+                Needs per-time-step targets (a model whose output is (B, T, ...)). Memory
+                grows with k instead of T. Validation also runs window by window. See
+                docs/sequences.md.
 
         Returns:
             :class:`rnnkit.callbacks.History` with per-epoch logs.
@@ -320,6 +361,7 @@ class Model:
             raise ValueError(f"epochs must be a non-negative integer, got {epochs!r}.")
         if not 0.0 <= validation_split < 1.0:
             raise ValueError(f"validation_split must be in [0, 1), got {validation_split!r}.")
+        tbptt = self._check_tbptt(tbptt, training=True)
         train = da.make_adapter(self, x, y, sample_weight, batch_size, shuffle,
                                 class_weight=class_weight, steps=steps_per_epoch)
         if validation_split and validation_data is None:
@@ -353,7 +395,10 @@ class Model:
                 total, count = 0.0, 0
                 for step, (xb, yb, swb, mb) in enumerate(train):
                     cb.on_train_batch_begin(step)
-                    loss = self._train_step(xb, yb, swb, mb)
+                    if tbptt is None:
+                        loss = self._train_step(xb, yb, swb, mb)
+                    else:
+                        loss = self._train_tbptt(xb, yb, swb, mb, tbptt)
                     n = len(yb)
                     total += loss * n
                     count += n
@@ -379,7 +424,7 @@ class Model:
                           f"{step}: the model holds the weights after that batch.")
                     break
                 if val is not None and not self.stop_training:
-                    vlogs = self._evaluate_adapter(val)
+                    vlogs = self._evaluate_adapter(val, tbptt)
                     logs.update({f"val_{k}": v for k, v in vlogs.items()})
                 bar.close(logs)
                 cb.on_epoch_end(epoch, logs)
@@ -389,43 +434,153 @@ class Model:
         cb.on_train_end()
         return history
 
-    def _evaluate_adapter(self, data):
+    def _evaluate_adapter(self, data, tbptt=None):
         for m in self.metrics:
             m.reset()
         total, count = 0.0, 0
         for xb, yb, swb, mb in data:
-            y_pred, mask = self.forward(xb, training=False, mask=mb)
-            if mask is not None and y_pred.ndim != 3:
-                mask = None
-            loss = self.loss(yb, y_pred, swb, mask)
+            if tbptt is None:
+                y_pred, mask = self.forward(xb, training=False, mask=mb)
+                pieces = [(yb, swb, y_pred, mask, 1.0)]
+            else:
+                pieces = self._windowed_forward(xb, yb, swb, mb, tbptt)
+            loss = 0.0
+            for yw, sww, y_pred, mask, frac in pieces:
+                if mask is not None and y_pred.ndim != 3:
+                    mask = None
+                loss += frac * self.loss(yw, y_pred, sww, mask)
+                for m in self.metrics:
+                    m.update(yw, y_pred, sww, mask)
             total += loss * len(yb)
             count += len(yb)
-            for m in self.metrics:
-                m.update(yb, y_pred, swb, mask)
         reg = self.regularization_loss()
         return {"loss": total / max(count, 1) + reg, **{m.name: m.result() for m in self.metrics}}
 
     def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None,
-                 return_dict=False):
-        """Loss and metrics on data (no update). Returns a float, a list, or a dict."""
+                 return_dict=False, tbptt=None):
+        """Loss and metrics on data (no update). Returns a float, a list, or a dict.
+
+        ``tbptt=k`` runs each batch window by window (k steps, states carried), so memory
+        grows with k rather than with the sequence length; the numbers are the same.
+        """
         self._check_compiled("evaluation")
         from .. import _data_adapter as da
+        tbptt = self._check_tbptt(tbptt)
         data = da.make_adapter(self, x, y, sample_weight, batch_size or 32, False)
-        res = self._evaluate_adapter(data)
+        res = self._evaluate_adapter(data, tbptt)
         if verbose not in (0, "auto"):
             print(" - ".join(f"{k}: {v:.4f}" for k, v in res.items()))
         if return_dict:
             return res
         return res["loss"] if not self.metrics else list(res.values())
 
-    def predict(self, x, batch_size=None, verbose="auto"):
-        """Model outputs for ``x`` (array, ragged list of sequences, or iterable of batches)."""
+    def predict(self, x, batch_size=None, verbose="auto", tbptt=None):
+        """Model outputs for ``x`` (array, ragged list of sequences, or iterable of batches).
+
+        ``tbptt=k`` runs each batch window by window (k steps, states carried): per-time-step
+        outputs are joined along the time axis, a final-step output (B, ...) is the last
+        window's. The result equals a whole-sequence pass; memory grows with k only.
+        """
         from .. import _data_adapter as da
+        tbptt = self._check_tbptt(tbptt)
         data = da.make_adapter(self, x, None, None, batch_size or 32, False)
-        outs = [self.forward(xb, training=False, mask=mb)[0] for xb, _, _, mb in data]
+        outs = []
+        for xb, _, _, mb in data:
+            if tbptt is None:
+                outs.append(self.forward(xb, training=False, mask=mb)[0])
+                continue
+            preds = [p[2] for p in self._windowed_forward(xb, None, None, mb, tbptt)]
+            outs.append(np.concatenate(preds, axis=1) if preds[-1].ndim == 3 else preds[-1])
         if not outs:
             raise ValueError("predict got no data (0 samples).")
         return np.concatenate(outs, axis=0)
+
+    # -- truncated BPTT ------------------------------------------------------------------------
+    def _check_tbptt(self, tbptt, training=False):
+        if tbptt is None:
+            return None
+        if isinstance(tbptt, bool) or not isinstance(tbptt, (int, np.integer)) or tbptt <= 0:
+            raise ValueError(
+                f"tbptt must be a positive integer (the window length in time steps), got "
+                f"{tbptt!r}. Use tbptt=None to backpropagate through whole sequences."
+            )
+        rnns = self._recurrent_layers()
+        if not rnns:
+            raise ValueError("tbptt needs a model with a recurrent layer (SimpleRNN, LSTM, GRU).")
+        back = [r.name for r in rnns if r.go_backwards]
+        if back:
+            raise ValueError(
+                f"tbptt cannot be used with layers that read sequences backwards ({back}, e.g. "
+                "inside Bidirectional): their state at a window boundary depends on the future. "
+                "Train without tbptt, or use forward-only recurrent layers."
+            )
+        return int(tbptt)
+
+    def _windows(self, x, y, sample_weight, mask, k, training):
+        """Yield ``(x_w, y_w, sw_w, mask_w, frac)`` for windows of k steps along axis 1."""
+        x = np.asarray(x) if not isinstance(x, np.ndarray) else x
+        if x.ndim < 2:
+            raise ValueError(f"tbptt needs sequences shaped (batch, timesteps, ...), got {x.shape}.")
+        T = x.shape[1]
+        if training:
+            ya = np.asarray(y)
+            if ya.ndim < 2 or ya.shape[1] != T:
+                raise ValueError(
+                    f"tbptt needs per-time-step targets: y must have shape (batch, {T}, ...) like "
+                    f"x (timesteps={T}), got y with shape {ya.shape}. Use a model whose last "
+                    "recurrent layer has return_sequences=True, or train without tbptt."
+                )
+            y = ya
+        sw = None if sample_weight is None else np.asarray(sample_weight)
+        for start in range(0, T, k):
+            sl = slice(start, min(start + k, T))
+            yield (x[:, sl], None if y is None else (y[:, sl] if y.ndim >= 2 and y.shape[1] == T
+                                                     else y),
+                   None if sw is None else (sw[:, sl] if sw.ndim == 2 else sw),
+                   None if mask is None else mask[:, sl], (sl.stop - sl.start) / T)
+
+    class _Carry:
+        """Within one batch, recurrent layers carry their final states to the next window."""
+
+        def __init__(self, layers):
+            self.layers = layers
+
+        def __enter__(self):
+            for layer in self.layers:
+                if not layer.stateful:
+                    layer.states = None
+                layer._carry = True
+            return self
+
+        def __exit__(self, *exc):
+            for layer in self.layers:
+                layer._carry = False
+                if not layer.stateful:
+                    layer.states = None
+            return False
+
+    def _train_tbptt(self, x, y, sample_weight, mask, k):
+        """One batch with truncated BPTT: a gradient update per window of k steps.
+
+        Returns the batch loss: the window losses weighted by window length.
+        """
+        loss = 0.0
+        with self._Carry(self._recurrent_layers()):
+            for xw, yw, sww, mw, frac in self._windows(x, y, sample_weight, mask, k, True):
+                loss += frac * self._train_step(xw, yw, sww, mw)
+        return loss
+
+    def _windowed_forward(self, x, y, sample_weight, mask, k):
+        """Inference window by window; returns ``[(y_w, sw_w, y_pred_w, mask_w, frac)]``."""
+        out = []
+        with self._Carry(self._recurrent_layers()):
+            for xw, yw, sww, mw, frac in self._windows(x, y, sample_weight, mask, k, False):
+                y_pred, m = self.forward(xw, training=False, mask=mw)
+                out.append((yw, sww, y_pred, m, frac))
+        if out and out[-1][2].ndim != 3 and len(out) > 1:  # a final-step output: last window only
+            yw, sww, y_pred, m, _ = out[-1]
+            out = [(y, sample_weight, y_pred, m, 1.0)]
+        return out
 
     def __call__(self, x, training=False):
         x, mask = self._prepare_x(x)

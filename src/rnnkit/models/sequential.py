@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..layers.base import Layer, unique_name
-from ..layers.core import InputLayer
+from ..layers.core import Embedding, InputLayer
 from .model import Model
 
 
@@ -106,6 +106,27 @@ class Sequential(Model):
                 break
         return dy
 
+    # -- streaming ---------------------------------------------------------------------
+    def stream(self, batch_size=1):
+        """Start feeding this model one time step (or one chunk of steps) at a time.
+
+        Args:
+            batch_size: number of independent streams fed together (rows of each step).
+
+        Returns:
+            A :class:`Stream`; ``stream.step(x_t)`` returns what :meth:`predict` on the whole
+            sequence so far would return at that step, ``stream.reset()`` starts over.
+
+        Example:
+            >>> import numpy as np, rnnkit
+            >>> model = rnnkit.Sequential([rnnkit.layers.LSTM(8), rnnkit.layers.Dense(1)])
+            >>> _ = model(np.zeros((1, 4, 3)))           # build
+            >>> s = model.stream(batch_size=1)
+            >>> s.step(np.ones((1, 3))).shape          # one step: (batch, features)
+            (1, 1)
+        """
+        return Stream(self, batch_size)
+
     # -- inspection ---------------------------------------------------------------------
     def summary(self, print_fn=print):
         """Print a Keras-like table of layers, output shapes and parameter counts."""
@@ -164,12 +185,133 @@ class Sequential(Model):
         from ..saving import save_weights
         save_weights(self, path)
 
-    def export_onnx(self, path, opset=None):
+    def export_onnx(self, path, opset=None, sequence_lens_input=False):
         """Export to ONNX with ONNX's own RNN/LSTM/GRU operators (see rnnkit.interop)."""
         from ..interop.onnx import export_onnx
-        return export_onnx(self, path, opset=opset)
+        return export_onnx(self, path, opset=opset, sequence_lens_input=sequence_lens_input)
 
     def load_weights(self, path):
         """Load weights saved by :meth:`save_weights` (or a full model file)."""
         from ..saving import load_weights
         load_weights(self, path)
+
+
+class Stream:
+    """Incremental inference through a :class:`Sequential` model, keeping recurrent states.
+
+    Each call to :meth:`step` advances every recurrent layer from the states left by the
+    previous call, so feeding a sequence step by step (or in chunks of any sizes) returns
+    exactly what one pass over the whole sequence returns (to float32 rounding):
+
+    * one step ``x_t``: (B, F) features (or (B,) ids for an ``Embedding`` model) gives the
+      model's output at that step, (B, ...) — the same as row ``t`` of ``predict(x)`` for a
+      model returning sequences, or ``predict(x[:, :t+1])`` for one returning the final step;
+    * a chunk (B, k, F) (or (B, k) ids) gives (B, k, ...) for a model returning sequences, or
+      the output after the chunk's last step otherwise.
+
+    Dropout is off (inference). Masks from ``Masking`` / ``Embedding(mask_zero=True)`` work as
+    in whole-sequence processing (a masked step carries the state). Layers with
+    ``go_backwards=True`` and ``Bidirectional`` need the whole sequence and are refused.
+    The stream keeps its own states: stateful layers' carried states are neither used nor
+    changed.
+
+    Args:
+        model: a built (or buildable on the first step) :class:`Sequential`.
+        batch_size: rows per step.
+    """
+
+    def __init__(self, model, batch_size=1):
+        from ..layers.recurrent import RNNBase
+        from ..layers.wrappers import Bidirectional
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
+                or batch_size <= 0:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
+        if not model.layers:
+            raise ValueError("The model has no layers; add some with model.add(...).")
+        for layer in model.layers:
+            if isinstance(layer, Bidirectional) or getattr(layer, "go_backwards", False):
+                raise ValueError(
+                    f"Layer {layer.name!r} reads the sequence backwards (Bidirectional or "
+                    "go_backwards=True), so its output at step t depends on future steps and "
+                    "cannot be streamed. Use model.predict on whole sequences instead."
+                )
+        self.model = model
+        self.batch_size = int(batch_size)
+        self._is_rnn = [isinstance(layer, RNNBase) for layer in model.layers]
+        self._ids = isinstance(model.layers[0], Embedding)  # ids in, not features
+        self.states = [None] * len(model.layers)
+
+    def reset(self, rows=None):
+        """Forget the states: of every row (``rows=None``) or of the given row indices."""
+        if rows is None:
+            self.states = [None] * len(self.model.layers)
+            return
+        idx = np.atleast_1d(np.asarray(rows))
+        if idx.dtype.kind not in "iu" or idx.ndim != 1 or (
+                idx.size and (idx.min() < -self.batch_size or idx.max() >= self.batch_size)):
+            raise ValueError(f"reset(rows=...) expects integer row indices in "
+                             f"[0, {self.batch_size}), got {rows!r}.")
+        for st in self.states:
+            if st is not None:
+                for a in st:
+                    a[idx] = 0
+
+    def step(self, x, mask=None):
+        """Feed one time step or a chunk; returns the model output (see the class docstring).
+
+        Args:
+            x: (B, F) one step or (B, k, F) a chunk; (B,) / (B, k) integer ids when the model
+                starts with an Embedding.
+            mask: optional (B,) or (B, k) bool; False marks padded steps.
+
+        Returns:
+            (B, ...) for one step, (B, k, ...) for a chunk of a sequence-returning model.
+        """
+        x = np.asarray(x)
+        step_rank = 1 if self._ids else 2
+        if x.ndim not in (step_rank, step_rank + 1) or x.shape[0] != self.batch_size:
+            what = "(batch,) ids or a chunk (batch, steps)" if self._ids else \
+                "(batch, features) or a chunk (batch, steps, features)"
+            raise ValueError(
+                f"stream.step expects one step {what} with batch = {self.batch_size}, got shape "
+                f"{x.shape}."
+            )
+        single = x.ndim == step_rank
+        h = x[:, None] if single else x                       # a time axis for every layer
+        if h.shape[1] == 0:
+            raise ValueError(f"stream.step got an empty chunk (0 time steps), shape {x.shape}.")
+        m = None
+        if mask is not None:
+            m = np.asarray(mask, bool)
+            m = m[:, None] if m.ndim == 1 else m
+            if m.shape != h.shape[:2]:
+                raise ValueError(f"stream.step: mask has shape {np.shape(mask)}, expected "
+                                 f"{h.shape[:2]} to match x of shape {x.shape}.")
+        has_time = True
+        for i, layer in enumerate(self.model.layers):
+            if not layer.built:
+                layer.build(np.shape(h))
+            if self._is_rnn[i]:
+                if not has_time:
+                    raise ValueError(f"Layer {layer.name!r} needs a time axis, but the layer before "
+                                     "it returns only the last step.")
+                xin = h[:, 0] if single else h
+                if self.states[i] is None:   # first step: validated public path
+                    out, self.states[i] = layer.step(xin, None, mask=m)
+                else:
+                    if xin.dtype != layer.dtype:
+                        xin = xin.astype(layer.dtype)
+                    mt = None if m is None else np.ascontiguousarray(m.T)
+                    out, self.states[i] = layer._step(xin, self.states[i], mt)
+                if layer.return_sequences:
+                    h = out[:, None] if single else out
+                else:
+                    h = out if single else out[:, -1]
+                    has_time, m = False, None
+            else:
+                out = layer.forward(h, training=False, mask=m)
+                m = layer.compute_mask(h, m)
+                h = out
+        if single and has_time:
+            h = h[:, 0]
+        return h
