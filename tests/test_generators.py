@@ -130,8 +130,6 @@ def test_bad_batches_give_clear_errors():
         m.fit(((np.zeros((4, T, F)), np.zeros((3, 2))) for _ in range(2)), verbose=0)
 
 
-@pytest.mark.xfail(strict=True, reason="_data_adapter.py: batches from an iterable are not "
-                                       "checked for NaN/Inf (arrays are); training goes NaN")
 def test_nan_in_a_generator_batch_is_reported():
     m = _model()
     with pytest.raises(ValueError, match="NaN or Inf"):
@@ -140,16 +138,12 @@ def test_nan_in_a_generator_batch_is_reported():
 
 # ---- Gaps found here in code owned by others (models/model.py, _data_adapter.py); the fixes
 # ---- are proposed as diffs in the issue-5 report. strict=True: these fail until fixed.
-@pytest.mark.xfail(strict=True, reason="model.py: an exhausted generator gives an empty "
-                                       "epoch that silently repeats the previous logs")
 def test_exhausted_generator_is_reported():
     m = _model()
     with pytest.raises(ValueError, match="ran out of data"):
         m.fit(batches(3), epochs=2, verbose=0)
 
 
-@pytest.mark.xfail(strict=True, reason="model.py: an empty generator raises "
-                                       "UnboundLocalError from fit, evaluate returns 0.0")
 def test_empty_generator_is_reported():
     m = _model()
     with pytest.raises(ValueError, match="no batches|ran out of data"):
@@ -158,8 +152,6 @@ def test_empty_generator_is_reported():
         m.evaluate(batches(0), verbose=0)
 
 
-@pytest.mark.xfail(strict=True, reason="_data_adapter.py: predict on a generator of bare x "
-                                       "arrays (Keras accepts them) is refused")
 def test_predict_on_bare_x_batches():
     m = _model()
     assert m.predict((x for x, _ in batches(2))).shape == (2 * B, 2)

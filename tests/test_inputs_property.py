@@ -234,8 +234,6 @@ def test_empty_batches_and_zero_length_sequences(x, word):
 
 # ---- Scalars (rank 0) and empty predictions are the gaps the property tests above found, in code owned by others
 # ---- (losses.py, models/model.py); fixes proposed as diffs in the issue-5 report.
-@pytest.mark.xfail(strict=True, reason="losses.py: a scalar y_pred raises numpy AxisError / "
-                                       "IndexError instead of a clear ValueError")
 @pytest.mark.parametrize("name", LOSSES)
 def test_loss_scalar_prediction(name):
     with pytest.raises(ValueError, match="y_pred") as ei:
@@ -243,16 +241,12 @@ def test_loss_scalar_prediction(name):
     assert _raised_by_rnnkit(ei.value)
 
 
-@pytest.mark.xfail(strict=True, reason="losses.py: an empty y_pred gives NaN (mean of an "
-                                       "empty slice) instead of a clear ValueError")
 @pytest.mark.parametrize("name", LOSSES)
 def test_loss_empty_prediction(name):
     with pytest.raises(ValueError, match="empty"):
         losses.get(name)(np.zeros((0, 2)), np.zeros((0, 2), "float32"))
 
 
-@pytest.mark.xfail(strict=True, reason="models/model.py: a scalar x raises TypeError "
-                                       "'len() of unsized object' in _validate_xy")
 def test_predict_scalar_input():
     m = _model()
     m(np.zeros((1, 2, 2), "float32"))
@@ -260,16 +254,12 @@ def test_predict_scalar_input():
         m.predict(np.float32(1.0), verbose=0)
 
 
-@pytest.mark.xfail(strict=True, reason="models/model.py: a scalar sample_weight raises "
-                                       "TypeError 'len() of unsized object'")
 def test_scalar_sample_weight():
     m = _model()
     with pytest.raises(ValueError, match="sample_weight must have one entry per sample"):
         m.fit(np.zeros((4, 3, 2)), np.zeros((4, 2)), sample_weight=np.float32(2.0), verbose=0)
 
 
-@pytest.mark.xfail(strict=True, reason="models/model.py: class_weight with a non-integer key "
-                                       "raises a bare int() ValueError")
 def test_class_weight_keys_must_be_class_ids():
     m = _model()
     with pytest.raises(TypeError, match="class_weight keys must be integer class ids"):

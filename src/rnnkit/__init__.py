@@ -8,6 +8,7 @@
 from . import (
     activations,
     callbacks,
+    data,
     initializers,
     layers,
     losses,
@@ -24,6 +25,6 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Sequential", "Model", "layers", "losses", "metrics", "optimizers", "callbacks",
-    "activations", "initializers", "regularizers", "utils", "load_model", "RnnkitFileError",
+    "activations", "data", "initializers", "regularizers", "utils", "load_model", "RnnkitFileError",
     "floatx", "set_floatx", "__version__",
 ]

@@ -73,6 +73,8 @@ class IterableAdapter:
         )
 
     def _unpack(self, item):
+        if isinstance(item, np.ndarray):  # a bare x batch, as Keras accepts for predict
+            item = (item,)
         if not isinstance(item, (tuple, list)) or len(item) not in (1, 2, 3):
             raise ValueError(
                 "Each batch from an iterable must be a tuple (x, y) or (x, y, sample_weight) "
@@ -82,6 +84,13 @@ class IterableAdapter:
         y = item[1] if len(item) > 1 else None
         sw = item[2] if len(item) > 2 else None
         x, mask = self.model._prepare_x(x)
+        xa = np.asarray(x)
+        if xa.dtype.kind == "f" and xa.size and not np.isfinite(xa).all():
+            bad = np.argwhere(~np.isfinite(xa))[0]
+            raise ValueError(
+                f"A batch from the iterable has NaN or Inf in x (first at index "
+                f"{tuple(int(i) for i in bad)}). Clean or impute the data first."
+            )
         if y is not None:
             self.model._validate_xy(x, y, sw)
         return x, y, sw, mask

@@ -20,6 +20,12 @@ EPSILON = 1e-7  # Keras backend.epsilon()
 
 def _as_pred(y_pred):
     y_pred = np.asarray(y_pred)
+    if y_pred.ndim == 0:
+        raise ValueError(f"y_pred must have a batch axis, e.g. (batch, outputs), got a scalar "
+                         f"{y_pred!r}.")
+    if y_pred.size == 0:
+        raise ValueError(f"y_pred is empty (shape {y_pred.shape}); a loss needs at least one "
+                         "prediction.")
     if y_pred.dtype.kind != "f":
         y_pred = y_pred.astype(np.float32)
     return y_pred

@@ -176,6 +176,11 @@ class Model:
         return _backend.floatx()
 
     def _validate_xy(self, x, y, sample_weight=None):
+        if np.ndim(x) == 0:
+            raise ValueError(
+                "x must be an array with a batch axis, e.g. (samples, timesteps, features), got "
+                f"a scalar {x!r}."
+            )
         n = len(x)
         if y is not None:
             yl = len(y) if not isinstance(y, np.ndarray) or y.ndim else 0
@@ -191,9 +196,11 @@ class Model:
                     f"y contains NaN or Inf (first at index {tuple(int(i) for i in bad)}). "
                     "Clean the targets before training."
                 )
-        if sample_weight is not None and len(sample_weight) != n:
+        if sample_weight is not None and (np.ndim(sample_weight) == 0
+                                          or len(sample_weight) != n):
             raise ValueError(
-                f"sample_weight must have one entry per sample ({n}), got {len(sample_weight)}."
+                f"sample_weight must have one entry per sample ({n}), got shape "
+                f"{np.shape(sample_weight)}."
             )
         if n == 0:
             raise ValueError("x is empty (0 samples); pass at least one sample.")
@@ -208,6 +215,11 @@ class Model:
         if not isinstance(class_weight, dict):
             raise TypeError(f"class_weight must be a dict {{class id: weight}}, got "
                             f"{type(class_weight).__name__}.")
+        for c in class_weight:
+            if isinstance(c, bool) or not isinstance(c, (int, np.integer)):
+                raise TypeError(f"class_weight keys must be integer class ids, got {c!r}.")
+        if y.ndim == 0 or (y.ndim > 1 and y.shape[-1] == 0):
+            raise ValueError(f"class_weight needs class labels in y, got y of shape {y.shape}.")
         sparse = isinstance(self.loss, _losses.SparseCategoricalCrossentropy)
         if sparse or y.ndim == 1:
             labels = y[..., 0] if (y.ndim > 1 and y.shape[-1] == 1) else y
@@ -394,6 +406,9 @@ class Model:
                 bar = _Progress(verbose, epoch, epochs, train.num_batches)
                 total, count = 0.0, 0
                 for step, (xb, yb, swb, mb) in enumerate(train):
+                    if yb is None:
+                        raise ValueError("fit needs targets: each batch from the iterable must "
+                                         "be (x, y) or (x, y, sample_weight), got x only.")
                     cb.on_train_batch_begin(step)
                     if tbptt is None:
                         loss = self._train_step(xb, yb, swb, mb)
@@ -418,6 +433,13 @@ class Model:
                         exploding_warned = True
                     if self.stop_training or interrupt.requested:
                         break
+                if count == 0 and not interrupt.requested:
+                    raise ValueError(
+                        f"fit got no batches in epoch {epoch + 1}: the training data ran out of "
+                        "data. A generator can be iterated only once: pass steps_per_epoch with "
+                        "a generator that repeats, or an iterable whose __iter__ starts over "
+                        "(a list, a Sequence-like object), and check that it is not empty."
+                    )
                 if interrupt.requested:
                     bar.close(logs if count else {})
                     print(f"\nTraining interrupted (Ctrl-C) in epoch {epoch + 1} after batch "
@@ -427,8 +449,8 @@ class Model:
                     vlogs = self._evaluate_adapter(val, tbptt)
                     logs.update({f"val_{k}": v for k, v in vlogs.items()})
                 bar.close(logs)
+                self._epochs_done = epoch + 1  # before the callbacks: checkpoints record it
                 cb.on_epoch_end(epoch, logs)
-                self._epochs_done = epoch + 1
                 if self.stop_training:
                     break
         cb.on_train_end()
@@ -453,6 +475,9 @@ class Model:
                     m.update(yw, y_pred, sww, mask)
             total += loss * len(yb)
             count += len(yb)
+        if count == 0:
+            raise ValueError("evaluate got no batches (no data): the data is empty, or a "
+                             "generator was already used up.")
         reg = self.regularization_loss()
         return {"loss": total / max(count, 1) + reg, **{m.name: m.result() for m in self.metrics}}
 
