@@ -242,13 +242,33 @@ class Adam(Optimizer):
         alpha = lr * math.sqrt(1.0 - b2 ** t) / (1.0 - b1 ** t)
         for i, (w, g) in enumerate(zip(params, grads)):
             m, v = self.slots["m"][i], self.slots["v"][i]
-            m += (1.0 - b1) * (g - m)
-            v += (1.0 - b2) * (g * g - v)
+            # Same operations in the same order as the formulas above, written into two
+            # reusable scratch arrays instead of a fresh temporary per operation.
+            s1, s2 = self._scratch(i, w)
+            np.subtract(g, m, out=s1)
+            s1 *= 1.0 - b1
+            m += s1                                        # m += (1-b1)(g-m)
+            np.multiply(g, g, out=s1)
+            s1 -= v
+            s1 *= 1.0 - b2
+            v += s1                                        # v += (1-b2)(g^2-v)
             if self.amsgrad:
                 vh = self.slots["v_hat"][i]
                 np.maximum(vh, v, out=vh)
                 v = vh
-            w -= (alpha * m) / (np.sqrt(v) + self.epsilon)
+            np.sqrt(v, out=s1)
+            s1 += self.epsilon
+            np.multiply(m, alpha, out=s2)
+            s2 /= s1
+            w -= s2                                        # w -= alpha m / (sqrt(v)+eps)
+
+    def _scratch(self, i, w):
+        """Two work arrays shaped like parameter ``i`` (not optimizer state; never saved)."""
+        store = self.__dict__.setdefault("_work", {})
+        pair = store.get(i)
+        if pair is None or pair[0].shape != w.shape or pair[0].dtype != w.dtype:
+            pair = store[i] = (np.empty_like(w), np.empty_like(w))
+        return pair
 
     def get_config(self):
         return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2,

@@ -1,0 +1,350 @@
+"""Benchmark worker: runs the issue-8 workloads for ONE framework and prints JSON.
+
+Run by ``benchmarks/run.py`` in a fresh subprocess per framework (and per memory probe), so
+imports, thread pools and peak memory never mix. Can also be run by hand::
+
+    python benchmarks/workloads.py --framework rnnkit --workloads seed_train --repeats 3
+
+Frameworks: ``rnnkit``, ``torch`` (nn.Module + torch.optim.Adam), ``keras-torch`` and
+``keras-jax`` (Keras 3 on that backend; the backend is chosen through KERAS_BACKEND, which
+run.py sets). Special workloads: ``gemm`` (float32 matmul rate), ``compile`` (rnnkit
+kernel first-use time), ``memory`` (peak RSS training seed_train at T=1000).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import sys
+import time
+
+import numpy as np
+
+# model kind, batch B, sequence length T, input features F, training or inference
+WORKLOADS = {
+    "seed_train": dict(model="seed", B=64, T=50, F=32, train=True),
+    "gru_small_train": dict(model="gru_small", B=32, T=100, F=8, train=True),
+    "rnn_train": dict(model="rnn", B=64, T=100, F=32, train=True),
+    "lstm_large_train": dict(model="lstm_large", B=128, T=100, F=128, train=True),
+    "seed_predict": dict(model="seed", B=256, T=50, F=32, train=False),
+    "step_latency": dict(model="step", B=1, T=1, F=32, train=False),
+}
+N_OUT = {"seed": 10, "gru_small": 1, "rnn": 10, "lstm_large": 10}
+
+
+def make_data(model, B, T, F, n_batches, seed=0):
+    """Synthetic float32 inputs (n*B, T, F) and targets (one-hot, or (n*B, 1) for MSE)."""
+    rng = np.random.default_rng(seed)
+    n = B * n_batches
+    x = rng.standard_normal((n, T, F)).astype(np.float32)
+    k = N_OUT[model]
+    if k == 1:
+        y = rng.standard_normal((n, 1)).astype(np.float32)
+    else:
+        y = np.eye(k, dtype=np.float32)[rng.integers(0, k, n)]
+    return x, y
+
+
+# ------------------------------------------------------------------------------- rnnkit ---
+class Rnnkit:
+    name = "rnnkit"
+
+    def __init__(self):
+        import rnnkit
+        self.rk = rnnkit
+        rnnkit.utils.set_random_seed(0)
+
+    def build(self, model, F):
+        L = self.rk.layers
+        if model == "seed":
+            layers = [L.LSTM(128, return_sequences=True), L.LSTM(64),
+                      L.Dense(10, activation="softmax")]
+            loss = "categorical_crossentropy"
+        elif model == "gru_small":
+            layers, loss = [L.GRU(64), L.Dense(1)], "mse"
+        elif model == "rnn":
+            layers = [L.SimpleRNN(128), L.Dense(10, activation="softmax")]
+            loss = "categorical_crossentropy"
+        else:
+            layers = [L.LSTM(512), L.Dense(10, activation="softmax")]
+            loss = "categorical_crossentropy"
+        m = self.rk.Sequential([L.Input((None, F))] + layers)
+        m.compile(optimizer=self.rk.optimizers.Adam(1e-3), loss=loss)
+        return m
+
+    def train(self, m, x, y, B):
+        m.fit(x, y, batch_size=B, epochs=1, verbose=0, shuffle=False)
+
+    def predict(self, m, x, B):
+        return m.predict(x, batch_size=B, verbose=0)
+
+    def stepper(self, F, H=128, mode="kernel"):
+        """A function running one LSTM step on a (1, 1, F) input, carrying state."""
+        L = self.rk.layers
+        layer = L.LSTM(H, stateful=True)
+        x = np.random.default_rng(0).standard_normal((1, 1, F)).astype(np.float32)
+        layer(x)
+        if mode == "layer":
+            return lambda: layer(x)
+        from rnnkit.kernels import fast
+        stream = fast.LSTMStream(layer.params["kernel"], layer.params["recurrent_kernel"],
+                                 layer.params["bias"], batch=1)
+        x2 = x[:, 0, :]
+        return lambda: stream.step(x2)
+
+
+# -------------------------------------------------------------------------------- torch ---
+class Torch:
+    name = "torch"
+
+    def __init__(self):
+        import torch
+        self.torch = torch
+        torch.manual_seed(0)
+        torch.set_num_threads(int(os.environ.get("BENCH_THREADS", "2")))
+
+    def build(self, model, F):
+        torch, nn = self.torch, self.torch.nn
+
+        class Net(nn.Module):
+            def __init__(self):
+                super().__init__()
+                if model == "seed":
+                    self.r1 = nn.LSTM(F, 128, batch_first=True)
+                    self.r2 = nn.LSTM(128, 64, batch_first=True)
+                    self.out = nn.Linear(64, 10)
+                elif model == "gru_small":
+                    self.r1, self.r2, self.out = nn.GRU(F, 64, batch_first=True), None, \
+                        nn.Linear(64, 1)
+                elif model == "rnn":
+                    self.r1, self.r2, self.out = nn.RNN(F, 128, batch_first=True), None, \
+                        nn.Linear(128, 10)
+                else:
+                    self.r1, self.r2, self.out = nn.LSTM(F, 512, batch_first=True), None, \
+                        nn.Linear(512, 10)
+
+            def forward(self, x):
+                h, _ = self.r1(x)
+                if self.r2 is not None:
+                    h, _ = self.r2(h)
+                return self.out(h[:, -1])      # logits; softmax is inside the loss
+
+        net = Net()
+        opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+        lossf = nn.MSELoss() if model == "gru_small" else nn.CrossEntropyLoss()
+        return net, opt, lossf, model
+
+    def train(self, m, x, y, B):
+        torch = self.torch
+        net, opt, lossf, model = m
+        xt = torch.from_numpy(x)
+        yt = torch.from_numpy(y if model == "gru_small" else y.argmax(1))
+        net.train()
+        for s in range(0, len(x), B):
+            opt.zero_grad()
+            loss = lossf(net(xt[s:s + B]), yt[s:s + B])
+            loss.backward()
+            opt.step()
+
+    def predict(self, m, x, B):
+        torch = self.torch
+        net = m[0]
+        net.eval()
+        xt = torch.from_numpy(x)
+        with torch.inference_mode():
+            return [torch.softmax(net(xt[s:s + B]), -1).numpy() for s in range(0, len(x), B)]
+
+    def stepper(self, F, H=128, mode="cell"):
+        torch = self.torch
+        cell = torch.nn.LSTMCell(F, H)
+        x = torch.randn(1, F)
+        state = [torch.zeros(1, H), torch.zeros(1, H)]
+
+        def step():
+            with torch.inference_mode():
+                state[0], state[1] = cell(x, (state[0], state[1]))
+        return step
+
+
+# -------------------------------------------------------------------------------- keras ---
+class Keras:
+    def __init__(self):
+        import keras
+        self.keras = keras
+        self.name = "keras-" + keras.backend.backend()
+        keras.utils.set_random_seed(0)
+        if keras.backend.backend() == "torch":
+            import torch
+            torch.set_num_threads(int(os.environ.get("BENCH_THREADS", "2")))
+
+    def build(self, model, F):
+        k = self.keras
+        L = k.layers
+        if model == "seed":
+            layers = [L.LSTM(128, return_sequences=True), L.LSTM(64),
+                      L.Dense(10, activation="softmax")]
+            loss = "categorical_crossentropy"
+        elif model == "gru_small":
+            layers, loss = [L.GRU(64), L.Dense(1)], "mse"
+        elif model == "rnn":
+            layers = [L.SimpleRNN(128), L.Dense(10, activation="softmax")]
+            loss = "categorical_crossentropy"
+        else:
+            layers = [L.LSTM(512), L.Dense(10, activation="softmax")]
+            loss = "categorical_crossentropy"
+        m = k.Sequential([k.Input((None, F))] + layers)
+        m.compile(optimizer=k.optimizers.Adam(1e-3), loss=loss)
+        return m
+
+    def train(self, m, x, y, B):
+        m.fit(x, y, batch_size=B, epochs=1, verbose=0, shuffle=False)
+
+    def predict(self, m, x, B):
+        return m.predict(x, batch_size=B, verbose=0)
+
+    def stepper(self, F, H=128, mode="cell"):
+        k = self.keras
+        cell = k.layers.LSTMCell(H)
+        x = np.random.default_rng(0).standard_normal((1, F)).astype(np.float32)
+        state = [np.zeros((1, H), np.float32), np.zeros((1, H), np.float32)]
+        cell(x, state)
+
+        def step():
+            _, new = cell(x, state)
+            state[:] = new
+        return step
+
+
+def framework(name):
+    if name == "rnnkit":
+        return Rnnkit()
+    if name == "torch":
+        return Torch()
+    if name.startswith("keras"):
+        return Keras()
+    raise ValueError(f"unknown framework {name!r}; expected rnnkit, torch, keras-torch or "
+                     "keras-jax.")
+
+
+# ------------------------------------------------------------------------------ runners ---
+def _time(fn, repeats, warmup=1, cpu=None):
+    """Wall seconds of ``repeats`` calls after ``warmup``; CPU seconds appended to ``cpu``."""
+    for _ in range(warmup):
+        fn()
+    out = []
+    for _ in range(repeats):
+        c0, t0 = time.process_time(), time.perf_counter()
+        fn()
+        out.append(time.perf_counter() - t0)
+        if cpu is not None:
+            cpu.append(time.process_time() - c0)
+    return out
+
+
+def run_workload(fw, wl, repeats, quick):
+    spec = WORKLOADS[wl]
+    if spec["model"] == "step":
+        step = fw.stepper(spec["F"])
+        n = 200 if quick else 2000
+
+        def many():
+            for _ in range(n):
+                step()
+        cpu = []
+        secs = _time(many, repeats, warmup=2, cpu=cpu)
+        return {"unit": "us/step", "values": [s / n * 1e6 for s in secs],
+                "cpu_values": [c / n * 1e6 for c in cpu], "lower_is_better": True}
+    B, T, F = spec["B"], spec["T"], spec["F"]
+    n_batches = 2 if quick else (4 if spec["model"] == "lstm_large" else 8)
+    x, y = make_data(spec["model"], B, T, F, n_batches)
+    m = fw.build(spec["model"], F)
+    cpu = []
+    if spec["train"]:
+        fw.train(m, x[:B], y[:B], B)                 # build + compile + first step
+        secs = _time(lambda: fw.train(m, x, y, B), repeats, cpu=cpu)
+    else:
+        fw.predict(m, x[:B], B)
+        secs = _time(lambda: fw.predict(m, x, B), repeats, cpu=cpu)
+    # cpu_values: samples per CPU-second of this process (all its threads) - a fairer
+    # comparison than wall time when the machine is shared and busy.
+    return {"unit": "samples/s", "values": [len(x) / s for s in secs],
+            "cpu_values": [len(x) / c for c in cpu], "lower_is_better": False}
+
+
+def gemm_rate(repeats, n=2048):
+    """float32 NumPy matmul rate in GFLOP/s (best of ``repeats``)."""
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((n, n)).astype(np.float32)
+    b = rng.standard_normal((n, n)).astype(np.float32)
+    c = np.empty_like(a)
+    secs = _time(lambda: np.matmul(a, b, out=c), max(repeats, 5), warmup=2)
+    return {"unit": "GFLOP/s", "values": [2 * n ** 3 / s / 1e9 for s in secs],
+            "lower_is_better": False}
+
+
+def compile_time():
+    """Seconds to import rnnkit.kernels.fast and run every kernel once (float32+float64)."""
+    t0 = time.perf_counter()
+    from rnnkit import cells
+    from rnnkit.kernels import fast
+    t_import = time.perf_counter() - t0
+    rng = np.random.default_rng(0)
+    for cell in (cells.SimpleRNNMath("tanh"), cells.LSTMMath(), cells.GRUMath(),
+                 cells.GRUMath(reset_after=False)):
+        for dt in (np.float32, np.float64):
+            H, G = 3, 3 * cell.n_gates
+            xw = rng.standard_normal((2, 2, G)).astype(dt)
+            s0 = tuple(np.zeros((2, H), dt) for _ in range(cell.n_states))
+            U = rng.standard_normal((H, G)).astype(dt)
+            hs, st, c = fast.forward_sequence(cell, xw, s0, U)
+            fast.backward_sequence(cell, c, hs, (None,) * cell.n_states, U)
+    stream = fast.LSTMStream(np.zeros((4, 12), np.float32), np.zeros((3, 12), np.float32),
+                             None, batch=1)
+    stream.step(np.zeros((1, 4), np.float32))
+    return {"import_s": t_import, "first_use_s": time.perf_counter() - t0}
+
+
+def peak_memory(fw, T=1000, steps=2):
+    """Peak RSS (MiB) of this process after training seed_train at T=1000."""
+    x, y = make_data("seed", 64, T, 32, steps)
+    m = fw.build("seed", 32)
+    fw.train(m, x, y, 64)
+    return {"peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--framework", required=True)
+    ap.add_argument("--workloads", default=",".join(WORKLOADS))
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--quick", action="store_true")
+    args = ap.parse_args(argv)
+    threads = int(os.environ.get("BENCH_THREADS", "2"))
+    try:
+        from threadpoolctl import threadpool_limits
+        threadpool_limits(threads)
+    except ImportError:
+        pass
+    result = {}
+    wls = args.workloads.split(",")
+    if wls == ["gemm"]:
+        result["gemm"] = gemm_rate(args.repeats)
+    elif wls == ["compile"]:
+        result["compile"] = compile_time()
+    else:
+        fw = framework(args.framework)
+        for wl in wls:
+            if wl == "memory":
+                result[wl] = peak_memory(fw)
+                continue
+            try:
+                result[wl] = run_workload(fw, wl, args.repeats, args.quick)
+            except Exception as e:  # reported in the table, never silently dropped
+                result[wl] = {"error": f"{type(e).__name__}: {e}"}
+    json.dump(result, sys.stdout)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,646 @@
+"""Compiled (numba) sequence kernels: the whole time loop in one native call.
+
+Same contract as :mod:`rnnkit.kernels.reference` (read it for shapes and semantics); the
+cache returned by :func:`forward_sequence` is private to this module.
+
+Where the speed comes from (see docs/performance.md):
+
+* The input projection ``X @ kernel + bias`` for all steps is done by the layer before the
+  loop, as one matrix product.
+* The time loop runs inside compiled code. The per-step recurrent product ``h_{t-1} @ U``
+  is a direct call into the OpenBLAS that ships with NumPy (:mod:`._blas`), so there is
+  no Python overhead per step at any batch size, and no SciPy dependency.
+* The element-wise gate math of a step (sigmoids, tanh, cell update; in backward their
+  derivatives) is one fused pass that LLVM vectorizes (branch-free sigmoid/tanh from
+  :mod:`._math`).
+* In backward only ``dZ_t @ U^T`` stays in the loop; ``dU = H_prev^T @ dZ`` is one product
+  over all ``T * B`` rows after it.
+* Threads: the per-step products run on one BLAS thread unless they are large
+  (:data:`._blas.SMALL_GEMM_MACS`); waking BLAS helper threads every step costs more than it
+  gains at these sizes. The big products outside the loop use all BLAS threads.
+* Memory: forward keeps only what backward needs: ``h`` for every step (which is also the
+  output), the activated gates, and ``c`` for LSTM (GRU: the recurrent term of the
+  candidate). Nothing is recomputed except ``tanh(c_t)`` in LSTM backward.
+
+Supported: float32 and float64; SimpleRNN with tanh or relu; LSTM and GRU (both
+``reset_after`` variants) with tanh / sigmoid; masks, recurrent dropout masks and the GRU
+recurrent bias. Other cells go to the reference path (:func:`supports`), other dtypes are
+delegated to it inside :func:`forward_sequence`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from .. import cells as _cells
+from . import _blas
+from . import reference as _reference
+from ._math import consts_like as _consts_like
+from ._math import sigmoid as _sigmoid
+from ._math import tanh as _tanh
+
+_JIT = dict(cache=True, fastmath=False, error_model="numpy", nogil=True)
+_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+_SIMPLE_ACT = {"tanh": 0, "relu": 1}
+
+if not _blas.AVAILABLE:  # pragma: no cover - depends on how NumPy was built
+    raise ImportError("rnnkit.kernels.fast needs the OpenBLAS bundled in the NumPy wheel; "
+                      "none was found, so the reference kernels are used.")
+
+
+def supports(cell) -> bool:
+    """True when the compiled kernels implement ``cell`` (default activations).
+
+    SimpleRNN with tanh or relu; LSTM and GRU with activation tanh and recurrent activation
+    sigmoid. Everything else is served by :mod:`rnnkit.kernels.reference`.
+    """
+    if isinstance(cell, _cells.SimpleRNNMath):
+        return cell.act.name in _SIMPLE_ACT
+    if isinstance(cell, (_cells.LSTMMath, _cells.GRUMath)):
+        return cell.act.name == "tanh" and cell.ract.name == "sigmoid"
+    return False
+
+
+# =========================================================================================
+# compiled kernels. Arrays are C-contiguous; an empty (size-0) mask / rmask / dhs / b_rec
+# means "none". hbuf is (T+1, B, H) with hbuf[0] = h0, so hbuf[1:] is the output and
+# hbuf[:-1] the previous states that multiply U.
+#
+# The element-wise work is written as short loops over one row (1-D views), each touching
+# few arrays and always counting from 0 (``range(H)`` plus an offset, never
+# ``range(2 * H, 3 * H)``): LLVM only vectorizes a loop when it can check at run time that
+# its arrays do not overlap, and gives up when a loop touches too many of them. Measured:
+# the same gate math is 4-15x slower when written as one big loop.
+# =========================================================================================
+
+@njit(**_JIT)
+def _copy(src, dst):
+    for j in range(dst.shape[0]):
+        dst[j] = src[j]
+
+
+@njit(**_JIT)
+def _fill(dst, v):
+    for j in range(dst.shape[0]):
+        dst[j] = v
+
+
+@njit(**_JIT)
+def _dropped(hbuf, t, rmask, hp):
+    """hp = hbuf[t] * rmask (B, H)."""
+    B, H = hp.shape
+    for b in range(B):
+        src, r, dst = hbuf[t, b], rmask[b], hp[b]
+        for j in range(H):
+            dst[j] = src[j] * r[j]
+
+
+@njit(**_JIT)
+def _add_row(d, dhs, t, b, has_dhs):
+    """d += dhs[t, b] when dL/dh_t comes from the outputs."""
+    if has_dhs:
+        s = dhs[t, b]
+        for j in range(d.shape[0]):
+            d[j] += s[j]
+
+
+@njit(**_JIT)
+def _rec_grad(dtmp, dh, mask, t, rmask, has_mask, has_r, accumulate):
+    """dh (+)= dtmp * rmask on the rows that were not masked at step t."""
+    B, H = dh.shape
+    for b in range(B):
+        if has_mask and not mask[t, b]:
+            continue                                     # masked: dh carried unchanged
+        src, dst = dtmp[b], dh[b]
+        if has_r:
+            r = rmask[b]
+            if accumulate:
+                for j in range(H):
+                    dst[j] += src[j] * r[j]
+            else:
+                for j in range(H):
+                    dst[j] = src[j] * r[j]
+        elif accumulate:
+            for j in range(H):
+                dst[j] += src[j]
+        else:
+            for j in range(H):
+                dst[j] = src[j]
+
+
+@njit(**_JIT)
+def _simple_fwd(xw, hbuf, U, mask, rmask, hp, act):
+    K = _consts_like(xw)
+    T, B, H = xw.shape
+    has_mask, has_r = mask.shape[0] > 0, rmask.shape[0] > 0
+    zero = K[0] - K[0]
+    for t in range(T):
+        if has_r:
+            _dropped(hbuf, t, rmask, hp)
+            _blas.gemm(0, 0, B, H, H, K[0], hp, 0, H, U, 0, H, zero, hbuf, (t + 1) * B * H, H)
+        else:
+            _blas.gemm(0, 0, B, H, H, K[0], hbuf, t * B * H, H, U, 0, H, zero,
+                       hbuf, (t + 1) * B * H, H)
+        for b in range(B):
+            x, hn = xw[t, b], hbuf[t + 1, b]
+            if has_mask and not mask[t, b]:
+                _copy(hbuf[t, b], hn)
+            elif act == 0:
+                for j in range(H):
+                    hn[j] = _tanh(x[j] + hn[j], K)
+            else:
+                for j in range(H):
+                    z = x[j] + hn[j]
+                    hn[j] = z if z > zero else zero
+
+
+@njit(**_JIT)
+def _simple_bwd(hbuf, U, mask, rmask, dhs, dh, dxw, dtmp, act):
+    K = _consts_like(hbuf)
+    T, B, H = dxw.shape
+    has_mask, has_r, has_dhs = mask.shape[0] > 0, rmask.shape[0] > 0, dhs.shape[0] > 0
+    zero = K[0] - K[0]
+    for t in range(T - 1, -1, -1):
+        for b in range(B):
+            d, dz, h = dh[b], dxw[t, b], hbuf[t + 1, b]
+            _add_row(d, dhs, t, b, has_dhs)
+            if has_mask and not mask[t, b]:
+                _fill(dz, zero)
+            elif act == 0:
+                for j in range(H):
+                    dz[j] = d[j] * (K[0] - h[j] * h[j])                 # h = tanh(z)
+            else:
+                for j in range(H):
+                    dz[j] = d[j] if h[j] > zero else zero              # h = relu(z)
+        _blas.gemm(0, 1, B, H, H, K[0], dxw, t * B * H, H, U, 0, H, zero, dtmp, 0, H)
+        _rec_grad(dtmp, dh, mask, t, rmask, has_mask, has_r, False)
+
+
+@njit(**_JIT)
+def _lstm_fwd(xw, hbuf, cbuf, U, mask, rmask, gates, hp):
+    K = _consts_like(xw)
+    T, B, G = xw.shape
+    H = G // 4
+    has_mask, has_r = mask.shape[0] > 0, rmask.shape[0] > 0
+    zero = K[0] - K[0]
+    for t in range(T):
+        if has_r:
+            _dropped(hbuf, t, rmask, hp)
+            _blas.gemm(0, 0, B, G, H, K[0], hp, 0, H, U, 0, G, zero, gates, t * B * G, G)
+        else:
+            _blas.gemm(0, 0, B, G, H, K[0], hbuf, t * B * H, H, U, 0, G, zero,
+                       gates, t * B * G, G)
+        for b in range(B):
+            cp, cn, hn = cbuf[t, b], cbuf[t + 1, b], hbuf[t + 1, b]
+            if has_mask and not mask[t, b]:
+                _copy(hbuf[t, b], hn)
+                _copy(cp, cn)
+                continue
+            x, g = xw[t, b], gates[t, b]                        # g: z, then activated gates
+            for j in range(2 * H):
+                g[j] = _sigmoid(x[j] + g[j], K)                  # i, f
+            for j in range(H):
+                g[2 * H + j] = _tanh(x[2 * H + j] + g[2 * H + j], K)    # candidate
+            for j in range(H):
+                g[3 * H + j] = _sigmoid(x[3 * H + j] + g[3 * H + j], K)  # o
+            for j in range(H):
+                cn[j] = g[H + j] * cp[j] + g[j] * g[2 * H + j]   # c = f*c_prev + i*g
+            for j in range(H):
+                hn[j] = g[3 * H + j] * _tanh(cn[j], K)
+
+
+@njit(**_JIT)
+def _lstm_bwd(gates, cbuf, U, mask, rmask, dhs, dh, dc, dxw, dtmp):
+    K = _consts_like(gates)
+    T, B, G = dxw.shape
+    H = G // 4
+    has_mask, has_r, has_dhs = mask.shape[0] > 0, rmask.shape[0] > 0, dhs.shape[0] > 0
+    zero = K[0] - K[0]
+    for t in range(T - 1, -1, -1):
+        for b in range(B):
+            d, dcr, dz = dh[b], dc[b], dxw[t, b]
+            _add_row(d, dhs, t, b, has_dhs)
+            if has_mask and not mask[t, b]:
+                _fill(dz, zero)
+                continue
+            g, cp, cn = gates[t, b], cbuf[t, b], cbuf[t + 1, b]
+            for j in range(H):                       # tanh(c_t), kept in dz's c-slot for now
+                dz[2 * H + j] = _tanh(cn[j], K)
+            for j in range(H):                                   # h = o * tanh(c)
+                o = g[3 * H + j]
+                dz[3 * H + j] = (d[j] * dz[2 * H + j]) * (o * (K[0] - o))
+            for j in range(H):
+                ac = dz[2 * H + j]
+                dcr[j] = dcr[j] + (d[j] * g[3 * H + j]) * (K[0] - ac * ac)
+            for j in range(H):                                   # c = f*c_prev + i*g
+                i = g[j]
+                dz[j] = (dcr[j] * g[2 * H + j]) * (i * (K[0] - i))
+            for j in range(H):
+                f = g[H + j]
+                dz[H + j] = (dcr[j] * cp[j]) * (f * (K[0] - f))
+            for j in range(H):
+                gg = g[2 * H + j]
+                dz[2 * H + j] = (dcr[j] * g[j]) * (K[0] - gg * gg)
+            for j in range(H):
+                dcr[j] = dcr[j] * g[H + j]
+        _blas.gemm(0, 1, B, H, G, K[0], dxw, t * B * G, G, U, 0, G, zero, dtmp, 0, H)
+        _rec_grad(dtmp, dh, mask, t, rmask, has_mask, has_r, False)
+
+
+@njit(**_JIT)
+def _gru_after_fwd(xw, hbuf, U, b_rec, mask, rmask, gates, rec, hu, hp):
+    K = _consts_like(xw)
+    T, B, G = xw.shape
+    H = G // 3
+    has_mask, has_r, has_b = mask.shape[0] > 0, rmask.shape[0] > 0, b_rec.shape[0] > 0
+    zero = K[0] - K[0]
+    for t in range(T):
+        if has_r:
+            _dropped(hbuf, t, rmask, hp)
+            _blas.gemm(0, 0, B, G, H, K[0], hp, 0, H, U, 0, G, zero, hu, 0, G)
+        else:
+            _blas.gemm(0, 0, B, G, H, K[0], hbuf, t * B * H, H, U, 0, G, zero, hu, 0, G)
+        for b in range(B):
+            hprev, hn, rc = hbuf[t, b], hbuf[t + 1, b], rec[t, b]
+            if has_mask and not mask[t, b]:
+                _copy(hprev, hn)
+                _fill(rc, zero)
+                continue
+            x, u, g = xw[t, b], hu[b], gates[t, b]
+            if has_b:
+                for j in range(G):
+                    u[j] += b_rec[j]                               # h'U + b'
+            for j in range(2 * H):
+                g[j] = _sigmoid(x[j] + u[j], K)                    # z, r
+            for j in range(H):
+                rc[j] = u[2 * H + j]
+            for j in range(H):
+                g[2 * H + j] = _tanh(x[2 * H + j] + g[H + j] * rc[j], K)
+            for j in range(H):
+                z = g[j]
+                hn[j] = z * hprev[j] + (K[0] - z) * g[2 * H + j]
+
+
+@njit(**_JIT)
+def _gru_after_bwd(hbuf, gates, rec, U, mask, rmask, dhs, dh, dxw, dzrec, dtmp):
+    K = _consts_like(hbuf)
+    T, B, G = dxw.shape
+    H = G // 3
+    has_mask, has_r, has_dhs = mask.shape[0] > 0, rmask.shape[0] > 0, dhs.shape[0] > 0
+    zero = K[0] - K[0]
+    for t in range(T - 1, -1, -1):
+        for b in range(B):
+            d, dx, dr = dh[b], dxw[t, b], dzrec[t, b]
+            _add_row(d, dhs, t, b, has_dhs)
+            if has_mask and not mask[t, b]:
+                _fill(dx, zero)
+                _fill(dr, zero)
+                continue
+            g, hprev, rc = gates[t, b], hbuf[t, b], rec[t, b]
+            for j in range(H):                                   # h = z*h_prev + (1-z)*hh
+                z, hh = g[j], g[2 * H + j]
+                dx[2 * H + j] = (d[j] * (K[0] - z)) * (K[0] - hh * hh)
+            for j in range(H):
+                z, hh = g[j], g[2 * H + j]
+                dx[j] = (d[j] * (hprev[j] - hh)) * (z * (K[0] - z))
+            for j in range(H):                                   # zh = xw_h + r*(h'U_h + b'_h)
+                r = g[H + j]
+                dx[H + j] = (dx[2 * H + j] * rc[j]) * (r * (K[0] - r))
+            for j in range(2 * H):
+                dr[j] = dx[j]
+            for j in range(H):
+                dr[2 * H + j] = dx[2 * H + j] * g[H + j]
+            for j in range(H):
+                d[j] = d[j] * g[j]
+        _blas.gemm(0, 1, B, H, G, K[0], dzrec, t * B * G, G, U, 0, G, zero, dtmp, 0, H)
+        _rec_grad(dtmp, dh, mask, t, rmask, has_mask, has_r, True)
+
+
+@njit(**_JIT)
+def _gru_before_fwd(xw, hbuf, U, mask, rmask, gates, rec, hu, hp):
+    K = _consts_like(xw)
+    T, B, G = xw.shape
+    H = G // 3
+    has_mask, has_r = mask.shape[0] > 0, rmask.shape[0] > 0
+    zero = K[0] - K[0]
+    for t in range(T):
+        if has_r:
+            _dropped(hbuf, t, rmask, hp)
+        else:
+            for b in range(B):
+                _copy(hbuf[t, b], hp[b])
+        _blas.gemm(0, 0, B, 2 * H, H, K[0], hp, 0, H, U, 0, G, zero, hu, 0, G)
+        for b in range(B):
+            x, u, g, rc, h1 = xw[t, b], hu[b], gates[t, b], rec[t, b], hp[b]
+            for j in range(2 * H):
+                g[j] = _sigmoid(x[j] + u[j], K)                    # z, r
+            for j in range(H):
+                rc[j] = g[H + j] * h1[j]                           # (r * h') multiplies U_h
+        _blas.gemm(0, 0, B, H, H, K[0], rec, t * B * H, H, U, 2 * H, G, zero, hu, 2 * H, G)
+        for b in range(B):
+            hprev, hn = hbuf[t, b], hbuf[t + 1, b]
+            if has_mask and not mask[t, b]:
+                _copy(hprev, hn)
+                continue
+            x, u, g = xw[t, b], hu[b], gates[t, b]
+            for j in range(H):
+                g[2 * H + j] = _tanh(x[2 * H + j] + u[2 * H + j], K)
+            for j in range(H):
+                z = g[j]
+                hn[j] = z * hprev[j] + (K[0] - z) * g[2 * H + j]
+
+
+@njit(**_JIT)
+def _gru_before_bwd(hbuf, gates, U, mask, rmask, dhs, dh, dxw, drec, dtmp):
+    K = _consts_like(hbuf)
+    T, B, G = dxw.shape
+    H = G // 3
+    has_mask, has_r, has_dhs = mask.shape[0] > 0, rmask.shape[0] > 0, dhs.shape[0] > 0
+    zero = K[0] - K[0]
+    for t in range(T - 1, -1, -1):
+        for b in range(B):
+            d, dx = dh[b], dxw[t, b]
+            _add_row(d, dhs, t, b, has_dhs)
+            if has_mask and not mask[t, b]:
+                _fill(dx, zero)
+                continue
+            g, hprev = gates[t, b], hbuf[t, b]
+            for j in range(H):                                   # h = z*h_prev + (1-z)*hh
+                z, hh = g[j], g[2 * H + j]
+                dx[2 * H + j] = (d[j] * (K[0] - z)) * (K[0] - hh * hh)
+            for j in range(H):
+                z, hh = g[j], g[2 * H + j]
+                dx[j] = (d[j] * (hprev[j] - hh)) * (z * (K[0] - z))
+            for j in range(H):
+                d[j] = d[j] * g[j]
+        # drec = dzh @ U_h^T: the gradient reaching (r * h')
+        _blas.gemm(0, 1, B, H, H, K[0], dxw, t * B * G + 2 * H, G, U, 2 * H, G, zero,
+                   drec, 0, H)
+        for b in range(B):
+            dx = dxw[t, b]
+            if has_mask and not mask[t, b]:
+                continue
+            g, hprev, dr = gates[t, b], hbuf[t, b], drec[b]
+            if has_r:
+                rm = rmask[b]
+                for j in range(H):
+                    r = g[H + j]
+                    dx[H + j] = (dr[j] * (hprev[j] * rm[j])) * (r * (K[0] - r))
+            else:
+                for j in range(H):
+                    r = g[H + j]
+                    dx[H + j] = (dr[j] * hprev[j]) * (r * (K[0] - r))
+        # dh' = [dzz, dzr] @ U_zr^T + drec * r
+        _blas.gemm(0, 1, B, H, 2 * H, K[0], dxw, t * B * G, G, U, 0, G, zero, dtmp, 0, H)
+        for b in range(B):
+            if has_mask and not mask[t, b]:
+                continue
+            g, dr, dt_ = gates[t, b], drec[b], dtmp[b]
+            for j in range(H):
+                dt_[j] = dt_[j] + dr[j] * g[H + j]
+        _rec_grad(dtmp, dh, mask, t, rmask, has_mask, has_r, True)
+
+# =========================================================================================
+# Python entry points (same contract as reference.py)
+# =========================================================================================
+
+def _kind(cell):
+    if isinstance(cell, _cells.LSTMMath):
+        return "lstm"
+    if isinstance(cell, _cells.GRUMath):
+        return "gru_after" if cell.reset_after else "gru_before"
+    return "simple"
+
+
+def _opt(a, dt, ndim):
+    """C-contiguous array of dtype ``dt``, or an empty placeholder meaning "absent"."""
+    if a is None:
+        return np.empty((0,) * ndim, dt)
+    return np.ascontiguousarray(a, dt)
+
+
+def forward_sequence(cell, xw, states0, U, b_rec=None, mask=None, rmask=None):
+    """Run ``cell`` over all time steps in compiled code.
+
+    Args and Returns: as :func:`rnnkit.kernels.reference.forward_sequence` — ``xw`` (T, B, G),
+    ``states0`` tuple of (B, H), ``U`` (H, G), ``b_rec`` (G,) or None, ``mask`` (T, B) bool
+    or None, ``rmask`` (B, H) or None; returns ``hs`` (T, B, H), the final states and an
+    opaque cache for :func:`backward_sequence`.
+    """
+    dt = np.asarray(xw).dtype
+    if dt not in _DTYPES or not supports(cell):
+        hs, states, inner = _reference.forward_sequence(cell, xw, states0, U, b_rec, mask, rmask)
+        return hs, states, ("reference", inner)
+    xw = np.ascontiguousarray(xw)
+    U = np.ascontiguousarray(U, dt)
+    T, B, G = xw.shape
+    H = U.shape[0]
+    m = _opt(mask, np.bool_, 2)
+    rm = _opt(rmask, dt, 2)
+    hp = np.empty((B, H) if rmask is not None else (0, 0), dt)
+    hbuf = np.empty((T + 1, B, H), dt)
+    hbuf[0] = states0[0]
+    kind = _kind(cell)
+    token = _blas.threads_for(B * H * G)
+    try:
+        return _forward(cell, kind, xw, states0, U, b_rec, m, rm, hp, hbuf)
+    finally:
+        _blas.restore(token)
+
+
+def _forward(cell, kind, xw, states0, U, b_rec, m, rm, hp, hbuf):
+    """Run the compiled forward loop; returns (hs, final states, cache)."""
+    T, B, G = xw.shape
+    H = U.shape[0]
+    dt = xw.dtype
+    if kind == "simple":
+        _simple_fwd(xw, hbuf, U, m, rm, hp, _SIMPLE_ACT[cell.act.name])
+        cache = (kind, hbuf)
+        states = (hbuf[T].copy(),)
+    elif kind == "lstm":
+        cbuf = np.empty((T + 1, B, H), dt)
+        cbuf[0] = states0[1]
+        gates = np.empty((T, B, G), dt)
+        _lstm_fwd(xw, hbuf, cbuf, U, m, rm, gates, hp)
+        cache = (kind, hbuf, cbuf, gates)
+        states = (hbuf[T].copy(), cbuf[T].copy())
+    else:
+        gates = np.empty((T, B, G), dt)
+        rec = np.empty((T, B, H), dt)
+        hu = np.empty((B, G), dt)
+        if kind == "gru_after":
+            _gru_after_fwd(xw, hbuf, U, _opt(b_rec, dt, 1), m, rm, gates, rec, hu, hp)
+        else:
+            hp = np.empty((B, H), dt)
+            _gru_before_fwd(xw, hbuf, U, m, rm, gates, rec, hu, hp)
+        cache = (kind, hbuf, gates, rec)
+        states = (hbuf[T].copy(),)
+    return hbuf[1:], states, cache
+
+
+def backward_sequence(cell, cache, dhs, dstates, U, b_rec=None, mask=None, rmask=None):
+    """Backpropagation through time in compiled code.
+
+    Args and Returns: as :func:`rnnkit.kernels.reference.backward_sequence` — ``dhs``
+    (T, B, H) or None, ``dstates`` tuple of (B, H) or None entries; returns ``dxw`` (T, B, G),
+    ``dstates0`` tuple of (B, H), ``dU`` (H, G) and ``db_rec`` (G,) or None.
+    """
+    kind = cache[0]
+    if kind == "reference":
+        return _reference.backward_sequence(cell, cache[1], dhs, dstates, U, b_rec, mask, rmask)
+    hbuf = cache[1]
+    dt = hbuf.dtype
+    U = np.ascontiguousarray(U, dt)
+    T, B, H = hbuf.shape[0] - 1, hbuf.shape[1], hbuf.shape[2]
+    G = U.shape[1]
+    m = _opt(mask, np.bool_, 2)
+    rm = _opt(rmask, dt, 2)
+    d = _opt(dhs, dt, 3)
+    dst = [np.zeros((B, H), dt) if s is None else np.array(s, dtype=dt) for s in dstates]
+    dxw = np.empty((T, B, G), dt)
+    dtmp = np.empty((B, H), dt)
+    token = _blas.threads_for(B * H * G)
+    try:
+        dzrec = _backward(cell, cache, kind, hbuf, U, m, rm, d, dst, dxw, dtmp)
+    finally:
+        _blas.restore(token)
+    # dU: one product over all T*B rows of the inputs to the recurrent product.
+    hprev = hbuf[:-1] if rmask is None else hbuf[:-1] * rm              # (T, B, H)
+    hprev = hprev.reshape(T * B, H)
+    dz2 = dzrec.reshape(T * B, G)
+    if kind == "gru_before":
+        dU = np.empty((H, G), dt)
+        np.matmul(hprev.T, dz2[:, :2 * H], out=dU[:, :2 * H])
+        np.matmul(cache[3].reshape(T * B, H).T, dz2[:, 2 * H:], out=dU[:, 2 * H:])
+    else:
+        dU = hprev.T @ dz2
+    db_rec = None if b_rec is None else dz2.sum(axis=0)
+    return dxw, tuple(dst), dU, db_rec
+
+
+def _backward(cell, cache, kind, hbuf, U, m, rm, d, dst, dxw, dtmp):
+    """Run the compiled BPTT loop; returns the gradient reaching the recurrent product."""
+    T, B, G = dxw.shape
+    H = U.shape[0]
+    dt = dxw.dtype
+    dzrec = dxw
+    if kind == "simple":
+        _simple_bwd(hbuf, U, m, rm, d, dst[0], dxw, dtmp, _SIMPLE_ACT[cell.act.name])
+    elif kind == "lstm":
+        _lstm_bwd(cache[3], cache[2], U, m, rm, d, dst[0], dst[1], dxw, dtmp)
+    elif kind == "gru_after":
+        dzrec = np.empty((T, B, G), dt)
+        _gru_after_bwd(hbuf, cache[2], cache[3], U, m, rm, d, dst[0], dxw, dzrec, dtmp)
+    else:
+        _gru_before_bwd(hbuf, cache[2], U, m, rm, d, dst[0], dxw, np.empty((B, H), dt),
+                        dtmp)
+    return dzrec
+
+
+# =========================================================================================
+# streaming: one step per call, the whole step (both products and the gates) compiled
+# =========================================================================================
+
+_SMALL_M = 4   # up to this many rows, a plain loop beats BLAS gemm (which packs U per call)
+
+
+@njit(**_JIT)
+def _mm_acc(A, Bm, C, beta):
+    """C = A @ Bm + beta * C for a few rows of A (vectorized over the columns of Bm)."""
+    M, Kd = A.shape
+    N = Bm.shape[1]
+    for r in range(M):
+        for j in range(N):
+            C[r, j] *= beta
+        for k in range(Kd):
+            a = A[r, k]
+            for j in range(N):
+                C[r, j] += a * Bm[k, j]
+
+
+@njit(**_JIT)
+def _lstm_stream_step(x, W, U, b, h, c, z):
+    K = _consts_like(x)
+    B, F = x.shape
+    H = h.shape[1]
+    G = 4 * H
+    zero = K[0] - K[0]
+    if B <= _SMALL_M:
+        for bb in range(B):
+            for j in range(G):
+                z[bb, j] = zero
+        _mm_acc(x, W, z, K[0])
+        _mm_acc(h, U, z, K[0])
+    else:
+        _blas.gemm(0, 0, B, G, F, K[0], x, 0, F, W, 0, G, zero, z, 0, G)       # x @ W
+        _blas.gemm(0, 0, B, G, H, K[0], h, 0, H, U, 0, G, K[0], z, 0, G)       # + h @ U
+    has_b = b.shape[0] > 0
+    for bb in range(B):
+        for j in range(H):
+            zi, zf = z[bb, j], z[bb, H + j]
+            zg, zo = z[bb, 2 * H + j], z[bb, 3 * H + j]
+            if has_b:
+                zi, zf, zg, zo = zi + b[j], zf + b[H + j], zg + b[2 * H + j], zo + b[3 * H + j]
+            cc = _sigmoid(zf, K) * c[bb, j] + _sigmoid(zi, K) * _tanh(zg, K)
+            c[bb, j] = cc
+            h[bb, j] = _sigmoid(zo, K) * _tanh(cc, K)
+
+
+class LSTMStream:
+    """Streaming LSTM inference: one time step per :meth:`step` call, state kept inside.
+
+    The whole step (``x @ kernel``, ``h @ recurrent_kernel``, bias and gates) is one
+    compiled call that allocates nothing. Equations: :class:`rnnkit.cells.LSTMMath`
+    (tanh / sigmoid); weights in Keras layout, e.g. taken from a built
+    :class:`rnnkit.layers.LSTM` layer's ``params``.
+
+    Args:
+        kernel: (F, 4H) input kernel.
+        recurrent_kernel: (H, 4H).
+        bias: (4H,) or None.
+        batch: number of independent streams B.
+        states: optional initial ``(h, c)``, each (B, H); zeros otherwise.
+
+    Example:
+        >>> import numpy as np
+        >>> from rnnkit.kernels.fast import LSTMStream
+        >>> s = LSTMStream(np.zeros((3, 8), np.float32), np.zeros((2, 8), np.float32), None)
+        >>> s.step(np.ones((1, 3), np.float32)).shape
+        (1, 2)
+    """
+
+    def __init__(self, kernel, recurrent_kernel, bias=None, batch=1, states=None):
+        dt = np.asarray(recurrent_kernel).dtype
+        if dt not in _DTYPES:
+            raise ValueError(f"LSTMStream needs float32 or float64 weights, got {dt}; cast "
+                             "the weights with .astype('float32').")
+        self.W = np.ascontiguousarray(kernel, dt)
+        self.U = np.ascontiguousarray(recurrent_kernel, dt)
+        H = self.U.shape[0]
+        if self.U.shape != (H, 4 * H) or self.W.ndim != 2 or self.W.shape[1] != 4 * H:
+            raise ValueError(f"LSTMStream expects kernel (F, 4H) and recurrent_kernel (H, 4H), "
+                             f"got {self.W.shape} and {self.U.shape}.")
+        self.b = _opt(bias, dt, 1)
+        self.h = np.zeros((batch, H), dt)
+        self.c = np.zeros((batch, H), dt)
+        if states is not None:
+            self.h[...], self.c[...] = states
+        self._z = np.empty((batch, 4 * H), dt)
+
+    def step(self, x):
+        """Advance one step. ``x``: (B, F). Returns ``h`` (B, H) — the internal state
+        array, overwritten by the next step (copy it to keep it)."""
+        if x.dtype != self.W.dtype or not x.flags.c_contiguous or x.shape != (
+                self.h.shape[0], self.W.shape[0]):
+            x = np.ascontiguousarray(x, self.W.dtype)
+            if x.shape != (self.h.shape[0], self.W.shape[0]):
+                raise ValueError(f"LSTMStream.step expects x of shape (batch, features) = "
+                                 f"{(self.h.shape[0], self.W.shape[0])}, got {x.shape}.")
+        _lstm_stream_step(x, self.W, self.U, self.b, self.h, self.c, self._z)
+        return self.h
+
+    @property
+    def states(self):
+        """The carried ``(h, c)``, each (B, H)."""
+        return self.h, self.c

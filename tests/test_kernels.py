@@ -1,0 +1,281 @@
+"""The compiled kernels (rnnkit.kernels.fast) equal the pure-NumPy reference.
+
+* random cases: forward outputs, final states and every gradient, float32 and float64, with
+  masks (right, left, interior padding, fully masked rows), recurrent dropout masks, the GRU
+  recurrent bias, dhs given or None and dL/d(final state) given or None;
+* golden cases: constant initializers on ``np.arange`` inputs through the layers in both
+  kernel modes, against numbers computed once, independently (explicit per-step equations
+  in torch float64 with autograd; the generator is quoted in docs/performance.md);
+* the layer gradient checks of test_gradients.py rerun with the fast kernels forced on.
+"""
+
+import numpy as np
+import pytest
+
+from rnnkit import cells, initializers, kernels, layers
+from rnnkit.kernels import fast, reference
+
+CELLS = {
+    "simple_tanh": lambda: cells.SimpleRNNMath("tanh"),
+    "simple_relu": lambda: cells.SimpleRNNMath("relu"),
+    "lstm": lambda: cells.LSTMMath(),
+    "gru_after": lambda: cells.GRUMath(reset_after=True),
+    "gru_before": lambda: cells.GRUMath(reset_after=False),
+}
+TOL = {np.float32: dict(rtol=2e-5, atol=2e-5), np.float64: dict(rtol=1e-12, atol=1e-12)}
+
+
+def _mask(kind, T, B, rng):
+    if kind is None:
+        return None
+    m = np.ones((T, B), bool)
+    if kind == "right":                       # trailing padding, a different length per row
+        for b in range(B):
+            m[rng.integers(1, T + 1):, b] = False
+    elif kind == "left":
+        for b in range(B):
+            m[:rng.integers(0, T), b] = False
+    elif kind == "interior":
+        m = rng.random((T, B)) > 0.4
+    elif kind == "full_rows":                 # some rows never see a real step
+        m = rng.random((T, B)) > 0.3
+        m[:, ::2] = False
+    return m
+
+
+def _run(impl, cell, xw, s0, U, b_rec, mask, rmask, dhs, dst):
+    hs, states, cache = impl.forward_sequence(cell, xw, s0, U, b_rec, mask, rmask)
+    hs = np.array(hs)
+    dxw, d0, dU, db = impl.backward_sequence(cell, cache, dhs, dst, U, b_rec, mask, rmask)
+    out = {"hs": hs, "dxw": dxw, "dU": dU}
+    out.update({f"state{k}": s for k, s in enumerate(states)})
+    out.update({f"dstate0_{k}": s for k, s in enumerate(d0)})
+    if db is not None:
+        out["db_rec"] = db
+    return out
+
+
+def _compare(got, want, dtype, what):
+    assert got.keys() == want.keys(), what
+    for k in want:
+        g, w = got[k], want[k]
+        assert g.dtype == w.dtype == np.dtype(dtype), f"{what} {k}: dtype {g.dtype} vs {w.dtype}"
+        assert g.shape == w.shape, f"{what} {k}: shape {g.shape} vs {w.shape}"
+        if not np.allclose(g, w, **TOL[dtype]):
+            i = np.unravel_index(np.argmax(np.abs(g - w)), g.shape)
+            raise AssertionError(f"{what} {k}: rnnkit vs reference at {i}: {g[i]!r} vs {w[i]!r} "
+                                 f"(max abs diff {np.abs(g - w).max():.3g})")
+
+
+def _random_case(name, dtype, B, T, H, mask_kind=None, rdrop=False, b_rec=False,
+                 dhs=True, dstates=True, seed=0):
+    rng = np.random.default_rng(seed)
+    cell = CELLS[name]()
+    G = cell.n_gates * H
+    xw = rng.normal(0, 1.0, (T, B, G)).astype(dtype)
+    s0 = tuple(rng.normal(0, 0.5, (B, H)).astype(dtype) for _ in range(cell.n_states))
+    U = rng.normal(0, 0.6 / np.sqrt(H), (H, G)).astype(dtype)
+    br = rng.normal(0, 0.3, G).astype(dtype) if b_rec else None
+    rm = ((rng.random((B, H)) > 0.3) / 0.7).astype(dtype) if rdrop else None
+    d = rng.normal(size=(T, B, H)).astype(dtype) if dhs else None
+    ds = tuple(rng.normal(size=(B, H)).astype(dtype) if dstates else None
+               for _ in range(cell.n_states))
+    mask = _mask(mask_kind, T, B, rng)
+    args = (cell, xw, s0, U, br, mask, rm, d, ds)
+    want = _run(reference, *args)
+    got = _run(fast, *args)
+    _compare(got, want, dtype, f"{name} {np.dtype(dtype).name} B={B} T={T} H={H} "
+             f"mask={mask_kind} rdrop={rdrop} b_rec={b_rec} dhs={dhs} dstates={dstates}")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name", list(CELLS))
+@pytest.mark.parametrize("B,T,H", [(1, 1, 1), (1, 7, 5), (4, 1, 3), (3, 6, 1), (5, 9, 8)])
+def test_fast_equals_reference_shapes(name, dtype, B, T, H):
+    _random_case(name, dtype, B, T, H, seed=B * 100 + T * 10 + H)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name", list(CELLS))
+@pytest.mark.parametrize("mask_kind", ["right", "left", "interior", "full_rows"])
+def test_fast_equals_reference_masks(name, dtype, mask_kind):
+    _random_case(name, dtype, 6, 8, 4, mask_kind=mask_kind, rdrop=True,
+                 b_rec=name == "gru_after", seed=len(mask_kind))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name", list(CELLS))
+@pytest.mark.parametrize("dhs,dstates", [(True, False), (False, True), (False, False)])
+def test_fast_equals_reference_gradient_sources(name, dtype, dhs, dstates):
+    _random_case(name, dtype, 3, 5, 4, mask_kind="interior", dhs=dhs, dstates=dstates,
+                 b_rec=name == "gru_after", seed=7)
+
+
+def test_fast_equals_reference_saturating_and_larger():
+    """Large pre-activations (saturated gates) and a size where BLAS uses its blocked path."""
+    for name in CELLS:
+        _random_case(name, np.float64, 17, 12, 33, mask_kind="interior", rdrop=True,
+                     b_rec=name == "gru_after", seed=3)
+    rng = np.random.default_rng(0)
+    cell = cells.LSTMMath()
+    xw = rng.normal(0, 30.0, (4, 2, 12))
+    s0 = (np.zeros((2, 3)), np.zeros((2, 3)))
+    U = rng.normal(0, 5.0, (3, 12))
+    args = (cell, xw, s0, U, None, None, None, np.ones((4, 2, 3)), (None, None))
+    _compare(_run(fast, *args), _run(reference, *args), np.float64, "saturated lstm")
+
+
+def test_supports_default_activations_only():
+    assert fast.supports(cells.SimpleRNNMath("tanh")) and fast.supports(cells.SimpleRNNMath("relu"))
+    assert fast.supports(cells.LSTMMath()) and fast.supports(cells.GRUMath(reset_after=False))
+    assert not fast.supports(cells.SimpleRNNMath("elu"))
+    assert not fast.supports(cells.LSTMMath(recurrent_activation="hard_sigmoid"))
+    assert not fast.supports(cells.GRUMath(activation="softsign"))
+
+
+def test_unsupported_dtype_falls_back_to_reference():
+    rng = np.random.default_rng(0)
+    cell = cells.LSTMMath()
+    xw = rng.normal(size=(3, 2, 8)).astype(np.float16)
+    s0 = (np.zeros((2, 2), np.float16),) * 2
+    U = rng.normal(size=(2, 8)).astype(np.float16)
+    hs, st, cache = fast.forward_sequence(cell, xw, s0, U)
+    want = reference.forward_sequence(cell, xw, s0, U)[0]
+    np.testing.assert_array_equal(hs, want)
+    dxw = fast.backward_sequence(cell, cache, np.ones_like(hs), (None, None), U)[0]
+    assert dxw.shape == xw.shape
+
+
+def test_lstm_stream_matches_reference():
+    rng = np.random.default_rng(1)
+    F, H, B, T = 5, 7, 2, 6
+    W = rng.normal(0, 0.4, (F, 4 * H)).astype(np.float32)
+    U = rng.normal(0, 0.4, (H, 4 * H)).astype(np.float32)
+    b = rng.normal(0, 0.2, 4 * H).astype(np.float32)
+    x = rng.normal(size=(T, B, F)).astype(np.float32)
+    h0 = rng.normal(size=(B, H)).astype(np.float32)
+    c0 = rng.normal(size=(B, H)).astype(np.float32)
+    hs, (h, c), _ = reference.forward_sequence(cells.LSTMMath(), x @ W + b, (h0, c0), U)
+    for bsz, sl in ((B, slice(None)), (1, slice(0, 1)), (9, None)):
+        if sl is None:                               # batch > 4 uses the BLAS path
+            xs = np.repeat(x, 5, axis=1)[:, :9]
+            ref = reference.forward_sequence(cells.LSTMMath(), xs @ W + b,
+                                             (np.zeros((9, H), np.float32),) * 2, U)[0]
+            s = fast.LSTMStream(W, U, b, batch=9)
+            got = np.stack([s.step(xt).copy() for xt in xs])
+        else:
+            s = fast.LSTMStream(W, U, b, batch=bsz, states=(h0[sl], c0[sl]))
+            got = np.stack([s.step(xt[sl]).copy() for xt in x])
+            ref = hs[:, sl]
+            np.testing.assert_allclose(s.states[1], c[sl], rtol=2e-5, atol=2e-6,
+                                       err_msg="rnnkit vs reference: stream cell state")
+        np.testing.assert_allclose(got, ref, rtol=2e-5, atol=2e-6,
+                                   err_msg="rnnkit vs reference: stream outputs")
+    with pytest.raises(ValueError, match="features"):
+        fast.LSTMStream(W, U, b).step(np.zeros((1, F + 1), np.float32))
+
+
+# ---------------------------------------------------------------------------- golden ---
+# B=2, T=3, F=2, units=3; x = arange(12).reshape(2, 3, 2) * 0.1; kernel 0.1, recurrent 0.05,
+# bias 0.01 (LSTM: unit_forget_bias -> forget bias 1). Loss = sum(out * w) with
+# w = arange(1, 19).reshape(2, 3, 3) / 18. All units (and features) share one value, so
+# the table keeps out[:, :, 0] and dL/dx[:, :, 0]. Mask [[1, 0, 1], [0, 1, 1]].
+GOLDEN = {
+    ("lstm", "plain"): ([[0.00509964331869596, 0.019953040646556734, 0.04352293562618143], [0.03972995259707703, 0.08524422685851664, 0.1361831569017566]],
+        [[0.04781747950847975, 0.052944531159862356, 0.041254492111444926], [0.17120971487316605, 0.15512137418350389, 0.10815854743974068]]),
+    ("lstm", "mask"): ([[0.00509964331869596, 0.00509964331869596, 0.031629128316695995], [0.0, 0.05270565491073527, 0.1096761181997273]],
+        [[0.05851604274734012, 0.0, 0.040153163620029325], [0.0, 0.14974245375725684, 0.10492330341279946]]),
+    ("lstm", "backwards"): ([[0.02744377273738812, 0.03700839351289734, 0.03320947548772151], [0.0663212577348952, 0.10519871254182132, 0.12227803599159925]],
+        [[0.03757887459907296, 0.05290112817429297, 0.050683522830824196], [0.10286987530346865, 0.15552620104070802, 0.17924616989062342]]),
+    ("gru_after", "plain"): ([[0.012346861223493889, 0.038230585086682936, 0.07105191559220463], [0.06677606500684252, 0.12166894206060606, 0.16984254955638686]],
+        [[0.0589637167556074, 0.07415608326241437, 0.06001067204047999], [0.17425297303303414, 0.16299535424302816, 0.11066206557511755]]),
+    ("gru_after", "mask"): ([[0.012346861223493889, 0.012346861223493889, 0.05649076557621732], [0.0, 0.0830035900805351, 0.1469646401335473]],
+        [[0.09331353898087723, 0.0, 0.05931330120460957], [0.0, 0.15746041337449676, 0.10857255816982102]]),
+    ("gru_after", "backwards"): ([[0.04956226175679789, 0.058878572551690184, 0.04451860565750343], [0.09821254118395985, 0.13998290913103303, 0.14710148731334227]],
+        [[0.0665984990234985, 0.07442364480884285, 0.05324492912977069], [0.12632677782095733, 0.1637924361946138, 0.1525193739814925]]),
+    ("gru_before", "plain"): ([[0.009898683543921464, 0.03451412461076766, 0.06665699835985635], [0.06468592416109026, 0.11834719812581343, 0.16578654688722294]],
+        [[0.058983701149675966, 0.07436591285820737, 0.06032735209768896], [0.1750280202211726, 0.16394858593782552, 0.11153040673608994]]),
+    ("gru_before", "mask"): ([[0.009898683543921464, 0.009898683543921464, 0.05287427662911623], [0.0, 0.08104836194463375, 0.14380967987626136]],
+        [[0.09365140240664109, 0.0, 0.05966118995575002], [0.0, 0.15857039260033498, 0.10950480791896687]]),
+    ("gru_before", "backwards"): ([[0.04734437178909115, 0.05519187097155123, 0.039911668607176945], [0.0963983369510294, 0.13674352981194765, 0.14281246718815727]],
+        [[0.06685463922202928, 0.07463425282891517, 0.053345560538738006], [0.12711207584905934, 0.1647538447497893, 0.1534906941201315]]),
+    ("simple_tanh", "plain"): ([[0.019997333759930937, 0.0629163847597688, 0.10900264595877907], [0.13909244787845806, 0.19820539197940695, 0.2446656019974903]],
+        [[0.048716984001721364, 0.10268760040244294, 0.13174912308986467], [0.2184074502223331, 0.2625529593799108, 0.26637264390644155]]),
+    ("simple_tanh", "mask"): ([[0.019997333759930937, 0.019997333759930937, 0.10263690103349563], [0.0, 0.17808086811733026, 0.24182553636020962]],
+        [[0.13640141215759846, 0.0, 0.13192875553949873], [0.0, 0.26467932306966946, 0.26676411615649415]]),
+    ("simple_tanh", "backwards"): ([[0.09966799462495582, 0.0748101687790502, 0.031211384526805736], [0.21651806149302885, 0.20933685557601767, 0.16974154445487172]],
+        [[0.13320344659678932, 0.10273564802093105, 0.04825947499099836], [0.2751698789577212, 0.2625749298934845, 0.21227846344112358]]),
+    ("simple_relu", "plain"): ([[0.020000000000000004, 0.063, 0.10945], [0.14000000000000004, 0.20100000000000007, 0.25015000000000004]],
+        [[0.04883333333333334, 0.10333333333333333, 0.13333333333333333], [0.22470833333333334, 0.2758333333333334, 0.2833333333333333]]),
+    ("simple_relu", "mask"): ([[0.020000000000000004, 0.020000000000000004, 0.10300000000000001], [0.0, 0.18000000000000005, 0.24700000000000005]],
+        [[0.1366666666666667, 0.0, 0.13333333333333333], [0.0, 0.2758333333333334, 0.2833333333333333]]),
+    ("simple_relu", "backwards"): ([[0.1, 0.075, 0.03125], [0.22000000000000003, 0.21300000000000005, 0.17195000000000005]],
+        [[0.13333333333333333, 0.10333333333333333, 0.04883333333333334], [0.2833333333333333, 0.2758333333333334, 0.22470833333333334]]),
+}
+GOLDEN_MASK = np.array([[1, 0, 1], [0, 1, 1]], bool)
+
+
+def _golden_layer(kind, dtype="float64", **kw):
+    init = dict(kernel_initializer=initializers.Constant(0.1),
+                recurrent_initializer=initializers.Constant(0.05),
+                bias_initializer=initializers.Constant(0.01), return_sequences=True,
+                dtype=dtype, **kw)
+    if kind == "lstm":
+        return layers.LSTM(3, **init)
+    if kind.startswith("gru"):
+        return layers.GRU(3, reset_after=kind == "gru_after", **init)
+    return layers.SimpleRNN(3, activation=kind.split("_")[1], **init)
+
+
+@pytest.fixture
+def kernel_mode():
+    old = kernels.get_kernel_mode()
+    yield kernels.set_kernel_mode
+    kernels.set_kernel_mode(old)
+
+
+@pytest.mark.parametrize("mode", ["reference", "fast"])
+@pytest.mark.parametrize("kind,case", list(GOLDEN))
+def test_golden(kind, case, mode, kernel_mode):
+    kernel_mode(mode)
+    want_out, want_dx = (np.array(a) for a in GOLDEN[kind, case])
+    layer = _golden_layer(kind, go_backwards=case == "backwards")
+    x = np.arange(12, dtype=np.float64).reshape(2, 3, 2) * 0.1
+    mask = GOLDEN_MASK if case == "mask" else None
+    layer.maybe_build(x.shape)
+    out = layer.forward(x, training=True, mask=mask)
+    w = np.arange(1, 19, dtype=np.float64).reshape(2, 3, 3) / 18
+    dx = layer.backward(w)
+    for got, want, what in ((out, want_out, "output"), (dx, want_dx, "dL/dx")):
+        assert np.allclose(got, got[:, :, :1]), f"{what}: units/features should be identical"
+        if not np.allclose(got[:, :, 0], want, rtol=1e-12, atol=1e-14):
+            raise AssertionError(f"golden {kind}/{case} [{mode}] {what}: rnnkit vs reference "
+                                 f"{got[:, :, 0].tolist()} vs {want.tolist()}")
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru_after", "simple_tanh"])
+def test_golden_float32_fast(kind, kernel_mode):
+    """float32 through the fast kernels agrees with the float64 golden numbers."""
+    kernel_mode("fast")
+    layer = _golden_layer(kind, dtype="float32")
+    x = np.arange(12, dtype=np.float32).reshape(2, 3, 2) * 0.1
+    layer.maybe_build(x.shape)
+    out = layer.forward(x)
+    assert out.dtype == np.float32
+    np.testing.assert_allclose(out[:, :, 0], GOLDEN[kind, "plain"][0], rtol=1e-5, atol=1e-6,
+                               err_msg="rnnkit vs reference (float32 fast vs golden)")
+
+
+# -------------------------------------------------- gradient checks with fast kernels ---
+# test_gradients.py runs in the default 'auto' mode, which already picks the fast kernels
+# for these cells; forcing 'fast' here makes sure a silent fallback cannot hide a bug.
+@pytest.mark.parametrize("case", ["recurrent", "initial_state", "mask", "dropout"])
+def test_gradient_checks_pass_with_fast_kernels(case, kernel_mode):
+    import test_gradients as tg
+    kernel_mode("fast")
+    fn = {"recurrent": lambda n, m: [tg.test_recurrent_gradients(n, m, o) for o in tg.OPTIONS],
+          "initial_state": tg.test_recurrent_initial_state_gradients,
+          "mask": tg.test_recurrent_mask_gradients,
+          "dropout": tg.test_recurrent_dropout_gradients}[case]
+    for name, make in tg.RECURRENT_CASES:
+        fn(name, make)
