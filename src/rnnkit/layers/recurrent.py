@@ -71,6 +71,8 @@ class RNNBase(Layer):
 
     # -- subclass hooks --------------------------------------------------------
     n_gates = 1
+    #: set by the training step on the model's first layer: dL/dx of the data is not needed
+    _skip_input_grad = False
 
     def _make_cell(self):
         raise NotImplementedError  # abstract
@@ -245,6 +247,8 @@ class RNNBase(Layer):
         self.grads["recurrent_kernel"][...] = dU
         if self.use_bias:
             self._write_bias_grad(dxw2.sum(axis=0), db_rec)
+        if self._skip_input_grad and not has_init:
+            return None  # first layer of a training step: nobody reads dL/dx
         dxt = (dxw2 @ W.T).reshape(T, B, F)
         if dp is not None:
             dxt *= dp

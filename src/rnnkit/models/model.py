@@ -272,7 +272,12 @@ class Model:
             dy = self.loss.gradient_logits(y, y_pred, sample_weight, mask)
         else:
             dy = self.loss.gradient(y, y_pred, sample_weight, mask)
-        self.backward(dy.astype(y_pred.dtype, copy=False), wrt_logits=fuse)
+        first = self.layers[0]
+        first._skip_input_grad = True  # the data needs no gradient (as in PyTorch)
+        try:
+            self.backward(dy.astype(y_pred.dtype, copy=False), wrt_logits=fuse)
+        finally:
+            first._skip_input_grad = False
         for layer in self.layers:
             layer.add_regularization_grads()
         return loss, y_pred, mask
