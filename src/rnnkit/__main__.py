@@ -1,0 +1,5 @@
+"""``python -m rnnkit`` runs the ``rnnkit`` command."""
+
+from .cli import main
+
+raise SystemExit(main())

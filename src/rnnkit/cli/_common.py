@@ -1,0 +1,287 @@
+"""Helpers shared by the ``rnnkit`` subcommands: errors, config files, data specs, output."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import sys
+from pathlib import Path
+
+from ..tasks._common import jsonable
+
+#: Built-in dataset name -> the task it is used for.
+BUILTIN_TASKS = {"japanese_vowels": "classify", "adding": "regress", "airline": "forecast",
+                 "shakespeare": "lm"}
+#: File suffix -> task, for ``--task`` inference.
+SUFFIX_TASKS = {".ts": "classify", ".csv": "forecast", ".txt": "lm"}
+DEFAULT_MODEL_PATH = "rnnkit_model.rnnkit"
+
+
+class CLIError(Exception):
+    """A user error: printed as ``rnnkit <command>: error: <message>``, exit status 2."""
+
+
+# ----------------------------------------------------------------------------- output
+class Output:
+    """Where human-readable lines go: stdout normally, stderr when ``--json`` owns stdout."""
+
+    def __init__(self, json_mode=False, quiet=False):
+        self.json_mode, self.quiet = bool(json_mode), bool(quiet)
+
+    def say(self, *parts):
+        """Print a human-readable line (suppressed by --quiet)."""
+        if not self.quiet:
+            print(*parts, file=sys.stderr if self.json_mode else sys.stdout, flush=True)
+
+    def result(self, record):
+        """Print the one final machine-readable line (only with --json)."""
+        if self.json_mode:
+            print(json.dumps(jsonable(record), sort_keys=False), flush=True)
+
+
+def fmt(value, digits=4):
+    """Format a metric for humans."""
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+# ----------------------------------------------------------------------------- config files
+def load_config(path):
+    """Read a TOML run file into a flat dict of option name -> value.
+
+    Keys may use ``-`` or ``_`` (``batch-size`` = ``batch_size``). A ``[train]`` table, if
+    present, is merged over the top-level keys. Relative paths in ``data``, ``test`` and
+    ``out`` are resolved against the config file's folder.
+    """
+    import tomllib
+
+    p = Path(path)
+    try:
+        with open(p, "rb") as f:
+            raw = tomllib.load(f)
+    except FileNotFoundError:
+        raise CLIError(f"config file {str(p)!r} does not exist.") from None
+    except IsADirectoryError:
+        raise CLIError(f"config file {str(p)!r} is a directory, expected a .toml file.") from None
+    except tomllib.TOMLDecodeError as e:
+        raise CLIError(f"{p.name}: invalid TOML: {e}. Fix the file (see docs/cli.md for an "
+                       "example run file).") from None
+    flat = {k: v for k, v in raw.items() if not isinstance(v, dict)}
+    for table, values in raw.items():
+        if isinstance(values, dict):
+            if table != "train":
+                raise CLIError(f"{p.name}: unknown table [{table}]; put options at the top "
+                               "level or in a [train] table.")
+            flat.update(values)
+    out = {}
+    for k, v in flat.items():
+        key = k.replace("-", "_")
+        if key in ("data", "test", "out") and isinstance(v, str) and not v.startswith(
+                "builtin:") and not os.path.isabs(v):
+            v = str(p.parent / v)
+        out[key] = v
+    return out
+
+
+# ----------------------------------------------------------------------------- data specs
+def parse_data_spec(spec, what="--data"):
+    """``'builtin:NAME'`` -> ``('builtin', name)``; a path -> ``('file', Path)``."""
+    from ..data import BUILTIN_DATASETS
+
+    if not isinstance(spec, str) or not spec:
+        raise CLIError(f"{what} must be 'builtin:NAME' or a file path, got {spec!r}.")
+    if spec.startswith("builtin:"):
+        name = spec[len("builtin:"):].strip().lower().replace("-", "_")
+        if name not in BUILTIN_DATASETS:
+            raise CLIError(f"{what}: unknown built-in dataset {spec!r}; valid names are "
+                           + ", ".join(f"builtin:{n}" for n in BUILTIN_DATASETS) + ".")
+        return "builtin", name
+    path = Path(spec)
+    if not path.exists():
+        raise CLIError(f"{what}: file {spec!r} does not exist (use builtin:NAME for a built-in "
+                       "dataset: builtin:japanese_vowels, builtin:adding, builtin:airline, "
+                       "builtin:shakespeare).")
+    if path.is_dir():
+        raise CLIError(f"{what}: {spec!r} is a directory; pass a .ts, .csv or .txt file.")
+    return "file", path
+
+
+def ts_has_targets(path):
+    """Whether a ``.ts`` header declares regression targets (``@targetLabel true``)."""
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            s = line.strip().lower()
+            if s.startswith("@data"):
+                return False
+            if s.startswith("@targetlabel"):
+                return s.split()[1:2] == ["true"]
+    return False
+
+
+def infer_task(spec, what="--data"):
+    """The task for a data spec: from the built-in name or the file suffix."""
+    kind, value = parse_data_spec(spec, what)
+    if kind == "builtin":
+        return BUILTIN_TASKS[value]
+    suffix = value.suffix.lower()
+    if suffix not in SUFFIX_TASKS:
+        raise CLIError(f"{what}: cannot infer the task from the file name {value.name!r} "
+                       f"(known suffixes: .ts -> classify, .csv -> forecast, .txt -> lm); "
+                       "pass --task classify|regress|forecast|lm.")
+    if suffix == ".ts" and ts_has_targets(value):
+        return "regress"
+    return SUFFIX_TASKS[suffix]
+
+
+def _suffix_check(path, allowed, task, what):
+    if path.suffix.lower() not in allowed:
+        raise CLIError(f"{what}: task {task!r} reads {' or '.join(allowed)} files, got "
+                       f"{path.name!r}.")
+
+
+def load_sequences(spec, task, what="--data", split="train"):
+    """Sequences for classify/regress: ``(x_train, y_train, x_test, y_test)`` for built-ins
+    (``split`` ignored), ``(x, y)`` from a ``.ts`` file."""
+    from ..data import adding_problem, load_japanese_vowels, load_ts
+
+    kind, value = parse_data_spec(spec, what)
+    if kind == "builtin":
+        if value == "japanese_vowels":
+            return load_japanese_vowels()
+        if value == "adding":
+            x, y = adding_problem(5000, 50, seed=0)
+            xt, yt = adding_problem(1000, 50, seed=1)
+            return x, y, xt, yt
+        raise CLIError(f"{what}: builtin:{value} is a {BUILTIN_TASKS[value]} dataset, not "
+                       f"for task {task!r}.")
+    _suffix_check(value, (".ts",), task, what)
+    x, y = load_ts(value)
+    return x, y
+
+
+def sniff_date_column(path, delimiter=","):
+    """Name of the first column whose first data cell is not a number (a date), or None."""
+    from ..data import MISSING_MARKERS
+
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        rows = [r for r in csv.reader(f, delimiter=delimiter) if r]
+        if len(rows) < 2:
+            return None
+        header, first = rows[0], rows[1]
+    for name, cell in zip(header, first):
+        c = cell.strip()
+        if c.lower() in MISSING_MARKERS:
+            continue
+        try:
+            float(c)
+        except ValueError:
+            return name.strip()
+    return None
+
+
+def load_series(spec, what="--data", columns=None, date_column=None, target=None):
+    """A series for forecasting: ``(values (T, C), column names, dates or None, target idx)``.
+
+    ``columns``: comma-separated names or a list (default: every numeric column);
+    ``date_column``: name, or None to detect a non-numeric first column; ``target``: the
+    column to forecast (name or index; default the first).
+    """
+    import numpy as np
+
+    from ..data import load_airline, load_csv
+
+    kind, value = parse_data_spec(spec, what)
+    if kind == "builtin":
+        if value != "airline":
+            raise CLIError(f"{what}: builtin:{value} is a {BUILTIN_TASKS[value]} dataset, not "
+                           "a time series to forecast.")
+        y, dates = load_airline(return_dates=True)
+        return np.asarray(y, np.float64)[:, None], ["Passengers"], dates, 0
+    _suffix_check(value, (".csv",), "forecast", what)
+    if isinstance(columns, str):
+        columns = [c.strip() for c in columns.split(",") if c.strip()]
+    if date_column is None:
+        date_column = sniff_date_column(value)
+    s = load_csv(value, columns=columns, date_column=date_column)
+    t = 0
+    if target is not None:
+        if isinstance(target, int) or (isinstance(target, str) and target.isdigit()
+                                       and target not in s.columns):
+            t = int(target)
+            if not 0 <= t < len(s.columns):
+                raise CLIError(f"--target {target}: the file has {len(s.columns)} value "
+                               f"column(s) {s.columns}.")
+        elif target in s.columns:
+            t = s.columns.index(target)
+        else:
+            raise CLIError(f"--target {target!r} is not one of the value columns {s.columns} "
+                           f"of {value.name}.")
+    return np.asarray(s.values, np.float64), list(s.columns), s.dates, t
+
+
+def load_text(spec, what="--data"):
+    """Text for the language model (``builtin:shakespeare`` or a UTF-8 ``.txt`` file)."""
+    from ..data import load_shakespeare
+
+    kind, value = parse_data_spec(spec, what)
+    if kind == "builtin":
+        if value != "shakespeare":
+            raise CLIError(f"{what}: builtin:{value} is a {BUILTIN_TASKS[value]} dataset, not "
+                           "text.")
+        return load_shakespeare()
+    try:
+        text = value.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise CLIError(f"{what}: {value.name} is not UTF-8 text (byte {e.start} cannot be "
+                       "decoded); save it as UTF-8.") from None
+    if len(text) < 2:
+        raise CLIError(f"{what}: {value.name} holds {len(text)} character(s); a language model "
+                       "needs text to learn from.")
+    return text
+
+
+# ----------------------------------------------------------------------------- writing files
+def write_table(path, header, rows):
+    """Write rows as CSV (``.csv``) or a JSON list of objects (``.json``); None -> stdout."""
+    if path is None:
+        w = csv.writer(sys.stdout, lineterminator="\n")
+        w.writerow(header)
+        w.writerows(rows)
+        return
+    p = Path(path)
+    suffix = p.suffix.lower()
+    if suffix not in (".csv", ".json"):
+        raise CLIError(f"--out {str(p)!r}: write predictions to a .csv or .json file.")
+    if p.parent and not p.parent.exists():
+        raise CLIError(f"--out {str(p)!r}: folder {str(p.parent)!r} does not exist.")
+    if suffix == ".csv":
+        with open(p, "w", newline="", encoding="utf-8") as f:
+            w = csv.writer(f, lineterminator="\n")
+            w.writerow(header)
+            w.writerows(rows)
+    else:
+        with open(p, "w", encoding="utf-8") as f:
+            json.dump(jsonable([dict(zip(header, r)) for r in rows]), f, indent=1)
+            f.write("\n")
+
+
+def load_pipeline(path):
+    """Load a model file as its task pipeline, with CLI-friendly errors."""
+    from ..saving import RnnkitFileError, load_model
+    from ..tasks import pipeline_from_model
+
+    if not os.path.exists(path):
+        raise CLIError(f"model file {str(path)!r} does not exist; train one with "
+                       "`rnnkit train --out PATH`.")
+    try:
+        model = load_model(path)
+    except RnnkitFileError as e:
+        raise CLIError(str(e)) from None
+    try:
+        return pipeline_from_model(model)
+    except ValueError as e:
+        raise CLIError(f"{os.path.basename(path)}: {e}") from None

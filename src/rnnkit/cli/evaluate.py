@@ -1,0 +1,112 @@
+"""``rnnkit evaluate MODEL --data PATH``: score a saved model on data and print the metrics."""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+
+from ._common import (
+    CLIError,
+    Output,
+    fmt,
+    load_pipeline,
+    load_sequences,
+    load_series,
+    load_text,
+    parse_data_spec,
+)
+
+
+def register(subparsers):
+    """Add the ``evaluate`` subcommand."""
+    p = subparsers.add_parser(
+        "evaluate", help="score a saved model on data (the built-in test split or a file)",
+        description="Load a model saved by `rnnkit train` and report its metrics on data of "
+        "its task: classify/regress read a labelled .ts file (or the built-in test split); "
+        "forecast reads a .csv series, forecasts its last --horizon points from the points "
+        "before them and compares with a seasonal-naive forecast; lm reads a .txt file and "
+        "reports nats/char beside the unigram baseline.",
+        epilog="examples:\n  rnnkit evaluate rnnkit_model.rnnkit\n"
+        "  rnnkit evaluate clf.rnnkit --data test.ts --json\n"
+        "  rnnkit evaluate air.rnnkit --data builtin:airline",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("model", metavar="MODEL", help="model file written by `rnnkit train`")
+    p.add_argument("--data", metavar="SPEC", help="data to score: a file or builtin:NAME "
+                   "(default: the dataset the model was trained on; its test split)")
+    p.add_argument("--json", action="store_true",
+                   help="print one machine-readable JSON line with the metrics under 'test'")
+    p.set_defaults(func=run)
+    return p
+
+
+def _default_data(pipe, spec):
+    if spec:
+        return spec
+    data = pipe.info.get("data")
+    if not data:
+        raise CLIError("the model does not record its training data; pass --data PATH.")
+    return data
+
+
+def evaluate_pipeline(pipe, spec):
+    """Metrics of ``pipe`` on the data ``spec``: (metrics dict, description of the data)."""
+    task = pipe.task
+    kind, value = parse_data_spec(spec)
+    if task in ("classify", "regress"):
+        loaded = load_sequences(spec, task)
+        if len(loaded) == 4:
+            x, y = loaded[2], loaded[3]
+            where = f"{spec} (test split)"
+        else:
+            x, y = loaded
+            where = spec
+        if y is None:
+            raise CLIError(f"--data {spec}: the file has no labels to score against; use "
+                           "`rnnkit predict` for unlabelled data.")
+        if task == "regress":
+            y = np.asarray(y, dtype=np.float64)
+        return pipe.evaluate(x, y), where
+    if task == "forecast":
+        info = pipe.info
+        values, columns, _, _ = load_series(spec, columns=info.get("columns"),
+                                            date_column=info.get("date_column"))
+        if values.shape[1] != pipe.n_channels:
+            raise CLIError(f"--data {spec}: {values.shape[1]} value column(s) {columns}, but "
+                           f"the model was trained on {pipe.n_channels}.")
+        H = pipe.horizon
+        if len(values) < pipe.context_length + H:
+            raise CLIError(f"--data {spec}: {len(values)} steps; scoring needs the model's "
+                           f"context of {pipe.context_length} steps plus {H} to forecast.")
+        res = pipe.evaluate(values[-H:, pipe.target_column], history=values[:-H])
+        return res, f"last {H} steps of {spec}, forecast from the steps before them"
+    text = load_text(spec)
+    if kind == "builtin":
+        text = text[int(len(text) * 0.9):]
+        where = f"last 10% of {spec}"
+    else:
+        where = spec
+    return pipe.evaluate(text), where
+
+
+def run(args) -> int:
+    """Run ``rnnkit evaluate``; returns the exit status."""
+    out = Output(json_mode=args.json)
+    pipe = load_pipeline(args.model)
+    spec = _default_data(pipe, args.data)
+    metrics, where = evaluate_pipeline(pipe, spec)
+    record = {"task": pipe.task, "model": args.model, "data": where}
+    if pipe.task == "forecast":
+        record["baseline"] = metrics.pop("baseline")
+        metrics.pop("steps", None)
+    if pipe.task == "lm":
+        record["baseline"] = {"unigram_loss": metrics.pop("baseline_unigram")}
+    record["test"] = metrics
+    out.say(f"{args.model} ({pipe.task}) on {where}:")
+    rows = list(metrics.items()) + [(f"baseline {k}", val)
+                                    for k, val in (record.get("baseline") or {}).items()]
+    width = max(len(k) for k, _ in rows) + 2
+    for k, val in rows:
+        out.say(f"  {k:<{width}}{fmt(val)}")
+    out.result(record)
+    return 0

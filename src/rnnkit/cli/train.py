@@ -1,0 +1,483 @@
+"""``rnnkit train``: train a model on a built-in dataset or a file, report test metrics, save it.
+
+Every option can also come from a TOML run file (``--config run.toml``); flags given on the
+command line override the file, and the file overrides the defaults. The task is inferred from
+the data when ``--task`` is not given (built-in name, or ``.ts`` -> classify, ``.csv`` ->
+forecast, ``.txt`` -> lm).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ._common import (
+    DEFAULT_MODEL_PATH,
+    CLIError,
+    Output,
+    fmt,
+    infer_task,
+    load_config,
+    load_sequences,
+    load_series,
+    load_text,
+    parse_data_spec,
+)
+
+TASK_NAMES = ("classify", "regress", "forecast", "lm")
+
+
+@dataclass
+class Opt:
+    """One ``rnnkit train`` option: its type, help and default (per task when a dict)."""
+
+    name: str
+    kind: str                 # int, float, str, bool, units, auto_int, choice
+    help: str
+    default: object = None
+    choices: tuple = ()
+    tasks: tuple = TASK_NAMES  # tasks the option applies to
+    metavar: str | None = None
+    extra: dict = field(default_factory=dict)
+
+    def default_for(self, task):
+        if isinstance(self.default, dict):
+            return self.default.get(task)
+        return self.default
+
+
+def _task_defaults(key):
+    from ..tasks import CLASSIFY_DEFAULTS, FORECAST_DEFAULTS, LM_DEFAULTS, REGRESS_DEFAULTS
+    tables = {"classify": CLASSIFY_DEFAULTS, "regress": REGRESS_DEFAULTS,
+              "forecast": FORECAST_DEFAULTS, "lm": LM_DEFAULTS}
+    out = {}
+    for task, table in tables.items():
+        if key in table:
+            v = table[key]
+            out[task] = ",".join(str(u) for u in v) if key == "units" else v
+    return out
+
+
+def options():
+    """The list of train options (built lazily so that defaults come from rnnkit.tasks)."""
+    d = _task_defaults
+    return [
+        Opt("data", "str", "training data: builtin:japanese_vowels | builtin:adding | "
+            "builtin:airline | builtin:shakespeare | a .ts / .csv / .txt file",
+            "builtin:japanese_vowels", metavar="SPEC"),
+        Opt("test", "str", "test data file (classify/regress: a .ts file; forecast: a .csv "
+            "that continues the training series; lm: a .txt file). Default: the built-in test "
+            "split, else classify/regress hold out a stratified 20%%, forecast the last "
+            "--horizon points, lm the last 10%% of the text", None, metavar="PATH"),
+        Opt("task", "choice", "classify | regress | forecast | lm (default: inferred from "
+            "--data)", None, choices=TASK_NAMES),
+        Opt("cell", "choice", "recurrent cell: lstm | gru | rnn (SimpleRNN)", "lstm",
+            choices=("lstm", "gru", "rnn")),
+        Opt("units", "units", "units per recurrent layer: one number for every layer or a "
+            "comma list such as 128,64", d("units"), metavar="N[,N...]"),
+        Opt("layers", "int", "number of recurrent layers (default: one per --units entry)",
+            None, metavar="N"),
+        Opt("bidirectional", "bool", "wrap every recurrent layer in Bidirectional "
+            "(classify/regress/forecast)", False, tasks=("classify", "regress", "forecast")),
+        Opt("dropout", "float", "input dropout of every recurrent layer", d("dropout"),
+            metavar="RATE"),
+        Opt("epochs", "int", "maximum training epochs (early stopping may stop sooner)",
+            d("epochs"), metavar="N"),
+        Opt("batch_size", "int", "samples per gradient step", d("batch_size"), metavar="N"),
+        Opt("lr", "float", "Adam learning rate", d("learning_rate"), metavar="LR"),
+        Opt("clipnorm", "float", "clip each gradient to this norm (0: off)", d("clipnorm"),
+            metavar="X"),
+        Opt("seed", "int", "random seed (weights, shuffling, splits, dropout)", 0,
+            metavar="N"),
+        Opt("validation_split", "float", "share of the training data held out for early "
+            "stopping with best-weight restore (0: off)", d("validation_split"),
+            metavar="F"),
+        Opt("patience", "int", "early-stopping patience in epochs", d("patience"),
+            metavar="N"),
+        Opt("horizon", "int", "forecast: steps to forecast (also the test length)", 12,
+            tasks=("forecast",), metavar="H"),
+        Opt("window", "auto_int", "forecast: input window length, or auto (two seasons, or "
+            "24)", "auto", tasks=("forecast",), metavar="W|auto"),
+        Opt("stride", "int", "forecast: step between training windows", 1,
+            tasks=("forecast",), metavar="N"),
+        Opt("strategy", "choice", "forecast: direct (Dense(horizon)) or recursive (one step "
+            "fed back)", d("strategy"), choices=("direct", "recursive"), tasks=("forecast",)),
+        Opt("ensemble", "int", "forecast: networks trained from seeds seed..seed+N-1; their "
+            "forecasts are combined", d("ensemble"), tasks=("forecast",), metavar="N"),
+        Opt("aggregate", "choice", "forecast: combine the ensemble's forecasts by their "
+            "median or mean", d("aggregate"), choices=("median", "mean"),
+            tasks=("forecast",)),
+        Opt("season", "auto_int", "forecast: seasonal period for differencing and the "
+            "seasonal-naive baseline: auto (from the autocorrelation), none, or a number",
+            "auto", tasks=("forecast",), metavar="M|auto|none"),
+        Opt("log", "choice", "forecast: log-transform positive series: auto | yes | no",
+            "auto", choices=("auto", "yes", "no"), tasks=("forecast",)),
+        Opt("difference", "choice", "forecast: auto (lag 1 plus the seasonal lag) | none",
+            "auto", choices=("auto", "none"), tasks=("forecast",)),
+        Opt("l2", "float", "forecast: L2 penalty on the kernels", d("l2"),
+            tasks=("forecast",), metavar="X"),
+        Opt("columns", "str", "forecast: comma list of CSV value columns (default: all)", None,
+            tasks=("forecast",), metavar="A,B"),
+        Opt("target", "str", "forecast: CSV column to forecast (default: the first value "
+            "column)", None, tasks=("forecast",), metavar="NAME"),
+        Opt("date_column", "str", "forecast: CSV date column (default: a non-numeric first "
+            "column is detected)", None, tasks=("forecast",), metavar="NAME"),
+        Opt("seq_len", "int", "lm: characters per training sequence", d("seq_len"),
+            tasks=("lm",), metavar="N"),
+        Opt("embedding_dim", "int", "lm: character embedding size", d("embedding_dim"),
+            tasks=("lm",), metavar="N"),
+        Opt("sample_length", "int", "lm: characters of sample text printed after training "
+            "(0: none)", 300, tasks=("lm",), metavar="N"),
+        Opt("temperature", "float", "lm: sampling temperature of that sample", 0.8,
+            tasks=("lm",), metavar="T"),
+        Opt("out", "str", "where to save the model", DEFAULT_MODEL_PATH, metavar="PATH"),
+        Opt("json", "bool", "print one final machine-readable JSON line on stdout "
+            "(human output goes to stderr)", False),
+        Opt("verbose", "bool", "one line per epoch instead of a progress bar, and more detail",
+            False),
+        Opt("quiet", "bool", "no progress bar and no human-readable output", False),
+    ]
+
+
+def _help(opt):
+    d = opt.default
+    if isinstance(d, dict):
+        shown = ", ".join(f"{v} for {t}" for t, v in d.items()
+                          if t in opt.tasks and v is not None)
+        return f"{opt.help} (default: {shown})" if shown else opt.help
+    if d is None or d is False:
+        return opt.help
+    return f"{opt.help} (default: {d})"
+
+
+def register(subparsers):
+    """Add the ``train`` subcommand."""
+    p = subparsers.add_parser(
+        "train", help="train a model on built-in data or your file, print test metrics, save it",
+        description="Train a recurrent model. With no options: the tutorial's LSTM(128) -> "
+        "LSTM(64) -> Dense(9, softmax) on Japanese Vowels (speaker classification). Options "
+        "can also come from a TOML file (--config); command-line flags override it.",
+        epilog="examples:\n"
+        "  rnnkit train\n"
+        "  rnnkit train --data builtin:airline --horizon 36\n"
+        "  rnnkit train --data builtin:shakespeare --epochs 20 --out tempest.rnnkit\n"
+        "  rnnkit train --data my_train.ts --test my_test.ts --cell gru --units 64 --json\n"
+        "  rnnkit train --config run.toml --epochs 5",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", metavar="FILE", help="TOML file with any of the options below "
+                   "(keys as the option names, e.g. epochs = 30, batch_size = 16)")
+    for opt in options():
+        flag = "--" + opt.name.replace("_", "-")
+        kw = dict(dest=opt.name, default=None, help=_help(opt))
+        if opt.kind == "bool":
+            p.add_argument(flag, action=argparse.BooleanOptionalAction, **kw)
+            continue
+        if opt.kind == "choice":
+            kw["choices"] = opt.choices
+        elif opt.kind == "int":
+            kw["type"] = int
+        elif opt.kind == "float":
+            kw["type"] = float
+        if opt.metavar:
+            kw["metavar"] = opt.metavar
+        p.add_argument(flag, **kw)
+    p.set_defaults(func=run)
+    return p
+
+
+# ----------------------------------------------------------------------------- resolving
+def _coerce(opt, value, source):
+    """Check and convert an option value from the command line or a config file."""
+    where = f"{source}: option {opt.name!r}"
+    if value is None:
+        return None
+    k = opt.kind
+    if k == "bool":
+        if not isinstance(value, bool):
+            raise CLIError(f"{where} must be true or false, got {value!r}.")
+        return value
+    if k == "int":
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise CLIError(f"{where} must be an integer, got {value!r}.")
+        return value
+    if k == "float":
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise CLIError(f"{where} must be a number, got {value!r}.")
+        return float(value)
+    if k == "choice":
+        if value not in opt.choices:
+            raise CLIError(f"{where} must be one of {list(opt.choices)}, got {value!r}.")
+        return value
+    if k == "units":
+        if isinstance(value, list):
+            value = ",".join(str(v) for v in value)
+        if isinstance(value, bool) or not isinstance(value, (int, str)):
+            raise CLIError(f"{where} must be an integer or a list such as 128,64, got "
+                           f"{value!r}.")
+        return str(value)
+    if k == "auto_int":
+        if isinstance(value, str) and value.strip().lower() in ("auto", "none"):
+            return value.strip().lower()
+        try:
+            v = int(value)
+        except (TypeError, ValueError):
+            v = None
+        if v is None or isinstance(value, bool) or v <= 0 or (isinstance(value, float)):
+            raise CLIError(f"{where} must be a positive integer, 'auto' or 'none', got "
+                           f"{value!r}.")
+        return v
+    if not isinstance(value, str):
+        raise CLIError(f"{where} must be a string, got {value!r}.")
+    return value
+
+
+def resolve(args):
+    """Merge defaults <- config file <- command line into a dict; infer the task."""
+    opts = {o.name: o for o in options()}
+    cfg = {}
+    source = "command line"
+    if args.config:
+        cfg = load_config(args.config)
+        source = os.path.basename(args.config)
+        unknown = sorted(set(cfg) - set(opts) - {"config"})
+        if unknown:
+            raise CLIError(f"{source}: unknown option(s) {unknown}; valid keys are "
+                           f"{sorted(opts)}.")
+    values = {}
+    for name, opt in opts.items():
+        v = getattr(args, name, None)
+        if v is not None:
+            values[name] = _coerce(opt, v, "command line")
+        elif name in cfg:
+            values[name] = _coerce(opt, cfg[name], source)
+        else:
+            values[name] = None
+    data = values["data"] or opts["data"].default
+    values["data"] = data
+    task = values["task"] or infer_task(data)
+    values["task"] = task
+    for name, opt in opts.items():
+        if values[name] is None:
+            values[name] = opt.default_for(task)
+        elif task not in opt.tasks and values[name] is not False:
+            raise CLIError(f"option --{name.replace('_', '-')} applies to task(s) "
+                           f"{list(opt.tasks)}, not to {task!r}.")
+    if values["quiet"] and values["verbose"]:
+        raise CLIError("--quiet and --verbose contradict each other; pass only one.")
+    return values
+
+
+# ----------------------------------------------------------------------------- running
+def _verbosity(v):
+    if v["quiet"]:
+        return 0
+    return 2 if v["verbose"] else 1
+
+
+def _common_kwargs(v):
+    return dict(cell=v["cell"], units=v["units"], layers=v["layers"], dropout=v["dropout"],
+                epochs=v["epochs"], batch_size=v["batch_size"], learning_rate=v["lr"],
+                clipnorm=v["clipnorm"] or None, validation_split=v["validation_split"],
+                patience=v["patience"], seed=v["seed"], verbose=_verbosity(v))
+
+
+def _train_sequences(v, out):
+    from ..tasks import SequenceClassifier, SequenceRegressor
+    from ..tasks._sequence import stratified_split
+
+    task = v["task"]
+    loaded = load_sequences(v["data"], task)
+    if len(loaded) == 4:
+        x_tr, y_tr, x_te, y_te = loaded
+        test_source = f"{v['data']} (built-in test split)"
+    else:
+        x_tr, y_tr = loaded
+        if y_tr is None:
+            raise CLIError(f"--data {v['data']}: the file has no labels (@classLabel / "
+                           "@targetLabel), so there is nothing to learn.")
+        if v["test"]:
+            x_te, y_te = load_sequences(v["test"], task, "--test")
+            if y_te is None:
+                raise CLIError(f"--test {v['test']}: the file has no labels to score against.")
+            test_source = v["test"]
+        else:
+            groups = np.unique(y_tr, return_inverse=True)[1] if task == "classify" else \
+                np.zeros(len(y_tr), dtype=np.int64)
+            tr, te = stratified_split(groups, 0.2, v["seed"])
+            if len(te) == 0:
+                raise CLIError(f"--data {v['data']}: too few samples to hold out a test set; "
+                               "pass --test PATH.")
+            x_te, y_te = [x_tr[i] for i in te], np.asarray(y_tr)[te]
+            x_tr, y_tr = [x_tr[i] for i in tr], np.asarray(y_tr)[tr]
+            test_source = f"20% stratified hold-out of {v['data']}"
+    if task == "regress":
+        y_tr = _numeric_targets(y_tr, v["data"])
+        y_te = _numeric_targets(y_te, v["test"] or v["data"])
+    cls = SequenceClassifier if task == "classify" else SequenceRegressor
+    pipe = cls(bidirectional=v["bidirectional"], **_common_kwargs(v))
+    n_feat = (x_tr[0].shape[-1] if np.ndim(x_tr[0]) == 2 else 1)
+    out.say(f"{task}: {len(x_tr)} training sequences, {n_feat} channel(s); test: "
+            f"{len(x_te)} from {test_source}")
+    pipe.fit(x_tr, y_tr)
+    metrics = pipe.evaluate(x_te, y_te)
+    extra = {"best_epoch": pipe.best_epoch_, "epochs_run": len(pipe.history_.epoch)}
+    if task == "classify":
+        extra["classes"] = [str(c) for c in pipe.classes_]
+    return pipe, metrics, extra, test_source
+
+
+def _numeric_targets(y, source):
+    try:
+        return np.asarray(y, dtype=np.float64)
+    except ValueError:
+        raise CLIError(f"{source}: the targets are not numbers; use --task classify for "
+                       "class labels.") from None
+
+
+def _train_forecast(v, out):
+    from ..tasks import Forecaster
+
+    values, columns, dates, target = load_series(v["data"], columns=v["columns"],
+                                                 date_column=v["date_column"],
+                                                 target=v["target"])
+    H = v["horizon"]
+    if v["test"]:
+        test_values, tcols, _, _ = load_series(v["test"], "--test", columns=columns,
+                                               date_column=v["date_column"])
+        train, test = values, test_values[:, target]
+        test_source = v["test"]
+    else:
+        if len(values) <= H:
+            raise CLIError(f"--data {v['data']}: {len(values)} time steps cannot hold out a "
+                           f"test set of --horizon {H}; use a smaller horizon or pass --test.")
+        train, test = values[:-H], values[-H:, target]
+        test_source = f"last {H} steps of {v['data']}"
+    season = v["season"]
+    pipe = Forecaster(
+        horizon=H, window=v["window"], stride=v["stride"], strategy=v["strategy"],
+        bidirectional=v["bidirectional"], l2=v["l2"], ensemble=v["ensemble"],
+        aggregate=v["aggregate"],
+        log={"auto": "auto", "yes": True, "no": False}[v["log"]], difference=v["difference"],
+        seasonal_period=None if season == "none" else season, target_column=target,
+        **_common_kwargs(v))
+    out.say(f"forecast: {len(train)} training steps, {train.shape[1]} channel(s), target "
+            f"{columns[target]!r}; test: {len(test)} steps ({test_source})")
+    pipe.info.update(columns=columns, target=columns[target],
+                     date_column=v["date_column"], last_date=(dates[len(train) - 1]
+                                                              if dates else None))
+    pipe.fit(train)
+    out.say(f"transforms: log {'on' if pipe.log_channels_ else 'off'}, differencing lags "
+            f"{pipe.lags_}, seasonal period {pipe.period_}, window {pipe.window_}, "
+            f"{pipe.ensemble} network(s)")
+    res = pipe.evaluate(test)
+    baseline = res.pop("baseline")
+    steps = res.pop("steps")
+    extra = {"baseline": baseline, "steps": steps, "window": pipe.window_,
+             "lags": pipe.lags_, "seasonal_period": pipe.period_,
+             "forecast": pipe.forecast().tolist()}
+    return pipe, res, extra, test_source
+
+
+def _train_lm(v, out):
+    from ..tasks import CharLanguageModel
+
+    text = load_text(v["data"])
+    kw = _common_kwargs(v)
+    if v["test"]:
+        test_text = load_text(v["test"], "--test")
+        train_text = text
+        test_source = v["test"]
+    else:
+        cut = int(len(text) * 0.9)
+        train_text, test_text = text[:cut], text[cut:]
+        test_source = f"last 10% of {v['data']}"
+    pipe = CharLanguageModel(seq_len=v["seq_len"], embedding_dim=v["embedding_dim"], **kw)
+    out.say(f"lm: {len(train_text)} training characters (validation: last "
+            f"{v['validation_split']:.0%} of them); test: {len(test_text)} characters "
+            f"({test_source})")
+    pipe.fit(train_text)
+    metrics = pipe.evaluate(test_text)
+    baseline = {"unigram_loss": metrics.pop("baseline_unigram")}
+    hist = pipe.history_.history
+    extra = {"baseline": baseline, "vocab_size": pipe.vocab.size,
+             "epochs_run": len(pipe.history_.epoch)}
+    if "val_loss" in hist:
+        extra["best_val_loss"] = float(min(hist["val_loss"]))
+        extra["val_unigram_loss"] = pipe.baseline_
+    if v["sample_length"]:
+        extra["sample"] = pipe.generate(v["sample_length"], temperature=v["temperature"],
+                                        seed=v["seed"])
+    return pipe, metrics, extra, test_source
+
+
+def run(args) -> int:
+    """Run ``rnnkit train``; returns the exit status."""
+    import time
+
+    v = resolve(args)
+    out = Output(json_mode=v["json"], quiet=v["quiet"])
+    parse_data_spec(v["data"])
+    if v["test"]:
+        parse_data_spec(v["test"], "--test")
+    out_path = v["out"]
+    folder = os.path.dirname(os.path.abspath(out_path))
+    if not os.path.isdir(folder):
+        raise CLIError(f"--out {out_path!r}: folder {folder!r} does not exist.")
+    if v["bidirectional"] and v["task"] == "lm":
+        raise CLIError("--bidirectional does not apply to a language model (it must not see "
+                       "the future); remove it.")
+    t0 = time.perf_counter()
+    runner = {"classify": _train_sequences, "regress": _train_sequences,
+              "forecast": _train_forecast, "lm": _train_lm}[v["task"]]
+    pipe, metrics, extra, test_source = runner(v, out)
+    seconds = time.perf_counter() - t0
+    applies = {o.name for o in options() if v["task"] in o.tasks}
+    settings = {k: v[k] for k in v
+                if k in applies and k not in ("json", "verbose", "quiet", "out")}
+    pipe.info.update(data=v["data"], test=test_source, train_settings=settings,
+                     test_metrics=metrics)
+    pipe.save(out_path)
+    _report(out, v, metrics, extra, seconds, out_path, pipe)
+    out.result({"task": v["task"], "data": v["data"], "test_data": test_source,
+                "test": metrics, **extra, "model": out_path, "seconds": round(seconds, 2),
+                "settings": settings,
+                "params": pipe.model.count_params() if hasattr(pipe, "model") and pipe.model
+                else sum(m.count_params() for m in pipe.members)})
+    return 0
+
+
+def _report(out, v, metrics, extra, seconds, path, pipe):
+    task = v["task"]
+    out.say("")
+    if task == "classify":
+        out.say(f"test accuracy: {fmt(metrics['accuracy'])}   test loss: "
+                f"{fmt(metrics['loss'])}   (best epoch {extra['best_epoch']} of "
+                f"{extra['epochs_run']} run)")
+    elif task == "regress":
+        out.say(f"test mse: {fmt(metrics['mse'])}   test mae: {fmt(metrics['mae'])}   "
+                f"(best epoch {extra['best_epoch']} of {extra['epochs_run']} run)")
+    elif task == "forecast":
+        b = extra["baseline"]
+        out.say(f"{'metric':<8}{'model':>12}{b['method']:>24}")
+        for k in ("mape", "smape", "mae", "rmse"):
+            out.say(f"{k:<8}{fmt(metrics[k]):>12}{fmt(b[k]):>24}")
+    else:
+        b = extra["baseline"]["unigram_loss"]
+        out.say(f"test loss: {fmt(metrics['loss'])} nats/char "
+                f"({fmt(metrics['bits_per_char'], 3)} bits/char, perplexity "
+                f"{fmt(metrics['perplexity'], 2)}); unigram baseline: {fmt(b)} nats/char")
+        if "best_val_loss" in extra:
+            out.say(f"best validation loss: {fmt(extra['best_val_loss'])} nats/char "
+                    f"(unigram: {fmt(extra['val_unigram_loss'])})")
+        if extra.get("sample"):
+            out.say(f"sample (temperature {v['temperature']}):")
+            out.say(extra["sample"])
+    mins = seconds / 60
+    took = f"{mins:.1f} min" if mins >= 1 else f"{seconds:.0f} s"
+    out.say(f"saved {path} ({took})")
+    if not math.isfinite(float(metrics.get("loss", 0.0) or 0.0)):
+        out.say("warning: the test loss is not finite; try a lower --lr or --clipnorm 1.")

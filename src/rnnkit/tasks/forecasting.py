@@ -1,0 +1,625 @@
+"""Time-series forecasting: a history in, the next ``horizon`` values out.
+
+What :class:`Forecaster` does, in order (every statistic comes from the training series only):
+
+1. **Missing values** (NaN) are filled by linear interpolation (nearest value at the ends).
+2. **Log transform** (``log="auto"``): each channel whose training values are all positive is
+   replaced by its natural log, so multiplicative seasonality and growth become additive.
+3. **Differencing** (``difference="auto"``): a first difference (lag 1) and, when a seasonal
+   period is found (``seasonal_period="auto"``, see :func:`detect_period`), a seasonal
+   difference at that lag. This is the Box-Jenkins "airline model" transformation; the network
+   then only has to predict what changes, and the forecast is integrated back afterwards.
+4. **Standardisation** of every channel of the differenced series.
+5. **Windows**: inputs of ``window`` steps (default two seasons, or 24 steps) with ``stride``;
+   targets are the next ``horizon`` values of the target channel (``strategy="direct"``: one
+   ``Dense(horizon)`` output, all steps at once) or the next step of every channel
+   (``strategy="recursive"``: ``Dense(C)``, applied ``horizon`` times, each prediction fed
+   back into the window).
+6. **Network**: a small recurrent stack with input dropout and an L2 weight penalty, trained
+   with Adam on the mean squared error. The last ``validation_split`` of the windows is held
+   out for early stopping with best-weight restore (when ``validation_split > 0``).
+7. **Back to the original units**: inverse scaling, integration of the differences and
+   ``exp`` turn each network's output into a forecast of the target.
+8. **Ensemble**: ``ensemble`` networks trained from different seeds; their forecasts are
+   combined by the median (``aggregate="median"``, robust to one network that diverged) or
+   the mean.
+
+Metrics are :func:`mae`, :func:`rmse`, :func:`mape` and :func:`smape` (MAPE and sMAPE as
+fractions, not percent), and :func:`seasonal_naive` is the baseline printed beside them.
+
+Example:
+    >>> from rnnkit.data import load_airline
+    >>> from rnnkit.tasks import Forecaster
+    >>> y = load_airline()
+    >>> f = Forecaster(horizon=12, epochs=5, ensemble=1, verbose=0).fit(y[:-12])
+    >>> f.forecast().shape
+    (12,)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import callbacks as _cb
+from .. import layers as _layers
+from .. import regularizers as _reg
+from ..data import StandardScaler
+from ..models import Sequential
+from ..saving import load_model
+from ._common import (
+    PREPROCESSING_FORMAT,
+    ProgressBar,
+    check_task,
+    jsonable,
+    make_optimizer,
+    recurrent_stack,
+    seed_everything,
+    units_list,
+)
+
+__all__ = ["Forecaster", "mae", "rmse", "mape", "smape", "forecast_metrics",
+           "seasonal_naive", "detect_period", "FORECAST_DEFAULTS"]
+
+#: Defaults of :class:`Forecaster` (also those of ``rnnkit train --task forecast``).
+FORECAST_DEFAULTS = dict(cell="lstm", units=(16,), horizon=12, window="auto", stride=1,
+                         strategy="recursive", epochs=200, batch_size=16, learning_rate=3e-3,
+                         clipnorm=1.0, validation_split=0.2, patience=20, dropout=0.2,
+                         l2=1e-3, ensemble=10, log="auto", difference="auto",
+                         seasonal_period="auto", aggregate="median")
+
+
+# ------------------------------------------------------------------------------- metrics
+def _pair(actual, forecast):
+    a = np.asarray(actual, dtype=np.float64).reshape(-1)
+    f = np.asarray(forecast, dtype=np.float64).reshape(-1)
+    if a.shape != f.shape:
+        raise ValueError(f"actual and forecast must have the same length, got {a.size} and "
+                         f"{f.size}.")
+    if a.size == 0:
+        raise ValueError("actual and forecast are empty; nothing to score.")
+    return a, f
+
+
+def mae(actual, forecast):
+    """Mean absolute error ``mean(|a - f|)``."""
+    a, f = _pair(actual, forecast)
+    return float(np.mean(np.abs(a - f)))
+
+
+def rmse(actual, forecast):
+    """Root mean squared error ``sqrt(mean((a - f)^2))``."""
+    a, f = _pair(actual, forecast)
+    return float(np.sqrt(np.mean((a - f) ** 2)))
+
+
+def mape(actual, forecast):
+    """Mean absolute percentage error as a fraction: ``mean(|a - f| / |a|)`` (0.05 = 5 %).
+
+    Raises:
+        ValueError: an actual value is 0 (MAPE is undefined there; use sMAPE or MAE).
+    """
+    a, f = _pair(actual, forecast)
+    if np.any(a == 0):
+        raise ValueError("MAPE is undefined when an actual value is 0; use smape or mae.")
+    return float(np.mean(np.abs(a - f) / np.abs(a)))
+
+
+def smape(actual, forecast):
+    """Symmetric MAPE as a fraction in [0, 2]: ``mean(2 |a - f| / (|a| + |f|))`` (0/0 = 0)."""
+    a, f = _pair(actual, forecast)
+    den = np.abs(a) + np.abs(f)
+    ratio = np.divide(2.0 * np.abs(a - f), den, out=np.zeros_like(den), where=den > 0)
+    return float(np.mean(ratio))
+
+
+def forecast_metrics(actual, forecast):
+    """``{"mae", "rmse", "mape", "smape"}`` of a forecast (``mape`` None if undefined)."""
+    out = {"mae": mae(actual, forecast), "rmse": rmse(actual, forecast)}
+    try:
+        out["mape"] = mape(actual, forecast)
+    except ValueError:
+        out["mape"] = None
+    out["smape"] = smape(actual, forecast)
+    return out
+
+
+def seasonal_naive(history, horizon, period=None):
+    """Repeat the last season: ``f[h] = history[T - m + (h mod m)]`` for ``h = 0..horizon-1``.
+
+    Args:
+        history: (T,) series.
+        horizon: number of steps to forecast.
+        period: season length ``m``; None or 1 gives the naive forecast (the last value).
+
+    Returns:
+        (horizon,) float64 forecast.
+
+    Example:
+        >>> seasonal_naive([1, 2, 3, 4], 3, period=2)
+        array([3., 4., 3.])
+    """
+    h = np.asarray(history, dtype=np.float64).reshape(-1)
+    m = 1 if not period else int(period)
+    if m > len(h):
+        raise ValueError(f"seasonal_naive needs at least one season ({m} values) of history, "
+                         f"got {len(h)}.")
+    last = h[len(h) - m:]
+    return last[np.arange(int(horizon)) % m].copy()
+
+
+def detect_period(series, max_period=None, threshold=0.3):
+    """Guess the seasonal period of a series from its autocorrelation.
+
+    The series is log-transformed when positive and first-differenced (to remove the trend);
+    the lag ``2 <= m <= max_period`` with the largest autocorrelation is returned when that
+    autocorrelation exceeds ``threshold``, else None.
+
+    Args:
+        series: (T,) values.
+        max_period: largest lag considered (default ``T // 3``).
+        threshold: minimum autocorrelation for a season to count.
+
+    Returns:
+        int or None.
+    """
+    z = np.asarray(series, dtype=np.float64).reshape(-1)
+    z = z[np.isfinite(z)]
+    if len(z) < 8:
+        return None
+    if np.all(z > 0):
+        z = np.log(z)
+    d = np.diff(z)
+    d = d - d.mean()
+    var = float(np.dot(d, d))
+    if var == 0:
+        return None
+    top = min(len(d) // 2, max_period or len(z) // 3)
+    if top < 2:
+        return None
+    acf = np.array([np.dot(d[:-k], d[k:]) / var for k in range(2, top + 1)])
+    best = int(np.argmax(acf))
+    return best + 2 if acf[best] > threshold else None
+
+
+def _fill_missing(values):
+    """Linear interpolation of NaN per channel; the nearest value at the ends."""
+    out = values.astype(np.float64).copy()
+    for c in range(out.shape[1]):
+        col = out[:, c]
+        bad = ~np.isfinite(col)
+        if bad.all():
+            raise ValueError(f"channel {c} has no finite value; cannot forecast it.")
+        if bad.any():
+            idx = np.arange(len(col))
+            col[bad] = np.interp(idx[bad], idx[~bad], col[~bad])
+    return out
+
+
+# ------------------------------------------------------------------------------- differencing
+def _difference(z, lags):
+    """Apply each lag difference in turn; returns the differenced (T - sum(lags), C) array."""
+    for lag in lags:
+        z = z[lag:] - z[:-lag]
+    return z
+
+
+def _undifference(history, diffs, lags):
+    """Integrate ``diffs`` (H, C), the continuation of ``_difference(history, lags)``.
+
+    Args:
+        history: (T, C) series before differencing (the context the diffs continue).
+        diffs: (H, C) predicted values of the fully differenced series after ``history``.
+        lags: the lags used by :func:`_difference`.
+
+    Returns:
+        (H, C) continuation of ``history``.
+    """
+    levels = [history]
+    for lag in lags[:-1]:
+        levels.append(levels[-1][lag:] - levels[-1][:-lag])
+    cur = diffs
+    for lag, base in zip(reversed(lags), reversed(levels)):
+        ext = np.concatenate([base, np.zeros_like(cur)])
+        n = len(base)
+        for h in range(len(cur)):
+            ext[n + h] = cur[h] + ext[n + h - lag]
+        cur = ext[n:]
+    return cur
+
+
+# ------------------------------------------------------------------------------- the pipeline
+class Forecaster:
+    """Multi-step forecaster for one (possibly multichannel) time series.
+
+    See the module docstring for every step. Defaults are ``FORECAST_DEFAULTS``.
+
+    Args:
+        horizon: number of future steps to forecast.
+        window: input steps per example, or 'auto' (two seasons when a period is known, else
+            24; shrunk when the series is too short).
+        stride: step between consecutive training windows.
+        strategy: 'direct' (one output per future step) or 'recursive' (one-step model fed
+            its own predictions).
+        cell, units, layers, bidirectional: the recurrent stack (see
+            :class:`rnnkit.tasks.SequenceClassifier`).
+        dropout: input dropout of every recurrent layer.
+        l2: L2 penalty on every kernel (0: none).
+        epochs, batch_size, learning_rate, clipnorm: training settings (Adam).
+        validation_split: share of the last windows held out for early stopping (0: none,
+            train ``epochs`` epochs).
+        patience: early-stopping patience in epochs.
+        ensemble: number of networks (seeds ``seed, seed+1, ...``) whose forecasts are
+            combined.
+        aggregate: 'median' (robust to one diverging network) or 'mean' of the members'
+            forecasts.
+        log: 'auto' (log of every all-positive channel), True or False.
+        difference: 'auto' (lag 1, plus the seasonal lag when a period is known), 'none', or a
+            list of lags such as ``[1, 12]``.
+        seasonal_period: 'auto' (:func:`detect_period`), None, or an int; also used by the
+            seasonal-naive baseline.
+        target_column: channel to forecast.
+        seed: base seed (None: not seeded).
+        verbose: 0 silent, 1 one progress bar, 2 one line per epoch.
+    """
+
+    task = "forecast"
+
+    def __init__(self, horizon=FORECAST_DEFAULTS["horizon"], window="auto", stride=1,
+                 strategy=FORECAST_DEFAULTS["strategy"], cell="lstm", units=None, layers=None, bidirectional=False,
+                 dropout=FORECAST_DEFAULTS["dropout"], l2=FORECAST_DEFAULTS["l2"],
+                 epochs=FORECAST_DEFAULTS["epochs"], batch_size=FORECAST_DEFAULTS["batch_size"],
+                 learning_rate=FORECAST_DEFAULTS["learning_rate"],
+                 clipnorm=FORECAST_DEFAULTS["clipnorm"],
+                 validation_split=FORECAST_DEFAULTS["validation_split"],
+                 patience=FORECAST_DEFAULTS["patience"], ensemble=FORECAST_DEFAULTS["ensemble"],
+                 log="auto", difference="auto", seasonal_period="auto", target_column=0,
+                 aggregate=FORECAST_DEFAULTS["aggregate"], seed=0, verbose=1):
+        if strategy not in ("direct", "recursive"):
+            raise ValueError(f"strategy must be 'direct' or 'recursive', got {strategy!r}.")
+        for name, v in (("horizon", horizon), ("stride", stride), ("ensemble", ensemble)):
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v <= 0:
+                raise ValueError(f"{name} must be a positive integer, got {v!r}.")
+        if window != "auto" and (isinstance(window, bool) or not isinstance(
+                window, (int, np.integer)) or window <= 0):
+            raise ValueError(f"window must be a positive integer or 'auto', got {window!r}.")
+        if aggregate not in ("mean", "median"):
+            raise ValueError(f"aggregate must be 'mean' or 'median', got {aggregate!r}.")
+        if log not in ("auto", True, False):
+            raise ValueError(f"log must be 'auto', True or False, got {log!r}.")
+        if not 0.0 <= float(validation_split) < 1.0:
+            raise ValueError(f"validation_split must be in [0, 1), got {validation_split!r}.")
+        self.horizon, self.window, self.stride = int(horizon), window, int(stride)
+        self.strategy = strategy
+        self.cell = cell
+        self.units = units_list(units, layers, FORECAST_DEFAULTS["units"])
+        self.bidirectional = bool(bidirectional)
+        self.dropout, self.l2 = float(dropout), float(l2)
+        self.epochs, self.batch_size = int(epochs), int(batch_size)
+        self.learning_rate, self.clipnorm = float(learning_rate), clipnorm
+        self.validation_split, self.patience = float(validation_split), int(patience)
+        self.ensemble = int(ensemble)
+        self.aggregate = aggregate
+        self.log, self.difference, self.seasonal_period = log, difference, seasonal_period
+        self.target_column = int(target_column)
+        self.seed, self.verbose = seed, int(verbose)
+        self.members = []        # trained Sequential models
+        self.history_ = []       # one History per member
+        self.info = {}
+        self.n_channels = None
+        self.period_ = None
+        self.lags_ = None
+        self.log_channels_ = None
+        self.scaler = None
+        self.window_ = None
+        self.train_tail_ = None  # the last training values (forecast context)
+
+    # -- transforms -------------------------------------------------------------------------
+    def _as_series(self, series, what="series"):
+        arr = np.asarray(series, dtype=np.float64)
+        if arr.ndim == 1:
+            arr = arr[:, None]
+        if arr.ndim != 2 or arr.shape[0] == 0:
+            raise ValueError(f"{what} must be a (T,) or (T, C) array of numbers, got shape "
+                             f"{arr.shape}.")
+        if self.n_channels is not None and arr.shape[1] != self.n_channels:
+            raise ValueError(f"{what} has {arr.shape[1]} channel(s); the forecaster was "
+                             f"trained on {self.n_channels}.")
+        if np.isinf(arr).any():
+            raise ValueError(f"{what} contains inf; replace it (NaN is interpolated).")
+        return _fill_missing(arr)
+
+    def _forward_transform(self, z):
+        z = z.copy()
+        for c in self.log_channels_:
+            if np.any(z[:, c] <= 0):
+                raise ValueError(
+                    f"channel {c} was log-transformed in training (all values were positive), "
+                    "but this series has values <= 0 there; retrain with log=False.")
+            z[:, c] = np.log(z[:, c])
+        return z
+
+    def _inverse_log(self, values, channel):
+        return np.exp(values) if channel in self.log_channels_ else values
+
+    @property
+    def context_length(self):
+        """Raw history steps needed to forecast: the window plus the differencing lags."""
+        return self.window_ + sum(self.lags_)
+
+    # -- training ----------------------------------------------------------------------------
+    def _resolve(self, z):
+        T, C = z.shape
+        if not -C <= self.target_column < C:
+            raise ValueError(f"target_column {self.target_column} is out of range for a series "
+                             f"with {C} channel(s).")
+        self.target_column %= C
+        self.n_channels = C
+        if self.log == "auto":
+            self.log_channels_ = [c for c in range(C) if np.all(z[:, c] > 0)]
+        else:
+            self.log_channels_ = list(range(C)) if self.log else []
+        if self.log is True and any(np.any(z[:, c] <= 0) for c in range(C)):
+            raise ValueError("log=True needs positive values in every channel; use log='auto'.")
+        if self.seasonal_period == "auto":
+            self.period_ = detect_period(z[:, self.target_column])
+        else:
+            self.period_ = None if not self.seasonal_period else int(self.seasonal_period)
+        if self.difference == "auto":
+            lags = [1] + ([self.period_] if self.period_ and self.period_ > 1 else [])
+        elif self.difference in ("none", None, False):
+            lags = []
+        else:
+            lags = [int(v) for v in self.difference]
+            if any(v <= 0 for v in lags):
+                raise ValueError(f"difference lags must be positive, got {lags}.")
+        self.lags_ = lags
+        n_diff = T - sum(lags)
+        out = 1 if self.strategy == "recursive" else self.horizon
+        if self.window == "auto":
+            want = 2 * self.period_ if self.period_ else 24
+            # keep at least 8 training windows
+            self.window_ = max(1, min(want, n_diff - out - 7))
+        else:
+            self.window_ = int(self.window)
+        if n_diff - self.window_ - out + 1 < 2:
+            raise ValueError(
+                f"the training series has {T} steps; after differencing (lags {lags}) "
+                f"{n_diff} remain, too few for window={self.window_} and "
+                f"{'one-step targets' if out == 1 else f'horizon={self.horizon}'} (need at "
+                f"least {self.window_ + out + 1}). Use a longer series, a smaller "
+                "window/horizon, or difference='none'.")
+
+    def _windows(self, d):
+        """(X, Y) training windows of the scaled differenced series ``d`` (T', C)."""
+        out = 1 if self.strategy == "recursive" else self.horizon
+        n = (len(d) - self.window_ - out) // self.stride + 1
+        starts = np.arange(n) * self.stride
+        X = d[starts[:, None] + np.arange(self.window_)]                    # (N, W, C)
+        if self.strategy == "direct":
+            Y = d[starts[:, None] + self.window_ + np.arange(out), self.target_column]
+        else:
+            Y = d[starts + self.window_]                                        # (N, C)
+        return X.astype(np.float32), Y.astype(np.float32)
+
+    def build_model(self):
+        """A fresh network: recurrent stack -> Dense(horizon) (direct) or Dense(C)."""
+        reg = _reg.L2(self.l2) if self.l2 > 0 else None
+        rnn = recurrent_stack(self.cell, self.units, bidirectional=self.bidirectional,
+                              dropout=self.dropout, kernel_regularizer=reg)
+        out = self.horizon if self.strategy == "direct" else self.n_channels
+        model = Sequential([_layers.Input((self.window_, self.n_channels))] + rnn
+                           + [_layers.Dense(out, kernel_regularizer=reg)])
+        model.compile(optimizer=make_optimizer(self.learning_rate, self.clipnorm), loss="mse")
+        return model
+
+    def fit(self, series, callbacks=None):
+        """Fit the transforms and the ensemble on a training series.
+
+        Args:
+            series: (T,) or (T, C) training values, oldest first.
+            callbacks: extra callbacks passed to every member's ``fit``.
+
+        Returns:
+            self.
+        """
+        z = self._as_series(series)
+        self.n_channels = None
+        self._resolve(z)
+        zt = self._forward_transform(z)
+        d = _difference(zt, self.lags_)
+        self.scaler = StandardScaler().fit(d)
+        X, Y = self._windows(self.scaler.transform(d))
+        n_val = int(round(len(X) * self.validation_split)) if self.validation_split else 0
+        if self.validation_split and (n_val == 0 or n_val >= len(X)):
+            raise ValueError(f"validation_split={self.validation_split} of {len(X)} windows "
+                             "leaves no training or no validation window.")
+        self.train_tail_ = z[-self.context_length:]
+        self.members, self.history_ = [], []
+        bar = ProgressBar(self.epochs, runs=self.ensemble, desc="forecast",
+                          enabled=self.verbose == 1)
+        for k in range(self.ensemble):
+            seed_everything(None if self.seed is None else self.seed + k)
+            model = self.build_model()
+            cbs = list(callbacks or [])
+            fit_kw = {}
+            if n_val:
+                cbs.append(_cb.EarlyStopping(monitor="val_loss", patience=self.patience,
+                                             restore_best_weights=True))
+                fit_kw["validation_data"] = (X[-n_val:], Y[-n_val:])
+                Xt, Yt = X[:-n_val], Y[:-n_val]
+            else:
+                Xt, Yt = X, Y
+            hist = model.fit(Xt, Yt, batch_size=self.batch_size, epochs=self.epochs,
+                             callbacks=cbs + [bar], verbose=2 if self.verbose >= 2 else 0,
+                             **fit_kw)
+            self.members.append(model)
+            self.history_.append(hist)
+        bar.close()
+        return self
+
+    # -- forecasting ------------------------------------------------------------------------
+    def _check_fitted(self):
+        if not self.members:
+            raise RuntimeError("Forecaster is not fitted: call fit(series) first, or load one "
+                               "with Forecaster.load(path).")
+
+    def _member_diffs(self, model, d_ctx):
+        """One member's prediction of the next ``horizon`` scaled diffs: (H, C)."""
+        if self.strategy == "direct":
+            full = np.zeros((self.horizon, self.n_channels))
+            full[:, self.target_column] = model.predict(d_ctx[None].astype(np.float32),
+                                                        verbose=0)[0]
+            return full
+        win = d_ctx.copy()
+        steps = []
+        for _ in range(self.horizon):
+            nxt = model.predict(win[None].astype(np.float32), verbose=0)[0]       # (C,)
+            steps.append(nxt)
+            win = np.concatenate([win[1:], nxt[None]])
+        return np.stack(steps).astype(np.float64)
+
+    def member_forecasts(self, history=None):
+        """Every member's forecast of the target channel in original units: (E, horizon).
+
+        Args:
+            history: as in :meth:`forecast`.
+        """
+        self._check_fitted()
+        z = self.train_tail_ if history is None else self._as_series(history, "history")
+        if len(z) < self.context_length:
+            raise ValueError(
+                f"history has {len(z)} steps; the forecaster needs at least "
+                f"{self.context_length} (window {self.window_} + differencing lags "
+                f"{self.lags_}).")
+        z = z[-self.context_length:]
+        zt = self._forward_transform(z)
+        d = self.scaler.transform(_difference(zt, self.lags_))
+        c = self.target_column
+        out = []
+        for model in self.members:
+            diffs = self.scaler.inverse_transform(self._member_diffs(model, d))
+            levels = _undifference(zt, diffs, self.lags_) if self.lags_ else diffs
+            out.append(self._inverse_log(levels[:, c], c))
+        return np.stack(out)
+
+    def forecast(self, history=None):
+        """Forecast the ``horizon`` values after ``history``.
+
+        Each member forecasts in original units; the forecasts are combined by ``aggregate``
+        (median or mean).
+
+        Args:
+            history: (T,) or (T, C) raw values ending just before the forecast, at least
+                ``context_length`` steps; None uses the end of the training series.
+
+        Returns:
+            (horizon,) float64 forecast of the target channel, in the original units.
+        """
+        fc = self.member_forecasts(history)
+        return np.median(fc, axis=0) if self.aggregate == "median" else fc.mean(axis=0)
+
+    def baseline(self, history=None):
+        """Seasonal-naive forecast of the target channel (naive when no period is known)."""
+        z = self.train_tail_ if history is None else self._as_series(history, "history")
+        return seasonal_naive(z[:, self.target_column], self.horizon, self.period_)
+
+    def evaluate(self, actual, history=None):
+        """Score the forecast after ``history`` against the values that followed.
+
+        Args:
+            actual: the true values after ``history`` ((n,) target values, or (n, C)); the
+                first ``min(n, horizon)`` are scored.
+            history: as in :meth:`forecast` (None: the training series).
+
+        Returns:
+            dict: ``mae``, ``rmse``, ``mape``, ``smape`` of the model, and ``baseline`` with
+            the same metrics for the seasonal-naive forecast (``baseline["method"]`` names it).
+        """
+        a = np.asarray(actual, dtype=np.float64)
+        if a.ndim == 2:
+            a = a[:, self.target_column]
+        a = a.reshape(-1)
+        if a.size == 0:
+            raise ValueError("actual is empty: pass the values that follow the history.")
+        n = min(len(a), self.horizon)
+        f = self.forecast(history)[:n]
+        b = self.baseline(history)[:n]
+        res = forecast_metrics(a[:n], f)
+        res["baseline"] = {"method": f"seasonal_naive(m={self.period_ or 1})",
+                           **forecast_metrics(a[:n], b)}
+        res["steps"] = n
+        return res
+
+    # -- saving -------------------------------------------------------------------------------
+    def preprocessing_record(self):
+        """The JSON-able dict saved as ``model.preprocessing`` of the first member."""
+        return jsonable({
+            "format": PREPROCESSING_FORMAT,
+            "task": self.task,
+            "n_channels": self.n_channels,
+            "target_column": self.target_column,
+            "horizon": self.horizon,
+            "window": self.window_,
+            "stride": self.stride,
+            "strategy": self.strategy,
+            "log_channels": self.log_channels_,
+            "lags": self.lags_,
+            "seasonal_period": self.period_,
+            "scaler": self.scaler.to_config(),
+            "train_tail": self.train_tail_,
+            # members 2..E: weights as nested lists (small models), same config as member 1
+            "ensemble_weights": [[w for w in m.get_weights()] for m in self.members[1:]],
+            "params": {"cell": self.cell, "units": self.units,
+                       "bidirectional": self.bidirectional, "dropout": self.dropout,
+                       "l2": self.l2, "epochs": self.epochs, "batch_size": self.batch_size,
+                       "learning_rate": self.learning_rate, "clipnorm": self.clipnorm,
+                       "validation_split": self.validation_split, "patience": self.patience,
+                       "ensemble": self.ensemble, "aggregate": self.aggregate,
+                       "log": self.log,
+                       "difference": self.difference,
+                       "seasonal_period": self.seasonal_period, "seed": self.seed},
+            "info": self.info,
+        })
+
+    def save(self, path):
+        """Save all members, transforms and the training tail in one ``.rnnkit`` file."""
+        self._check_fitted()
+        first = self.members[0]
+        first.preprocessing = self.preprocessing_record()
+        first.save(path)
+
+    @classmethod
+    def from_model(cls, model):
+        """Rebuild the forecaster around a loaded model (reads ``model.preprocessing``)."""
+        check_task(model, cls.task)
+        pre = model.preprocessing
+        p = dict(pre.get("params") or {})
+        obj = cls(horizon=int(pre["horizon"]), window=int(pre["window"]),
+                  stride=int(pre.get("stride", 1)), strategy=pre["strategy"],
+                  target_column=int(pre["target_column"]), verbose=0,
+                  **{k: v for k, v in p.items() if k in (
+                      "cell", "units", "bidirectional", "dropout", "l2", "epochs",
+                      "batch_size", "learning_rate", "clipnorm", "validation_split",
+                      "patience", "ensemble", "aggregate", "log", "difference",
+                      "seasonal_period",
+                      "seed")})
+        obj.n_channels = int(pre["n_channels"])
+        obj.window_ = int(pre["window"])
+        obj.log_channels_ = [int(c) for c in pre["log_channels"]]
+        obj.lags_ = [int(v) for v in pre["lags"]]
+        obj.period_ = pre.get("seasonal_period")
+        obj.scaler = StandardScaler.from_config(pre["scaler"])
+        obj.train_tail_ = np.asarray(pre["train_tail"], dtype=np.float64)
+        obj.members = [model]
+        for weights in pre.get("ensemble_weights") or []:
+            member = Sequential.from_config(model.get_config())
+            member.set_weights([np.asarray(w, dtype=np.float32) for w in weights])
+            member.compile(optimizer="adam", loss="mse")
+            obj.members.append(member)
+        obj.info = dict(pre.get("info") or {})
+        return obj
+
+    @classmethod
+    def load(cls, path):
+        """Load a forecaster saved with :meth:`save` (or by ``rnnkit train``)."""
+        return cls.from_model(load_model(path))

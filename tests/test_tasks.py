@@ -1,0 +1,311 @@
+"""Unit tests of the task pipelines in rnnkit.tasks (classification, regression, forecasting,
+character language model)."""
+
+import math
+
+import numpy as np
+import pytest
+
+import rnnkit
+from rnnkit.tasks import (
+    CharLanguageModel,
+    Forecaster,
+    SequenceClassifier,
+    SequenceRegressor,
+    detect_period,
+    forecast_metrics,
+    load_task,
+    mae,
+    mape,
+    natural_sort,
+    rmse,
+    sample_from_probs,
+    seasonal_naive,
+    smape,
+    unigram_cross_entropy,
+)
+from rnnkit.tasks._common import units_list
+from rnnkit.tasks._sequence import stratified_split
+from rnnkit.tasks.forecasting import _difference, _undifference
+
+
+def toy_sequences(n_per_class=12, labels=("cat", "dog", "emu"), seed=0, offset=0.0):
+    """Variable-length 2-channel sequences; the class sets the level of channel 0."""
+    rng = np.random.default_rng(seed)
+    xs, ys = [], []
+    for k, lab in enumerate(labels):
+        for _ in range(n_per_class):
+            T = int(rng.integers(4, 9))
+            x = rng.normal(0, 0.3, size=(T, 2)).astype(np.float32)
+            x[:, 0] += 3.0 * k + offset
+            x[:, 1] = x[:, 1] * 10 + 100 + offset  # large scale: standardisation matters
+            xs.append(x)
+            ys.append(lab)
+    order = rng.permutation(len(xs))
+    return [xs[i] for i in order], np.array(ys)[order]
+
+
+# ------------------------------------------------------------------------------- helpers
+def test_units_list_forms():
+    assert units_list("128,64") == [128, 64]
+    assert units_list(32, layers=3) == [32, 32, 32]
+    assert units_list(None, None, (128, 64)) == [128, 64]
+    assert units_list(None, 3, (128, 64)) == [128, 128, 128]
+    with pytest.raises(ValueError, match="layers=3"):
+        units_list([8, 4], layers=3)
+    with pytest.raises(ValueError, match="comma-separated"):
+        units_list("8,x")
+
+
+def test_stratified_split_keeps_every_class():
+    groups = np.array([0] * 10 + [1] * 5 + [2] * 2)
+    tr, va = stratified_split(groups, 0.2, seed=0)
+    assert sorted(np.concatenate([tr, va]).tolist()) == list(range(17))
+    assert set(groups[va]) == {0, 1, 2}
+    assert set(groups[tr]) == {0, 1, 2}
+    assert (groups[va] == 0).sum() == 2
+
+
+def test_natural_sort():
+    assert natural_sort(["10", "2", "1"]) == ["1", "2", "10"]
+    assert natural_sort(["b", "a10", "a2"]) == ["a2", "a10", "b"]
+
+
+# ------------------------------------------------------------------------------- classification
+def test_classifier_scaler_fitted_on_training_data_only(tmp_path):
+    x, y = toy_sequences()
+    x_test, y_test = toy_sequences(seed=1, offset=50.0)  # very different statistics
+    clf = SequenceClassifier(units=8, epochs=1, verbose=0, validation_split=0.0).fit(x, y)
+    flat = np.concatenate(x).astype(np.float64)
+    np.testing.assert_allclose(clf.scaler.mean_, flat.mean(0), rtol=1e-6)
+    np.testing.assert_allclose(clf.scaler.scale_, flat.std(0), rtol=1e-5)
+    before = clf.scaler.mean_.copy()
+    clf.evaluate(x_test, y_test)
+    clf.predict(x_test)
+    np.testing.assert_array_equal(clf.scaler.mean_, before)
+    clf.save(tmp_path / "c.rnnkit")
+    again = SequenceClassifier.load(tmp_path / "c.rnnkit")
+    np.testing.assert_allclose(again.scaler.mean_, before)
+
+
+def test_classifier_learns_and_maps_labels_back(tmp_path):
+    x, y = toy_sequences()
+    clf = SequenceClassifier(units=16, epochs=25, learning_rate=1e-2, verbose=0,
+                             validation_split=0.2, patience=25, seed=3).fit(x, y)
+    assert clf.classes_ == ["cat", "dog", "emu"]
+    pred = clf.predict(x)
+    assert set(pred.tolist()) <= {"cat", "dog", "emu"}
+    acc = float(np.mean(pred == y))
+    assert acc > 0.9, f"toy accuracy {acc}"
+    res = clf.evaluate(x, y)
+    assert set(res) == {"loss", "accuracy"}
+    path = tmp_path / "clf.rnnkit"
+    clf.save(path)
+    loaded = load_task(path)
+    assert isinstance(loaded, SequenceClassifier)
+    np.testing.assert_array_equal(loaded.predict(x), pred)
+    np.testing.assert_allclose(loaded.predict_proba(x), clf.predict_proba(x), rtol=1e-6)
+
+
+def test_classifier_rejects_unknown_label_and_wrong_channels():
+    x, y = toy_sequences(n_per_class=4)
+    clf = SequenceClassifier(units=4, epochs=1, verbose=0, validation_split=0).fit(x, y)
+    with pytest.raises(ValueError, match="'yak'.*training labels"):
+        clf.evaluate(x[:2], np.array(["cat", "yak"]))
+    with pytest.raises(ValueError, match="3 channel.*trained on 2"):
+        clf.predict([np.zeros((5, 3), np.float32)])
+
+
+def test_classifier_numeric_labels_roundtrip(tmp_path):
+    x, y = toy_sequences(n_per_class=4, labels=(7, 2, 10))
+    clf = SequenceClassifier(units=4, epochs=1, verbose=0, validation_split=0).fit(x, y)
+    assert clf.classes_ == [2, 7, 10]
+    clf.save(tmp_path / "n.rnnkit")
+    again = load_task(tmp_path / "n.rnnkit")
+    assert again.classes_ == [2, 7, 10]
+    assert set(again.predict(x).tolist()) <= {2, 7, 10}
+
+
+def test_regressor_predicts_in_original_units(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 5, 1)).astype(np.float32)
+    y = 1000.0 + 50.0 * x[:, :, 0].sum(1)
+    reg = SequenceRegressor(units=8, epochs=30, learning_rate=1e-2, verbose=0,
+                            validation_split=0).fit(x, y)
+    np.testing.assert_allclose(reg.y_scaler.mean_, [y.mean()], rtol=1e-6)
+    pred = reg.predict(x)
+    assert pred.shape == (64, 1)
+    assert abs(pred.mean() - 1000) < 50
+    res = reg.evaluate(x, y)
+    assert res["mae"] < np.abs(y - y.mean()).mean()
+    reg.save(tmp_path / "r.rnnkit")
+    np.testing.assert_allclose(load_task(tmp_path / "r.rnnkit").predict(x), pred, rtol=1e-6)
+
+
+# ------------------------------------------------------------------------------- forecasting
+def test_metrics_against_hand_computed_values():
+    a = np.array([100.0, 200.0, 400.0])
+    f = np.array([110.0, 180.0, 400.0])
+    assert mae(a, f) == pytest.approx((10 + 20 + 0) / 3)
+    assert rmse(a, f) == pytest.approx(math.sqrt((100 + 400 + 0) / 3))
+    assert mape(a, f) == pytest.approx((0.1 + 0.1 + 0.0) / 3)
+    assert smape(a, f) == pytest.approx((20 / 210 + 40 / 380 + 0) / 3)
+    m = forecast_metrics(a, f)
+    assert set(m) == {"mae", "rmse", "mape", "smape"}
+    assert forecast_metrics([0.0, 1.0], [0.0, 1.0])["mape"] is None
+    assert smape([0.0], [0.0]) == 0.0
+    with pytest.raises(ValueError, match="same length"):
+        mae([1, 2], [1])
+
+
+def test_seasonal_naive():
+    np.testing.assert_array_equal(seasonal_naive([1, 2, 3, 4, 5], 4, period=2), [4, 5, 4, 5])
+    np.testing.assert_array_equal(seasonal_naive([1, 2, 3], 2), [3, 3])
+    y = rnnkit.data.load_airline()
+    fc = seasonal_naive(y[:-36], 36, 12)
+    assert mape(y[-36:], fc) == pytest.approx(0.1319, abs=5e-4)  # the published 0.132
+
+
+def test_detect_period():
+    t = np.arange(120)
+    series = np.exp(0.01 * t) * (10 + 3 * np.sin(2 * np.pi * t / 12))
+    assert detect_period(series) == 12
+    assert detect_period(rnnkit.data.load_airline()[:-36]) == 12
+    assert detect_period(np.random.default_rng(0).normal(size=200)) is None
+
+
+def test_difference_roundtrip():
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=(60, 2)).cumsum(0)
+    lags = [1, 12]
+    d = _difference(z, lags)
+    assert d.shape == (60 - 13, 2)
+    cont = _undifference(z[:40], d[40 - 13:], lags)   # integrate the last 20 diffs back
+    np.testing.assert_allclose(cont, z[40:], atol=1e-9)
+
+
+def test_forecaster_windows_and_horizon():
+    series = np.arange(1.0, 61.0)
+    f = Forecaster(horizon=5, window=4, strategy="direct", difference="none", log=False,
+                   seasonal_period=None, epochs=1, ensemble=1, verbose=0)
+    f._resolve(series[:, None])
+    X, Y = f._windows(series[:, None])
+    assert X.shape == (60 - 4 - 5 + 1, 4, 1) and Y.shape == (52, 5)
+    np.testing.assert_array_equal(X[0, :, 0], [1, 2, 3, 4])
+    np.testing.assert_array_equal(Y[0], [5, 6, 7, 8, 9])
+    np.testing.assert_array_equal(Y[-1], [56, 57, 58, 59, 60])
+    f.strategy = "recursive"
+    X, Y = f._windows(series[:, None])
+    assert X.shape == (56, 4, 1) and Y.shape == (56, 1)
+    np.testing.assert_array_equal(Y[0], [5])
+
+
+@pytest.mark.parametrize("strategy", ["direct", "recursive"])
+def test_forecaster_fit_forecast_save_load(tmp_path, strategy):
+    y = rnnkit.data.load_airline()
+    train, test = y[:-12], y[-12:]
+    f = Forecaster(horizon=12, strategy=strategy, epochs=3, ensemble=2, verbose=0).fit(train)
+    assert f.log_channels_ == [0] and f.lags_ == [1, 12] and f.period_ == 12
+    fc = f.forecast()
+    assert fc.shape == (12,) and np.all(np.isfinite(fc))
+    members = f.member_forecasts()
+    np.testing.assert_allclose(fc, np.median(members, axis=0))
+    res = f.evaluate(test)
+    assert {"mae", "rmse", "mape", "smape", "baseline"} <= set(res)
+    assert res["baseline"]["mape"] == pytest.approx(mape(test, seasonal_naive(train, 12, 12)))
+    path = tmp_path / "f.rnnkit"
+    f.save(path)
+    g = load_task(path)
+    assert isinstance(g, Forecaster) and len(g.members) == 2
+    np.testing.assert_allclose(g.forecast(), fc, rtol=1e-6)
+    # a longer history: the forecast uses only its last context_length steps
+    np.testing.assert_allclose(g.forecast(train), fc, rtol=1e-6)
+
+
+def test_forecaster_errors():
+    with pytest.raises(ValueError, match="strategy"):
+        Forecaster(strategy="sideways")
+    f = Forecaster(horizon=50, strategy="direct", epochs=1, ensemble=1, verbose=0)
+    with pytest.raises(ValueError, match="too few"):
+        f.fit(np.arange(1.0, 40.0))
+    g = Forecaster(horizon=3, epochs=1, ensemble=1, verbose=0).fit(np.arange(1.0, 80.0))
+    with pytest.raises(ValueError, match="at least"):
+        g.forecast(np.arange(1.0, 4.0))
+
+
+# ------------------------------------------------------------------------------- language model
+def test_sampling_temperature_and_top_k_distributions():
+    p = np.array([0.5, 0.3, 0.15, 0.05])
+    rng = np.random.default_rng(0)
+    n = 20000
+    for T in (1.0, 0.5, 2.0):
+        want = p ** (1 / T) / (p ** (1 / T)).sum()
+        draws = np.bincount([sample_from_probs(p, T, None, rng) for _ in range(n)],
+                            minlength=4) / n
+        np.testing.assert_allclose(draws, want, atol=0.015,
+                                   err_msg=f"temperature {T}: rnnkit vs reference")
+    top2 = np.bincount([sample_from_probs(p, 1.0, 2, rng) for _ in range(n)], minlength=4) / n
+    np.testing.assert_allclose(top2, [0.5 / 0.8, 0.3 / 0.8, 0, 0], atol=0.015)
+    assert all(sample_from_probs(p, 1.0, 1, rng) == 0 for _ in range(50))
+    assert sample_from_probs(p, 0.0) == 0
+    with pytest.raises(ValueError, match="temperature"):
+        sample_from_probs(p, -1.0)
+
+
+def test_unigram_cross_entropy_hand_computed():
+    # vocab: 0 pad, 1 unk, 2 'a', 3 'b'; train counts a=3, b=1 -> smoothed (4, 2) / 6
+    got = unigram_cross_entropy([2, 2, 2, 3], [2, 3], 4)
+    assert got == pytest.approx(-(math.log(4 / 6) + math.log(2 / 6)) / 2)
+
+
+@pytest.fixture(scope="module")
+def tiny_lm():
+    rnnkit.utils.set_random_seed(0)
+    text = "the quick brown fox jumps over the lazy dog. " * 12
+    return CharLanguageModel(units=16, seq_len=16, epochs=2, verbose=0).fit(text), text
+
+
+def test_lm_streaming_equals_full_sequence(tiny_lm):
+    lm, text = tiny_lm
+    ids = lm.vocab.encode(text[:30])
+    full = lm.model.predict(ids[None].astype(np.int64), verbose=0)[0]     # (30, V)
+    stream, rows = None, []
+    for i in ids[:10]:
+        probs, stream = lm.step([i], stream)
+        rows.append(probs[0])
+    probs, stream = lm.step(ids[10:], stream)        # a chunk continues the same stream
+    rows.extend(probs)
+    np.testing.assert_allclose(np.array(rows), full, atol=1e-6,
+                               err_msg="streamed vs full-sequence probabilities")
+
+
+def test_lm_generate_reproducible_and_saved(tmp_path, tiny_lm):
+    lm, text = tiny_lm
+    a = lm.generate(25, temperature=0.8, top_k=5, seed=1, prime="the ")
+    b = lm.generate(25, temperature=0.8, top_k=5, seed=1, prime="the ")
+    assert a == b and len(a) == 25 and set(a) <= set(text)
+    res = lm.evaluate(text[:100])
+    assert {"loss", "bits_per_char", "perplexity", "accuracy", "baseline_unigram"} <= set(res)
+    assert res["bits_per_char"] == pytest.approx(res["loss"] / math.log(2))
+    lm.save(tmp_path / "lm.rnnkit")
+    again = load_task(tmp_path / "lm.rnnkit")
+    assert again.vocab == lm.vocab
+    assert again.generate(25, temperature=0.8, top_k=5, seed=1, prime="the ") == a
+    probs = again.next_char_probs("the quick brown fo")
+    assert max(probs, key=probs.get) in set(text)
+    assert sum(probs.values()) == pytest.approx(1.0, abs=1e-4)
+
+
+def test_lm_text_too_short():
+    with pytest.raises(ValueError, match="seq_len"):
+        CharLanguageModel(units=4, seq_len=50, epochs=1, verbose=0,
+                          validation_split=0).fit("short text")
+
+
+def test_classifier_explicit_validation_data_and_early_stopping():
+    x, y = toy_sequences(n_per_class=6)
+    xv, yv = toy_sequences(n_per_class=2, seed=5)
+    clf = SequenceClassifier(units=4, epochs=3, patience=1, verbose=0).fit(
+        x, y, validation_data=(xv, yv))
+    assert "val_loss" in clf.history_.history
+    assert 1 <= clf.best_epoch_ <= len(clf.history_.epoch) <= 3
