@@ -36,7 +36,7 @@ __all__ = ["SequenceClassifier", "natural_sort"]
 
 #: Defaults of :class:`SequenceClassifier` (also those of ``rnnkit train --task classify``).
 CLASSIFY_DEFAULTS = dict(cell="lstm", units=(128, 64), epochs=100, batch_size=32,
-                         learning_rate=1e-3, clipnorm=1.0, validation_split=0.2, patience=10,
+                         learning_rate=2e-3, clipnorm=1.0, validation_split=0.2, patience=20,
                          dropout=0.3)
 
 
