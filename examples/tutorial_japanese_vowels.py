@@ -19,7 +19,6 @@ front to 29 frames (``pad_sequences``' default), as a TensorFlow user would do.
 Run:  python examples/tutorial_japanese_vowels.py
 """
 
-import numpy as np
 
 import rnnkit
 from rnnkit.data import StandardScaler, load_japanese_vowels, pad_sequences
