@@ -80,17 +80,17 @@ class Rnnkit:
     def predict(self, m, x, B):
         return m.predict(x, batch_size=B, verbose=0)
 
-    def stepper(self, F, H=128, mode="kernel"):
-        """A function running one LSTM step on a (1, 1, F) input, carrying state."""
+    def stepper(self, F, H=128, mode="stream"):
+        """A function running one LSTM step on a (1, F) input, carrying state, through the
+        public streaming API ``model.stream().step`` (mode "layer": a stateful layer call)."""
         L = self.rk.layers
-        layer = L.LSTM(H, stateful=True)
         x = np.random.default_rng(0).standard_normal((1, 1, F)).astype(np.float32)
-        layer(x)
         if mode == "layer":
+            layer = L.LSTM(H, stateful=True)
+            layer(x)
             return lambda: layer(x)
-        from rnnkit.kernels import fast
-        stream = fast.LSTMStream(layer.params["kernel"], layer.params["recurrent_kernel"],
-                                 layer.params["bias"], batch=1)
+        model = self.rk.Sequential([L.Input((None, F)), L.LSTM(H)])
+        stream = model.stream(batch_size=1)
         x2 = x[:, 0, :]
         return lambda: stream.step(x2)
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 
+from .. import cells
 from . import reference
 
 _MODE = os.environ.get("RNNKIT_KERNELS", "auto")
@@ -44,6 +45,19 @@ def _impl(cell):
     if _MODE == "fast":
         raise ValueError(f"The fast kernels do not support {cell!r}; use mode 'auto'.")
     return reference
+
+
+def lstm_step(cell, x, W, U, b, states):
+    """One inference step of an LSTM cell with the compiled kernel, or None when the fast
+    path does not serve this cell or dtype (the caller then uses :func:`forward_sequence`).
+
+    Args: x (B, F); W (F, 4H); U (H, 4H); b (4H,) or None; states (h, c) each (B, H).
+    Returns: ``(h, c)`` new (B, H) arrays, or None.
+    """
+    impl = _impl(cell)
+    if impl is reference or not isinstance(cell, cells.LSTMMath) or U.dtype not in impl._DTYPES:
+        return None
+    return impl.lstm_step(x, W, U, b, states)
 
 
 def forward_sequence(cell, xw, states0, U, b_rec=None, mask=None, rmask=None):

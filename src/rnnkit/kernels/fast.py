@@ -587,6 +587,25 @@ def _lstm_stream_step(x, W, U, b, h, c, z):
             h[bb, j] = _sigmoid(zo, K) * _tanh(cc, K)
 
 
+def lstm_step(x, W, U, b, states):
+    """One LSTM step for streaming, compiled end to end; the given states are not modified.
+
+    Args:
+        x: (B, F) one time step; W: (F, 4H); U: (H, 4H); b: (4H,) or None (all C-contiguous,
+            one float dtype).
+        states: ``(h, c)``, each (B, H).
+
+    Returns:
+        ``(h, c)``: new (B, H) arrays.
+    """
+    dt = U.dtype
+    h = np.array(states[0], dtype=dt, order="C")
+    c = np.array(states[1], dtype=dt, order="C")
+    z = np.empty((h.shape[0], U.shape[1]), dt)
+    _lstm_stream_step(np.ascontiguousarray(x, dt), W, U, _opt(b, dt, 1), h, c, z)
+    return h, c
+
+
 class LSTMStream:
     """Streaming LSTM inference: one time step per :meth:`step` call, state kept inside.
 

@@ -358,6 +358,10 @@ class RNNBase(Layer):
         tuple of (B, units) arrays, mt a (k, B) bool mask or None."""
         W, U = self.params["kernel"], self.params["recurrent_kernel"]
         b_in, b_rec = self._split_bias()
+        if x.ndim == 2 and mt is None:  # one unmasked LSTM step: compiled end to end
+            new = kernels.lstm_step(self.cell, x, W, U, b_in, states)
+            if new is not None:
+                return new[0], new
         if x.ndim == 2:
             xw = (x @ W)[None]                                          # (1, B, G)
         else:
