@@ -139,8 +139,7 @@ class Model:
         return sum(layer.regularization_loss() for layer in self.layers)
 
     # -- compile ---------------------------------------------------------------------------------
-    def compile(self, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None,
-                weighted_metrics=None):
+    def compile(self, optimizer="rmsprop", loss=None, metrics=None):
         """Configure training: optimizer, loss and metrics (names or objects), as in Keras."""
         if loss is None:
             raise ValueError(
@@ -255,16 +254,15 @@ class Model:
         for layer in self._recurrent_layers():
             layer.reset_states(rows)
 
-    def _batches(self, n, batch_size, shuffle):
-        idx = _backend.rng().permutation(n) if shuffle else np.arange(n)
-        for start in range(0, n, batch_size):
-            yield idx[start:start + batch_size]
-
     # -- single steps ------------------------------------------------------------------------
+    @staticmethod
+    def _output_mask(y_pred, mask):
+        """The mask the loss and metrics use: only per-time-step outputs (B, T, C) are masked."""
+        return mask if (mask is not None and y_pred.ndim == 3) else None
+
     def _loss_and_grad(self, x, y, sample_weight, mask_in):
         y_pred, mask = self.forward(x, training=True, mask=mask_in)
-        if mask is not None and y_pred.ndim != 3:
-            mask = None
+        mask = self._output_mask(y_pred, mask)
         loss = self.loss(y, y_pred, sample_weight, mask) + self.regularization_loss()
         fuse = (self.loss.fused_activation is not None
                 and self._final_activation() == self.loss.fused_activation)
@@ -315,15 +313,8 @@ class Model:
         self._check_compiled("evaluation")
         x, mask_in = self._prepare_x(x)
         self._validate_xy(x, y, sample_weight)
-        for m in self.metrics:
-            m.reset()
-        y_pred, mask = self.forward(x, training=False, mask=mask_in)
-        if mask is not None and y_pred.ndim != 3:
-            mask = None
-        loss = self.loss(y, y_pred, sample_weight, mask) + self.regularization_loss()
-        for m in self.metrics:
-            m.update(y, y_pred, sample_weight, mask)
-        return self._step_result(loss, return_dict)
+        res = self._evaluate_adapter([(x, y, sample_weight, mask_in)])
+        return res if return_dict else self._step_result(res["loss"], False)
 
     def predict_on_batch(self, x):
         x, mask_in = self._prepare_x(x)
@@ -473,8 +464,7 @@ class Model:
                 pieces = self._windowed_forward(xb, yb, swb, mb, tbptt)
             loss = 0.0
             for yw, sww, y_pred, mask, frac in pieces:
-                if mask is not None and y_pred.ndim != 3:
-                    mask = None
+                mask = self._output_mask(y_pred, mask)
                 loss += frac * self.loss(yw, y_pred, sww, mask)
                 for m in self.metrics:
                     m.update(yw, y_pred, sww, mask)

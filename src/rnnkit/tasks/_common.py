@@ -209,6 +209,23 @@ def jsonable(value):
     return value
 
 
+def params_record(pipe, names):
+    """``{name: pipe.<name>}`` for the settings in ``names``: the ``"params"`` of a record."""
+    return {k: getattr(pipe, k) for k in names}
+
+
+def saved_params(pre, names):
+    """The entries of ``pre["params"]`` (a preprocessing record) whose keys are in ``names``."""
+    return {k: v for k, v in (pre.get("params") or {}).items() if k in names}
+
+
+def save_pipeline(pipe, model, path):
+    """Check ``pipe`` is fitted, store its preprocessing record on ``model`` and save it."""
+    pipe._check_fitted()
+    model.preprocessing = pipe.preprocessing_record()
+    model.save(path)
+
+
 def task_of(model):
     """The task name recorded in ``model.preprocessing`` ('classify', ...) or None."""
     pre = getattr(model, "preprocessing", None) or {}

@@ -22,7 +22,10 @@ from ._common import (
     check_task,
     jsonable,
     make_optimizer,
+    params_record,
     recurrent_stack,
+    save_pipeline,
+    saved_params,
     seed_everything,
     units_list,
 )
@@ -96,20 +99,35 @@ def stratified_split(groups, fraction, seed):
 class SequencePipeline:
     """Base class of :class:`SequenceClassifier` and :class:`SequenceRegressor`.
 
-    Subclasses set ``task``, ``loss``, ``metrics`` and implement ``_output_layer``,
-    ``_encode_y`` / ``_decode`` and the preprocessing record of their targets.
+    Subclasses set ``task``, ``loss``, ``metrics`` and ``defaults`` and implement
+    ``_output_layer``, ``_encode_y`` / ``_decode`` and the preprocessing record of their
+    targets. A setting left at None (``units``, ``dropout``, ``epochs``, ``batch_size``,
+    ``learning_rate``, ``validation_split``, ``patience``) takes its value from ``defaults``.
     """
 
     task = ""
     loss = ""
     metrics: tuple = ()
-    default_units = (64,)
+    #: Default settings (``CLASSIFY_DEFAULTS`` / ``REGRESS_DEFAULTS`` in the subclasses).
+    defaults = dict(units=(64,), dropout=0.0, epochs=60, batch_size=32, learning_rate=1e-3,
+                    validation_split=0.2, patience=10)
+    #: The settings saved in the preprocessing record and restored by :meth:`from_model`.
+    param_names = ("cell", "units", "bidirectional", "dropout", "epochs", "batch_size",
+                   "learning_rate", "clipnorm", "validation_split", "patience", "seed")
 
-    def __init__(self, cell="lstm", units=None, layers=None, bidirectional=False, dropout=0.0,
-                 epochs=60, batch_size=32, learning_rate=1e-3, clipnorm=1.0,
-                 validation_split=0.2, patience=10, standardize=True, seed=0, verbose=1):
+    def __init__(self, cell="lstm", units=None, layers=None, bidirectional=False, dropout=None,
+                 epochs=None, batch_size=None, learning_rate=None, clipnorm=1.0,
+                 validation_split=None, patience=None, standardize=True, seed=0, verbose=1):
+        d = self.defaults
+        dropout = d["dropout"] if dropout is None else dropout
+        epochs = d["epochs"] if epochs is None else epochs
+        batch_size = d["batch_size"] if batch_size is None else batch_size
+        learning_rate = d["learning_rate"] if learning_rate is None else learning_rate
+        validation_split = d["validation_split"] if validation_split is None else \
+            validation_split
+        patience = d["patience"] if patience is None else patience
         self.cell = cell
-        self.units = units_list(units, layers, self.default_units)
+        self.units = units_list(units, layers, d["units"])
         self.bidirectional = bool(bidirectional)
         self.dropout = float(dropout)
         self.epochs = int(epochs)
@@ -266,30 +284,20 @@ class SequencePipeline:
             "n_features": self.n_features,
             "scaler": None if self.scaler is None else self.scaler.to_config(),
             **self._targets_record(),
-            "params": {"cell": self.cell, "units": self.units,
-                       "bidirectional": self.bidirectional, "dropout": self.dropout,
-                       "epochs": self.epochs, "batch_size": self.batch_size,
-                       "learning_rate": self.learning_rate, "clipnorm": self.clipnorm,
-                       "validation_split": self.validation_split, "patience": self.patience,
-                       "seed": self.seed},
+            "params": params_record(self, self.param_names),
             "info": self.info,
         })
 
     def save(self, path):
         """Save the network with its scaler and target encoding (one ``.rnnkit`` file)."""
-        self._check_fitted()
-        self.model.preprocessing = self.preprocessing_record()
-        self.model.save(path)
+        save_pipeline(self, self.model, path)
 
     @classmethod
     def from_model(cls, model):
         """Rebuild the pipeline around a loaded model (reads ``model.preprocessing``)."""
         check_task(model, cls.task)
         pre = model.preprocessing
-        params = dict(pre.get("params") or {})
-        obj = cls(**{k: v for k, v in params.items() if k in (
-            "cell", "units", "bidirectional", "dropout", "epochs", "batch_size",
-            "learning_rate", "clipnorm", "validation_split", "patience", "seed")}, verbose=0)
+        obj = cls(**saved_params(pre, cls.param_names), verbose=0)
         obj.model = model
         obj.n_features = pre.get("n_features")
         obj.scaler = None if not pre.get("scaler") else StandardScaler.from_config(pre["scaler"])

@@ -93,21 +93,8 @@ class SequenceClassifier(SequencePipeline):
     task = "classify"
     loss = "categorical_crossentropy"
     metrics = ("accuracy",)
-    default_units = CLASSIFY_DEFAULTS["units"]
-
-    def __init__(self, cell="lstm", units=None, layers=None, bidirectional=False,
-                 dropout=CLASSIFY_DEFAULTS["dropout"], epochs=CLASSIFY_DEFAULTS["epochs"],
-                 batch_size=CLASSIFY_DEFAULTS["batch_size"],
-                 learning_rate=CLASSIFY_DEFAULTS["learning_rate"],
-                 clipnorm=CLASSIFY_DEFAULTS["clipnorm"],
-                 validation_split=CLASSIFY_DEFAULTS["validation_split"],
-                 patience=CLASSIFY_DEFAULTS["patience"], standardize=True, seed=0, verbose=1):
-        super().__init__(cell=cell, units=units, layers=layers, bidirectional=bidirectional,
-                         dropout=dropout, epochs=epochs, batch_size=batch_size,
-                         learning_rate=learning_rate, clipnorm=clipnorm,
-                         validation_split=validation_split, patience=patience,
-                         standardize=standardize, seed=seed, verbose=verbose)
-        self.classes_ = None
+    defaults = CLASSIFY_DEFAULTS
+    classes_ = None  # set by fit / from_model
 
     # -- labels --------------------------------------------------------------------------------
     def _fit_targets(self, y):

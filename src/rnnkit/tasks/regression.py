@@ -42,22 +42,9 @@ class SequenceRegressor(SequencePipeline):
     task = "regress"
     loss = "mse"
     metrics = ()
-    default_units = REGRESS_DEFAULTS["units"]
-
-    def __init__(self, cell="lstm", units=None, layers=None, bidirectional=False,
-                 dropout=REGRESS_DEFAULTS["dropout"], epochs=REGRESS_DEFAULTS["epochs"],
-                 batch_size=REGRESS_DEFAULTS["batch_size"],
-                 learning_rate=REGRESS_DEFAULTS["learning_rate"],
-                 clipnorm=REGRESS_DEFAULTS["clipnorm"],
-                 validation_split=REGRESS_DEFAULTS["validation_split"],
-                 patience=REGRESS_DEFAULTS["patience"], standardize=True, seed=0, verbose=1):
-        super().__init__(cell=cell, units=units, layers=layers, bidirectional=bidirectional,
-                         dropout=dropout, epochs=epochs, batch_size=batch_size,
-                         learning_rate=learning_rate, clipnorm=clipnorm,
-                         validation_split=validation_split, patience=patience,
-                         standardize=standardize, seed=seed, verbose=verbose)
-        self.y_scaler = None
-        self.n_outputs = None
+    defaults = REGRESS_DEFAULTS
+    y_scaler = None   # set by fit / from_model
+    n_outputs = None
 
     @staticmethod
     def _as_targets(y):
