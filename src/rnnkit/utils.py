@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._backend import set_random_seed
+from .data import pad_sequences
 
 
 def to_categorical(y, num_classes=None, dtype="float32"):
@@ -56,22 +57,9 @@ def pad_ragged(sequences, dtype="float32"):
     if kinds - set("biuf"):
         raise TypeError(f"Sequences must hold numbers, got dtypes {sorted(str(s.dtype) for s in seqs)[:3]}.")
     is_ids = trailing == {()} and kinds <= set("biu")
-    out_dtype = np.int64 if is_ids else dtype
-    T = max(lengths)
-    x = np.zeros((len(seqs), T) + seqs[0].shape[1:], dtype=out_dtype)
-    mask = np.zeros((len(seqs), T), dtype=bool)
-    for i, s in enumerate(seqs):
-        x[i, : len(s)] = s
-        mask[i, : len(s)] = True
+    x = pad_sequences(seqs, dtype=np.int64 if is_ids else dtype, padding="post")
+    mask = np.arange(x.shape[1]) < np.asarray(lengths)[:, None]
     return x, mask
-
-
-def pad_sequences(sequences, maxlen=None, dtype="int32", padding="pre", truncating="pre",
-                  value=0.0):
-    """Keras ``pad_sequences``: see :func:`rnnkit.data.pad_sequences`."""
-    from .data import pad_sequences as _pad
-    return _pad(sequences, maxlen=maxlen, dtype=dtype, padding=padding, truncating=truncating,
-                value=value)
 
 
 __all__ = ["set_random_seed", "to_categorical", "pad_ragged", "pad_sequences"]

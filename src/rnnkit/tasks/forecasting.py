@@ -52,7 +52,10 @@ from ._common import (
     check_task,
     jsonable,
     make_optimizer,
+    params_record,
     recurrent_stack,
+    save_pipeline,
+    saved_params,
     seed_everything,
     units_list,
 )
@@ -263,9 +266,14 @@ class Forecaster:
     """
 
     task = "forecast"
+    #: The settings saved in the preprocessing record and restored by :meth:`from_model`.
+    param_names = ("cell", "units", "bidirectional", "dropout", "l2", "epochs", "batch_size",
+                   "learning_rate", "clipnorm", "validation_split", "patience", "ensemble",
+                   "aggregate", "log", "difference", "seasonal_period", "seed")
 
     def __init__(self, horizon=FORECAST_DEFAULTS["horizon"], window="auto", stride=1,
-                 strategy=FORECAST_DEFAULTS["strategy"], cell="lstm", units=None, layers=None, bidirectional=False,
+                 strategy=FORECAST_DEFAULTS["strategy"], cell="lstm", units=None, layers=None,
+                 bidirectional=False,
                  dropout=FORECAST_DEFAULTS["dropout"], l2=FORECAST_DEFAULTS["l2"],
                  epochs=FORECAST_DEFAULTS["epochs"], batch_size=FORECAST_DEFAULTS["batch_size"],
                  learning_rate=FORECAST_DEFAULTS["learning_rate"],
@@ -568,41 +576,25 @@ class Forecaster:
             "scaler": self.scaler.to_config(),
             "train_tail": self.train_tail_,
             # members 2..E: weights as nested lists (small models), same config as member 1
-            "ensemble_weights": [[w for w in m.get_weights()] for m in self.members[1:]],
-            "params": {"cell": self.cell, "units": self.units,
-                       "bidirectional": self.bidirectional, "dropout": self.dropout,
-                       "l2": self.l2, "epochs": self.epochs, "batch_size": self.batch_size,
-                       "learning_rate": self.learning_rate, "clipnorm": self.clipnorm,
-                       "validation_split": self.validation_split, "patience": self.patience,
-                       "ensemble": self.ensemble, "aggregate": self.aggregate,
-                       "log": self.log,
-                       "difference": self.difference,
-                       "seasonal_period": self.seasonal_period, "seed": self.seed},
+            "ensemble_weights": [m.get_weights() for m in self.members[1:]],
+            "params": params_record(self, self.param_names),
             "info": self.info,
         })
 
     def save(self, path):
         """Save all members, transforms and the training tail in one ``.rnnkit`` file."""
         self._check_fitted()
-        first = self.members[0]
-        first.preprocessing = self.preprocessing_record()
-        first.save(path)
+        save_pipeline(self, self.members[0], path)
 
     @classmethod
     def from_model(cls, model):
         """Rebuild the forecaster around a loaded model (reads ``model.preprocessing``)."""
         check_task(model, cls.task)
         pre = model.preprocessing
-        p = dict(pre.get("params") or {})
         obj = cls(horizon=int(pre["horizon"]), window=int(pre["window"]),
                   stride=int(pre.get("stride", 1)), strategy=pre["strategy"],
                   target_column=int(pre["target_column"]), verbose=0,
-                  **{k: v for k, v in p.items() if k in (
-                      "cell", "units", "bidirectional", "dropout", "l2", "epochs",
-                      "batch_size", "learning_rate", "clipnorm", "validation_split",
-                      "patience", "ensemble", "aggregate", "log", "difference",
-                      "seasonal_period",
-                      "seed")})
+                  **saved_params(pre, cls.param_names))
         obj.n_channels = int(pre["n_channels"])
         obj.window_ = int(pre["window"])
         obj.log_channels_ = [int(c) for c in pre["log_channels"]]

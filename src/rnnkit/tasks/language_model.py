@@ -39,7 +39,10 @@ from ._common import (
     check_task,
     jsonable,
     make_optimizer,
+    params_record,
     recurrent_stack,
+    save_pipeline,
+    saved_params,
     seed_everything,
     units_list,
 )
@@ -135,6 +138,10 @@ class CharLanguageModel:
     """
 
     task = "lm"
+    #: The settings saved in the preprocessing record and restored by :meth:`from_model`.
+    param_names = ("cell", "units", "embedding_dim", "seq_len", "dropout", "epochs",
+                   "batch_size", "learning_rate", "clipnorm", "validation_split", "patience",
+                   "seed")
 
     def __init__(self, cell="lstm", units=None, layers=None,
                  embedding_dim=LM_DEFAULTS["embedding_dim"], seq_len=LM_DEFAULTS["seq_len"],
@@ -362,30 +369,20 @@ class CharLanguageModel:
             "unigram_counts": self.unigram_counts,
             "seq_len": self.seq_len,
             "baseline_unigram": self.baseline_,
-            "params": {"cell": self.cell, "units": self.units,
-                       "embedding_dim": self.embedding_dim, "seq_len": self.seq_len,
-                       "dropout": self.dropout, "epochs": self.epochs,
-                       "batch_size": self.batch_size, "learning_rate": self.learning_rate,
-                       "clipnorm": self.clipnorm, "validation_split": self.validation_split,
-                       "patience": self.patience, "seed": self.seed},
+            "params": params_record(self, self.param_names),
             "info": self.info,
         })
 
     def save(self, path):
         """Save the network with its vocabulary in one ``.rnnkit`` file."""
-        self._check_fitted()
-        self.model.preprocessing = self.preprocessing_record()
-        self.model.save(path)
+        save_pipeline(self, self.model, path)
 
     @classmethod
     def from_model(cls, model):
         """Rebuild the pipeline around a loaded model (reads ``model.preprocessing``)."""
         check_task(model, cls.task)
         pre = model.preprocessing
-        p = dict(pre.get("params") or {})
-        obj = cls(verbose=0, **{k: v for k, v in p.items() if k in (
-            "cell", "units", "embedding_dim", "seq_len", "dropout", "epochs", "batch_size",
-            "learning_rate", "clipnorm", "validation_split", "patience", "seed")})
+        obj = cls(verbose=0, **saved_params(pre, cls.param_names))
         obj.model = model
         obj.vocab = CharVocab.from_config(pre["vocab"])
         obj.unigram_counts = list(pre.get("unigram_counts") or [1] * obj.vocab.size)
