@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _backend
+from .layers.base import check_finite
 
 
 class ArrayAdapter:
@@ -84,13 +85,7 @@ class IterableAdapter:
         y = item[1] if len(item) > 1 else None
         sw = item[2] if len(item) > 2 else None
         x, mask = self.model._prepare_x(x)
-        xa = np.asarray(x)
-        if xa.dtype.kind == "f" and xa.size and not np.isfinite(xa).all():
-            bad = np.argwhere(~np.isfinite(xa))[0]
-            raise ValueError(
-                f"A batch from the iterable has NaN or Inf in x (first at index "
-                f"{tuple(int(i) for i in bad)}). Clean or impute the data first."
-            )
+        check_finite(x, "x of a batch from the iterable")
         if y is not None:
             self.model._validate_xy(x, y, sw)
         return x, y, sw, mask
@@ -160,12 +155,7 @@ def make_adapter(model, x, y, sample_weight, batch_size, shuffle, class_weight=N
         raise TypeError("x must be a numeric array (got dtype object). If your sequences have "
                         "different lengths, pass them as a list of arrays or pad them with "
                         "rnnkit.utils.pad_sequences.")
-    if x.dtype.kind == "f" and x.size and not np.all(np.isfinite(x)):
-        bad = np.argwhere(~np.isfinite(x))[0]
-        raise ValueError(
-            f"x contains NaN or Inf (first at index {tuple(int(i) for i in bad)}). "
-            "Clean or impute the data first."
-        )
+    check_finite(x, "x")
     if y is not None:
         if _is_ragged(y):
             y, ymask = model._prepare_x(y)

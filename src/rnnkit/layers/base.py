@@ -143,12 +143,7 @@ class Layer:
         """Build on first use, then run :meth:`forward` (inference mode unless training=True)."""
         x0 = inputs[0] if isinstance(inputs, (list, tuple)) else inputs
         x0 = np.asarray(x0)
-        if x0.dtype.kind == "f" and x0.size and not np.isfinite(x0).all():
-            bad = np.argwhere(~np.isfinite(x0))[0]
-            raise ValueError(
-                f"Input to layer {self.name!r} contains NaN or Inf (first at index "
-                f"{tuple(int(i) for i in bad)}). Clean or impute the data first."
-            )
+        check_finite(x0, f"Input to layer {self.name!r}")
         self.maybe_build(x0.shape)
         return self.forward(inputs, training=training, mask=mask, **kwargs)
 
@@ -180,11 +175,11 @@ class Layer:
         return f"<{type(self).__name__} name={self.name!r} built={self.built}>"
 
 
-def as_float_array(x, name, dtype, check_finite=False):
-    """Convert ``x`` to a float array of ``dtype``, rejecting non-numeric (and, if asked,
-    non-finite) data. Finiteness is checked where user data enters (``Layer.__call__`` and the
-    model's data adapter), not between layers, so NaN weights are reported as a training fault
-    rather than as bad data."""
+def as_float_array(x, name, dtype):
+    """Convert ``x`` to a float array of ``dtype``, rejecting non-numeric data. Finiteness is
+    checked where user data enters (:func:`check_finite` in ``Layer.__call__`` and the model's
+    data adapter), not between layers, so NaN weights are reported as a training fault rather
+    than as bad data."""
     if isinstance(x, np.ndarray) and x.dtype == dtype:
         arr = x
     else:
@@ -202,10 +197,14 @@ def as_float_array(x, name, dtype, check_finite=False):
                 "rnnkit.utils.pad_sequences."
             )
         arr = arr.astype(dtype)
-    if check_finite and arr.size and not np.isfinite(arr).all():
+    return arr
+
+
+def check_finite(arr, what, advice="Clean or impute the data first."):
+    """Raise a ValueError naming ``what`` and the first index when a float array holds NaN/Inf."""
+    arr = np.asarray(arr)
+    if arr.dtype.kind in "fc" and arr.size and not np.isfinite(arr).all():
         bad = np.argwhere(~np.isfinite(arr))[0]
         raise ValueError(
-            f"{name} contains NaN or Inf (first at index {tuple(int(i) for i in bad)}). "
-            "Clean or impute the data before training."
+            f"{what} contains NaN or Inf (first at index {tuple(int(i) for i in bad)}). {advice}"
         )
-    return arr

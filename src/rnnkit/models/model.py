@@ -25,6 +25,7 @@ from .. import callbacks as _cb
 from .. import losses as _losses
 from .. import metrics as _metrics
 from .. import optimizers as _opt
+from ..layers.base import check_finite
 
 
 def _is_array_like(x):
@@ -188,13 +189,7 @@ class Model:
                     f"x and y must contain the same number of samples, got x with {n} and y "
                     f"with {yl}."
                 )
-            ya = np.asarray(y)
-            if ya.dtype.kind in "f" and not np.all(np.isfinite(ya)):
-                bad = np.argwhere(~np.isfinite(ya))[0]
-                raise ValueError(
-                    f"y contains NaN or Inf (first at index {tuple(int(i) for i in bad)}). "
-                    "Clean the targets before training."
-                )
+            check_finite(y, "y", "Clean the targets before training.")
         if sample_weight is not None and (np.ndim(sample_weight) == 0
                                           or len(sample_weight) != n):
             raise ValueError(
