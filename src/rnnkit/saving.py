@@ -32,6 +32,8 @@ import warnings
 
 import numpy as np
 
+from .layers.base import WEIGHT_SOURCE
+
 FORMAT = "rnnkit"
 #: Version written by this rnnkit. Version 1 is the first; readers accept 1..FORMAT_VERSION.
 FORMAT_VERSION = 1
@@ -435,55 +437,48 @@ def _json_record(meta, key, name, required=True, default=None, allow_nan=False):
 class _WeightGuard:
     """Refuse any weight allocation the file's tensors do not back, before it happens.
 
-    While a model is rebuilt from a file, each layer's (and nested layer's) ``add_weight`` is
-    shadowed on the instance: the requested shape must equal a tensor stored for that
-    top-level layer (by key when the layer is top-level, else by shape), so a config declaring
-    ``units=10**12`` fails with RnnkitFileError instead of allocating. Weights start as zeros
-    (no initializer runs, no random numbers are drawn); the file's values are copied in after.
+    While a model is rebuilt from a file the guard is the layers' weight source
+    (:data:`rnnkit.layers.base.WEIGHT_SOURCE`): each weight a layer (or nested layer) asks for
+    must equal a tensor stored for its top-level layer (by key when the layer is top-level,
+    else by shape), so a config declaring ``units=10**12`` fails with RnnkitFileError instead
+    of allocating. Weights start as zeros (no initializer runs, no random numbers are drawn);
+    the file's values are copied in after. Layers the guard was not told about are built
+    normally (their initializer runs).
     """
 
     def __init__(self, name, tensors):
         self.name, self.tensors = name, tensors
-        self.patched = []
+        self.owners = {}  # id(layer) -> (layer, top-level layer, tensor-key prefix, shapes left)
 
     def install(self, top):
         prefix = f"weights/{top.name}/"
         shapes = collections.Counter(t.shape for k, t in self.tensors.items()
                                      if k.startswith(prefix))
         for _, layer in _walk_layers(top):
-            self._patch(layer, top, prefix, shapes)
+            self.owners[id(layer)] = (layer, top, prefix, shapes)
 
-    def _patch(self, layer, top, prefix, shapes):
-        original = layer.add_weight
-        guard = self
-
-        def add_weight(wname, shape, initializer="zeros", regularizer=None, *args, **kwargs):
-            shape = tuple(int(s) for s in shape)
-            key = prefix + str(wname)
-            t = guard.tensors.get(key) if layer is top else None
-            if layer is top and t is None:
-                _fail(guard.name, f"layer {top.name!r} as configured needs weight {wname!r} of "
-                                  f"shape {shape}, but the file has no tensor {key!r}; the file "
-                                  "is incomplete or its config was altered.")
-            if t is not None and t.shape != shape:
-                _fail(guard.name, f"tensor {key!r} has shape {t.shape}, but layer {top.name!r} "
-                                  f"as configured needs {shape}; the config and the tensors "
-                                  "disagree (tampered or corrupted file).")
-            if shapes[shape] <= 0:
-                _fail(guard.name, f"layer {top.name!r} (inner layer {layer.name!r}) as "
-                                  f"configured needs a weight of shape {shape}, but the file "
-                                  f"holds no such tensor for it (shapes present: "
-                                  f"{sorted(shapes.elements())[:6]}).")
-            shapes[shape] -= 1
-            return original(wname, shape, "zeros", regularizer, *args, **kwargs)
-
-        layer.add_weight = add_weight
-        self.patched.append(layer)
-
-    def remove(self):
-        for layer in self.patched:
-            vars(layer).pop("add_weight", None)
-        self.patched = []
+    def __call__(self, layer, wname, shape, dtype):
+        owner = self.owners.get(id(layer))
+        if owner is None or owner[0] is not layer:
+            return None
+        _, top, prefix, shapes = owner
+        key = prefix + str(wname)
+        t = self.tensors.get(key) if layer is top else None
+        if layer is top and t is None:
+            _fail(self.name, f"layer {top.name!r} as configured needs weight {wname!r} of "
+                             f"shape {shape}, but the file has no tensor {key!r}; the file "
+                             "is incomplete or its config was altered.")
+        if t is not None and t.shape != shape:
+            _fail(self.name, f"tensor {key!r} has shape {t.shape}, but layer {top.name!r} "
+                             f"as configured needs {shape}; the config and the tensors "
+                             "disagree (tampered or corrupted file).")
+        if shapes[shape] <= 0:
+            _fail(self.name, f"layer {top.name!r} (inner layer {layer.name!r}) as "
+                             f"configured needs a weight of shape {shape}, but the file "
+                             f"holds no such tensor for it (shapes present: "
+                             f"{sorted(shapes.elements())[:6]}).")
+        shapes[shape] -= 1
+        return np.zeros(shape, dtype)
 
 
 def _check_shape_list(name, shape):
@@ -525,6 +520,7 @@ def _rebuild(name, record, tensors, custom_objects):
     if build_shape is not None:
         build_shape = _check_shape_list(name, build_shape)
     guard = _WeightGuard(name, tensors)
+    token = WEIGHT_SOURCE.set(guard)
     try:
         model = Sequential(name=cfg.get("name"))
         seen = set()
@@ -548,7 +544,7 @@ def _rebuild(name, record, tensors, custom_objects):
         raise RnnkitFileError(f"{name}: cannot rebuild the model from its config "
                               f"({type(e).__name__}: {e}).") from e
     finally:
-        guard.remove()
+        WEIGHT_SOURCE.reset(token)
     return model
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import contextvars
 import re
 
 import numpy as np
@@ -12,6 +13,13 @@ from .. import initializers as _init
 from .. import regularizers as _reg
 
 _NAME_COUNTS: collections.Counter = collections.Counter()
+
+#: While set (by :mod:`rnnkit.saving` when it rebuilds a model from a file), ``add_weight``
+#: asks it for every weight instead of running the initializer:
+#: ``source(layer, name, shape, dtype) -> array``, or None to run the initializer as usual
+#: (it may refuse by raising).
+WEIGHT_SOURCE: contextvars.ContextVar = contextvars.ContextVar("rnnkit_weight_source",
+                                                               default=None)
 
 
 def _snake(name: str) -> str:
@@ -71,7 +79,11 @@ class Layer:
     # ------------------------------------------------------------------ weights
     def add_weight(self, name, shape, initializer="zeros", regularizer=None):
         """Create a weight ``name`` of ``shape`` (initialised now) and its gradient buffer."""
-        value = _init.get(initializer)(tuple(shape), self.dtype)
+        source = WEIGHT_SOURCE.get()
+        value = None if source is None else source(self, name, tuple(int(s) for s in shape),
+                                                   self.dtype)
+        if value is None:
+            value = _init.get(initializer)(tuple(shape), self.dtype)
         self.params[name] = np.ascontiguousarray(value, dtype=self.dtype)
         self.grads[name] = np.zeros_like(self.params[name])
         reg = _reg.get(regularizer)
