@@ -279,3 +279,25 @@ def test_gradient_checks_pass_with_fast_kernels(case, kernel_mode):
           "dropout": tg.test_recurrent_dropout_gradients}[case]
     for name, make in tg.RECURRENT_CASES:
         fn(name, make)
+
+
+@pytest.mark.parametrize("dt,tol", [(np.float32, 2e-6), (np.float64, 1e-13)])
+@pytest.mark.parametrize("B", [1, 3, 9])
+def test_lstm_step_matches_reference_and_keeps_states(dt, tol, B):
+    """kernels.lstm_step (behind layer.step / model.stream) == one reference step."""
+    rng = np.random.default_rng(5)
+    F, H = 4, 3
+    cell = cells.LSTMMath()
+    W, U = rng.normal(size=(F, 4 * H)).astype(dt), rng.normal(size=(H, 4 * H)).astype(dt)
+    b = rng.normal(size=(4 * H,)).astype(dt)
+    x = rng.normal(size=(B, F)).astype(dt)
+    s0 = (rng.normal(size=(B, H)).astype(dt), rng.normal(size=(B, H)).astype(dt))
+    keep = (s0[0].copy(), s0[1].copy())
+    h, c = kernels.lstm_step(cell, x, W, U, b, s0)
+    _, want, _ = reference.forward_sequence(cell, (x @ W + b)[None], s0, U)
+    np.testing.assert_allclose(h, want[0], rtol=tol, atol=tol, err_msg="rnnkit vs reference")
+    np.testing.assert_allclose(c, want[1], rtol=tol, atol=tol, err_msg="rnnkit vs reference")
+    np.testing.assert_array_equal(s0[0], keep[0])
+    np.testing.assert_array_equal(s0[1], keep[1])
+    assert kernels.lstm_step(cells.LSTMMath(recurrent_activation="hard_sigmoid"), x, W, U, b,
+                             s0) is None
