@@ -223,6 +223,18 @@ def load_series(spec, what="--data", columns=None, date_column=None, target=None
     return np.asarray(s.values, np.float64), list(s.columns), s.dates, t
 
 
+def load_series_for(pipe, spec):
+    """The series in ``spec`` read as forecaster ``pipe`` was trained: ``(values, columns,
+    dates)`` (same value columns and date column; the channel count is checked)."""
+    info = pipe.info
+    values, columns, dates, _ = load_series(spec, columns=info.get("columns"),
+                                            date_column=info.get("date_column"))
+    if values.shape[1] != pipe.n_channels:
+        raise CLIError(f"--data {spec}: {values.shape[1]} value column(s) {columns}, but "
+                       f"the model was trained on {pipe.n_channels}.")
+    return values, columns, dates
+
+
 def load_text(spec, what="--data"):
     """Text for the language model (``builtin:shakespeare`` or a UTF-8 ``.txt`` file)."""
     from ..data import load_shakespeare
@@ -269,18 +281,24 @@ def write_table(path, header, rows):
             f.write("\n")
 
 
-def load_pipeline(path):
-    """Load a model file as its task pipeline, with CLI-friendly errors."""
+def load_model_file(path):
+    """Load a ``.rnnkit`` model file, with CLI-friendly errors."""
     from ..saving import RnnkitFileError, load_model
-    from ..tasks import pipeline_from_model
 
     if not os.path.exists(path):
         raise CLIError(f"model file {str(path)!r} does not exist; train one with "
                        "`rnnkit train --out PATH`.")
     try:
-        model = load_model(path)
+        return load_model(path)
     except RnnkitFileError as e:
         raise CLIError(str(e)) from None
+
+
+def load_pipeline(path):
+    """Load a model file as its task pipeline, with CLI-friendly errors."""
+    from ..tasks import pipeline_from_model
+
+    model = load_model_file(path)
     try:
         return pipeline_from_model(model)
     except ValueError as e:

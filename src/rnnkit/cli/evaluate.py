@@ -12,7 +12,7 @@ from ._common import (
     fmt,
     load_pipeline,
     load_sequences,
-    load_series,
+    load_series_for,
     load_text,
     parse_data_spec,
 )
@@ -52,7 +52,7 @@ def _default_data(pipe, spec):
 def evaluate_pipeline(pipe, spec):
     """Metrics of ``pipe`` on the data ``spec``: (metrics dict, description of the data)."""
     task = pipe.task
-    kind, value = parse_data_spec(spec)
+    kind, _ = parse_data_spec(spec)
     if task in ("classify", "regress"):
         loaded = load_sequences(spec, task)
         if len(loaded) == 4:
@@ -68,12 +68,7 @@ def evaluate_pipeline(pipe, spec):
             y = np.asarray(y, dtype=np.float64)
         return pipe.evaluate(x, y), where
     if task == "forecast":
-        info = pipe.info
-        values, columns, _, _ = load_series(spec, columns=info.get("columns"),
-                                            date_column=info.get("date_column"))
-        if values.shape[1] != pipe.n_channels:
-            raise CLIError(f"--data {spec}: {values.shape[1]} value column(s) {columns}, but "
-                           f"the model was trained on {pipe.n_channels}.")
+        values, _, _ = load_series_for(pipe, spec)
         H = pipe.horizon
         if len(values) < pipe.context_length + H:
             raise CLIError(f"--data {spec}: {len(values)} steps; scoring needs the model's "

@@ -6,7 +6,7 @@ import argparse
 import json
 import os
 
-from ._common import CLIError, Output, fmt
+from ._common import Output, fmt, load_model_file
 
 
 def register(subparsers):
@@ -82,14 +82,7 @@ def preprocessing_summary(pre):
 
 def run(args) -> int:
     """Run ``rnnkit info``; returns the exit status."""
-    from ..saving import RnnkitFileError, load_model
-
-    if not os.path.exists(args.model):
-        raise CLIError(f"model file {args.model!r} does not exist.")
-    try:
-        model = load_model(args.model)
-    except RnnkitFileError as e:
-        raise CLIError(str(e)) from None
+    model = load_model_file(args.model)
     meta = file_metadata(args.model)
     pre = model.preprocessing or {}
     compile_rec = json.loads(meta.pop("compile", "null") or "null")

@@ -6,7 +6,7 @@ import argparse
 
 import numpy as np
 
-from ._common import CLIError, load_pipeline, load_sequences, load_series, load_text, write_table
+from ._common import load_pipeline, load_sequences, load_series_for, load_text, write_table
 
 
 def register(subparsers):
@@ -82,12 +82,7 @@ def prediction_table(pipe, spec, top=10):
             rows = [[i] + [float(v) for v in pred[i]] for i in range(len(x))]
         return header, rows
     if task == "forecast":
-        info = pipe.info
-        values, _, dates, _ = load_series(spec, columns=info.get("columns"),
-                                          date_column=info.get("date_column"))
-        if values.shape[1] != pipe.n_channels:
-            raise CLIError(f"--data {spec}: {values.shape[1]} value column(s), but the model "
-                           f"was trained on {pipe.n_channels}.")
+        values, _, dates = load_series_for(pipe, spec)
         fc = pipe.forecast(values)
         future = future_dates(dates, len(fc))
         header = ["step", "forecast"] + (["date"] if future else [])

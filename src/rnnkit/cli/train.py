@@ -346,7 +346,7 @@ def _train_forecast(v, out):
                                                  target=v["target"])
     H = v["horizon"]
     if v["test"]:
-        test_values, tcols, _, _ = load_series(v["test"], "--test", columns=columns,
+        test_values, _, _, _ = load_series(v["test"], "--test", columns=columns,
                                                date_column=v["date_column"])
         train, test = values, test_values[:, target]
         test_source = v["test"]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import time
 
 import numpy as np
 
@@ -73,6 +72,20 @@ def units_list(units, layers=None, default=(64,)):
                 "size per layer, a single size for all layers, or leave layers out."
             )
     return [int(u) for u in units]
+
+
+def check_positive_ints(**values):
+    """Raise ValueError unless every value is a positive integer (a bool is not one)."""
+    for name, v in values.items():
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v <= 0:
+            raise ValueError(f"{name} must be a positive integer, got {v!r}.")
+
+
+def check_validation_split(value):
+    """``float(value)``, checked to be in [0, 1)."""
+    if not 0.0 <= float(value) < 1.0:
+        raise ValueError(f"validation_split must be in [0, 1), got {value!r}.")
+    return float(value)
 
 
 def recurrent_stack(cell, units, return_sequences=False, bidirectional=False, dropout=0.0,
@@ -179,19 +192,6 @@ class ProgressBar(_cb.Callback):
         if self.bar is not None:
             self.bar.close()
             self.bar = None
-
-
-class Timer:
-    """``with Timer() as t: ...`` then ``t.seconds``."""
-
-    def __enter__(self):
-        self.t0 = time.perf_counter()
-        self.seconds = 0.0
-        return self
-
-    def __exit__(self, *exc):
-        self.seconds = time.perf_counter() - self.t0
-        return False
 
 
 def jsonable(value):

@@ -20,6 +20,7 @@ from ._common import (
     PREPROCESSING_FORMAT,
     ProgressBar,
     check_task,
+    check_validation_split,
     jsonable,
     make_optimizer,
     params_record,
@@ -134,9 +135,7 @@ class SequencePipeline:
         self.batch_size = int(batch_size)
         self.learning_rate = float(learning_rate)
         self.clipnorm = clipnorm
-        if not 0.0 <= float(validation_split) < 1.0:
-            raise ValueError(f"validation_split must be in [0, 1), got {validation_split!r}.")
-        self.validation_split = float(validation_split)
+        self.validation_split = check_validation_split(validation_split)
         self.patience = int(patience)
         self.standardize = bool(standardize)
         self.seed = seed

@@ -49,7 +49,9 @@ from ..saving import load_model
 from ._common import (
     PREPROCESSING_FORMAT,
     ProgressBar,
+    check_positive_ints,
     check_task,
+    check_validation_split,
     jsonable,
     make_optimizer,
     params_record,
@@ -284,9 +286,7 @@ class Forecaster:
                  aggregate=FORECAST_DEFAULTS["aggregate"], seed=0, verbose=1):
         if strategy not in ("direct", "recursive"):
             raise ValueError(f"strategy must be 'direct' or 'recursive', got {strategy!r}.")
-        for name, v in (("horizon", horizon), ("stride", stride), ("ensemble", ensemble)):
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v <= 0:
-                raise ValueError(f"{name} must be a positive integer, got {v!r}.")
+        check_positive_ints(horizon=horizon, stride=stride, ensemble=ensemble)
         if window != "auto" and (isinstance(window, bool) or not isinstance(
                 window, (int, np.integer)) or window <= 0):
             raise ValueError(f"window must be a positive integer or 'auto', got {window!r}.")
@@ -294,8 +294,7 @@ class Forecaster:
             raise ValueError(f"aggregate must be 'mean' or 'median', got {aggregate!r}.")
         if log not in ("auto", True, False):
             raise ValueError(f"log must be 'auto', True or False, got {log!r}.")
-        if not 0.0 <= float(validation_split) < 1.0:
-            raise ValueError(f"validation_split must be in [0, 1), got {validation_split!r}.")
+        validation_split = check_validation_split(validation_split)
         self.horizon, self.window, self.stride = int(horizon), window, int(stride)
         self.strategy = strategy
         self.cell = cell
@@ -304,7 +303,7 @@ class Forecaster:
         self.dropout, self.l2 = float(dropout), float(l2)
         self.epochs, self.batch_size = int(epochs), int(batch_size)
         self.learning_rate, self.clipnorm = float(learning_rate), clipnorm
-        self.validation_split, self.patience = float(validation_split), int(patience)
+        self.validation_split, self.patience = validation_split, int(patience)
         self.ensemble = int(ensemble)
         self.aggregate = aggregate
         self.log, self.difference, self.seasonal_period = log, difference, seasonal_period

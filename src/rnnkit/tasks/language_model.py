@@ -36,7 +36,9 @@ from ..saving import load_model
 from ._common import (
     PREPROCESSING_FORMAT,
     ProgressBar,
+    check_positive_ints,
     check_task,
+    check_validation_split,
     jsonable,
     make_optimizer,
     params_record,
@@ -152,16 +154,13 @@ class CharLanguageModel:
                  patience=LM_DEFAULTS["patience"], seed=0, verbose=1):
         self.cell = cell
         self.units = units_list(units, layers, LM_DEFAULTS["units"])
-        for name, v in (("embedding_dim", embedding_dim), ("seq_len", seq_len)):
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v <= 0:
-                raise ValueError(f"{name} must be a positive integer, got {v!r}.")
-        if not 0.0 <= float(validation_split) < 1.0:
-            raise ValueError(f"validation_split must be in [0, 1), got {validation_split!r}.")
+        check_positive_ints(embedding_dim=embedding_dim, seq_len=seq_len)
+        validation_split = check_validation_split(validation_split)
         self.embedding_dim, self.seq_len = int(embedding_dim), int(seq_len)
         self.dropout = float(dropout)
         self.epochs, self.batch_size = int(epochs), int(batch_size)
         self.learning_rate, self.clipnorm = float(learning_rate), clipnorm
-        self.validation_split, self.patience = float(validation_split), int(patience)
+        self.validation_split, self.patience = validation_split, int(patience)
         self.seed, self.verbose = seed, int(verbose)
         self.vocab = None
         self.model = None
