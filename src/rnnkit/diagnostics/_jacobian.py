@@ -85,7 +85,7 @@ def cell_step_jacobian(cell, cache, U, b_rec=None):
     )
 
 
-def _one_sequence(layer, x, sample):
+def _one_sequence(x, sample):
     x = np.asarray(x, np.float64)
     if x.ndim == 2:
         x = x[None]
@@ -112,7 +112,7 @@ def step_jacobians(layer, x, sample=0, mask=None):
         (reversed in time when ``go_backwards``).
     """
     check_recurrent_layer(layer)
-    xs = _one_sequence(layer, x, sample)
+    xs = _one_sequence(x, sample)
     m = None
     if mask is not None:
         m = np.asarray(mask, bool)

@@ -36,6 +36,24 @@ def _save(fig, path):
     return fig
 
 
+def _target(ax):
+    """``(figure, axes)`` to draw into: ``ax`` and its figure, or a new one-panel figure."""
+    if ax is not None:
+        return ax.figure, ax
+    fig, axes = _figure()
+    return fig, axes[0, 0]
+
+
+def _finish(fig, ax, xlabel, ylabel, title, path):
+    """Label the axes, add grid and legend, and save the figure to ``path`` (if given)."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize="small")
+    return _save(fig, path)
+
+
 def _named(items, what):
     """Accept a dict name -> item, a list of (name, item) pairs, or a single item."""
     if isinstance(items, dict):
@@ -62,11 +80,7 @@ def plot_gradient_flow(results, path=None, title="Gradient norm vs steps back in
     Returns:
         the matplotlib Figure.
     """
-    if ax is None:
-        fig, axes = _figure()
-        ax = axes[0, 0]
-    else:
-        fig = ax.figure
+    fig, ax = _target(ax)
     for label, res in _named(results, "model"):
         many = len(res.layers) > 1
         for lf in res.layers:
@@ -75,12 +89,8 @@ def plot_gradient_flow(results, path=None, title="Gradient norm vs steps back in
             name = f"{label} / {lf.name}" if many else label
             ax.plot(lf.steps_back, y, label=f"{name} ({lf.verdict}, horizon {lf.memory_horizon})")
     ax.set_yscale("log")
-    ax.set_xlabel("steps back from the last step (k)")
-    ax.set_ylabel("mean ||dL/dh|| over the batch")
-    ax.set_title(title)
-    ax.grid(True, which="major", alpha=0.3)
-    ax.legend(fontsize="small")
-    return _save(fig, path)
+    return _finish(fig, ax, "steps back from the last step (k)",
+                   "mean ||dL/dh|| over the batch", title, path)
 
 
 def plot_jacobian_spectrum(spectra, path=None, title="Spectral norm of the Jacobian product",
@@ -95,21 +105,13 @@ def plot_jacobian_spectrum(spectra, path=None, title="Spectral norm of the Jacob
     Returns:
         the matplotlib Figure.
     """
-    if ax is None:
-        fig, axes = _figure()
-        ax = axes[0, 0]
-    else:
-        fig = ax.figure
+    fig, ax = _target(ax)
     for label, sp in _named(spectra, "layer"):
         k = np.arange(1, len(sp.log10_product_spectral_norms) + 1)
         ax.plot(k, sp.log10_product_spectral_norms, label=label)
     ax.axhline(0.0, color="grey", lw=0.8, ls="--")
-    ax.set_xlabel("k (number of steps back)")
-    ax.set_ylabel("log10 spectral norm of the product of k step Jacobians")
-    ax.set_title(title)
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize="small")
-    return _save(fig, path)
+    return _finish(fig, ax, "k (number of steps back)",
+                   "log10 spectral norm of the product of k step Jacobians", title, path)
 
 
 def plot_history(histories, path=None, keys=("loss", "val_loss"), title="Training curves",
@@ -127,11 +129,7 @@ def plot_history(histories, path=None, keys=("loss", "val_loss"), title="Trainin
     Returns:
         the matplotlib Figure.
     """
-    if ax is None:
-        fig, axes = _figure()
-        ax = axes[0, 0]
-    else:
-        fig = ax.figure
+    fig, ax = _target(ax)
     drawn = 0
     for label, h in _named(histories, "model"):
         logs = h.history if hasattr(h, "history") else h
@@ -150,12 +148,7 @@ def plot_history(histories, path=None, keys=("loss", "val_loss"), title="Trainin
         ax.axhline(baseline, color="black", lw=1, ls=":", label=f"baseline {baseline:.3g}")
     if log:
         ax.set_yscale("log")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel(", ".join(keys))
-    ax.set_title(title)
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize="small")
-    return _save(fig, path)
+    return _finish(fig, ax, "epoch", ", ".join(keys), title, path)
 
 
 def plot_gradient_history(monitor, path=None, title="Gradient norm per batch", ax=None):
@@ -173,11 +166,7 @@ def plot_gradient_history(monitor, path=None, title="Gradient norm per batch", a
     if not getattr(monitor, "global_norms", None):
         raise ValueError("plot_gradient_history: the monitor has recorded no batch yet; pass it "
                          "in model.fit(..., callbacks=[monitor]) first.")
-    if ax is None:
-        fig, axes = _figure()
-        ax = axes[0, 0]
-    else:
-        fig = ax.figure
+    fig, ax = _target(ax)
     n = np.arange(1, len(monitor.global_norms) + 1)
     line = ax.plot(n, monitor.global_norms, lw=1.5, label="global (before clipping)")[0]
     ax.plot(n, monitor.global_norms_clipped, lw=1.5, ls="--", color=line.get_color(),
@@ -187,9 +176,5 @@ def plot_gradient_history(monitor, path=None, title="Gradient norm per batch", a
             ln = ax.plot(n, v, lw=0.8, label=name)[0]
             ax.plot(n, monitor.layer_norms_clipped[name], lw=0.8, ls="--", color=ln.get_color())
     ax.set_yscale("log")
-    ax.set_xlabel("batch")
-    ax.set_ylabel("gradient L2 norm")
-    ax.set_title(f"{title} (clip rate {monitor.clip_rate:.0%})")
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize="small")
-    return _save(fig, path)
+    return _finish(fig, ax, "batch", "gradient L2 norm",
+                   f"{title} (clip rate {monitor.clip_rate:.0%})", path)

@@ -90,8 +90,7 @@ def _make_layer(spec, dtype_override, where):
         if cfg.get(k) is not None:
             warnings.warn(f"Keras layer {where}: {k}={cfg[k]!r} is ignored (rnnkit has no "
                           "equivalent); weights and predictions are unaffected.", stacklevel=3)
-    if cls_name in ("SimpleRNN", "LSTM", "GRU") and cfg.get("unroll"):
-        pass  # unroll only changes how Keras computes, not the result
+    # "unroll" is not read: it only changes how Keras computes, not the result
     kwargs = {k: _plain(cfg[k], k) for k in _KEYS[cls_name] if k in cfg}
     cls = getattr(L, cls_name)
     return cls(name=cfg.get("name"), dtype=dtype, **kwargs)

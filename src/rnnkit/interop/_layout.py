@@ -52,6 +52,16 @@ def permute_blocks(a, perm, units, axis):
     return np.concatenate([blocks[p] for p in perm], axis=axis)
 
 
+def _keras_kernels(kind, units, weights):
+    """``(G, kernel (F, G), recurrent_kernel (u, G))`` from Keras-layout ``weights``, checked."""
+    G = N_GATES[kind] * units
+    kernel, rec = weights[0], weights[1]
+    F = np.shape(kernel)[0]
+    kernel = check_shape(f"{kind} kernel", kernel, (F, G))
+    rec = check_shape(f"{kind} recurrent_kernel", rec, (units, G))
+    return G, kernel, rec
+
+
 # --------------------------------------------------------------------------- PyTorch
 def torch_to_keras(kind, units, input_size, w_ih, w_hh, b_ih=None, b_hh=None):
     """One direction of one PyTorch RNN layer -> rnnkit/Keras weights.
@@ -98,11 +108,7 @@ def keras_to_torch(kind, units, weights, reset_after=True, use_bias=True):
         w_ih (G, F), w_hh (G, u), b_ih (G,), b_hh (G,) (biases None when ``use_bias=False``).
         SimpleRNN/LSTM put the whole bias in b_ih and zeros in b_hh.
     """
-    G = N_GATES[kind] * units
-    kernel, rec = weights[0], weights[1]
-    F = np.shape(kernel)[0]
-    kernel = check_shape(f"{kind} kernel", kernel, (F, G))
-    rec = check_shape(f"{kind} recurrent_kernel", rec, (units, G))
+    G, kernel, rec = _keras_kernels(kind, units, weights)
     bias = weights[2] if use_bias else None
     if kind == "GRU":
         if not reset_after:
@@ -132,11 +138,7 @@ def keras_to_onnx(kind, units, weights, reset_after=True, use_bias=True):
     The caller stacks directions into ``[num_directions, ...]``. ONNX gate orders: LSTM
     i, o, f, c; GRU z, r, h (same as Keras); B = [Wb, Rb].
     """
-    G = N_GATES[kind] * units
-    kernel, rec = weights[0], weights[1]
-    F = np.shape(kernel)[0]
-    kernel = check_shape(f"{kind} kernel", kernel, (F, G))
-    rec = check_shape(f"{kind} recurrent_kernel", rec, (units, G))
+    G, kernel, rec = _keras_kernels(kind, units, weights)
     if not use_bias:
         wb = rb = np.zeros((G,), kernel.dtype)
     elif kind == "GRU" and reset_after:
