@@ -126,26 +126,13 @@ class Replay:
                 ``dhs[t]`` plus everything that flows back through steps ``t+1 .. T-1``.
             dc: (T, B, H) the same for the LSTM cell state ``c_t``, or None for other cells.
         """
-        cell, caches, U, b_rec, mask = self.cell, self.caches, self.U, self.b_rec, self.mask
-        T = len(caches)
+        T = len(self.caches)
         B, H = self.states0[0].shape
-        dt = U.dtype
-        dstates = dstates or (None,) * len(self.states0)
-        d = [np.zeros((B, H), dt) if s is None else np.array(s, dtype=dt) for s in dstates]
+        dt = self.U.dtype
         dh = np.empty((T, B, H), dt)
-        dc = np.empty((T, B, H), dt) if len(d) == 2 else None
-        for t in range(T - 1, -1, -1):
-            if dhs is not None:
-                d[0] = d[0] + dhs[t]
-            dh[t] = d[0]
-            if dc is not None:
-                dc[t] = d[1]
-            if mask is not None:
-                m = mask[t][:, None]
-                d_new = [np.where(m, v, 0) for v in d]
-                d_carry = [np.where(m, 0, v) for v in d]
-            else:
-                d_new = d
-            _, d_prev, _ = cell.backward_step(tuple(d_new), caches[t], U, b_rec, None)
-            d = list(d_prev) if mask is None else [a + b for a, b in zip(d_prev, d_carry, strict=True)]
+        dc = np.empty((T, B, H), dt) if len(self.states0) == 2 else None
+        reference.backward_sequence(self.cell, self.caches, dhs,
+                                    tuple(dstates or (None,) * len(self.states0)), self.U,
+                                    self.b_rec, self.mask, None,
+                                    state_grads=(dh,) if dc is None else (dh, dc))
         return dh, dc

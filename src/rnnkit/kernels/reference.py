@@ -41,7 +41,8 @@ def forward_sequence(cell, xw, states0, U, b_rec=None, mask=None, rmask=None):
     return hs, states, caches
 
 
-def backward_sequence(cell, caches, dhs, dstates, U, b_rec=None, mask=None, rmask=None):
+def backward_sequence(cell, caches, dhs, dstates, U, b_rec=None, mask=None, rmask=None,
+                      state_grads=None):
     """Backpropagation through time.
 
     Args:
@@ -50,6 +51,9 @@ def backward_sequence(cell, caches, dhs, dstates, U, b_rec=None, mask=None, rmas
             receives gradient, as with ``return_sequences=False``).
         dstates: tuple of (B, H) dL/d(final state), entries may be None.
         U, b_rec, mask, rmask: as in the forward call.
+        state_grads: optional tuple of (T, B, H) arrays, one per state, filled with the total
+            dL/d(state after step t) — the direct ``dhs[t]`` plus all that flows back from
+            later steps (used by :mod:`rnnkit.diagnostics`).
 
     Returns:
         dxw: (T, B, G) dL/d(input projection).
@@ -67,6 +71,8 @@ def backward_sequence(cell, caches, dhs, dstates, U, b_rec=None, mask=None, rmas
     for t in range(T - 1, -1, -1):
         if dhs is not None:
             d[0] = d[0] + dhs[t]
+        for rec, v in zip(state_grads or (), d):
+            rec[t] = v
         if mask is not None:
             m = mask[t][:, None]
             d_new = [np.where(m, x, 0) for x in d]
