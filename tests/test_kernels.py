@@ -125,6 +125,29 @@ def test_fast_equals_reference_saturating_and_larger():
     _compare(_run(fast, *args), _run(reference, *args), np.float64, "saturated lstm")
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name", list(CELLS))
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_fast_rows_split_across_threads_equal_reference(monkeypatch, name, dtype, threads):
+    """The time loop split by batch rows over 1, 2 and 3 threads (uneven blocks, 11 rows),
+    with masks, recurrent dropout and the GRU recurrent bias, equals the reference."""
+    monkeypatch.setattr(fast, "_MIN_ROWS", 1)
+    monkeypatch.setattr(fast, "_MIN_WORK", 0)
+    monkeypatch.setattr(fast._blas, "num_threads", lambda: threads)
+    assert len(fast._split(11, 1, 1)) == threads
+    for mask_kind in (None, "interior", "full_rows"):
+        _random_case(name, dtype, 11, 9, 6, mask_kind=mask_kind, rdrop=mask_kind is not None,
+                     b_rec=name == "gru_after", seed=threads)
+
+
+def test_rows_split_follows_blas_thread_limit():
+    """threadpoolctl's limit decides the split: one BLAS thread, one block of rows."""
+    from threadpoolctl import threadpool_limits
+    with threadpool_limits(1):
+        assert fast._split(512, 512 * 2048, 100) == [(0, 512)]
+    assert fast._split(4, 512 * 2048, 100) == [(0, 4)]             # too few rows
+
+
 def test_supports_default_activations_only():
     assert fast.supports(cells.SimpleRNNMath("tanh")) and fast.supports(cells.SimpleRNNMath("relu"))
     assert fast.supports(cells.LSTMMath()) and fast.supports(cells.GRUMath(reset_after=False))

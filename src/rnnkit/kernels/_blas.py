@@ -63,16 +63,39 @@ except ImportError:  # numba missing: the fast path is disabled by the caller
 # time slice. Measured on the shared 2-core machine: seed_train fell from ~2400 samples/s
 # (one thread per step) to 18-700 samples/s with two.
 SMALL_GEMM_MACS = 1 << 24
-_set_local = None
+_set_local = _get_threads = None
 if AVAILABLE:
     _lib = ctypes.CDLL(LIBRARY)
-    if hasattr(_lib, "openblas_set_num_threads_local"):
+    # the wheel's OpenBLAS prefixes its API (scipy_openblas_*64_); threadpoolctl uses the same
+    _getter = next((n for n in ("scipy_openblas_get_num_threads64_",
+                                "scipy_openblas_get_num_threads", "openblas_get_num_threads")
+                    if hasattr(_lib, n)), None)
+    if hasattr(_lib, "openblas_set_num_threads_local") and _getter is not None:
         _set_local = _lib.openblas_set_num_threads_local
         _set_local.argtypes, _set_local.restype = [ctypes.c_int], ctypes.c_int
+        _get_threads = getattr(_lib, _getter)
+        _get_threads.argtypes, _get_threads.restype = [], ctypes.c_int
+
+
+def num_threads():
+    """OpenBLAS's thread count (what threadpoolctl sets); 1 when it cannot be controlled
+    per thread (an OpenBLAS without ``openblas_set_num_threads_local``)."""
+    return 1 if _get_threads is None else max(1, _get_threads())
+
+
+def set_threads(n):
+    """Set OpenBLAS's thread count; returns a token (the previous count) for :func:`restore`.
+
+    Despite its name, ``openblas_set_num_threads_local`` sets the *process-wide* count (it
+    only adds the return value), so callers set it once around a whole loop, never from
+    several threads at once.
+    """
+    return None if _set_local is None else _set_local(n)
 
 
 def threads_for(macs_per_step):
-    """Limit BLAS to one thread (in this thread) when the per-step product is small.
+    """Limit BLAS to one thread (process-wide, see :func:`set_threads`) when the per-step
+    product is small.
 
     Returns a token for :func:`restore`, or None when nothing was changed.
     """

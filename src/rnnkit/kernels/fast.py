@@ -36,6 +36,7 @@ from numba import njit
 from .. import cells as _cells
 from . import _blas
 from . import reference as _reference
+from . import threads as _threads
 from ._math import consts_like as _consts_like
 from ._math import sigmoid as _sigmoid
 from ._math import tanh as _tanh
@@ -87,10 +88,10 @@ def _fill(dst, v):
 
 
 @njit(**_JIT)
-def _dropped(hbuf, t, rmask, hp):
-    """hp = hbuf[t] * rmask (B, H)."""
-    B, H = hp.shape
-    for b in range(B):
+def _dropped(hbuf, t, rmask, hp, b0, b1):
+    """hp[b0:b1] = hbuf[t, b0:b1] * rmask[b0:b1]."""
+    H = hp.shape[1]
+    for b in range(b0, b1):
         src, r, dst = hbuf[t, b], rmask[b], hp[b]
         for j in range(H):
             dst[j] = src[j] * r[j]
@@ -106,10 +107,10 @@ def _add_row(d, dhs, t, b, has_dhs):
 
 
 @njit(**_JIT)
-def _rec_grad(dtmp, dh, mask, t, rmask, has_mask, has_r, accumulate):
-    """dh (+)= dtmp * rmask on the rows that were not masked at step t."""
-    B, H = dh.shape
-    for b in range(B):
+def _rec_grad(dtmp, dh, mask, t, rmask, has_mask, has_r, accumulate, b0, b1):
+    """dh (+)= dtmp * rmask on the rows b0:b1 that were not masked at step t."""
+    H = dh.shape[1]
+    for b in range(b0, b1):
         if has_mask and not mask[t, b]:
             continue                                     # masked: dh carried unchanged
         src, dst = dtmp[b], dh[b]
@@ -130,19 +131,19 @@ def _rec_grad(dtmp, dh, mask, t, rmask, has_mask, has_r, accumulate):
 
 
 @njit(**_JIT)
-def _simple_fwd(xw, hbuf, U, mask, rmask, hp, act):
+def _simple_fwd(xw, hbuf, U, mask, rmask, hp, act, b0, b1):
     K = _consts_like(xw)
     T, B, H = xw.shape
+    n = b1 - b0
     has_mask, has_r = mask.shape[0] > 0, rmask.shape[0] > 0
     zero = K[0] - K[0]
     for t in range(T):
         if has_r:
-            _dropped(hbuf, t, rmask, hp)
-            _blas.gemm(0, 0, B, H, H, K[0], hp, 0, H, U, 0, H, zero, hbuf, (t + 1) * B * H, H)
+            _dropped(hbuf, t, rmask, hp, b0, b1)
+            _blas.gemm(0, 0, n, H, H, K[0], hp, b0 * H, H, U, 0, H, zero, hbuf, (t + 1) * B * H + b0 * H, H)
         else:
-            _blas.gemm(0, 0, B, H, H, K[0], hbuf, t * B * H, H, U, 0, H, zero,
-                       hbuf, (t + 1) * B * H, H)
-        for b in range(B):
+            _blas.gemm(0, 0, n, H, H, K[0], hbuf, t * B * H + b0 * H, H, U, 0, H, zero, hbuf, (t + 1) * B * H + b0 * H, H)
+        for b in range(b0, b1):
             x, hn = xw[t, b], hbuf[t + 1, b]
             if has_mask and not mask[t, b]:
                 _copy(hbuf[t, b], hn)
@@ -156,13 +157,14 @@ def _simple_fwd(xw, hbuf, U, mask, rmask, hp, act):
 
 
 @njit(**_JIT)
-def _simple_bwd(hbuf, U, mask, rmask, dhs, dh, dxw, dtmp, act):
+def _simple_bwd(hbuf, U, mask, rmask, dhs, dh, dxw, dtmp, act, b0, b1):
     K = _consts_like(hbuf)
     T, B, H = dxw.shape
+    n = b1 - b0
     has_mask, has_r, has_dhs = mask.shape[0] > 0, rmask.shape[0] > 0, dhs.shape[0] > 0
     zero = K[0] - K[0]
     for t in range(T - 1, -1, -1):
-        for b in range(B):
+        for b in range(b0, b1):
             d, dz, h = dh[b], dxw[t, b], hbuf[t + 1, b]
             _add_row(d, dhs, t, b, has_dhs)
             if has_mask and not mask[t, b]:
@@ -173,25 +175,25 @@ def _simple_bwd(hbuf, U, mask, rmask, dhs, dh, dxw, dtmp, act):
             else:
                 for j in range(H):
                     dz[j] = d[j] if h[j] > zero else zero              # h = relu(z)
-        _blas.gemm(0, 1, B, H, H, K[0], dxw, t * B * H, H, U, 0, H, zero, dtmp, 0, H)
-        _rec_grad(dtmp, dh, mask, t, rmask, has_mask, has_r, False)
+        _blas.gemm(0, 1, n, H, H, K[0], dxw, t * B * H + b0 * H, H, U, 0, H, zero, dtmp, b0 * H, H)
+        _rec_grad(dtmp, dh, mask, t, rmask, has_mask, has_r, False, b0, b1)
 
 
 @njit(**_JIT)
-def _lstm_fwd(xw, hbuf, cbuf, U, mask, rmask, gates, hp):
+def _lstm_fwd(xw, hbuf, cbuf, U, mask, rmask, gates, hp, b0, b1):
     K = _consts_like(xw)
     T, B, G = xw.shape
+    n = b1 - b0
     H = G // 4
     has_mask, has_r = mask.shape[0] > 0, rmask.shape[0] > 0
     zero = K[0] - K[0]
     for t in range(T):
         if has_r:
-            _dropped(hbuf, t, rmask, hp)
-            _blas.gemm(0, 0, B, G, H, K[0], hp, 0, H, U, 0, G, zero, gates, t * B * G, G)
+            _dropped(hbuf, t, rmask, hp, b0, b1)
+            _blas.gemm(0, 0, n, G, H, K[0], hp, b0 * H, H, U, 0, G, zero, gates, t * B * G + b0 * G, G)
         else:
-            _blas.gemm(0, 0, B, G, H, K[0], hbuf, t * B * H, H, U, 0, G, zero,
-                       gates, t * B * G, G)
-        for b in range(B):
+            _blas.gemm(0, 0, n, G, H, K[0], hbuf, t * B * H + b0 * H, H, U, 0, G, zero, gates, t * B * G + b0 * G, G)
+        for b in range(b0, b1):
             cp, cn, hn = cbuf[t, b], cbuf[t + 1, b], hbuf[t + 1, b]
             if has_mask and not mask[t, b]:
                 _copy(hbuf[t, b], hn)
@@ -211,14 +213,15 @@ def _lstm_fwd(xw, hbuf, cbuf, U, mask, rmask, gates, hp):
 
 
 @njit(**_JIT)
-def _lstm_bwd(gates, cbuf, U, mask, rmask, dhs, dh, dc, dxw, dtmp):
+def _lstm_bwd(gates, cbuf, U, mask, rmask, dhs, dh, dc, dxw, dtmp, b0, b1):
     K = _consts_like(gates)
     T, B, G = dxw.shape
+    n = b1 - b0
     H = G // 4
     has_mask, has_r, has_dhs = mask.shape[0] > 0, rmask.shape[0] > 0, dhs.shape[0] > 0
     zero = K[0] - K[0]
     for t in range(T - 1, -1, -1):
-        for b in range(B):
+        for b in range(b0, b1):
             d, dcr, dz = dh[b], dc[b], dxw[t, b]
             _add_row(d, dhs, t, b, has_dhs)
             if has_mask and not mask[t, b]:
@@ -244,24 +247,25 @@ def _lstm_bwd(gates, cbuf, U, mask, rmask, dhs, dh, dc, dxw, dtmp):
                 dz[2 * H + j] = (dcr[j] * g[j]) * (K[0] - gg * gg)
             for j in range(H):
                 dcr[j] = dcr[j] * g[H + j]
-        _blas.gemm(0, 1, B, H, G, K[0], dxw, t * B * G, G, U, 0, G, zero, dtmp, 0, H)
-        _rec_grad(dtmp, dh, mask, t, rmask, has_mask, has_r, False)
+        _blas.gemm(0, 1, n, H, G, K[0], dxw, t * B * G + b0 * G, G, U, 0, G, zero, dtmp, b0 * H, H)
+        _rec_grad(dtmp, dh, mask, t, rmask, has_mask, has_r, False, b0, b1)
 
 
 @njit(**_JIT)
-def _gru_after_fwd(xw, hbuf, U, b_rec, mask, rmask, gates, rec, hu, hp):
+def _gru_after_fwd(xw, hbuf, U, b_rec, mask, rmask, gates, rec, hu, hp, b0, b1):
     K = _consts_like(xw)
     T, B, G = xw.shape
+    n = b1 - b0
     H = G // 3
     has_mask, has_r, has_b = mask.shape[0] > 0, rmask.shape[0] > 0, b_rec.shape[0] > 0
     zero = K[0] - K[0]
     for t in range(T):
         if has_r:
-            _dropped(hbuf, t, rmask, hp)
-            _blas.gemm(0, 0, B, G, H, K[0], hp, 0, H, U, 0, G, zero, hu, 0, G)
+            _dropped(hbuf, t, rmask, hp, b0, b1)
+            _blas.gemm(0, 0, n, G, H, K[0], hp, b0 * H, H, U, 0, G, zero, hu, b0 * G, G)
         else:
-            _blas.gemm(0, 0, B, G, H, K[0], hbuf, t * B * H, H, U, 0, G, zero, hu, 0, G)
-        for b in range(B):
+            _blas.gemm(0, 0, n, G, H, K[0], hbuf, t * B * H + b0 * H, H, U, 0, G, zero, hu, b0 * G, G)
+        for b in range(b0, b1):
             hprev, hn, rc = hbuf[t, b], hbuf[t + 1, b], rec[t, b]
             if has_mask and not mask[t, b]:
                 _copy(hprev, hn)
@@ -283,14 +287,15 @@ def _gru_after_fwd(xw, hbuf, U, b_rec, mask, rmask, gates, rec, hu, hp):
 
 
 @njit(**_JIT)
-def _gru_after_bwd(hbuf, gates, rec, U, mask, rmask, dhs, dh, dxw, dzrec, dtmp):
+def _gru_after_bwd(hbuf, gates, rec, U, mask, rmask, dhs, dh, dxw, dzrec, dtmp, b0, b1):
     K = _consts_like(hbuf)
     T, B, G = dxw.shape
+    n = b1 - b0
     H = G // 3
     has_mask, has_r, has_dhs = mask.shape[0] > 0, rmask.shape[0] > 0, dhs.shape[0] > 0
     zero = K[0] - K[0]
     for t in range(T - 1, -1, -1):
-        for b in range(B):
+        for b in range(b0, b1):
             d, dx, dr = dh[b], dxw[t, b], dzrec[t, b]
             _add_row(d, dhs, t, b, has_dhs)
             if has_mask and not mask[t, b]:
@@ -313,32 +318,33 @@ def _gru_after_bwd(hbuf, gates, rec, U, mask, rmask, dhs, dh, dxw, dzrec, dtmp):
                 dr[2 * H + j] = dx[2 * H + j] * g[H + j]
             for j in range(H):
                 d[j] = d[j] * g[j]
-        _blas.gemm(0, 1, B, H, G, K[0], dzrec, t * B * G, G, U, 0, G, zero, dtmp, 0, H)
-        _rec_grad(dtmp, dh, mask, t, rmask, has_mask, has_r, True)
+        _blas.gemm(0, 1, n, H, G, K[0], dzrec, t * B * G + b0 * G, G, U, 0, G, zero, dtmp, b0 * H, H)
+        _rec_grad(dtmp, dh, mask, t, rmask, has_mask, has_r, True, b0, b1)
 
 
 @njit(**_JIT)
-def _gru_before_fwd(xw, hbuf, U, mask, rmask, gates, rec, hu, hp):
+def _gru_before_fwd(xw, hbuf, U, mask, rmask, gates, rec, hu, hp, b0, b1):
     K = _consts_like(xw)
     T, B, G = xw.shape
+    n = b1 - b0
     H = G // 3
     has_mask, has_r = mask.shape[0] > 0, rmask.shape[0] > 0
     zero = K[0] - K[0]
     for t in range(T):
         if has_r:
-            _dropped(hbuf, t, rmask, hp)
+            _dropped(hbuf, t, rmask, hp, b0, b1)
         else:
-            for b in range(B):
+            for b in range(b0, b1):
                 _copy(hbuf[t, b], hp[b])
-        _blas.gemm(0, 0, B, 2 * H, H, K[0], hp, 0, H, U, 0, G, zero, hu, 0, G)
-        for b in range(B):
+        _blas.gemm(0, 0, n, 2 * H, H, K[0], hp, b0 * H, H, U, 0, G, zero, hu, b0 * G, G)
+        for b in range(b0, b1):
             x, u, g, rc, h1 = xw[t, b], hu[b], gates[t, b], rec[t, b], hp[b]
             for j in range(2 * H):
                 g[j] = _sigmoid(x[j] + u[j], K)                    # z, r
             for j in range(H):
                 rc[j] = g[H + j] * h1[j]                           # (r * h') multiplies U_h
-        _blas.gemm(0, 0, B, H, H, K[0], rec, t * B * H, H, U, 2 * H, G, zero, hu, 2 * H, G)
-        for b in range(B):
+        _blas.gemm(0, 0, n, H, H, K[0], rec, t * B * H + b0 * H, H, U, 2 * H, G, zero, hu, 2 * H + b0 * G, G)
+        for b in range(b0, b1):
             hprev, hn = hbuf[t, b], hbuf[t + 1, b]
             if has_mask and not mask[t, b]:
                 _copy(hprev, hn)
@@ -352,14 +358,15 @@ def _gru_before_fwd(xw, hbuf, U, mask, rmask, gates, rec, hu, hp):
 
 
 @njit(**_JIT)
-def _gru_before_bwd(hbuf, gates, U, mask, rmask, dhs, dh, dxw, drec, dtmp):
+def _gru_before_bwd(hbuf, gates, U, mask, rmask, dhs, dh, dxw, drec, dtmp, b0, b1):
     K = _consts_like(hbuf)
     T, B, G = dxw.shape
+    n = b1 - b0
     H = G // 3
     has_mask, has_r, has_dhs = mask.shape[0] > 0, rmask.shape[0] > 0, dhs.shape[0] > 0
     zero = K[0] - K[0]
     for t in range(T - 1, -1, -1):
-        for b in range(B):
+        for b in range(b0, b1):
             d, dx = dh[b], dxw[t, b]
             _add_row(d, dhs, t, b, has_dhs)
             if has_mask and not mask[t, b]:
@@ -375,9 +382,8 @@ def _gru_before_bwd(hbuf, gates, U, mask, rmask, dhs, dh, dxw, drec, dtmp):
             for j in range(H):
                 d[j] = d[j] * g[j]
         # drec = dzh @ U_h^T: the gradient reaching (r * h')
-        _blas.gemm(0, 1, B, H, H, K[0], dxw, t * B * G + 2 * H, G, U, 2 * H, G, zero,
-                   drec, 0, H)
-        for b in range(B):
+        _blas.gemm(0, 1, n, H, H, K[0], dxw, t * B * G + 2 * H + b0 * G, G, U, 2 * H, G, zero, drec, b0 * H, H)
+        for b in range(b0, b1):
             dx = dxw[t, b]
             if has_mask and not mask[t, b]:
                 continue
@@ -392,18 +398,52 @@ def _gru_before_bwd(hbuf, gates, U, mask, rmask, dhs, dh, dxw, drec, dtmp):
                     r = g[H + j]
                     dx[H + j] = (dr[j] * hprev[j]) * (r * (K[0] - r))
         # dh' = [dzz, dzr] @ U_zr^T + drec * r
-        _blas.gemm(0, 1, B, H, 2 * H, K[0], dxw, t * B * G, G, U, 0, G, zero, dtmp, 0, H)
-        for b in range(B):
+        _blas.gemm(0, 1, n, H, 2 * H, K[0], dxw, t * B * G + b0 * G, G, U, 0, G, zero, dtmp, b0 * H, H)
+        for b in range(b0, b1):
             if has_mask and not mask[t, b]:
                 continue
             g, dr, dt_ = gates[t, b], drec[b], dtmp[b]
             for j in range(H):
                 dt_[j] = dt_[j] + dr[j] * g[H + j]
-        _rec_grad(dtmp, dh, mask, t, rmask, has_mask, has_r, True)
+        _rec_grad(dtmp, dh, mask, t, rmask, has_mask, has_r, True, b0, b1)
 
 # =========================================================================================
 # Python entry points (same contract as reference.py)
 # =========================================================================================
+
+# Batch rows are independent through the whole recurrence, so the time loop is split by
+# rows across threads (:mod:`.threads`): each thread runs the complete compiled loop on its
+# own block of rows with one-thread BLAS calls, and the threads meet only at the end of the
+# sequence (no synchronisation per step).
+_MIN_ROWS = 8          # rows per thread; fewer and the loop stays on one thread
+_MIN_WORK = 1 << 20    # B*H*G*T multiply-adds below which threads cost more than they save
+
+
+def _split(B, work, T):
+    """Row blocks ``[(b0, b1), ...]`` for the threads that run one loop (one block = no split)."""
+    n = min(_threads.count(), B // _MIN_ROWS) if B * work * T >= _MIN_WORK else 1
+    return _threads.blocks(B, max(n, 1))
+
+
+def _run(fn, B, work, T, *args):
+    """Call compiled loop ``fn(*args, b0, b1)`` over all B rows, split across threads.
+
+    ``work`` is the multiply-adds of one row's recurrent product per step (H*G), ``T`` the
+    number of steps. Unsplit outside :func:`.threads.parallel`, the per-step products of a
+    small loop run on one BLAS thread (:func:`._blas.threads_for`).
+    """
+    blocks = _split(B, work, T)
+    if len(blocks) == 1 and not _threads.active():
+        token = _blas.threads_for(B * work)
+    elif not _threads.active():
+        token = _blas.set_threads(1)      # every thread's per-step products on one core
+    else:
+        token = None                      # inside parallel(): BLAS is single-threaded already
+    try:
+        _threads.run_blocks(lambda b0, b1: fn(*args, b0, b1), blocks)
+    finally:
+        _blas.restore(token)
+
 
 def _kind(cell):
     if isinstance(cell, _cells.LSTMMath):
@@ -441,12 +481,7 @@ def forward_sequence(cell, xw, states0, U, b_rec=None, mask=None, rmask=None):
     hp = np.empty((B, H) if rmask is not None else (0, 0), dt)
     hbuf = np.empty((T + 1, B, H), dt)
     hbuf[0] = states0[0]
-    kind = _kind(cell)
-    token = _blas.threads_for(B * H * G)
-    try:
-        return _forward(cell, kind, xw, states0, U, b_rec, m, rm, hp, hbuf)
-    finally:
-        _blas.restore(token)
+    return _forward(cell, _kind(cell), xw, states0, U, b_rec, m, rm, hp, hbuf)
 
 
 def _forward(cell, kind, xw, states0, U, b_rec, m, rm, hp, hbuf):
@@ -455,14 +490,14 @@ def _forward(cell, kind, xw, states0, U, b_rec, m, rm, hp, hbuf):
     H = U.shape[0]
     dt = xw.dtype
     if kind == "simple":
-        _simple_fwd(xw, hbuf, U, m, rm, hp, _SIMPLE_ACT[cell.act.name])
+        _run(_simple_fwd, B, H * G, T, xw, hbuf, U, m, rm, hp, _SIMPLE_ACT[cell.act.name])
         cache = (kind, hbuf)
         states = (hbuf[T].copy(),)
     elif kind == "lstm":
         cbuf = np.empty((T + 1, B, H), dt)
         cbuf[0] = states0[1]
         gates = np.empty((T, B, G), dt)
-        _lstm_fwd(xw, hbuf, cbuf, U, m, rm, gates, hp)
+        _run(_lstm_fwd, B, H * G, T, xw, hbuf, cbuf, U, m, rm, gates, hp)
         cache = (kind, hbuf, cbuf, gates)
         states = (hbuf[T].copy(), cbuf[T].copy())
     else:
@@ -470,10 +505,11 @@ def _forward(cell, kind, xw, states0, U, b_rec, m, rm, hp, hbuf):
         rec = np.empty((T, B, H), dt)
         hu = np.empty((B, G), dt)
         if kind == "gru_after":
-            _gru_after_fwd(xw, hbuf, U, _opt(b_rec, dt, 1), m, rm, gates, rec, hu, hp)
+            _run(_gru_after_fwd, B, H * G, T, xw, hbuf, U, _opt(b_rec, dt, 1), m, rm, gates,
+                 rec, hu, hp)
         else:
             hp = np.empty((B, H), dt)
-            _gru_before_fwd(xw, hbuf, U, m, rm, gates, rec, hu, hp)
+            _run(_gru_before_fwd, B, H * G, T, xw, hbuf, U, m, rm, gates, rec, hu, hp)
         cache = (kind, hbuf, gates, rec)
         states = (hbuf[T].copy(),)
     return hbuf[1:], states, cache
@@ -500,21 +536,17 @@ def backward_sequence(cell, cache, dhs, dstates, U, b_rec=None, mask=None, rmask
     dst = [np.zeros((B, H), dt) if s is None else np.array(s, dtype=dt) for s in dstates]
     dxw = np.empty((T, B, G), dt)
     dtmp = np.empty((B, H), dt)
-    token = _blas.threads_for(B * H * G)
-    try:
-        dzrec = _backward(cell, cache, kind, hbuf, U, m, rm, d, dst, dxw, dtmp)
-    finally:
-        _blas.restore(token)
+    dzrec = _backward(cell, cache, kind, hbuf, U, m, rm, d, dst, dxw, dtmp)
     # dU: one product over all T*B rows of the inputs to the recurrent product.
     hprev = hbuf[:-1] if rmask is None else hbuf[:-1] * rm              # (T, B, H)
     hprev = hprev.reshape(T * B, H)
     dz2 = dzrec.reshape(T * B, G)
     if kind == "gru_before":
         dU = np.empty((H, G), dt)
-        np.matmul(hprev.T, dz2[:, :2 * H], out=dU[:, :2 * H])
-        np.matmul(cache[3].reshape(T * B, H).T, dz2[:, 2 * H:], out=dU[:, 2 * H:])
+        _threads.matmul(hprev.T, dz2[:, :2 * H], out=dU[:, :2 * H])
+        _threads.matmul(cache[3].reshape(T * B, H).T, dz2[:, 2 * H:], out=dU[:, 2 * H:])
     else:
-        dU = hprev.T @ dz2
+        dU = _threads.matmul(hprev.T, dz2)
     db_rec = None if b_rec is None else dz2.sum(axis=0)
     return dxw, tuple(dst), dU, db_rec
 
@@ -525,16 +557,19 @@ def _backward(cell, cache, kind, hbuf, U, m, rm, d, dst, dxw, dtmp):
     H = U.shape[0]
     dt = dxw.dtype
     dzrec = dxw
+    work = H * G
     if kind == "simple":
-        _simple_bwd(hbuf, U, m, rm, d, dst[0], dxw, dtmp, _SIMPLE_ACT[cell.act.name])
+        _run(_simple_bwd, B, work, T, hbuf, U, m, rm, d, dst[0], dxw, dtmp,
+             _SIMPLE_ACT[cell.act.name])
     elif kind == "lstm":
-        _lstm_bwd(cache[3], cache[2], U, m, rm, d, dst[0], dst[1], dxw, dtmp)
+        _run(_lstm_bwd, B, work, T, cache[3], cache[2], U, m, rm, d, dst[0], dst[1], dxw, dtmp)
     elif kind == "gru_after":
         dzrec = np.empty((T, B, G), dt)
-        _gru_after_bwd(hbuf, cache[2], cache[3], U, m, rm, d, dst[0], dxw, dzrec, dtmp)
+        _run(_gru_after_bwd, B, work, T, hbuf, cache[2], cache[3], U, m, rm, d, dst[0], dxw,
+             dzrec, dtmp)
     else:
-        _gru_before_bwd(hbuf, cache[2], U, m, rm, d, dst[0], dxw, np.empty((B, H), dt),
-                        dtmp)
+        _run(_gru_before_bwd, B, work, T, hbuf, cache[2], U, m, rm, d, dst[0], dxw,
+             np.empty((B, H), dt), dtmp)
     return dzrec
 
 

@@ -8,6 +8,7 @@ from .. import _backend
 from .. import activations as _act
 from .. import initializers as _init
 from .. import regularizers as _reg
+from ..kernels import threads as _threads
 from .base import Layer, as_float_array, check_positive_int, check_rate
 
 
@@ -89,7 +90,7 @@ class Dense(Layer):
                 f"got shape {x.shape}."
             )
         x2 = x.reshape(-1, F)
-        z = x2 @ self.params["kernel"]
+        z = _threads.matmul(x2, self.params["kernel"])
         if self.use_bias:
             z += self.params["bias"]
         a = self.activation.forward(z)
@@ -101,10 +102,10 @@ class Dense(Layer):
         x2, z, a, shape = self._cache
         dy = np.asarray(dy, self.dtype).reshape(-1, self.units)
         dz = dy if wrt_logits else self.activation.backward(dy, z, a)
-        np.matmul(x2.T, dz, out=self.grads["kernel"])
+        _threads.matmul(x2.T, dz, out=self.grads["kernel"])
         if self.use_bias:
             np.sum(dz, axis=0, out=self.grads["bias"])
-        return (dz @ self.params["kernel"].T).reshape(shape)
+        return _threads.matmul(dz, self.params["kernel"].T).reshape(shape)
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape[:-1]) + (self.units,)

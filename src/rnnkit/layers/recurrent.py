@@ -18,6 +18,7 @@ from .. import _backend, cells, kernels
 from .. import activations as _act
 from .. import initializers as _init
 from .. import regularizers as _reg
+from ..kernels import threads as _threads
 from .base import Layer, as_float_array, check_positive_int, check_rate
 
 
@@ -204,7 +205,7 @@ class RNNBase(Layer):
         xt = np.ascontiguousarray(xt)
         W, U = self.params["kernel"], self.params["recurrent_kernel"]
         b_in, b_rec = self._split_bias()
-        xw = (xt.reshape(T * B, F) @ W).reshape(T, B, -1)            # (T, B, G)
+        xw = _threads.matmul(xt.reshape(T * B, F), W).reshape(T, B, -1)  # (T, B, G)
         if b_in is not None:
             xw += b_in
         hs, states, kcache = kernels.forward_sequence(self.cell, xw, states0, U, b_rec, mt, rdp)
@@ -243,13 +244,13 @@ class RNNBase(Layer):
         dxw, d0, dU, db_rec = kernels.backward_sequence(
             self.cell, kcache, dhs, tuple(d_states), U, b_rec, mt, rdp)
         dxw2 = dxw.reshape(T * B, -1)
-        np.matmul(xt.reshape(T * B, F).T, dxw2, out=self.grads["kernel"])
+        _threads.matmul(xt.reshape(T * B, F).T, dxw2, out=self.grads["kernel"])
         self.grads["recurrent_kernel"][...] = dU
         if self.use_bias:
             self._write_bias_grad(dxw2.sum(axis=0), db_rec)
         if self._skip_input_grad and not has_init:
             return None  # first layer of a training step: nobody reads dL/dx
-        dxt = (dxw2 @ W.T).reshape(T, B, F)
+        dxt = _threads.matmul(dxw2, W.T).reshape(T, B, F)
         if dp is not None:
             dxt *= dp
         if self.go_backwards:

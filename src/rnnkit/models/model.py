@@ -12,6 +12,7 @@ A concrete model provides ``forward(x, training) -> (y_pred, mask)``,
 
 from __future__ import annotations
 
+import functools
 import math
 import signal
 import threading
@@ -25,7 +26,17 @@ from .. import callbacks as _cb
 from .. import losses as _losses
 from .. import metrics as _metrics
 from .. import optimizers as _opt
+from ..kernels import threads as _threads
 from ..layers.base import check_finite
+
+
+def _parallel(method):
+    """Run a model entry point on rnnkit's threads (:func:`rnnkit.kernels.threads.parallel`)."""
+    @functools.wraps(method)
+    def wrapper(*args, **kwargs):
+        with _threads.parallel():
+            return method(*args, **kwargs)
+    return wrapper
 
 
 def _is_array_like(x):
@@ -290,6 +301,7 @@ class Model:
             m.update(y, y_pred, sample_weight, mask)
         return loss
 
+    @_parallel
     def train_on_batch(self, x, y, sample_weight=None, class_weight=None, return_dict=False):
         """One gradient update on one batch. Returns the loss (and metrics)."""
         self._check_compiled("training")
@@ -303,6 +315,7 @@ class Model:
         loss = self._train_step(x, y, sample_weight, mask_in)
         return self._step_result(loss, return_dict)
 
+    @_parallel
     def test_on_batch(self, x, y, sample_weight=None, return_dict=False):
         """Loss (and metrics) on one batch, no update."""
         self._check_compiled("evaluation")
@@ -311,6 +324,7 @@ class Model:
         res = self._evaluate_adapter([(x, y, sample_weight, mask_in)])
         return res if return_dict else self._step_result(res["loss"], False)
 
+    @_parallel
     def predict_on_batch(self, x):
         x, mask_in = self._prepare_x(x)
         return self.forward(x, training=False, mask=mask_in)[0]
@@ -322,6 +336,7 @@ class Model:
         return loss if not self.metrics else list(res.values())
 
     # -- fit -------------------------------------------------------------------------------------
+    @_parallel
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
             validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
             sample_weight=None, initial_epoch=0, steps_per_epoch=None, tbptt=None):
@@ -471,6 +486,7 @@ class Model:
         reg = self.regularization_loss()
         return {"loss": total / max(count, 1) + reg, **{m.name: m.result() for m in self.metrics}}
 
+    @_parallel
     def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None,
                  return_dict=False, tbptt=None):
         """Loss and metrics on data (no update). Returns a float, a list, or a dict.
@@ -489,6 +505,7 @@ class Model:
             return res
         return res["loss"] if not self.metrics else list(res.values())
 
+    @_parallel
     def predict(self, x, batch_size=None, verbose="auto", tbptt=None):
         """Model outputs for ``x`` (array, ragged list of sequences, or iterable of batches).
 
@@ -597,6 +614,7 @@ class Model:
             out = [(y, sample_weight, y_pred, m, 1.0)]
         return out
 
+    @_parallel
     def __call__(self, x, training=False):
         x, mask = self._prepare_x(x)
         return self.forward(x, training=training, mask=mask)[0]
