@@ -15,6 +15,13 @@ environment variable ``RNNKIT_BENCH_PYTHON_<NAME>`` (``-`` -> ``_``, upper case,
 ``RNNKIT_BENCH_PYTHON_KERAS_JAX``) names another. keras-jax defaults to
 ``/work/benchvenv/bin/python`` when that exists (jax lives in a separate venv). A framework
 whose packages are missing is reported as "not installed".
+
+OpenBLAS: some machines pin NumPy's OpenBLAS to an older kernel through
+``OPENBLAS_CORETYPE`` / ``OPENBLAS_L2_SIZE`` (on the issue-8 machine ``Haswell``, the AVX2
+kernel, on an AVX-512 processor: half the matmul rate). The worker processes run without
+those two variables, as NumPy runs on a machine that does not set them; the table prints the
+kernel each run used (threadpoolctl). ``--keep-openblas-env`` keeps them. The GEMM rate
+(the yardstick of lstm_large_train) is measured under the same setting as rnnkit.
 """
 
 from __future__ import annotations
@@ -51,8 +58,15 @@ def python_for(fw, overrides):
     return sys.executable
 
 
+OPENBLAS_PINS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+KEEP_OPENBLAS_ENV = False
+
+
 def env_for(fw, threads, extra=None):
     env = dict(os.environ)
+    if not KEEP_OPENBLAS_ENV:
+        for k in OPENBLAS_PINS:
+            env.pop(k, None)
     n = str(threads)
     env.update(OMP_NUM_THREADS=n, OPENBLAS_NUM_THREADS=n, MKL_NUM_THREADS=n,
                BENCH_THREADS=n, PYTHONHASHSEED="0")
@@ -137,7 +151,11 @@ def main(argv=None):
                     help="interpreter for a framework, e.g. keras-jax=/work/benchvenv/bin/python")
     ap.add_argument("--no-memory", action="store_true")
     ap.add_argument("--no-compile", action="store_true")
+    ap.add_argument("--keep-openblas-env", action="store_true",
+                    help="keep OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE for the workers")
     args = ap.parse_args(argv)
+    global KEEP_OPENBLAS_ENV
+    KEEP_OPENBLAS_ENV = args.keep_openblas_env
     repeats = args.repeats or (3 if args.quick else 7)
     overrides = dict(kv.split("=", 1) for kv in args.python_for)
     fws = args.frameworks.split(",")
@@ -152,6 +170,9 @@ def main(argv=None):
     g = worker(py_rnnkit, "rnnkit", ["gemm"], repeats, args.quick, args.threads)["gemm"]
     gemm = max(g["values"])
     out["gemm_gflops"] = {**summarize(g["values"]), "best": gemm}
+    out["blas"] = g.get("blas")
+    out["openblas_env"] = {k: os.environ.get(k) for k in OPENBLAS_PINS}
+    out["openblas_env_kept"] = args.keep_openblas_env
 
     live = []
     for fw in fws:
@@ -212,7 +233,12 @@ def report(out, wls, gemm):
     print(f"\nMachine: {m.get('cpu', '?')}, {m['cores']} cores, load {m.get('loadavg_at_start')}"
           f"; {out['threads']} threads; {out['rounds']} round(s) x {out['repeats']} repeats"
           + (" (quick)" if out["quick"] else ""))
-    print(f"float32 GEMM rate (numpy 2048^3, best): {gemm:.1f} GFLOP/s")
+    print(f"float32 GEMM rate (numpy 2048^3, best): {gemm:.1f} GFLOP/s; BLAS: {out.get('blas')}")
+    pins = {k: v for k, v in out.get("openblas_env", {}).items() if v is not None}
+    if pins:
+        print(f"  this shell sets {pins}: "
+              + ("kept for the workers" if out.get("openblas_env_kept")
+                 else "unset for the workers (--keep-openblas-env keeps them)"))
     for fw, r in fr.items():
         if r["status"] == "ok":
             print(f"  {fw}: {r['python']}  {r.get('versions', {})}")

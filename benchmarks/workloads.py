@@ -281,7 +281,18 @@ def gemm_rate(repeats, n=2048):
     c = np.empty_like(a)
     secs = _time(lambda: np.matmul(a, b, out=c), max(repeats, 5), warmup=2)
     return {"unit": "GFLOP/s", "values": [2 * n ** 3 / s / 1e9 for s in secs],
-            "lower_is_better": False}
+            "lower_is_better": False, "blas": blas_info()}
+
+
+def blas_info():
+    """The BLAS NumPy runs in this process and the kernel it picked (threadpoolctl)."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return "threadpoolctl not installed"
+    return "; ".join(f"{i.get('internal_api')} {i.get('version')} kernel "
+                     f"{i.get('architecture')} x{i.get('num_threads')}"
+                     for i in threadpool_info() if i.get("user_api") == "blas")
 
 
 def compile_time():

@@ -1,0 +1,103 @@
+"""rnnkit's own threads (rnnkit.kernels.threads): split products equal unsplit ones, OpenBLAS
+is single-threaded only inside ``parallel()``, and a model trains to the same numbers on one
+thread or several."""
+
+import numpy as np
+import pytest
+from threadpoolctl import threadpool_info, threadpool_limits
+
+import rnnkit
+from rnnkit.kernels import _blas, threads
+
+
+def _openblas_threads():
+    return [i["num_threads"] for i in threadpool_info() if i["internal_api"] == "openblas"]
+
+
+@pytest.fixture
+def three_threads(monkeypatch):
+    monkeypatch.setattr(threads, "_MIN_MACS", 0)
+    monkeypatch.setattr(_blas, "num_threads", lambda: 3)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("M,K,N", [(50, 7, 9), (9, 7, 50), (6, 3, 6), (5, 4, 5)])
+def test_split_matmul_equals_numpy(three_threads, dtype, M, K, N):
+    rng = np.random.default_rng(M * N)
+    a = rng.normal(size=(M, K)).astype(dtype)
+    b = rng.normal(size=(K, N)).astype(dtype)
+    tol = dict(rtol=1e-5, atol=1e-5) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-12)
+    with threads.parallel():
+        assert threads.count() == 3
+        np.testing.assert_allclose(threads.matmul(a, b), a @ b, **tol)
+        # transposed views (weight gradients are x.T @ dz) and an out= array
+        out = np.full((K, K), np.nan, dtype)
+        got = threads.matmul(a.T, a, out=out)
+        assert got is out
+        np.testing.assert_allclose(out, a.T @ a, **tol)
+        np.testing.assert_allclose(threads.matmul(b.T, a.T), b.T @ a.T, **tol)
+
+
+def test_blocks_cover_every_item_once():
+    for n_items in (1, 2, 7, 64):
+        for n_blocks in (1, 2, 3, 5):
+            bl = threads.blocks(n_items, n_blocks)
+            covered = [i for a, b in bl for i in range(a, b)]
+            assert covered == list(range(n_items)) and all(b > a for a, b in bl)
+
+
+def test_parallel_makes_openblas_single_threaded_and_restores():
+    before = _openblas_threads()
+    with threadpool_limits(2):
+        n = _openblas_threads()
+        with threads.parallel():
+            assert _openblas_threads() == [1] * len(n)
+            with threads.parallel():            # re-entrant
+                assert threads.active()
+            assert threads.active() and _openblas_threads() == [1] * len(n)
+        assert not threads.active() and _openblas_threads() == n
+    assert _openblas_threads() == before
+
+
+def test_parallel_restores_after_an_error():
+    n = _openblas_threads()
+    with pytest.raises(RuntimeError):
+        with threads.parallel():
+            raise RuntimeError("boom")
+    assert not threads.active() and _openblas_threads() == n
+
+
+def test_errors_in_a_worker_thread_reach_the_caller(three_threads):
+    def fn(b0, b1):
+        if b0 > 0:
+            raise ValueError(f"block {b0}")
+    with pytest.raises(ValueError, match="block"):
+        threads.run_blocks(fn, threads.blocks(9, 3))
+
+
+def _train(seed=0):
+    rnnkit.utils.set_random_seed(seed)
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(96, 12, 5)).astype(np.float32)
+    y = np.eye(3, dtype=np.float32)[rng.integers(0, 3, 96)]
+    L = rnnkit.layers
+    m = rnnkit.Sequential([L.Input((None, 5)), L.LSTM(24, return_sequences=True), L.GRU(16),
+                           L.Dense(3, activation="softmax")])
+    m.compile(optimizer="adam", loss="categorical_crossentropy")
+    h = m.fit(x, y, batch_size=32, epochs=3, shuffle=False, verbose=0)
+    return np.array(h.history["loss"]), m.predict(x, verbose=0)
+
+
+def test_training_is_the_same_on_one_thread_and_on_several(monkeypatch):
+    with threadpool_limits(1):
+        loss1, pred1 = _train()
+    # force the row split and the product split on this small model, three threads
+    from rnnkit.kernels import fast
+    monkeypatch.setattr(fast, "_MIN_ROWS", 1)
+    monkeypatch.setattr(fast, "_MIN_WORK", 0)
+    monkeypatch.setattr(threads, "_MIN_MACS", 0)
+    monkeypatch.setattr(_blas, "num_threads", lambda: 3)
+    assert len(fast._split(32, 1, 1)) == 3
+    loss3, pred3 = _train()
+    np.testing.assert_allclose(loss3, loss1, rtol=1e-5)
+    np.testing.assert_allclose(pred3, pred1, rtol=1e-4, atol=1e-5)
