@@ -148,6 +148,52 @@ def test_rows_split_follows_blas_thread_limit():
     assert fast._split(4, 512 * 2048, 100) == [(0, 4)]             # too few rows
 
 
+INFER_CELLS = [n for n in CELLS if n != "gru_before"]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name", INFER_CELLS)
+@pytest.mark.parametrize("threads", [1, 3])
+def test_cache_free_inference_equals_reference(monkeypatch, name, dtype, threads):
+    """infer_sequence (per-step x @ W, (B, T, F) in, (B, T, H) out) equals the reference loop
+    on X @ W + b: outputs and final states, with masks, go_backwards, biases (the GRU's
+    recurrent one too), with and without return_sequences, rows split over 1 and 3 threads."""
+    monkeypatch.setattr(fast, "_MIN_ROWS", 1)
+    monkeypatch.setattr(fast, "_MIN_WORK", 0)
+    monkeypatch.setattr(fast._blas, "num_threads", lambda: threads)
+    assert fast.infer_supported(CELLS[name]())
+    rng = np.random.default_rng(threads)
+    B, T, F, H = 7, 6, 5, 4
+    cell = CELLS[name]()
+    G = cell.n_gates * H
+    for mask_kind in (None, "interior", "full_rows", "left"):
+        for backwards in (False, True):
+            x = rng.normal(size=(B, T, F)).astype(dtype)
+            W = rng.normal(0, 0.5, (F, G)).astype(dtype)
+            U = rng.normal(0, 0.5, (H, G)).astype(dtype)
+            b_in = rng.normal(0, 0.3, G).astype(dtype)
+            b_rec = rng.normal(0, 0.3, G).astype(dtype) if name == "gru_after" else None
+            s0 = tuple(rng.normal(0, 0.5, (B, H)).astype(dtype) for _ in range(cell.n_states))
+            mask = _mask(mask_kind, T, B, rng)
+            xt, mt = x.transpose(1, 0, 2), mask
+            if backwards:
+                xt, mt = xt[::-1], None if mask is None else mask[::-1]
+            want, wst, _ = reference.forward_sequence(cell, xt @ W + b_in, s0, U, b_rec, mt)
+            s0_copy = tuple(a.copy() for a in s0)
+            out, st = fast.infer_sequence(cell, x, W, U, b_in, b_rec, s0, mask, backwards)
+            what = f"{name} {np.dtype(dtype).name} mask={mask_kind} backwards={backwards}"
+            _compare({"out": out, **{f"s{k}": v for k, v in enumerate(st)}},
+                     {"out": np.ascontiguousarray(np.asarray(want).transpose(1, 0, 2)),
+                      **{f"s{k}": v for k, v in enumerate(wst)}}, dtype, what)
+            for a, b in zip(s0, s0_copy):
+                np.testing.assert_array_equal(a, b, err_msg="initial states were modified")
+            none, st2 = fast.infer_sequence(cell, x, W, U, b_in, b_rec, s0, mask, backwards,
+                                            return_sequences=False)
+            assert none is None
+            _compare({f"s{k}": v for k, v in enumerate(st2)},
+                     {f"s{k}": v for k, v in enumerate(wst)}, dtype, what + " final only")
+
+
 def test_supports_default_activations_only():
     assert fast.supports(cells.SimpleRNNMath("tanh")) and fast.supports(cells.SimpleRNNMath("relu"))
     assert fast.supports(cells.LSTMMath()) and fast.supports(cells.GRUMath(reset_after=False))

@@ -60,6 +60,22 @@ def lstm_step(cell, x, W, U, b, states):
     return impl.lstm_step(x, W, U, b, states)
 
 
+def infer_sequence(cell, x, W, U, b_in, b_rec, states0, mask=None, go_backwards=False,
+                   return_sequences=True):
+    """Cache-free inference over a sequence with the compiled kernels, or None when the fast
+    path does not serve this cell or dtype (the caller then uses :func:`forward_sequence`).
+
+    Args: x (B, T, F); W (F, G); U (H, G); b_in / b_rec (G,) or None; states0 tuple of
+    (B, H); mask (T, B) bool or None. Returns ``(out (B, T, H) or None, final states)``;
+    see :func:`rnnkit.kernels.fast.infer_sequence`.
+    """
+    impl = _impl(cell)
+    if impl is reference or not impl.infer_supported(cell) or U.dtype not in impl._DTYPES:
+        return None
+    return impl.infer_sequence(cell, x, W, U, b_in, b_rec, states0, mask, go_backwards,
+                               return_sequences)
+
+
 def forward_sequence(cell, xw, states0, U, b_rec=None, mask=None, rmask=None):
     """Run ``cell`` over time. See :func:`rnnkit.kernels.reference.forward_sequence`."""
     impl = _impl(cell)

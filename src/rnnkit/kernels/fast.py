@@ -408,6 +408,168 @@ def _gru_before_bwd(hbuf, gates, U, mask, rmask, dhs, dh, dxw, drec, dtmp, b0, b
         _rec_grad(dtmp, dh, mask, t, rmask, has_mask, has_r, True, b0, b1)
 
 # =========================================================================================
+# inference: no gradient caches. Per step ``z = x_t @ W + h @ U`` (two BLAS calls into one
+# (rows, G) scratch that stays in cache), the gates, and ``h`` written straight into the
+# (B, T, H) output. x is read in the user's (B, T, F) layout (rows of step t are T*F apart),
+# so nothing is transposed and no (T, B, G) array exists.
+# =========================================================================================
+
+@njit(**_JIT)
+def _project(x, W, U, h, z, t, b0, b1):
+    """z[b0:b1] = x[b0:b1, t] @ W + h[b0:b1] @ U."""
+    K = _consts_like(x)
+    B, T, F = x.shape
+    H, G = U.shape
+    n = b1 - b0
+    _blas.gemm(0, 0, n, G, F, K[0], x, b0 * T * F + t * F, T * F, W, 0, G, K[0] - K[0],
+               z, b0 * G, G)
+    _blas.gemm(0, 0, n, G, H, K[0], h, b0 * H, H, U, 0, G, K[0], z, b0 * G, G)
+
+
+@njit(**_JIT)
+def _emit(h, out, s, b, has_out):
+    if has_out:
+        _copy(h[b], out[b, s])
+
+
+@njit(**_JIT)
+def _simple_infer(x, W, U, bias, h, z, mask, out, act, backwards, b0, b1):
+    K = _consts_like(x)
+    B, T, F = x.shape
+    H = h.shape[1]
+    has_mask, has_b, has_out = mask.shape[0] > 0, bias.shape[0] > 0, out.shape[0] > 0
+    zero = K[0] - K[0]
+    for s in range(T):
+        t = T - 1 - s if backwards else s
+        _project(x, W, U, h, z, t, b0, b1)
+        for b in range(b0, b1):
+            if not (has_mask and not mask[t, b]):
+                g, hr = z[b], h[b]
+                if has_b:
+                    for j in range(H):
+                        g[j] += bias[j]
+                if act == 0:
+                    for j in range(H):
+                        hr[j] = _tanh(g[j], K)
+                else:
+                    for j in range(H):
+                        hr[j] = g[j] if g[j] > zero else zero
+            _emit(h, out, s, b, has_out)
+
+
+@njit(**_JIT)
+def _lstm_infer(x, W, U, bias, h, c, z, mask, out, backwards, b0, b1):
+    K = _consts_like(x)
+    B, T, F = x.shape
+    H = h.shape[1]
+    has_mask, has_b, has_out = mask.shape[0] > 0, bias.shape[0] > 0, out.shape[0] > 0
+    for s in range(T):
+        t = T - 1 - s if backwards else s
+        _project(x, W, U, h, z, t, b0, b1)
+        for b in range(b0, b1):
+            if not (has_mask and not mask[t, b]):
+                g, hr, cr = z[b], h[b], c[b]
+                if has_b:
+                    for j in range(4 * H):
+                        g[j] += bias[j]
+                for j in range(2 * H):
+                    g[j] = _sigmoid(g[j], K)                             # i, f
+                for j in range(H):
+                    g[2 * H + j] = _tanh(g[2 * H + j], K)               # candidate
+                for j in range(H):
+                    g[3 * H + j] = _sigmoid(g[3 * H + j], K)            # o
+                for j in range(H):
+                    cr[j] = g[H + j] * cr[j] + g[j] * g[2 * H + j]
+                for j in range(H):
+                    hr[j] = g[3 * H + j] * _tanh(cr[j], K)
+            _emit(h, out, s, b, has_out)
+
+
+@njit(**_JIT)
+def _gru_after_infer(x, W, U, bias, b_rec, h, z, hu, mask, out, backwards, b0, b1):
+    """reset_after GRU; ``z`` (B, G) takes x_t @ W + b, ``hu`` (B, G) h @ U + b_rec."""
+    K = _consts_like(x)
+    B, T, F = x.shape
+    H, G = U.shape
+    n = b1 - b0
+    has_mask, has_b, has_rb = mask.shape[0] > 0, bias.shape[0] > 0, b_rec.shape[0] > 0
+    has_out = out.shape[0] > 0
+    zero = K[0] - K[0]
+    for s in range(T):
+        t = T - 1 - s if backwards else s
+        _blas.gemm(0, 0, n, G, F, K[0], x, b0 * T * F + t * F, T * F, W, 0, G, zero,
+                   z, b0 * G, G)
+        _blas.gemm(0, 0, n, G, H, K[0], h, b0 * H, H, U, 0, G, zero, hu, b0 * G, G)
+        for b in range(b0, b1):
+            if not (has_mask and not mask[t, b]):
+                g, u, hr = z[b], hu[b], h[b]
+                if has_b:
+                    for j in range(G):
+                        g[j] += bias[j]
+                if has_rb:
+                    for j in range(G):
+                        u[j] += b_rec[j]
+                for j in range(2 * H):
+                    g[j] = _sigmoid(g[j] + u[j], K)                     # z, r
+                for j in range(H):
+                    g[2 * H + j] = _tanh(g[2 * H + j] + g[H + j] * u[2 * H + j], K)
+                for j in range(H):
+                    zz = g[j]
+                    hr[j] = zz * hr[j] + (K[0] - zz) * g[2 * H + j]
+            _emit(h, out, s, b, has_out)
+
+
+def infer_supported(cell) -> bool:
+    """True when :func:`infer_sequence` serves ``cell`` (the GRU with ``reset_after=False``
+    goes through :func:`forward_sequence`)."""
+    return supports(cell) and _kind(cell) != "gru_before"
+
+
+def infer_sequence(cell, x, W, U, b_in, b_rec, states0, mask=None, go_backwards=False,
+                   return_sequences=True):
+    """Inference over a whole sequence, without gradient caches.
+
+    Args:
+        cell: the cell math (see :func:`infer_supported`).
+        x: (B, T, F) input in the layer's dtype (float32 or float64).
+        W: (F, G) kernel; U: (H, G) recurrent kernel; b_in: (G,) input bias or None;
+            b_rec: (G,) GRU recurrent bias or None.
+        states0: tuple of (B, H) initial states (not modified).
+        mask: (T, B) bool or None; a masked step carries state and output unchanged.
+        go_backwards: process the steps from last to first (outputs in processing order).
+        return_sequences: also return every step's ``h``.
+
+    Returns:
+        ``(out, states)``: out (B, T, H) or None, states the final (B, H) states.
+    """
+    dt = U.dtype
+    x = np.ascontiguousarray(x, dt)
+    W = np.ascontiguousarray(W, dt)
+    U = np.ascontiguousarray(U, dt)
+    B, T, _ = x.shape
+    H, G = U.shape
+    kind = _kind(cell)
+    states = [np.array(s, dtype=dt, order="C") for s in states0]
+    h = states[0]
+    m = _opt(mask, np.bool_, 2)
+    bias = _opt(b_in, dt, 1)
+    out = np.empty((B, T, H) if return_sequences else (0, 0, 0), dt)
+    z = np.empty((B, G), dt)
+    work = H * G + G * x.shape[2]
+    if kind == "simple":
+        _run(_simple_infer, B, work, T, x, W, U, bias, h, z, m, out,
+             _SIMPLE_ACT[cell.act.name], go_backwards)
+    elif kind == "lstm":
+        _run(_lstm_infer, B, work, T, x, W, U, bias, h, states[1], z, m, out, go_backwards)
+    elif kind == "gru_after":
+        _run(_gru_after_infer, B, work, T, x, W, U, bias, _opt(b_rec, dt, 1), h, z,
+             np.empty((B, G), dt), m, out, go_backwards)
+    else:
+        raise ValueError(f"infer_sequence does not serve {cell!r}; use forward_sequence.")
+    return (out if return_sequences else None), tuple(states)
+
+
+# =========================================================================================
 # Python entry points (same contract as reference.py)
 # =========================================================================================
 

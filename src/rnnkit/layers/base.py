@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import contextlib
 import contextvars
 import re
 
@@ -20,6 +21,22 @@ _NAME_COUNTS: collections.Counter = collections.Counter()
 #: (it may refuse by raising).
 WEIGHT_SOURCE: contextvars.ContextVar = contextvars.ContextVar("rnnkit_weight_source",
                                                                default=None)
+
+#: True inside :func:`inference`: forward passes with ``training=False`` keep no gradient
+#: caches, so recurrent layers take the cache-free kernels (less memory, no transposes).
+#: Set by ``Model.predict`` / ``evaluate`` / ``predict_on_batch`` / ``test_on_batch`` and
+#: ``model(x)``; a bare ``layer.forward`` keeps its cache so ``backward`` can follow.
+INFERENCE: contextvars.ContextVar = contextvars.ContextVar("rnnkit_inference", default=False)
+
+
+@contextlib.contextmanager
+def inference():
+    """Run the enclosed forward passes without gradient caches (no ``backward`` after)."""
+    token = INFERENCE.set(True)
+    try:
+        yield
+    finally:
+        INFERENCE.reset(token)
 
 
 def _snake(name: str) -> str:

@@ -19,7 +19,7 @@ from .. import activations as _act
 from .. import initializers as _init
 from .. import regularizers as _reg
 from ..kernels import threads as _threads
-from .base import Layer, as_float_array, check_positive_int, check_rate
+from .base import INFERENCE, Layer, as_float_array, check_positive_int, check_rate
 
 
 class RNNBase(Layer):
@@ -191,8 +191,17 @@ class RNNBase(Layer):
         states0 = self._initial_states(B, initial_state)
         if mask is not None:
             mask = _check_mask(mask, B, T, self.name)
+        mt = None if mask is None else np.ascontiguousarray(mask.T)   # (T, B)
+        W, U = self.params["kernel"], self.params["recurrent_kernel"]
+        b_in, b_rec = self._split_bias()
+        if not training and INFERENCE.get():
+            res = kernels.infer_sequence(self.cell, x, W, U, b_in, b_rec, states0, mt,
+                                         self.go_backwards, self.return_sequences)
+            if res is not None:
+                out, states = res
+                self._cache = None
+                return self._finish(out if self.return_sequences else states[0], states)
         xt = x.transpose(1, 0, 2)                                   # (T, B, F)
-        mt = None if mask is None else np.ascontiguousarray(mask.T)
         if self.go_backwards:
             xt = xt[::-1]
             mt = None if mt is None else mt[::-1]
@@ -203,16 +212,18 @@ class RNNBase(Layer):
         if training and self.recurrent_dropout > 0:
             rdp = self._dropout_mask((B, self.units), self.recurrent_dropout)
         xt = np.ascontiguousarray(xt)
-        W, U = self.params["kernel"], self.params["recurrent_kernel"]
-        b_in, b_rec = self._split_bias()
         xw = _threads.matmul(xt.reshape(T * B, F), W).reshape(T, B, -1)  # (T, B, G)
         if b_in is not None:
             xw += b_in
         hs, states, kcache = kernels.forward_sequence(self.cell, xw, states0, U, b_rec, mt, rdp)
-        if self.stateful or self._carry:
-            self.states = tuple(s.copy() for s in states)
         self._cache = (xt, mt, dp, rdp, kcache, has_init)
         out = np.ascontiguousarray(hs.transpose(1, 0, 2)) if self.return_sequences else states[0]
+        return self._finish(out, states)
+
+    def _finish(self, out, states):
+        """Keep the final states of a stateful (or TBPTT-carrying) layer; build the result."""
+        if self.stateful or self._carry:
+            self.states = tuple(s.copy() for s in states)
         if self.return_state:
             return [out, *states]
         return out

@@ -27,7 +27,7 @@ from .. import losses as _losses
 from .. import metrics as _metrics
 from .. import optimizers as _opt
 from ..kernels import threads as _threads
-from ..layers.base import check_finite
+from ..layers.base import check_finite, inference
 
 
 def _parallel(method):
@@ -35,6 +35,15 @@ def _parallel(method):
     @functools.wraps(method)
     def wrapper(*args, **kwargs):
         with _threads.parallel():
+            return method(*args, **kwargs)
+    return wrapper
+
+
+def _inference(method):
+    """Forward passes inside need no gradient caches (:func:`rnnkit.layers.base.inference`)."""
+    @functools.wraps(method)
+    def wrapper(*args, **kwargs):
+        with inference():
             return method(*args, **kwargs)
     return wrapper
 
@@ -325,6 +334,7 @@ class Model:
         return res if return_dict else self._step_result(res["loss"], False)
 
     @_parallel
+    @_inference
     def predict_on_batch(self, x):
         x, mask_in = self._prepare_x(x)
         return self.forward(x, training=False, mask=mask_in)[0]
@@ -462,6 +472,7 @@ class Model:
         cb.on_train_end()
         return history
 
+    @_inference
     def _evaluate_adapter(self, data, tbptt=None):
         for m in self.metrics:
             m.reset()
@@ -506,6 +517,7 @@ class Model:
         return res["loss"] if not self.metrics else list(res.values())
 
     @_parallel
+    @_inference
     def predict(self, x, batch_size=None, verbose="auto", tbptt=None):
         """Model outputs for ``x`` (array, ragged list of sequences, or iterable of batches).
 
@@ -617,7 +629,10 @@ class Model:
     @_parallel
     def __call__(self, x, training=False):
         x, mask = self._prepare_x(x)
-        return self.forward(x, training=training, mask=mask)[0]
+        if training:
+            return self.forward(x, training=True, mask=mask)[0]
+        with inference():
+            return self.forward(x, training=False, mask=mask)[0]
 
 
 class _Progress:
