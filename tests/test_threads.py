@@ -101,3 +101,31 @@ def test_training_is_the_same_on_one_thread_and_on_several(monkeypatch):
     loss3, pred3 = _train()
     np.testing.assert_allclose(loss3, loss1, rtol=1e-5)
     np.testing.assert_allclose(pred3, pred1, rtol=1e-4, atol=1e-5)
+
+
+def test_buffers_are_reused_within_a_call_and_dropped_after(monkeypatch):
+    loss_ws, pred_ws = _train()
+    monkeypatch.setattr(threads, "workspace", lambda owner: None)
+    loss_plain, pred_plain = _train()
+    np.testing.assert_array_equal(loss_ws, loss_plain)       # same arithmetic, bit for bit
+    np.testing.assert_array_equal(pred_ws, pred_plain)
+    monkeypatch.undo()
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(8, 6, 3)).astype(np.float32)
+    y = rng.normal(size=(8, 4)).astype(np.float32)
+    m = rnnkit.Sequential([rnnkit.layers.Input((None, 3)), rnnkit.layers.LSTM(4)])
+    m.compile(optimizer="sgd", loss="mse")
+    lstm = m.layers[0]
+    with threads.parallel():
+        m.train_on_batch(x, y)
+        first = {k: id(v) for k, v in lstm._workspace.items()}
+        m.train_on_batch(x, y)
+        assert {"xw", "hbuf", "cbuf", "gates", "dxw"} <= set(first)
+        assert {k: id(v) for k, v in lstm._workspace.items()} == first    # reused
+        kept = lstm._cache                       # someone holds the last step's cache ...
+        gates_before = kept[4][1][3].copy()
+        m.forward(x)
+        assert id(lstm._workspace["gates"]) != first["gates"]     # ... so it is not reused
+        np.testing.assert_array_equal(kept[4][1][3], gates_before)
+    assert lstm._workspace == {}

@@ -76,14 +76,23 @@ def infer_sequence(cell, x, W, U, b_in, b_rec, states0, mask=None, go_backwards=
                                return_sequences)
 
 
-def forward_sequence(cell, xw, states0, U, b_rec=None, mask=None, rmask=None):
-    """Run ``cell`` over time. See :func:`rnnkit.kernels.reference.forward_sequence`."""
+def forward_sequence(cell, xw, states0, U, b_rec=None, mask=None, rmask=None, ws=None):
+    """Run ``cell`` over time. See :func:`rnnkit.kernels.reference.forward_sequence`.
+
+    ``ws``: optional dict of reusable buffers (:func:`rnnkit.kernels.threads.workspace`),
+    used by the compiled path."""
     impl = _impl(cell)
-    out = impl.forward_sequence(cell, xw, states0, U, b_rec, mask, rmask)
+    if impl is reference:
+        out = impl.forward_sequence(cell, xw, states0, U, b_rec, mask, rmask)
+    else:
+        out = impl.forward_sequence(cell, xw, states0, U, b_rec, mask, rmask, ws=ws)
     return out[0], out[1], (impl, out[2])
 
 
-def backward_sequence(cell, cache, dhs, dstates, U, b_rec=None, mask=None, rmask=None):
+def backward_sequence(cell, cache, dhs, dstates, U, b_rec=None, mask=None, rmask=None,
+                      ws=None):
     """BPTT through ``cell``. See :func:`rnnkit.kernels.reference.backward_sequence`."""
     impl, inner = cache
-    return impl.backward_sequence(cell, inner, dhs, dstates, U, b_rec, mask, rmask)
+    if impl is reference:
+        return impl.backward_sequence(cell, inner, dhs, dstates, U, b_rec, mask, rmask)
+    return impl.backward_sequence(cell, inner, dhs, dstates, U, b_rec, mask, rmask, ws=ws)

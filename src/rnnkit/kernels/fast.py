@@ -622,13 +622,14 @@ def _opt(a, dt, ndim):
     return np.ascontiguousarray(a, dt)
 
 
-def forward_sequence(cell, xw, states0, U, b_rec=None, mask=None, rmask=None):
+def forward_sequence(cell, xw, states0, U, b_rec=None, mask=None, rmask=None, ws=None):
     """Run ``cell`` over all time steps in compiled code.
 
     Args and Returns: as :func:`rnnkit.kernels.reference.forward_sequence` — ``xw`` (T, B, G),
     ``states0`` tuple of (B, H), ``U`` (H, G), ``b_rec`` (G,) or None, ``mask`` (T, B) bool
     or None, ``rmask`` (B, H) or None; returns ``hs`` (T, B, H), the final states and an
-    opaque cache for :func:`backward_sequence`.
+    opaque cache for :func:`backward_sequence`. ``ws``: optional buffer dict
+    (:func:`.threads.workspace`) the large arrays are taken from.
     """
     dt = np.asarray(xw).dtype
     if dt not in _DTYPES or not supports(cell):
@@ -641,12 +642,12 @@ def forward_sequence(cell, xw, states0, U, b_rec=None, mask=None, rmask=None):
     m = _opt(mask, np.bool_, 2)
     rm = _opt(rmask, dt, 2)
     hp = np.empty((B, H) if rmask is not None else (0, 0), dt)
-    hbuf = np.empty((T + 1, B, H), dt)
+    hbuf = _threads.buffer(ws, "hbuf", (T + 1, B, H), dt)
     hbuf[0] = states0[0]
-    return _forward(cell, _kind(cell), xw, states0, U, b_rec, m, rm, hp, hbuf)
+    return _forward(cell, _kind(cell), xw, states0, U, b_rec, m, rm, hp, hbuf, ws)
 
 
-def _forward(cell, kind, xw, states0, U, b_rec, m, rm, hp, hbuf):
+def _forward(cell, kind, xw, states0, U, b_rec, m, rm, hp, hbuf, ws):
     """Run the compiled forward loop; returns (hs, final states, cache)."""
     T, B, G = xw.shape
     H = U.shape[0]
@@ -656,15 +657,15 @@ def _forward(cell, kind, xw, states0, U, b_rec, m, rm, hp, hbuf):
         cache = (kind, hbuf)
         states = (hbuf[T].copy(),)
     elif kind == "lstm":
-        cbuf = np.empty((T + 1, B, H), dt)
+        cbuf = _threads.buffer(ws, "cbuf", (T + 1, B, H), dt)
         cbuf[0] = states0[1]
-        gates = np.empty((T, B, G), dt)
+        gates = _threads.buffer(ws, "gates", (T, B, G), dt)
         _run(_lstm_fwd, B, H * G, T, xw, hbuf, cbuf, U, m, rm, gates, hp)
         cache = (kind, hbuf, cbuf, gates)
         states = (hbuf[T].copy(), cbuf[T].copy())
     else:
-        gates = np.empty((T, B, G), dt)
-        rec = np.empty((T, B, H), dt)
+        gates = _threads.buffer(ws, "gates", (T, B, G), dt)
+        rec = _threads.buffer(ws, "rec", (T, B, H), dt)
         hu = np.empty((B, G), dt)
         if kind == "gru_after":
             _run(_gru_after_fwd, B, H * G, T, xw, hbuf, U, _opt(b_rec, dt, 1), m, rm, gates,
@@ -677,12 +678,14 @@ def _forward(cell, kind, xw, states0, U, b_rec, m, rm, hp, hbuf):
     return hbuf[1:], states, cache
 
 
-def backward_sequence(cell, cache, dhs, dstates, U, b_rec=None, mask=None, rmask=None):
+def backward_sequence(cell, cache, dhs, dstates, U, b_rec=None, mask=None, rmask=None,
+                      ws=None):
     """Backpropagation through time in compiled code.
 
     Args and Returns: as :func:`rnnkit.kernels.reference.backward_sequence` — ``dhs``
     (T, B, H) or None, ``dstates`` tuple of (B, H) or None entries; returns ``dxw`` (T, B, G),
-    ``dstates0`` tuple of (B, H), ``dU`` (H, G) and ``db_rec`` (G,) or None.
+    ``dstates0`` tuple of (B, H), ``dU`` (H, G) and ``db_rec`` (G,) or None. ``ws``: as in
+    :func:`forward_sequence`.
     """
     kind = cache[0]
     if kind == "reference":
@@ -696,9 +699,9 @@ def backward_sequence(cell, cache, dhs, dstates, U, b_rec=None, mask=None, rmask
     rm = _opt(rmask, dt, 2)
     d = _opt(dhs, dt, 3)
     dst = [np.zeros((B, H), dt) if s is None else np.array(s, dtype=dt) for s in dstates]
-    dxw = np.empty((T, B, G), dt)
+    dxw = _threads.buffer(ws, "dxw", (T, B, G), dt)
     dtmp = np.empty((B, H), dt)
-    dzrec = _backward(cell, cache, kind, hbuf, U, m, rm, d, dst, dxw, dtmp)
+    dzrec = _backward(cell, cache, kind, hbuf, U, m, rm, d, dst, dxw, dtmp, ws)
     # dU: one product over all T*B rows of the inputs to the recurrent product.
     hprev = hbuf[:-1] if rmask is None else hbuf[:-1] * rm              # (T, B, H)
     hprev = hprev.reshape(T * B, H)
@@ -713,7 +716,7 @@ def backward_sequence(cell, cache, dhs, dstates, U, b_rec=None, mask=None, rmask
     return dxw, tuple(dst), dU, db_rec
 
 
-def _backward(cell, cache, kind, hbuf, U, m, rm, d, dst, dxw, dtmp):
+def _backward(cell, cache, kind, hbuf, U, m, rm, d, dst, dxw, dtmp, ws):
     """Run the compiled BPTT loop; returns the gradient reaching the recurrent product."""
     T, B, G = dxw.shape
     H = U.shape[0]
@@ -726,7 +729,7 @@ def _backward(cell, cache, kind, hbuf, U, m, rm, d, dst, dxw, dtmp):
     elif kind == "lstm":
         _run(_lstm_bwd, B, work, T, cache[3], cache[2], U, m, rm, d, dst[0], dst[1], dxw, dtmp)
     elif kind == "gru_after":
-        dzrec = np.empty((T, B, G), dt)
+        dzrec = _threads.buffer(ws, "dzrec", (T, B, G), dt)
         _run(_gru_after_bwd, B, work, T, hbuf, cache[2], cache[3], U, m, rm, d, dst[0], dxw,
              dzrec, dtmp)
     else:

@@ -187,6 +187,7 @@ class RNNBase(Layer):
             inputs, initial_state = inputs[0], list(inputs[1:]) or None
         x = self._check_x(inputs)
         B, T, F = x.shape
+        self._cache = None              # frees the previous step's buffers for reuse
         has_init = initial_state is not None
         states0 = self._initial_states(B, initial_state)
         if mask is not None:
@@ -212,10 +213,15 @@ class RNNBase(Layer):
         if training and self.recurrent_dropout > 0:
             rdp = self._dropout_mask((B, self.units), self.recurrent_dropout)
         xt = np.ascontiguousarray(xt)
-        xw = _threads.matmul(xt.reshape(T * B, F), W).reshape(T, B, -1)  # (T, B, G)
+        ws = _threads.workspace(self)
+        xw = _threads.buffer(ws, "xw", (T * B, W.shape[1]), self.dtype)
+        _threads.matmul(xt.reshape(T * B, F), W, out=xw)
+        xw = xw.reshape(T, B, -1)                                   # (T, B, G)
         if b_in is not None:
             xw += b_in
-        hs, states, kcache = kernels.forward_sequence(self.cell, xw, states0, U, b_rec, mt, rdp)
+        hs, states, kcache = kernels.forward_sequence(self.cell, xw, states0, U, b_rec, mt, rdp,
+                                                      ws=ws)
+        del xw
         self._cache = (xt, mt, dp, rdp, kcache, has_init)
         out = np.ascontiguousarray(hs.transpose(1, 0, 2)) if self.return_sequences else states[0]
         return self._finish(out, states)
@@ -253,7 +259,8 @@ class RNNBase(Layer):
         W, U = self.params["kernel"], self.params["recurrent_kernel"]
         b_in, b_rec = self._split_bias()
         dxw, d0, dU, db_rec = kernels.backward_sequence(
-            self.cell, kcache, dhs, tuple(d_states), U, b_rec, mt, rdp)
+            self.cell, kcache, dhs, tuple(d_states), U, b_rec, mt, rdp,
+            ws=_threads.workspace(self))
         dxw2 = dxw.reshape(T * B, -1)
         _threads.matmul(xt.reshape(T * B, F).T, dxw2, out=self.grads["kernel"])
         self.grads["recurrent_kernel"][...] = dU
