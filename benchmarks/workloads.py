@@ -301,16 +301,24 @@ def compile_time():
     from rnnkit import cells
     from rnnkit.kernels import fast
     t_import = time.perf_counter() - t0
+    from rnnkit.kernels import threads
     rng = np.random.default_rng(0)
+    fast._MIN_ROWS, fast._MIN_WORK, threads._MIN_MACS = 1, 0, 0    # the parallel launchers too
     for cell in (cells.SimpleRNNMath("tanh"), cells.LSTMMath(), cells.GRUMath(),
                  cells.GRUMath(reset_after=False)):
         for dt in (np.float32, np.float64):
-            H, G = 3, 3 * cell.n_gates
-            xw = rng.standard_normal((2, 2, G)).astype(dt)
-            s0 = tuple(np.zeros((2, H), dt) for _ in range(cell.n_states))
+            B, H, G, F = 4, 3, 3 * cell.n_gates, 2
+            xw = rng.standard_normal((2, B, G)).astype(dt)
+            s0 = tuple(np.zeros((B, H), dt) for _ in range(cell.n_states))
             U = rng.standard_normal((H, G)).astype(dt)
-            hs, st, c = fast.forward_sequence(cell, xw, s0, U)
-            fast.backward_sequence(cell, c, hs, (None,) * cell.n_states, U)
+            with threads.parallel():
+                hs, st, c = fast.forward_sequence(cell, xw, s0, U)
+                fast.backward_sequence(cell, c, hs, (None,) * cell.n_states, U)
+                W = rng.standard_normal((F, G)).astype(dt)
+                threads.matmul(W.T, W)
+                if fast.infer_supported(cell):
+                    fast.infer_sequence(cell, rng.standard_normal((B, 2, F)).astype(dt), W,
+                                        U, None, None, s0)
     stream = fast.LSTMStream(np.zeros((4, 12), np.float32), np.zeros((3, 12), np.float32),
                              None, batch=1)
     stream.step(np.zeros((1, 4), np.float32))

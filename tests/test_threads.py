@@ -67,14 +67,6 @@ def test_parallel_restores_after_an_error():
     assert not threads.active() and _openblas_threads() == n
 
 
-def test_errors_in_a_worker_thread_reach_the_caller(three_threads):
-    def fn(b0, b1):
-        if b0 > 0:
-            raise ValueError(f"block {b0}")
-    with pytest.raises(ValueError, match="block"):
-        threads.run_blocks(fn, threads.blocks(9, 3))
-
-
 def _train(seed=0):
     rnnkit.utils.set_random_seed(seed)
     rng = np.random.default_rng(seed)

@@ -31,7 +31,7 @@ delegated to it inside :func:`forward_sequence`.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 from .. import cells as _cells
 from . import _blas
@@ -42,6 +42,7 @@ from ._math import sigmoid as _sigmoid
 from ._math import tanh as _tanh
 
 _JIT = dict(cache=True, fastmath=False, error_model="numpy", nogil=True)
+_PAR_JIT = dict(_JIT, parallel=True)
 _DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 _SIMPLE_ACT = {"tanh": 0, "relu": 1}
 
@@ -570,6 +571,138 @@ def infer_sequence(cell, x, W, U, b_in, b_rec, states0, mask=None, go_backwards=
 
 
 # =========================================================================================
+# launchers: one parallel region per loop, each thread running the loop on its row block.
+# numba's threading layer (OpenMP or TBB where installed) starts a region in ~1 us; a Python
+# thread hand-off costs ~75 us here (futex wake-ups), which is a quarter of a small model's
+# training step.
+# =========================================================================================
+
+
+@njit(**_PAR_JIT)
+def _simple_fwd_par(xw, hbuf, U, mask, rmask, hp, act, edges):
+    for i in prange(edges.shape[0] - 1):
+        _simple_fwd(xw, hbuf, U, mask, rmask, hp, act, edges[i], edges[i + 1])
+
+
+@njit(**_PAR_JIT)
+def _simple_bwd_par(hbuf, U, mask, rmask, dhs, dh, dxw, dtmp, act, edges):
+    for i in prange(edges.shape[0] - 1):
+        _simple_bwd(hbuf, U, mask, rmask, dhs, dh, dxw, dtmp, act, edges[i], edges[i + 1])
+
+
+@njit(**_PAR_JIT)
+def _lstm_fwd_par(xw, hbuf, cbuf, U, mask, rmask, gates, hp, edges):
+    for i in prange(edges.shape[0] - 1):
+        _lstm_fwd(xw, hbuf, cbuf, U, mask, rmask, gates, hp, edges[i], edges[i + 1])
+
+
+@njit(**_PAR_JIT)
+def _lstm_bwd_par(gates, cbuf, U, mask, rmask, dhs, dh, dc, dxw, dtmp, edges):
+    for i in prange(edges.shape[0] - 1):
+        _lstm_bwd(gates, cbuf, U, mask, rmask, dhs, dh, dc, dxw, dtmp, edges[i], edges[i + 1])
+
+
+@njit(**_PAR_JIT)
+def _gru_after_fwd_par(xw, hbuf, U, b_rec, mask, rmask, gates, rec, hu, hp, edges):
+    for i in prange(edges.shape[0] - 1):
+        _gru_after_fwd(xw, hbuf, U, b_rec, mask, rmask, gates, rec, hu, hp, edges[i], edges[i + 1])
+
+
+@njit(**_PAR_JIT)
+def _gru_after_bwd_par(hbuf, gates, rec, U, mask, rmask, dhs, dh, dxw, dzrec, dtmp, edges):
+    for i in prange(edges.shape[0] - 1):
+        _gru_after_bwd(hbuf, gates, rec, U, mask, rmask, dhs, dh, dxw, dzrec, dtmp, edges[i], edges[i + 1])
+
+
+@njit(**_PAR_JIT)
+def _gru_before_fwd_par(xw, hbuf, U, mask, rmask, gates, rec, hu, hp, edges):
+    for i in prange(edges.shape[0] - 1):
+        _gru_before_fwd(xw, hbuf, U, mask, rmask, gates, rec, hu, hp, edges[i], edges[i + 1])
+
+
+@njit(**_PAR_JIT)
+def _gru_before_bwd_par(hbuf, gates, U, mask, rmask, dhs, dh, dxw, drec, dtmp, edges):
+    for i in prange(edges.shape[0] - 1):
+        _gru_before_bwd(hbuf, gates, U, mask, rmask, dhs, dh, dxw, drec, dtmp, edges[i], edges[i + 1])
+
+
+@njit(**_PAR_JIT)
+def _simple_infer_par(x, W, U, bias, h, z, mask, out, act, backwards, edges):
+    for i in prange(edges.shape[0] - 1):
+        _simple_infer(x, W, U, bias, h, z, mask, out, act, backwards, edges[i], edges[i + 1])
+
+
+@njit(**_PAR_JIT)
+def _lstm_infer_par(x, W, U, bias, h, c, z, mask, out, backwards, edges):
+    for i in prange(edges.shape[0] - 1):
+        _lstm_infer(x, W, U, bias, h, c, z, mask, out, backwards, edges[i], edges[i + 1])
+
+
+@njit(**_PAR_JIT)
+def _gru_after_infer_par(x, W, U, bias, b_rec, h, z, hu, mask, out, backwards, edges):
+    for i in prange(edges.shape[0] - 1):
+        _gru_after_infer(x, W, U, bias, b_rec, h, z, hu, mask, out, backwards, edges[i], edges[i + 1])
+
+
+_PAR = {_simple_fwd: _simple_fwd_par, _simple_bwd: _simple_bwd_par, _lstm_fwd: _lstm_fwd_par,
+        _lstm_bwd: _lstm_bwd_par, _gru_after_fwd: _gru_after_fwd_par,
+        _gru_after_bwd: _gru_after_bwd_par, _gru_before_fwd: _gru_before_fwd_par,
+        _gru_before_bwd: _gru_before_bwd_par, _simple_infer: _simple_infer_par,
+        _lstm_infer: _lstm_infer_par, _gru_after_infer: _gru_after_infer_par}
+
+
+@njit(**_JIT)
+def _gemm_block(ta, tb, M, N, K, A, offa, lda, Bm, offb, ldb, C, offc, ldc, by_rows, e0, e1):
+    """Rows (or columns) e0:e1 of C = op(A) @ op(B) (row-major, beta 0)."""
+    KK = _consts_like(C)
+    one, zero = KK[0], KK[0] - KK[0]
+    if by_rows:
+        _blas.gemm(ta, tb, e1 - e0, N, K, one, A, offa + (e0 if ta else e0 * lda), lda,
+                   Bm, offb, ldb, zero, C, offc + e0 * ldc, ldc)
+    else:
+        _blas.gemm(ta, tb, M, e1 - e0, K, one, A, offa, lda,
+                   Bm, offb + (e0 * ldb if tb else e0), ldb, zero, C, offc + e0, ldc)
+
+
+@njit(**_PAR_JIT)
+def _gemm_par(ta, tb, M, N, K, A, offa, lda, Bm, offb, ldb, C, offc, ldc, by_rows, edges):
+    """C = op(A) @ op(B) with the rows (or columns) of C cut at ``edges``, one block a thread."""
+    for i in prange(edges.shape[0] - 1):
+        _gemm_block(ta, tb, M, N, K, A, offa, lda, Bm, offb, ldb, C, offc, ldc, by_rows,
+                    edges[i], edges[i + 1])
+
+
+def _operand(a):
+    """(transposed flag, C-ordered 2-D array whose memory holds ``a``, leading dimension)."""
+    item = a.itemsize
+    if a.strides[1] == item and a.strides[0] >= a.shape[1] * item:
+        return 0, a, a.strides[0] // item
+    if a.strides[0] == item and a.strides[1] >= a.shape[0] * item:
+        return 1, a.T, a.strides[1] // item
+    a = np.ascontiguousarray(a)
+    return 0, a, a.shape[1]
+
+
+def gemm_split(a, b, out, n):
+    """``out[...] = a @ b`` (2-D, one float dtype, ``out`` rows contiguous) over ``n`` threads:
+    rows of the result split when it has more rows than columns, else columns. Returns
+    ``out``; used by :func:`.threads.matmul`."""
+    M, K = a.shape
+    N = b.shape[1]
+    ta, A, lda = _operand(a)
+    tb, Bm, ldb = _operand(b)
+    tc, C, ldc = _operand(out)
+    if tc:
+        raise ValueError("gemm_split needs an output with contiguous rows.")
+    by_rows = M >= N
+    size = M if by_rows else N
+    edges = np.array([e0 for e0, _ in _threads.blocks(size, n)] + [size], np.int64)
+    with _threads.launch(len(edges) - 1):
+        _gemm_par(ta, tb, M, N, K, A, 0, lda, Bm, 0, ldb, C, 0, ldc, by_rows, edges)
+    return out
+
+
+# =========================================================================================
 # Python entry points (same contract as reference.py)
 # =========================================================================================
 
@@ -602,7 +735,12 @@ def _run(fn, B, work, T, *args):
     else:
         token = None                      # inside parallel(): BLAS is single-threaded already
     try:
-        _threads.run_blocks(lambda b0, b1: fn(*args, b0, b1), blocks)
+        if len(blocks) == 1:
+            fn(*args, 0, B)
+        else:
+            edges = np.array([b0 for b0, _ in blocks] + [B], np.int64)
+            with _threads.launch(len(blocks)):
+                _PAR[fn](*args, edges)
     finally:
         _blas.restore(token)
 

@@ -1,13 +1,14 @@
-"""rnnkit's own worker threads for the batch-parallel work.
+"""How rnnkit uses the cores: its own parallel regions, OpenBLAS single-threaded inside.
 
 Recurrent layers are split by batch rows: each thread runs the whole compiled time loop on
 its block of rows (:func:`rnnkit.kernels.fast._run`), with one-thread BLAS calls, and the
 threads meet only at the end of the sequence. Mixing that with OpenBLAS's own thread pool
 over-subscribes the cores: after a multi-threaded product OpenBLAS's helper threads keep
 spinning for a while, on the cores our loop threads need. So inside :func:`parallel`
-(entered by ``Model.fit`` / ``evaluate`` / ``predict`` / ``*_on_batch`` / ``forward`` /
-``backward``) OpenBLAS runs single-threaded and rnnkit splits the large products itself
-(:func:`matmul`). One pool of threads does all the work, as in PyTorch's OpenMP pool.
+(entered by ``Model.fit`` / ``evaluate`` / ``predict`` / ``*_on_batch`` / ``model(x)``)
+OpenBLAS runs single-threaded and rnnkit splits the large products itself (:func:`matmul`).
+All of it runs in numba parallel regions (:func:`launch`): one pool of threads does all the
+work, as PyTorch's OpenMP pool does, and starting a region costs about a microsecond.
 
 The number of threads is OpenBLAS's thread count when :func:`parallel` is entered, so
 ``threadpoolctl.threadpool_limits(n)`` and ``OPENBLAS_NUM_THREADS`` keep controlling it
@@ -16,9 +17,7 @@ The number of threads is OpenBLAS's thread count when :func:`parallel` is entere
 
 from __future__ import annotations
 
-import concurrent.futures
 import contextlib
-import os
 import sys
 import threading
 
@@ -26,20 +25,9 @@ import numpy as np
 
 from . import _blas
 
-_MIN_MACS = 1 << 21     # smaller products run unsplit: thread hand-off costs ~20-50 us
+_MIN_MACS = 1 << 21     # smaller products run on one thread (2M multiply-adds, ~10 us)
 _state = threading.local()
-_POOL = None
-_POOL_LOCK = threading.Lock()
-
-
-def pool(n):
-    """A shared executor with at least ``n`` worker threads."""
-    global _POOL
-    with _POOL_LOCK:
-        if _POOL is None or _POOL._max_workers < n:
-            _POOL = concurrent.futures.ThreadPoolExecutor(
-                max_workers=n, thread_name_prefix="rnnkit-worker")
-        return _POOL
+_LAUNCH_LOCK = threading.Lock()
 
 
 def active():
@@ -105,26 +93,19 @@ def buffer(ws, key, shape, dtype):
     return a
 
 
-def _after_fork():          # a forked child has none of the parent's worker threads
-    global _POOL, _POOL_LOCK
-    _POOL, _POOL_LOCK = None, threading.Lock()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork)
-
-
-def run_blocks(fn, blocks):
-    """Call ``fn(b0, b1)`` for every block, the first in this thread, the rest in the pool."""
-    if len(blocks) == 1:
-        fn(*blocks[0])
-        return
-    futures = [pool(len(blocks) - 1).submit(fn, b0, b1) for b0, b1 in blocks[1:]]
-    try:
-        fn(*blocks[0])
-    finally:
-        for f in futures:
-            f.result()
+@contextlib.contextmanager
+def launch(n):
+    """Around one numba parallel region: ``n`` threads, one region at a time per process
+    (numba's workqueue layer, the fallback when neither OpenMP nor TBB is available, must
+    not be entered from two threads at once)."""
+    import numba
+    with _LAUNCH_LOCK:
+        before = numba.get_num_threads()
+        numba.set_num_threads(max(1, min(n, numba.config.NUMBA_NUM_THREADS)))
+        try:
+            yield
+        finally:
+            numba.set_num_threads(before)
 
 
 def blocks(n_items, n_blocks):
@@ -146,14 +127,12 @@ def matmul(a, b, out=None):
     n = _state.n if active() else 1
     if n <= 1 or M * K * N < _MIN_MACS or min(M, N) < 2 * n:
         return np.matmul(a, b, out=out)
-    if out is None:
-        out = np.empty((M, N), np.result_type(a, b))
-    if M >= N:
-        def part(i, j):
-            np.matmul(a[i:j], b, out=out[i:j])
-        run_blocks(part, blocks(M, n))
-    else:
-        def part(i, j):
-            np.matmul(a, b[:, i:j], out=out[:, i:j])
-        run_blocks(part, blocks(N, n))
-    return out
+    dt = np.result_type(a, b)
+    if dt not in (np.float32, np.float64) or a.dtype != dt or b.dtype != dt or (
+            out is not None and (out.dtype != dt or out.strides[1] != dt.itemsize)):
+        return np.matmul(a, b, out=out)
+    try:
+        from .fast import gemm_split
+    except ImportError:          # no numba: one BLAS call
+        return np.matmul(a, b, out=out)
+    return gemm_split(a, b, np.empty((M, N), dt) if out is None else out, n)
