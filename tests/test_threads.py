@@ -121,3 +121,30 @@ def test_buffers_are_reused_within_a_call_and_dropped_after(monkeypatch):
         assert id(lstm._workspace["gates"]) != first["gates"]     # ... so it is not reused
         np.testing.assert_array_equal(kept[4][1][3], gates_before)
     assert lstm._workspace == {}
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs fork()")
+def test_a_forked_child_trains_after_the_parent_used_parallel_regions(tmp_path):
+    """GNU OpenMP cannot run parallel regions in a child after fork() (numba terminates the
+    child); rnnkit runs the child's work on one thread instead."""
+    import subprocess
+    import sys
+    script = tmp_path / "fork.py"
+    script.write_text(
+        "import os, numpy as np, rnnkit\n"
+        "L = rnnkit.layers\n"
+        "x = np.random.default_rng(0).normal(size=(64, 20, 8)).astype(np.float32)\n"
+        "y = np.random.default_rng(1).normal(size=(64, 1)).astype(np.float32)\n"
+        "m = rnnkit.Sequential([L.Input((None, 8)), L.LSTM(64), L.Dense(1)])\n"
+        "m.compile(optimizer='adam', loss='mse')\n"
+        "m.fit(x, y, batch_size=32, epochs=1, verbose=0)\n"
+        "pid = os.fork()\n"
+        "if pid == 0:\n"
+        "    m.fit(x, y, batch_size=32, epochs=1, verbose=0)\n"
+        "    os._exit(0 if m.predict(x, verbose=0).shape == (64, 1) else 3)\n"
+        "_, status = os.waitpid(pid, 0)\n"
+        "raise SystemExit(os.waitstatus_to_exitcode(status))\n")
+    env = dict(__import__("os").environ, OPENBLAS_NUM_THREADS="2")
+    r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                       timeout=300, env=env)
+    assert r.returncode == 0, r.stderr[-2000:]

@@ -18,6 +18,7 @@ The number of threads is OpenBLAS's thread count when :func:`parallel` is entere
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 import threading
 
@@ -28,6 +29,16 @@ from . import _blas
 _MIN_MACS = 1 << 21     # smaller products run on one thread (2M multiply-adds, ~10 us)
 _state = threading.local()
 _LAUNCH_LOCK = threading.Lock()
+_FORKED = False     # in a child created by fork(): OpenMP thread pools do not survive it
+
+
+def _forked():
+    global _FORKED, _LAUNCH_LOCK
+    _FORKED, _LAUNCH_LOCK = True, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forked)
 
 
 def active():
@@ -36,7 +47,10 @@ def active():
 
 
 def count():
-    """Threads available to rnnkit's split work."""
+    """Threads available to rnnkit's split work (1 in a forked child process: GNU OpenMP,
+    numba's usual threading layer, cannot run parallel regions after fork())."""
+    if _FORKED:
+        return 1
     return _state.n if active() else _blas.num_threads()
 
 
@@ -124,7 +138,7 @@ def matmul(a, b, out=None):
     """
     M, K = a.shape
     N = b.shape[1]
-    n = _state.n if active() else 1
+    n = count() if active() else 1
     if n <= 1 or M * K * N < _MIN_MACS or min(M, N) < 2 * n:
         return np.matmul(a, b, out=out)
     dt = np.result_type(a, b)
