@@ -837,7 +837,7 @@ def backward_sequence(cell, cache, dhs, dstates, U, b_rec=None, mask=None, rmask
     rm = _opt(rmask, dt, 2)
     d = _opt(dhs, dt, 3)
     dst = [np.zeros((B, H), dt) if s is None else np.array(s, dtype=dt) for s in dstates]
-    dxw = _threads.buffer(ws, "dxw", (T, B, G), dt)
+    dxw = _threads.buffer(ws, "tbg", (T, B, G), dt)      # the layer's X @ W buffer, now free
     dtmp = np.empty((B, H), dt)
     dzrec = _backward(cell, cache, kind, hbuf, U, m, rm, d, dst, dxw, dtmp, ws)
     # dU: one product over all T*B rows of the inputs to the recurrent product.

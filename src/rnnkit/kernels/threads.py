@@ -145,6 +145,9 @@ def matmul(a, b, out=None):
     if dt not in (np.float32, np.float64) or a.dtype != dt or b.dtype != dt or (
             out is not None and (out.dtype != dt or out.strides[1] != dt.itemsize)):
         return np.matmul(a, b, out=out)
+    from . import get_kernel_mode
+    if get_kernel_mode() == "reference":      # debugging: no compiled code anywhere
+        return np.matmul(a, b, out=out)
     try:
         from .fast import gemm_split
     except ImportError:          # no numba: one BLAS call

@@ -214,9 +214,10 @@ class RNNBase(Layer):
             rdp = self._dropout_mask((B, self.units), self.recurrent_dropout)
         xt = np.ascontiguousarray(xt)
         ws = _threads.workspace(self)
-        xw = _threads.buffer(ws, "xw", (T * B, W.shape[1]), self.dtype)
-        _threads.matmul(xt.reshape(T * B, F), W, out=xw)
-        xw = xw.reshape(T, B, -1)                                   # (T, B, G)
+        # "tbg": the (T, B, G) buffer shared by X @ W here and dL/d(X @ W) in backward (never
+        # alive at the same time), so reuse adds no memory over fresh allocations
+        xw = _threads.buffer(ws, "tbg", (T, B, W.shape[1]), self.dtype)   # (T, B, G)
+        _threads.matmul(xt.reshape(T * B, F), W, out=xw.reshape(T * B, -1))
         if b_in is not None:
             xw += b_in
         hs, states, kcache = kernels.forward_sequence(self.cell, xw, states0, U, b_rec, mt, rdp,
