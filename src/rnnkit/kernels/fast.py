@@ -158,7 +158,7 @@ def _simple_fwd(xw, hbuf, U, mask, rmask, hp, act, b0, b1):
 
 
 @njit(**_JIT)
-def _simple_bwd(hbuf, U, mask, rmask, dhs, dh, dxw, dtmp, act, b0, b1):
+def _simple_bwd(hbuf, UT, mask, rmask, dhs, dh, dxw, dtmp, act, b0, b1):
     K = _consts_like(hbuf)
     T, B, H = dxw.shape
     n = b1 - b0
@@ -176,7 +176,7 @@ def _simple_bwd(hbuf, U, mask, rmask, dhs, dh, dxw, dtmp, act, b0, b1):
             else:
                 for j in range(H):
                     dz[j] = d[j] if h[j] > zero else zero              # h = relu(z)
-        _blas.gemm(0, 1, n, H, H, K[0], dxw, t * B * H + b0 * H, H, U, 0, H, zero, dtmp, b0 * H, H)
+        _blas.gemm(0, 0, n, H, H, K[0], dxw, t * B * H + b0 * H, H, UT, 0, H, zero, dtmp, b0 * H, H)
         _rec_grad(dtmp, dh, mask, t, rmask, has_mask, has_r, False, b0, b1)
 
 
@@ -214,7 +214,7 @@ def _lstm_fwd(xw, hbuf, cbuf, U, mask, rmask, gates, hp, b0, b1):
 
 
 @njit(**_JIT)
-def _lstm_bwd(gates, cbuf, U, mask, rmask, dhs, dh, dc, dxw, dtmp, b0, b1):
+def _lstm_bwd(gates, cbuf, UT, mask, rmask, dhs, dh, dc, dxw, dtmp, b0, b1):
     K = _consts_like(gates)
     T, B, G = dxw.shape
     n = b1 - b0
@@ -248,7 +248,7 @@ def _lstm_bwd(gates, cbuf, U, mask, rmask, dhs, dh, dc, dxw, dtmp, b0, b1):
                 dz[2 * H + j] = (dcr[j] * g[j]) * (K[0] - gg * gg)
             for j in range(H):
                 dcr[j] = dcr[j] * g[H + j]
-        _blas.gemm(0, 1, n, H, G, K[0], dxw, t * B * G + b0 * G, G, U, 0, G, zero, dtmp, b0 * H, H)
+        _blas.gemm(0, 0, n, H, G, K[0], dxw, t * B * G + b0 * G, G, UT, 0, H, zero, dtmp, b0 * H, H)
         _rec_grad(dtmp, dh, mask, t, rmask, has_mask, has_r, False, b0, b1)
 
 
@@ -288,7 +288,7 @@ def _gru_after_fwd(xw, hbuf, U, b_rec, mask, rmask, gates, rec, hu, hp, b0, b1):
 
 
 @njit(**_JIT)
-def _gru_after_bwd(hbuf, gates, rec, U, mask, rmask, dhs, dh, dxw, dzrec, dtmp, b0, b1):
+def _gru_after_bwd(hbuf, gates, rec, UT, mask, rmask, dhs, dh, dxw, dzrec, dtmp, b0, b1):
     K = _consts_like(hbuf)
     T, B, G = dxw.shape
     n = b1 - b0
@@ -319,7 +319,7 @@ def _gru_after_bwd(hbuf, gates, rec, U, mask, rmask, dhs, dh, dxw, dzrec, dtmp, 
                 dr[2 * H + j] = dx[2 * H + j] * g[H + j]
             for j in range(H):
                 d[j] = d[j] * g[j]
-        _blas.gemm(0, 1, n, H, G, K[0], dzrec, t * B * G + b0 * G, G, U, 0, G, zero, dtmp, b0 * H, H)
+        _blas.gemm(0, 0, n, H, G, K[0], dzrec, t * B * G + b0 * G, G, UT, 0, H, zero, dtmp, b0 * H, H)
         _rec_grad(dtmp, dh, mask, t, rmask, has_mask, has_r, True, b0, b1)
 
 
@@ -359,7 +359,7 @@ def _gru_before_fwd(xw, hbuf, U, mask, rmask, gates, rec, hu, hp, b0, b1):
 
 
 @njit(**_JIT)
-def _gru_before_bwd(hbuf, gates, U, mask, rmask, dhs, dh, dxw, drec, dtmp, b0, b1):
+def _gru_before_bwd(hbuf, gates, UT, mask, rmask, dhs, dh, dxw, drec, dtmp, b0, b1):
     K = _consts_like(hbuf)
     T, B, G = dxw.shape
     n = b1 - b0
@@ -383,7 +383,8 @@ def _gru_before_bwd(hbuf, gates, U, mask, rmask, dhs, dh, dxw, drec, dtmp, b0, b
             for j in range(H):
                 d[j] = d[j] * g[j]
         # drec = dzh @ U_h^T: the gradient reaching (r * h')
-        _blas.gemm(0, 1, n, H, H, K[0], dxw, t * B * G + 2 * H + b0 * G, G, U, 2 * H, G, zero, drec, b0 * H, H)
+        _blas.gemm(0, 0, n, H, H, K[0], dxw, t * B * G + 2 * H + b0 * G, G, UT, 2 * H * H, H, zero,
+                   drec, b0 * H, H)
         for b in range(b0, b1):
             dx = dxw[t, b]
             if has_mask and not mask[t, b]:
@@ -399,7 +400,7 @@ def _gru_before_bwd(hbuf, gates, U, mask, rmask, dhs, dh, dxw, drec, dtmp, b0, b
                     r = g[H + j]
                     dx[H + j] = (dr[j] * hprev[j]) * (r * (K[0] - r))
         # dh' = [dzz, dzr] @ U_zr^T + drec * r
-        _blas.gemm(0, 1, n, H, 2 * H, K[0], dxw, t * B * G + b0 * G, G, U, 0, G, zero, dtmp, b0 * H, H)
+        _blas.gemm(0, 0, n, H, 2 * H, K[0], dxw, t * B * G + b0 * G, G, UT, 0, H, zero, dtmp, b0 * H, H)
         for b in range(b0, b1):
             if has_mask and not mask[t, b]:
                 continue
@@ -585,9 +586,9 @@ def _simple_fwd_par(xw, hbuf, U, mask, rmask, hp, act, edges):
 
 
 @njit(**_PAR_JIT)
-def _simple_bwd_par(hbuf, U, mask, rmask, dhs, dh, dxw, dtmp, act, edges):
+def _simple_bwd_par(hbuf, UT, mask, rmask, dhs, dh, dxw, dtmp, act, edges):
     for i in prange(edges.shape[0] - 1):
-        _simple_bwd(hbuf, U, mask, rmask, dhs, dh, dxw, dtmp, act, edges[i], edges[i + 1])
+        _simple_bwd(hbuf, UT, mask, rmask, dhs, dh, dxw, dtmp, act, edges[i], edges[i + 1])
 
 
 @njit(**_PAR_JIT)
@@ -597,9 +598,9 @@ def _lstm_fwd_par(xw, hbuf, cbuf, U, mask, rmask, gates, hp, edges):
 
 
 @njit(**_PAR_JIT)
-def _lstm_bwd_par(gates, cbuf, U, mask, rmask, dhs, dh, dc, dxw, dtmp, edges):
+def _lstm_bwd_par(gates, cbuf, UT, mask, rmask, dhs, dh, dc, dxw, dtmp, edges):
     for i in prange(edges.shape[0] - 1):
-        _lstm_bwd(gates, cbuf, U, mask, rmask, dhs, dh, dc, dxw, dtmp, edges[i], edges[i + 1])
+        _lstm_bwd(gates, cbuf, UT, mask, rmask, dhs, dh, dc, dxw, dtmp, edges[i], edges[i + 1])
 
 
 @njit(**_PAR_JIT)
@@ -609,9 +610,9 @@ def _gru_after_fwd_par(xw, hbuf, U, b_rec, mask, rmask, gates, rec, hu, hp, edge
 
 
 @njit(**_PAR_JIT)
-def _gru_after_bwd_par(hbuf, gates, rec, U, mask, rmask, dhs, dh, dxw, dzrec, dtmp, edges):
+def _gru_after_bwd_par(hbuf, gates, rec, UT, mask, rmask, dhs, dh, dxw, dzrec, dtmp, edges):
     for i in prange(edges.shape[0] - 1):
-        _gru_after_bwd(hbuf, gates, rec, U, mask, rmask, dhs, dh, dxw, dzrec, dtmp, edges[i], edges[i + 1])
+        _gru_after_bwd(hbuf, gates, rec, UT, mask, rmask, dhs, dh, dxw, dzrec, dtmp, edges[i], edges[i + 1])
 
 
 @njit(**_PAR_JIT)
@@ -621,9 +622,9 @@ def _gru_before_fwd_par(xw, hbuf, U, mask, rmask, gates, rec, hu, hp, edges):
 
 
 @njit(**_PAR_JIT)
-def _gru_before_bwd_par(hbuf, gates, U, mask, rmask, dhs, dh, dxw, drec, dtmp, edges):
+def _gru_before_bwd_par(hbuf, gates, UT, mask, rmask, dhs, dh, dxw, drec, dtmp, edges):
     for i in prange(edges.shape[0] - 1):
-        _gru_before_bwd(hbuf, gates, U, mask, rmask, dhs, dh, dxw, drec, dtmp, edges[i], edges[i + 1])
+        _gru_before_bwd(hbuf, gates, UT, mask, rmask, dhs, dh, dxw, drec, dtmp, edges[i], edges[i + 1])
 
 
 @njit(**_PAR_JIT)
@@ -861,6 +862,10 @@ def _backward(cell, cache, kind, hbuf, U, m, rm, d, dst, dxw, dtmp, ws):
     dt = dxw.dtype
     dzrec = dxw
     work = H * G
+    # dZ_t @ U^T with U^T stored contiguously: OpenBLAS is 1.2-2.3x faster per step for
+    # small row blocks than with the transposed view (measured 32 rows, H=128: 146 vs 97
+    # GFLOP/s)
+    U = np.ascontiguousarray(U.T)                                       # (G, H)
     if kind == "simple":
         _run(_simple_bwd, B, work, T, hbuf, U, m, rm, d, dst[0], dxw, dtmp,
              _SIMPLE_ACT[cell.act.name])

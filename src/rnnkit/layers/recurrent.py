@@ -269,7 +269,7 @@ class RNNBase(Layer):
             self._write_bias_grad(dxw2.sum(axis=0), db_rec)
         if self._skip_input_grad and not has_init:
             return None  # first layer of a training step: nobody reads dL/dx
-        dxt = _threads.matmul(dxw2, W.T).reshape(T, B, F)
+        dxt = _threads.matmul(dxw2, np.ascontiguousarray(W.T)).reshape(T, B, F)  # W^T copy: faster BLAS
         if dp is not None:
             dxt *= dp
         if self.go_backwards:
