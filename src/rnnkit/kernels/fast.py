@@ -13,11 +13,16 @@ Where the speed comes from (see docs/performance.md):
 * The element-wise gate math of a step (sigmoids, tanh, cell update; in backward their
   derivatives) is one fused pass that LLVM vectorizes (branch-free sigmoid/tanh from
   :mod:`._math`).
-* In backward only ``dZ_t @ U^T`` stays in the loop; ``dU = H_prev^T @ dZ`` is one product
-  over all ``T * B`` rows after it.
-* Threads: the per-step products run on one BLAS thread unless they are large
-  (:data:`._blas.SMALL_GEMM_MACS`); waking BLAS helper threads every step costs more than it
-  gains at these sizes. The big products outside the loop use all BLAS threads.
+* In backward only ``dZ_t @ U^T`` stays in the loop (with ``U^T`` stored contiguously,
+  which OpenBLAS runs faster); ``dU = H_prev^T @ dZ`` is one product over all ``T * B``
+  rows after it.
+* Threads: the loop is split by batch rows; each thread runs it on its rows with one-thread
+  BLAS calls, in one numba parallel region per loop (:func:`_run`, :mod:`.threads`). Large
+  products outside the loop are split by :func:`gemm_split`. Unsplit loops (small batches)
+  run their per-step products on one BLAS thread unless they are large
+  (:data:`._blas.SMALL_GEMM_MACS`).
+* Inference (:func:`infer_sequence`): no caches, ``x_t @ W`` per step into a scratch that
+  stays in cache, input read as (B, T, F) and output written as (B, T, H).
 * Memory: forward keeps only what backward needs: ``h`` for every step (which is also the
   output), the activated gates, and ``c`` for LSTM (GRU: the recurrent term of the
   candidate). Nothing is recomputed except ``tanh(c_t)`` in LSTM backward.
