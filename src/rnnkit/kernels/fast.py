@@ -581,6 +581,9 @@ def infer_sequence(cell, x, W, U, b_in, b_rec, states0, mask=None, go_backwards=
 # numba's threading layer (OpenMP or TBB where installed) starts a region in ~1 us; a Python
 # thread hand-off costs ~75 us here (futex wake-ups), which is a quarter of a small model's
 # training step.
+# They are written out one by one on purpose: a launcher made by a factory closing over the
+# kernel works, but numba cannot cache closures, so every process would recompile them
+# (measured: a cache miss on every start).
 # =========================================================================================
 
 
