@@ -82,10 +82,7 @@ def forward_sequence(cell, xw, states0, U, b_rec=None, mask=None, rmask=None, ws
     ``ws``: optional dict of reusable buffers (:func:`rnnkit.kernels.threads.workspace`),
     used by the compiled path."""
     impl = _impl(cell)
-    if impl is reference:
-        out = impl.forward_sequence(cell, xw, states0, U, b_rec, mask, rmask)
-    else:
-        out = impl.forward_sequence(cell, xw, states0, U, b_rec, mask, rmask, ws=ws)
+    out = impl.forward_sequence(cell, xw, states0, U, b_rec, mask, rmask, ws=ws)
     return out[0], out[1], (impl, out[2])
 
 
@@ -93,6 +90,4 @@ def backward_sequence(cell, cache, dhs, dstates, U, b_rec=None, mask=None, rmask
                       ws=None):
     """BPTT through ``cell``. See :func:`rnnkit.kernels.reference.backward_sequence`."""
     impl, inner = cache
-    if impl is reference:
-        return impl.backward_sequence(cell, inner, dhs, dstates, U, b_rec, mask, rmask)
     return impl.backward_sequence(cell, inner, dhs, dstates, U, b_rec, mask, rmask, ws=ws)

@@ -700,14 +700,11 @@ def gemm_split(a, b, out, n):
     N = b.shape[1]
     ta, A, lda = _operand(a)
     tb, Bm, ldb = _operand(b)
-    tc, C, ldc = _operand(out)
-    if tc:
-        raise ValueError("gemm_split needs an output with contiguous rows.")
+    ldc = out.strides[0] // out.itemsize          # rows contiguous: threads.matmul checks
     by_rows = M >= N
-    size = M if by_rows else N
-    edges = np.array([e0 for e0, _ in _threads.blocks(size, n)] + [size], np.int64)
-    with _threads.launch(len(edges) - 1):
-        _gemm_par(ta, tb, M, N, K, A, 0, lda, Bm, 0, ldb, C, 0, ldc, by_rows, edges)
+    blocks = _threads.blocks(M if by_rows else N, n)
+    with _threads.launch(len(blocks)):
+        _gemm_par(ta, tb, M, N, K, A, 0, lda, Bm, 0, ldb, out, 0, ldc, by_rows, _edges(blocks))
     return out
 
 
@@ -737,21 +734,25 @@ def _run(fn, B, work, T, *args):
     small loop run on one BLAS thread (:func:`._blas.threads_for`).
     """
     blocks = _split(B, work, T)
-    if len(blocks) == 1 and not _threads.active():
-        token = _blas.threads_for(B * work)
-    elif not _threads.active():
-        token = _blas.set_threads(1)      # every thread's per-step products on one core
-    else:
+    if _threads.active():
         token = None                      # inside parallel(): BLAS is single-threaded already
+    elif len(blocks) == 1:
+        token = _blas.threads_for(B * work)
+    else:
+        token = _blas.set_threads(1)      # every thread's per-step products on one core
     try:
         if len(blocks) == 1:
             fn(*args, 0, B)
         else:
-            edges = np.array([b0 for b0, _ in blocks] + [B], np.int64)
             with _threads.launch(len(blocks)):
-                _PAR[fn](*args, edges)
+                _PAR[fn](*args, _edges(blocks))
     finally:
         _blas.restore(token)
+
+
+def _edges(blocks):
+    """``[(b0, b1), ...]`` as the int64 array ``[b0, ..., last b1]`` the launchers take."""
+    return np.array([b0 for b0, _ in blocks] + [blocks[-1][1]], np.int64)
 
 
 def _kind(cell):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 
-def forward_sequence(cell, xw, states0, U, b_rec=None, mask=None, rmask=None):
+def forward_sequence(cell, xw, states0, U, b_rec=None, mask=None, rmask=None, ws=None):
     """Run ``cell`` over all time steps.
 
     Args:
@@ -20,6 +20,8 @@ def forward_sequence(cell, xw, states0, U, b_rec=None, mask=None, rmask=None):
         b_rec: (G,) recurrent bias (GRU ``reset_after=True``) or None.
         mask: (T, B) bool or None. A masked step carries state and output unchanged.
         rmask: (B, H) recurrent-dropout mask (already scaled) or None.
+        ws: reusable-buffer dict of the compiled path (:func:`rnnkit.kernels.threads.workspace`);
+            accepted so both paths share one signature, unused here.
 
     Returns:
         hs: (T, B, H) the output ``h_t`` at every step.
@@ -42,7 +44,7 @@ def forward_sequence(cell, xw, states0, U, b_rec=None, mask=None, rmask=None):
 
 
 def backward_sequence(cell, caches, dhs, dstates, U, b_rec=None, mask=None, rmask=None,
-                      state_grads=None):
+                      ws=None, state_grads=None):
     """Backpropagation through time.
 
     Args:
@@ -50,7 +52,7 @@ def backward_sequence(cell, caches, dhs, dstates, U, b_rec=None, mask=None, rmas
         dhs: (T, B, H) dL/dh_t from the outputs at every step, or None (only the final state
             receives gradient, as with ``return_sequences=False``).
         dstates: tuple of (B, H) dL/d(final state), entries may be None.
-        U, b_rec, mask, rmask: as in the forward call.
+        U, b_rec, mask, rmask, ws: as in the forward call.
         state_grads: optional tuple of (T, B, H) arrays, one per state, filled with the total
             dL/d(state after step t) — the direct ``dhs[t]`` plus all that flows back from
             later steps (used by :mod:`rnnkit.diagnostics`).

@@ -200,7 +200,6 @@ class RNNBase(Layer):
                                          self.go_backwards, self.return_sequences)
             if res is not None:
                 out, states = res
-                self._cache = None
                 return self._finish(out if self.return_sequences else states[0], states)
         xt = x.transpose(1, 0, 2)                                   # (T, B, F)
         if self.go_backwards:
