@@ -350,6 +350,32 @@ def test_gradient_checks_pass_with_fast_kernels(case, kernel_mode):
         fn(name, make)
 
 
+@pytest.mark.parametrize("case", ["recurrent", "initial_state", "mask", "stacked"])
+def test_gradient_checks_pass_with_rows_and_products_split(case, kernel_mode, monkeypatch):
+    """The same float64 finite-difference checks through the multi-threaded path: loops split
+    into one row per thread (3 threads), every product split (gemm_split), inside
+    threads.parallel() so the buffer reuse and the contiguous-U^T backward run too."""
+    import test_gradients as tg
+    from rnnkit.kernels import threads
+    kernel_mode("fast")
+    monkeypatch.setattr(fast, "_MIN_ROWS", 1)
+    monkeypatch.setattr(fast, "_MIN_WORK", 0)
+    monkeypatch.setattr(threads, "_MIN_MACS", 0)
+    monkeypatch.setattr(fast._blas, "num_threads", lambda: 3)
+    assert len(fast._split(3, 1, 1)) == 3
+    with threads.parallel():
+        if case == "stacked":
+            for cells_ in [("lstm", "lstm"), ("gru", "simple"), ("simple", "gru_b")]:
+                tg.test_stacked_model_gradients(cells_)
+            return
+        fn = {"recurrent": lambda n, m: [tg.test_recurrent_gradients(n, m, o)
+                                         for o in tg.OPTIONS],
+              "initial_state": tg.test_recurrent_initial_state_gradients,
+              "mask": tg.test_recurrent_mask_gradients}[case]
+        for name, make in tg.RECURRENT_CASES:
+            fn(name, make)
+
+
 @pytest.mark.parametrize("dt,tol", [(np.float32, 2e-6), (np.float64, 1e-13)])
 @pytest.mark.parametrize("B", [1, 3, 9])
 def test_lstm_step_matches_reference_and_keeps_states(dt, tol, B):
