@@ -157,6 +157,9 @@ def main(argv=None):
     global KEEP_OPENBLAS_ENV
     KEEP_OPENBLAS_ENV = args.keep_openblas_env
     repeats = args.repeats or (3 if args.quick else 7)
+    bad = [kv for kv in args.python_for if "=" not in kv or kv.split("=", 1)[0] not in FRAMEWORKS]
+    if bad:
+        ap.error(f"--python-for expects NAME=PATH with NAME one of {FRAMEWORKS}, got {bad}")
     overrides = dict(kv.split("=", 1) for kv in args.python_for)
     fws = args.frameworks.split(",")
     wls = args.workloads.split(",")

@@ -194,6 +194,25 @@ def test_cache_free_inference_equals_reference(monkeypatch, name, dtype, threads
                      {f"s{k}": v for k, v in enumerate(wst)}, dtype, what + " final only")
 
 
+def test_infer_sequence_refuses_shapes_that_do_not_fit():
+    """The inference kernels index raw memory: mismatched arrays are refused by name."""
+    cell = cells.LSTMMath()
+    B, T, F, H = 2, 3, 4, 5
+    x = np.zeros((B, T, F), np.float32)
+    W, U = np.zeros((F, 4 * H), np.float32), np.zeros((H, 4 * H), np.float32)
+    s0 = (np.zeros((B, H), np.float32),) * 2
+    ok = dict(cell=cell, x=x, W=W, U=U, b_in=None, b_rec=None, states0=s0)
+    for change, match in [(dict(x=x[0]), r"x must have shape"),
+                          (dict(W=W[:-1]), r"kernel W must have shape \(4, 20\)"),
+                          (dict(U=U[:, :-1]), r"recurrent_kernel U"),
+                          (dict(b_in=np.zeros(3, np.float32)), r"b_in must have shape \(20,\)"),
+                          (dict(states0=s0[:1]), r"states0 must hold 2"),
+                          (dict(states0=(s0[0], s0[1][:1])), r"states0\[1\] must have shape"),
+                          (dict(mask=np.ones((B, T), bool)), r"mask must have shape")]:
+        with pytest.raises(ValueError, match=match):
+            fast.infer_sequence(**{**ok, **change})
+
+
 def test_supports_default_activations_only():
     assert fast.supports(cells.SimpleRNNMath("tanh")) and fast.supports(cells.SimpleRNNMath("relu"))
     assert fast.supports(cells.LSTMMath()) and fast.supports(cells.GRUMath(reset_after=False))
@@ -353,9 +372,10 @@ def test_gradient_checks_pass_with_fast_kernels(case, kernel_mode):
 @pytest.mark.parametrize("case", ["recurrent", "initial_state", "mask", "stacked"])
 def test_gradient_checks_pass_with_rows_and_products_split(case, kernel_mode, monkeypatch):
     """The same float64 finite-difference checks through the multi-threaded path: loops split
-    into one row per thread (3 threads), every product split (gemm_split), inside
+    into one row per thread (3 threads), every product split (_gemm_split), inside
     threads.parallel() so the buffer reuse and the contiguous-U^T backward run too."""
     import test_gradients as tg
+
     from rnnkit.kernels import threads
     kernel_mode("fast")
     monkeypatch.setattr(fast, "_MIN_ROWS", 1)

@@ -148,3 +148,12 @@ def test_a_forked_child_trains_after_the_parent_used_parallel_regions(tmp_path):
     r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
                        timeout=300, env=env)
     assert r.returncode == 0, r.stderr[-2000:]
+
+
+def test_matmul_refuses_shapes_that_do_not_fit(three_threads):
+    a = np.ones((8, 5), np.float32)
+    with threads.parallel():
+        with pytest.raises(ValueError, match=r"inner dimensions must agree"):
+            threads.matmul(a, np.ones((4, 9), np.float32))
+        with pytest.raises(ValueError, match=r"out must have shape \(M, N\) = \(8, 9\)"):
+            threads.matmul(a, np.ones((5, 9), np.float32), out=np.empty((9, 8), np.float32))

@@ -18,7 +18,7 @@ Where the speed comes from (see docs/performance.md):
   rows after it.
 * Threads: the loop is split by batch rows; each thread runs it on its rows with one-thread
   BLAS calls, in one numba parallel region per loop (:func:`_run`, :mod:`.threads`). Large
-  products outside the loop are split by :func:`gemm_split`. Unsplit loops (small batches)
+  products outside the loop are split by :func:`_gemm_split`. Unsplit loops (small batches)
   run their per-step products on one BLAS thread unless they are large
   (:data:`._blas.SMALL_GEMM_MACS`).
 * Inference (:func:`infer_sequence`): no caches, ``x_t @ W`` per step into a scratch that
@@ -532,6 +532,34 @@ def infer_supported(cell) -> bool:
     return supports(cell) and _kind(cell) != "gru_before"
 
 
+def _check_infer_shapes(cell, x, W, U, b_in, b_rec, states0, mask):
+    """The kernels index raw memory: refuse shapes that do not fit together."""
+    def bad(name, want, got):
+        raise ValueError(f"infer_sequence: {name} must have shape {want}, got {got}; build "
+                         "the arrays from one layer's weights and its (batch, time, features) "
+                         "input.")
+    if x.ndim != 3:
+        bad("x", "(batch, time, features)", x.shape)
+    B, T, F = x.shape
+    H = U.shape[0] if U.ndim == 2 else -1
+    G = cell.n_gates * H
+    if U.shape != (H, G):
+        bad("recurrent_kernel U", f"(units, {cell.n_gates} * units)", U.shape)
+    if W.shape != (F, G):
+        bad("kernel W", (F, G), W.shape)
+    for name, b in (("b_in", b_in), ("b_rec", b_rec)):
+        if b is not None and np.shape(b) != (G,):
+            bad(name, (G,), np.shape(b))
+    if len(states0) != cell.n_states:
+        raise ValueError(f"infer_sequence: states0 must hold {cell.n_states} state array(s), "
+                         f"got {len(states0)}.")
+    for k, s0 in enumerate(states0):
+        if np.shape(s0) != (B, H):
+            bad(f"states0[{k}]", (B, H), np.shape(s0))
+    if mask is not None and np.shape(mask) != (T, B):
+        bad("mask", f"(time, batch) = {(T, B)}", np.shape(mask))
+
+
 def infer_sequence(cell, x, W, U, b_in, b_rec, states0, mask=None, go_backwards=False,
                    return_sequences=True):
     """Inference over a whole sequence, without gradient caches.
@@ -553,6 +581,7 @@ def infer_sequence(cell, x, W, U, b_in, b_rec, states0, mask=None, go_backwards=
     x = np.ascontiguousarray(x, dt)
     W = np.ascontiguousarray(W, dt)
     U = np.ascontiguousarray(U, dt)
+    _check_infer_shapes(cell, x, W, U, b_in, b_rec, states0, mask)
     B, T, _ = x.shape
     H, G = U.shape
     kind = _kind(cell)
@@ -692,7 +721,7 @@ def _operand(a):
     return 0, a, a.shape[1]
 
 
-def gemm_split(a, b, out, n):
+def _gemm_split(a, b, out, n):
     """``out[...] = a @ b`` (2-D, one float dtype, ``out`` rows contiguous) over ``n`` threads:
     rows of the result split when it has more rows than columns, else columns. Returns
     ``out``; used by :func:`.threads.matmul`."""

@@ -136,8 +136,13 @@ def matmul(a, b, out=None):
     Returns: (M, N) array (``out`` when given). Rows of ``a`` are split when M >= N, else
     columns of ``b``; every block is one BLAS call on one thread.
     """
+    if np.ndim(a) != 2 or np.ndim(b) != 2 or a.shape[1] != b.shape[0]:
+        raise ValueError(f"matmul expects a (M, K) and b (K, N), got a {np.shape(a)} and b "
+                         f"{np.shape(b)}: the inner dimensions must agree.")
     M, K = a.shape
     N = b.shape[1]
+    if out is not None and out.shape != (M, N):
+        raise ValueError(f"matmul: out must have shape (M, N) = {(M, N)}, got {out.shape}.")
     n = count() if active() else 1
     if n <= 1 or M * K * N < _MIN_MACS or min(M, N) < 2 * n:
         return np.matmul(a, b, out=out)
@@ -149,7 +154,7 @@ def matmul(a, b, out=None):
     if get_kernel_mode() == "reference":      # debugging: no compiled code anywhere
         return np.matmul(a, b, out=out)
     try:
-        from .fast import gemm_split
+        from .fast import _gemm_split
     except ImportError:          # no numba: one BLAS call
         return np.matmul(a, b, out=out)
-    return gemm_split(a, b, np.empty((M, N), dt) if out is None else out, n)
+    return _gemm_split(a, b, np.empty((M, N), dt) if out is None else out, n)
