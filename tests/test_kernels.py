@@ -211,6 +211,9 @@ def test_infer_sequence_refuses_shapes_that_do_not_fit():
                           (dict(mask=np.ones((B, T), bool)), r"mask must have shape")]:
         with pytest.raises(ValueError, match=match):
             fast.infer_sequence(**{**ok, **change})
+    for cell_ in (cells.GRUMath(reset_after=False), cells.SimpleRNNMath("elu")):
+        with pytest.raises(ValueError, match="does not serve"):
+            fast.infer_sequence(**{**ok, "cell": cell_})
 
 
 def test_supports_default_activations_only():

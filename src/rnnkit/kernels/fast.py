@@ -577,6 +577,9 @@ def infer_sequence(cell, x, W, U, b_in, b_rec, states0, mask=None, go_backwards=
     Returns:
         ``(out, states)``: out (B, T, H) or None, states the final (B, H) states.
     """
+    if not infer_supported(cell):
+        raise ValueError(f"infer_sequence does not serve {cell!r} (see infer_supported); use "
+                         "forward_sequence.")
     dt = U.dtype
     x = np.ascontiguousarray(x, dt)
     W = np.ascontiguousarray(W, dt)
@@ -597,11 +600,9 @@ def infer_sequence(cell, x, W, U, b_in, b_rec, states0, mask=None, go_backwards=
              _SIMPLE_ACT[cell.act.name], go_backwards)
     elif kind == "lstm":
         _run(_lstm_infer, B, work, T, x, W, U, bias, h, states[1], z, m, out, go_backwards)
-    elif kind == "gru_after":
+    else:                                                     # gru_after
         _run(_gru_after_infer, B, work, T, x, W, U, bias, _opt(b_rec, dt, 1), h, z,
              np.empty((B, G), dt), m, out, go_backwards)
-    else:
-        raise ValueError(f"infer_sequence does not serve {cell!r}; use forward_sequence.")
     return (out if return_sequences else None), tuple(states)
 
 
