@@ -18,13 +18,14 @@ from . import (
     utils,
 )
 from ._backend import floatx, set_floatx
+from .layers import Input
 from .models import Model, Sequential
 from .saving import RnnkitFileError, load_model
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Sequential", "Model", "layers", "losses", "metrics", "optimizers", "callbacks",
+    "Sequential", "Model", "Input", "layers", "losses", "metrics", "optimizers", "callbacks",
     "activations", "data", "initializers", "regularizers", "utils", "load_model", "RnnkitFileError",
     "floatx", "set_floatx", "__version__",
 ]

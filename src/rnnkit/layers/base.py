@@ -77,6 +77,9 @@ class Layer:
     """
 
     supports_masking = True
+    #: True for layers whose ``forward`` takes a list of inputs of equal standing (merging,
+    #: attention): they build from, and compute output shapes of, a list of shapes.
+    list_inputs = False
 
     def __init__(self, name=None, trainable=True, dtype=None, input_shape=None, input_dim=None):
         self.name = name or unique_name(_snake(type(self).__name__))
@@ -90,12 +93,18 @@ class Layer:
         self.params: dict[str, np.ndarray] = {}
         self.grads: dict[str, np.ndarray] = {}
         self.regularizers: dict[str, object] = {}
+        self.non_trainable: set[str] = set()  # weights the optimizer leaves alone (BN moving stats)
+        self.inbound_nodes: list = []         # calls on symbolic tensors (functional models)
         self.built = False
         self.input_shape = None  # full shape with batch axis, set by build
 
     # ------------------------------------------------------------------ weights
-    def add_weight(self, name, shape, initializer="zeros", regularizer=None):
-        """Create a weight ``name`` of ``shape`` (initialised now) and its gradient buffer."""
+    def add_weight(self, name, shape, initializer="zeros", regularizer=None, trainable=True):
+        """Create a weight ``name`` of ``shape`` (initialised now) and its gradient buffer.
+
+        ``trainable=False`` marks a weight the layer updates itself (e.g. BatchNormalization's
+        moving statistics): it is saved and loaded like any weight but the optimizer skips it.
+        """
         source = WEIGHT_SOURCE.get()
         value = None if source is None else source(self, name, tuple(int(s) for s in shape),
                                                    self.dtype)
@@ -106,7 +115,13 @@ class Layer:
         reg = _reg.get(regularizer)
         if reg is not None:
             self.regularizers[name] = reg
+        if not trainable:
+            self.non_trainable.add(name)
         return self.params[name]
+
+    def trainable_param_names(self):
+        """Names of the weights the optimizer updates (all but the non-trainable ones)."""
+        return [n for n in self.params if n not in self.non_trainable]
 
     @property
     def weights(self):
@@ -115,7 +130,15 @@ class Layer:
 
     @property
     def trainable_weights(self):
-        return self.weights if self.trainable else []
+        if not self.trainable:
+            return []
+        return [self.params[n] for n in self.trainable_param_names()]
+
+    @property
+    def non_trainable_weights(self):
+        if not self.trainable:
+            return self.weights
+        return [w for n, w in self.params.items() if n in self.non_trainable]
 
     def get_weights(self):
         """Copies of the weights, in Keras order and layout."""
@@ -169,7 +192,14 @@ class Layer:
             self.build(tuple(input_shape))
 
     def __call__(self, inputs, training=False, mask=None, **kwargs):
-        """Build on first use, then run :meth:`forward` (inference mode unless training=True)."""
+        """Build on first use, then run :meth:`forward` (inference mode unless training=True).
+
+        Called on symbolic tensors (from :func:`rnnkit.Input` or another layer's output), it
+        records the call for a functional :class:`rnnkit.Model` and returns symbolic output(s).
+        """
+        from . import _symbolic
+        if _symbolic.is_symbolic(inputs) or _symbolic.is_symbolic(kwargs.get("initial_state")):
+            return _symbolic.call(self, inputs, kwargs)
         x0 = inputs[0] if isinstance(inputs, (list, tuple)) else inputs
         x0 = np.asarray(x0)
         check_finite(x0, f"Input to layer {self.name!r}")
@@ -181,6 +211,20 @@ class Layer:
 
     def backward(self, dy):
         raise NotImplementedError  # abstract
+
+    def call_state(self):
+        """Everything one call leaves on this layer (and its inner layers) for ``backward``.
+
+        A functional model that calls one layer several times saves this after each forward
+        and gives it back (:meth:`restore_call_state`) before that call's backward.
+        """
+        return [(layer, dict(vars(layer))) for layer in _walk(self)]
+
+    @staticmethod
+    def restore_call_state(state):
+        """Put back a :meth:`call_state` snapshot."""
+        for layer, attrs in state:
+            vars(layer).update(attrs)
 
     def compute_mask(self, x, mask):
         """The mask this layer's output carries, given the input mask (default: unchanged)."""
@@ -202,6 +246,18 @@ class Layer:
 
     def __repr__(self):
         return f"<{type(self).__name__} name={self.name!r} built={self.built}>"
+
+
+def _walk(layer, seen=None):
+    """``layer`` and every Layer held in its attributes (wrappers' inner layers)."""
+    seen = set() if seen is None else seen
+    if id(layer) in seen:
+        return
+    seen.add(id(layer))
+    yield layer
+    for value in list(vars(layer).values()):
+        if isinstance(value, Layer):
+            yield from _walk(value, seen)
 
 
 def as_float_array(x, name, dtype):

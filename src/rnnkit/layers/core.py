@@ -9,20 +9,36 @@ from .. import activations as _act
 from .. import initializers as _init
 from .. import regularizers as _reg
 from ..kernels import threads as _threads
-from .base import Layer, as_float_array, check_positive_int, check_rate
+from .base import Layer, as_float_array, check_positive_int, check_rate, unique_name
 
 
 class InputLayer(Layer):
-    """Declares the input shape (without the batch axis) so a model can build eagerly."""
+    """Declares the input shape (without the batch axis) so a model can build eagerly.
 
-    def __init__(self, shape, name=None, dtype=None, **kwargs):
-        super().__init__(name=name, dtype=dtype, **kwargs)
+    Args:
+        shape: tuple without the batch axis, e.g. ``(timesteps, features)``; None entries
+            are unknown sizes.
+        batch_size: fixed batch size, or None.
+        dtype: dtype of the data ('float32' by default; integer types for Embedding ids).
+    """
+
+    def __init__(self, shape, batch_size=None, name=None, dtype=None, **kwargs):
+        super().__init__(name=name or unique_name("input_layer"), **kwargs)
+        if dtype is not None:
+            dt = np.dtype(dtype)
+            if dt.kind not in "biuf":
+                raise ValueError(f"Input dtype must be numeric, got {dtype!r}.")
+            self.dtype = dt.name
         if shape is None or isinstance(shape, int):
             shape = (shape,)
         self.shape = tuple(None if s is None else int(s) for s in shape)
         for s in self.shape:
             if s is not None and s <= 0:
                 raise ValueError(f"Input shape entries must be positive or None, got {self.shape}.")
+        self.batch_size = None if batch_size is None else check_positive_int("batch_size",
+                                                                              batch_size)
+        self.built = True
+        self.input_shape = (self.batch_size,) + self.shape
 
     def forward(self, x, training=False, mask=None):
         return x
@@ -33,12 +49,43 @@ class InputLayer(Layer):
     def get_config(self):
         cfg = super().get_config()
         cfg["shape"] = list(self.shape)
+        if self.batch_size is not None:
+            cfg["batch_size"] = self.batch_size
         return cfg
 
+    def output(self):
+        """The symbolic tensor this layer feeds into a functional model (made once)."""
+        if not self.inbound_nodes:
+            from ._symbolic import Node, SymbolicTensor
+            node = Node(self, [], False, {})
+            node.outputs = [SymbolicTensor(self.input_shape, self.dtype, node, 0)]
+            self.inbound_nodes.append(node)
+        return self.inbound_nodes[0].outputs[0]
 
-def Input(shape, name=None, dtype=None):
-    """Keras-style ``Input(shape=(timesteps, features))`` for the start of a Sequential model."""
-    return InputLayer(shape, name=name, dtype=dtype)
+
+def Input(shape, batch_size=None, dtype=None, name=None):
+    """A symbolic model input, as ``keras.Input``.
+
+    Start a functional model with it (``x = Input((T, F)); y = LSTM(8)(x);
+    model = rnnkit.Model(x, y)``), or put it first in a :class:`rnnkit.Sequential` list to
+    build the model at once.
+
+    Args:
+        shape: shape without the batch axis, e.g. ``(timesteps, features)``; None for unknown.
+        batch_size: fixed batch size, or None.
+        dtype: 'float32' by default; e.g. 'int32' for the ids fed to an Embedding.
+        name: input name (used for dict inputs to ``fit``).
+
+    Returns:
+        A :class:`rnnkit.layers.SymbolicTensor` of shape ``(batch_size, *shape)``.
+
+    Example:
+        >>> import rnnkit
+        >>> x = rnnkit.Input(shape=(12, 5))
+        >>> rnnkit.layers.LSTM(16)(x).shape
+        (None, 16)
+    """
+    return InputLayer(shape, batch_size=batch_size, name=name, dtype=dtype).output()
 
 
 class Dense(Layer):

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..layers._symbolic import SymbolicTensor
 from ..layers.base import Layer, unique_name
 from ..layers.core import Embedding, InputLayer
-from .model import Model
+from .engine import Engine
+from .functional import Model
 
 
 class Sequential(Model):
@@ -27,8 +29,10 @@ class Sequential(Model):
     flow through every layer.
     """
 
+    _n_inputs = 1   # one input, one output (the engine's defaults), whatever the graph API says
+
     def __init__(self, layers=None, name=None):
-        super().__init__(name=name or unique_name("sequential"))
+        Engine.__init__(self, name=name or unique_name("sequential"))
         self.layers: list[Layer] = []
         self._input_layer = None
         for layer in layers or []:
@@ -36,6 +40,8 @@ class Sequential(Model):
 
     def add(self, layer):
         """Append a layer; an ``Input``/``InputLayer`` only sets the input shape."""
+        if isinstance(layer, SymbolicTensor) and isinstance(layer.node.layer, InputLayer):
+            layer = layer.node.layer
         if not isinstance(layer, Layer):
             raise TypeError(
                 f"Sequential accepts rnnkit layers only, got {type(layer).__name__}."
@@ -95,16 +101,29 @@ class Sequential(Model):
             x = out
         return x, mask
 
-    def backward(self, dy, wrt_logits=False):
-        """Backpropagate dL/dy_pred (or dL/dlogits) through every layer; returns dL/dx."""
-        for i, layer in enumerate(reversed(self.layers)):
-            if i == 0 and wrt_logits:
-                dy = layer.backward(dy, wrt_logits=True)
-            else:
-                dy = layer.backward(dy)
-            if dy is None:  # e.g. Embedding: integer inputs have no gradient
-                break
+    def backward(self, dy, wrt_logits=False, input_grad=True):
+        """Backpropagate dL/dy_pred (or dL/dlogits) through every layer; returns dL/dx.
+
+        ``input_grad=False`` (a training step) lets the first layer skip dL/dx."""
+        first = self.layers[0]
+        first._skip_input_grad = not input_grad
+        try:
+            for i, layer in enumerate(reversed(self.layers)):
+                if i == 0 and wrt_logits:
+                    dy = layer.backward(dy, wrt_logits=True)
+                else:
+                    dy = layer.backward(dy)
+                if dy is None:  # e.g. Embedding: integer inputs have no gradient
+                    break
+        finally:
+            first._skip_input_grad = False
         return dy
+
+    def _final_activation(self, i=0):
+        last = self.layers[-1] if self.layers else None
+        if not getattr(last, "fusable_activation", False):
+            return None
+        return last.activation.name
 
     # -- streaming ---------------------------------------------------------------------
     def stream(self, batch_size=1):
@@ -153,7 +172,7 @@ class Sequential(Model):
             print_fn(f"{r[0]:<{w[0]}}   {r[1]:<{w[1]}}   {r[2]:>{w[2]}}")
         print_fn(line)
         total = self.count_params()
-        trainable = sum(layer.count_params() for layer in self.layers if layer.trainable)
+        trainable = sum(w.size for w in self.trainable_weights)
         print_fn(f"Total params: {total:,}")
         print_fn(f"Trainable params: {trainable:,}")
         print_fn(f"Non-trainable params: {total - trainable:,}")
@@ -173,27 +192,6 @@ class Sequential(Model):
         for spec in config["layers"]:
             model.add(deserialize(spec, custom_objects))
         return model
-
-    # -- saving (implemented in rnnkit.saving) ---------------------------------------------------
-    def save(self, path, include_optimizer=True):
-        """Save config, weights, optimizer state and metadata to one safe file (atomic)."""
-        from ..saving import save_model
-        save_model(self, path, include_optimizer=include_optimizer)
-
-    def save_weights(self, path):
-        """Save only the weights (safetensors, atomic)."""
-        from ..saving import save_weights
-        save_weights(self, path)
-
-    def export_onnx(self, path, opset=None, sequence_lens_input=False):
-        """Export to ONNX with ONNX's own RNN/LSTM/GRU operators (see rnnkit.interop)."""
-        from ..interop.onnx import export_onnx
-        return export_onnx(self, path, opset=opset, sequence_lens_input=sequence_lens_input)
-
-    def load_weights(self, path):
-        """Load weights saved by :meth:`save_weights` (or a full model file)."""
-        from ..saving import load_weights
-        load_weights(self, path)
 
 
 class Stream:
