@@ -1,8 +1,14 @@
 """Layers with Keras names, arguments, defaults and weight layouts."""
 
+from ._symbolic import SymbolicTensor
 from .base import Layer
+from .conv import Conv1D
 from .core import Activation, Dense, Dropout, Embedding, Flatten, Input, InputLayer, Masking
+from .merging import Add, Average, Concatenate, Dot, Maximum, Minimum, Multiply, Subtract
+from .normalization import BatchNormalization, LayerNormalization
+from .pooling import AveragePooling1D, GlobalAveragePooling1D, GlobalMaxPooling1D, MaxPooling1D
 from .recurrent import GRU, LSTM, RNNBase, SimpleRNN
+from .reshaping import Cropping1D, Permute, RepeatVector, Reshape, UpSampling1D, ZeroPadding1D
 from .wrappers import Bidirectional, TimeDistributed
 
 _CUSTOM: dict[str, type] = {}
@@ -53,5 +59,9 @@ def deserialize(spec, custom_objects=None):
 __all__ = [
     "Layer", "RNNBase", "Input", "InputLayer", "Dense", "Embedding", "Dropout", "Activation",
     "Flatten", "Masking", "SimpleRNN", "LSTM", "GRU", "Bidirectional", "TimeDistributed",
+    "Conv1D", "MaxPooling1D", "AveragePooling1D", "GlobalAveragePooling1D", "GlobalMaxPooling1D",
+    "UpSampling1D", "ZeroPadding1D", "Cropping1D", "BatchNormalization", "LayerNormalization",
+    "Concatenate", "Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Dot",
+    "Reshape", "Permute", "RepeatVector", "SymbolicTensor",
     "register_layer", "deserialize",
 ]

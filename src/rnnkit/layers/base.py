@@ -189,7 +189,7 @@ class Layer:
 
     def maybe_build(self, input_shape):
         if not self.built:
-            self.build(tuple(input_shape))
+            self.build(list(map(tuple, input_shape)) if self.list_inputs else tuple(input_shape))
 
     def __call__(self, inputs, training=False, mask=None, **kwargs):
         """Build on first use, then run :meth:`forward` (inference mode unless training=True).
@@ -203,7 +203,10 @@ class Layer:
         x0 = inputs[0] if isinstance(inputs, (list, tuple)) else inputs
         x0 = np.asarray(x0)
         check_finite(x0, f"Input to layer {self.name!r}")
-        self.maybe_build(x0.shape)
+        if self.list_inputs and isinstance(inputs, (list, tuple)):
+            self.maybe_build([np.shape(x) for x in inputs])
+        else:
+            self.maybe_build(x0.shape)
         return self.forward(inputs, training=training, mask=mask, **kwargs)
 
     def forward(self, x, training=False, mask=None):
