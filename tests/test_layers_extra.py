@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from gradcheck import assert_close_grad, numerical_grad
 
 import rnnkit
 from rnnkit import layers as L
-
-from gradcheck import assert_close_grad, numerical_grad
 
 RNG = np.random.default_rng(0)
 
