@@ -108,6 +108,14 @@ def call(layer, inputs, kwargs):
             )
     shapes = [t.shape for t in tensors]
     shape_in = shapes if (input_is_list and layer.list_inputs) else shapes[0]
+    built = layer.input_shape if (layer.built and layer.params) else None
+    if built is not None and not isinstance(shape_in, list) and len(built) == len(shape_in) \
+            and None not in (built[-1], shape_in[-1]) and built[-1] != shape_in[-1]:
+        raise ValueError(
+            f"Layer {layer.name!r} ({type(layer).__name__}) was built for inputs of shape "
+            f"{_shape_str(built)} and cannot take shape {_shape_str(shape_in)}: a shared layer "
+            "needs inputs with the same last dimension."
+        )
     try:
         layer.maybe_build(shape_in)
         out_shape = layer.compute_output_shape(shape_in, **kwargs) if kwargs else \
