@@ -194,3 +194,12 @@ def test_conv1d_causal_output_does_not_see_the_future():
     x2 = x.copy()
     x2[:, 7:] = 99.0
     np.testing.assert_allclose(conv(x2)[:, :7], y[:, :7])
+
+
+def test_same_padding_pooling_leaves_the_padding_out_golden_numbers():
+    # TensorFlow's (and the Keras documentation's) semantics, computed by hand on 0..9
+    x = np.arange(10, dtype=np.float64).reshape(1, 10, 1)
+    avg = L.AveragePooling1D(4, strides=3, padding="same", dtype="float64")(x).ravel()
+    np.testing.assert_allclose(avg, [(0 + 1 + 2) / 3, 3.5, 6.5, (8 + 9) / 2])
+    mx = L.MaxPooling1D(3, strides=2, padding="same", dtype="float64")(x).ravel()
+    np.testing.assert_allclose(mx, [2, 4, 6, 8, 9])
