@@ -176,7 +176,7 @@ def _weight_tensors(model):
     out = {}
     for layer in model.layers:
         for name, w in layer.params.items():
-            out[f"weights/{layer.name}/{name}"] = np.ascontiguousarray(w)
+            out[f"weights/{layer.name}/{name}"] = np.require(w, requirements="C")  # keeps 0-d
     return out
 
 
@@ -220,7 +220,8 @@ def _serialize(model, include_optimizer=True):
         meta["compile"] = _dumps(model.compile_config(), "compile")
         if include_optimizer:
             for k, v in model.optimizer.get_state().items():
-                tensors[f"optimizer/{k}"] = np.ascontiguousarray(np.atleast_1d(v))
+                tensors[f"optimizer/{k}"] = np.require(np.atleast_1d(v) if k == "iterations"
+                                                       else v, requirements="C")
     layer_rngs = {}
     for top in model.layers:
         for path, layer in _walk_layers(top):

@@ -1,6 +1,7 @@
 """Layers with Keras names, arguments, defaults and weight layouts."""
 
 from ._symbolic import SymbolicTensor
+from .attention import AdditiveAttention, Attention, MultiHeadAttention
 from .base import Layer
 from .conv import Conv1D
 from .core import Activation, Dense, Dropout, Embedding, Flatten, Input, InputLayer, Masking
@@ -62,6 +63,7 @@ __all__ = [
     "Conv1D", "MaxPooling1D", "AveragePooling1D", "GlobalAveragePooling1D", "GlobalMaxPooling1D",
     "UpSampling1D", "ZeroPadding1D", "Cropping1D", "BatchNormalization", "LayerNormalization",
     "Concatenate", "Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Dot",
-    "Reshape", "Permute", "RepeatVector", "SymbolicTensor",
+    "Reshape", "Permute", "RepeatVector", "Attention", "AdditiveAttention", "MultiHeadAttention",
+    "SymbolicTensor",
     "register_layer", "deserialize",
 ]

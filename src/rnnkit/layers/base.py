@@ -110,7 +110,8 @@ class Layer:
                                                    self.dtype)
         if value is None:
             value = _init.get(initializer)(tuple(shape), self.dtype)
-        self.params[name] = np.ascontiguousarray(value, dtype=self.dtype)
+        self.params[name] = np.require(np.asarray(value, dtype=self.dtype),
+                                       requirements="C")  # keeps 0-d (scalar) weights 0-d
         self.grads[name] = np.zeros_like(self.params[name])
         reg = _reg.get(regularizer)
         if reg is not None:
