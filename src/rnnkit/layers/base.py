@@ -216,6 +216,19 @@ class Layer:
     def backward(self, dy):
         raise NotImplementedError  # abstract
 
+    @property
+    def output(self):
+        """The symbolic output(s) of this layer's call on symbolic tensors (as Keras'
+        ``layer.output``), e.g. to build a model that exposes an inner layer."""
+        if len(self.inbound_nodes) != 1:
+            raise AttributeError(
+                f"Layer {self.name!r} has been called {len(self.inbound_nodes)} times on symbolic "
+                "tensors; layer.output needs exactly one call. Keep the tensors its calls "
+                "returned instead."
+            )
+        node = self.inbound_nodes[0]
+        return list(node.outputs) if node.output_is_list else node.outputs[0]
+
     def call_state(self):
         """Everything one call leaves on this layer (and its inner layers) for ``backward``.
 

@@ -18,7 +18,6 @@ import numpy as np
 from .. import activations as _act
 from .. import initializers as _init
 from .. import regularizers as _reg
-from ..kernels import threads as _threads
 from .base import Layer, as_float_array, check_positive_int
 
 
@@ -158,7 +157,7 @@ class Conv1D(Layer):
         for g in range(G):
             cg = cols2[:, :, g * Cg:(g + 1) * Cg].reshape(B * n, k * Cg)
             wg = W[:, :, g * Fg:(g + 1) * Fg].reshape(k * Cg, Fg)
-            z[:, g * Fg:(g + 1) * Fg] = _threads.matmul(cg, wg)
+            z[:, g * Fg:(g + 1) * Fg] = np.matmul(cg, wg)
         if self.use_bias:
             z += self.params["bias"]
         a = self.activation.forward(z)
@@ -183,9 +182,9 @@ class Conv1D(Layer):
             dzg = np.ascontiguousarray(dz[:, g * Fg:(g + 1) * Fg])
             wg = W[:, :, g * Fg:(g + 1) * Fg].reshape(k * Cg, Fg)
             self.grads["kernel"][:, :, g * Fg:(g + 1) * Fg] = \
-                _threads.matmul(cg.T, dzg).reshape(k, Cg, Fg)               # dW = cols^T dz
+                np.matmul(cg.T, dzg).reshape(k, Cg, Fg)               # dW = cols^T dz
             dcols[:, :, g * Cg:(g + 1) * Cg] = \
-                _threads.matmul(dzg, np.ascontiguousarray(wg.T)).reshape(B * n, k, Cg)
+                np.matmul(dzg, np.ascontiguousarray(wg.T)).reshape(B * n, k, Cg)
         if self.use_bias:
             np.sum(dz, axis=0, out=self.grads["bias"])
         dcols = dcols.reshape(B, n, k, C)

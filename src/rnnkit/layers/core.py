@@ -53,6 +53,7 @@ class InputLayer(Layer):
             cfg["batch_size"] = self.batch_size
         return cfg
 
+    @property
     def output(self):
         """The symbolic tensor this layer feeds into a functional model (made once)."""
         if not self.inbound_nodes:
@@ -85,7 +86,7 @@ def Input(shape, batch_size=None, dtype=None, name=None):
         >>> rnnkit.layers.LSTM(16)(x).shape
         (None, 16)
     """
-    return InputLayer(shape, batch_size=batch_size, name=name, dtype=dtype).output()
+    return InputLayer(shape, batch_size=batch_size, name=name, dtype=dtype).output
 
 
 class Dense(Layer):

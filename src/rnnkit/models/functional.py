@@ -413,7 +413,7 @@ class Model(Engine):
                 on_layer(layer)
             made[layer.name] = layer
             if isinstance(layer, InputLayer):
-                tensors[(layer.name, 0, 0)] = layer.output()
+                tensors[(layer.name, 0, 0)] = layer.output
 
         def get(ref, reader):
             if (not isinstance(ref, list) or len(ref) != 3 or not isinstance(ref[0], str)
