@@ -192,13 +192,66 @@ def _lens_from(g, mask_f):
     return g.op("Cast", [s], to=6)                                            # INT32
 
 
+def _layer_op(g, layer, x, mask, lens, opset=DEFAULT_OPSET):
+    """Emit the ONNX nodes of one single-input layer. x: tensor name; mask: (bool (B, T)
+    tensor name, reversed?) or None; lens: (B,) int32 valid-step counts or None.
+    Returns the new ``(x, mask, lens)``."""
+    from .. import layers as L
+    where = f"{layer.name!r} ({type(layer).__name__})"
+    layer = _unwrap_time_distributed(layer)
+    spec = _recurrent_spec(layer)
+    if spec is not None:
+        x, mask, lens = _recurrent(g, layer, spec, x, mask, lens)
+    elif isinstance(layer, L.Dense):
+        ws = layer.get_weights()
+        x = g.op("MatMul", [x, g.const("kernel", ws[0].astype(np.float32))])
+        if layer.use_bias:
+            x = g.op("Add", [x, g.const("bias", ws[1].astype(np.float32))])
+        x = _activation(g, layer.activation.name, x, where)
+    elif isinstance(layer, L.Embedding):
+        (E,) = layer.get_weights()
+        ids = x
+        x = g.op("Gather", [g.const("embeddings", E.astype(np.float32)), ids], axis=0)
+        if layer.mask_zero:
+            m = g.op("Not", [g.op("Equal", [ids, g.const("zero", np.array(0, np.int64))])])
+            mask = (m, False)
+            lens = _lens_from(g, g.op("Cast", [m], to=1))
+    elif isinstance(layer, L.Masking):
+        v = g.const("mask_value", np.array(layer.mask_value, np.float32))
+        neq = g.op("Cast", [g.op("Not", [g.op("Equal", [x, v])])], to=1)     # (B, T, F)
+        cnt = g.op("ReduceSum", [neq, g.const("axes", np.array([-1], np.int64))], keepdims=0)
+        m = g.op("Greater", [cnt, g.const("zero", np.array(0.0, np.float32))])  # (B, T)
+        if mask is not None:
+            if mask[1]:
+                raise ValueError(f"export_onnx: Masking layer {where} receives a "
+                                 "time-reversed mask from a go_backwards layer; ONNX "
+                                 "sequence_lens cannot express it. Use Bidirectional.")
+            m = g.op("And", [m, mask[0]])
+        mf = g.op("Cast", [m], to=1)
+        x = g.op("Mul", [x, g.op("Unsqueeze", [mf, g.const("axis", np.array([2], np.int64))])])
+        mask, lens = (m, False), _lens_from(g, mf)
+    elif isinstance(layer, L.Activation):
+        x = _activation(g, layer.activation.name, x, where)
+    elif isinstance(layer, L.Dropout):
+        pass  # identity at inference
+    elif isinstance(layer, L.Flatten):
+        x = g.op("Flatten", [x], axis=1)
+        mask = lens = None
+    else:  # convolution, pooling, normalisation, reshaping (one input)
+        from ._graph_export import onnx_layer
+        x, mask, lens = onnx_layer(g, layer, [x], [(mask, lens)], where, opset)
+    return x, mask, lens
+
+
 def export_onnx(model, path, opset=None, sequence_lens_input=False):
     """Write ``model`` as an ONNX file that ONNX Runtime runs with the same predictions.
 
     Args:
         model: a built :class:`rnnkit.Sequential` of SimpleRNN / LSTM / GRU / Bidirectional /
             Dense / Embedding / Dropout / Activation / Flatten / Masking layers
-            (TimeDistributed(Dense) too).
+            (TimeDistributed(Dense) too), Conv1D, pooling, normalisation, merging and
+            reshaping layers; or a functional :class:`rnnkit.Model` of those (one ONNX input
+            per model input, one output per model output).
         path: destination ``.onnx`` file.
         opset: ONNX opset, default 17, at least 14.
         sequence_lens_input: add a second graph input ``"sequence_lens"`` (B,) int32, the
@@ -230,6 +283,13 @@ def export_onnx(model, path, opset=None, sequence_lens_input=False):
     if not getattr(model, "built", False) or not model.layers:
         raise ValueError("export_onnx: the model is not built. Call it on data or start it with "
                          "rnnkit.layers.Input(shape=...) first.")
+    from ..models import Sequential
+    if not isinstance(model, Sequential):  # a functional graph
+        if sequence_lens_input:
+            raise ValueError("export_onnx: sequence_lens_input=True is for Sequential models; "
+                             "give a functional model a Masking layer instead.")
+        from ._graph_export import export_onnx_graph
+        return export_onnx_graph(model, path, opset)
     g = _Graph(helper, numpy_helper)
     shape = (model._input_layer.shape if model._input_layer is not None
              else tuple(model.layers[0].input_shape[1:]))
@@ -251,52 +311,7 @@ def export_onnx(model, path, opset=None, sequence_lens_input=False):
                           g.op("Unsqueeze", [lens64, g.const("axis", np.array([1], np.int64))])])
         mask, lens = (m, False), "sequence_lens"
     for layer in model.layers:
-        where = f"{layer.name!r} ({type(layer).__name__})"
-        layer = _unwrap_time_distributed(layer)
-        spec = _recurrent_spec(layer)
-        if spec is not None:
-            x, mask, lens = _recurrent(g, layer, spec, x, mask, lens)
-        elif isinstance(layer, L.Dense):
-            ws = layer.get_weights()
-            x = g.op("MatMul", [x, g.const("kernel", ws[0].astype(np.float32))])
-            if layer.use_bias:
-                x = g.op("Add", [x, g.const("bias", ws[1].astype(np.float32))])
-            x = _activation(g, layer.activation.name, x, where)
-        elif isinstance(layer, L.Embedding):
-            (E,) = layer.get_weights()
-            ids = x
-            x = g.op("Gather", [g.const("embeddings", E.astype(np.float32)), ids], axis=0)
-            if layer.mask_zero:
-                m = g.op("Not", [g.op("Equal", [ids, g.const("zero", np.array(0, np.int64))])])
-                mask = (m, False)
-                lens = _lens_from(g, g.op("Cast", [m], to=1))
-        elif isinstance(layer, L.Masking):
-            v = g.const("mask_value", np.array(layer.mask_value, np.float32))
-            neq = g.op("Cast", [g.op("Not", [g.op("Equal", [x, v])])], to=1)     # (B, T, F)
-            cnt = g.op("ReduceSum", [neq, g.const("axes", np.array([-1], np.int64))], keepdims=0)
-            m = g.op("Greater", [cnt, g.const("zero", np.array(0.0, np.float32))])  # (B, T)
-            if mask is not None:
-                if mask[1]:
-                    raise ValueError(f"export_onnx: Masking layer {where} receives a "
-                                     "time-reversed mask from a go_backwards layer; ONNX "
-                                     "sequence_lens cannot express it. Use Bidirectional.")
-                m = g.op("And", [m, mask[0]])
-            mf = g.op("Cast", [m], to=1)
-            x = g.op("Mul", [x, g.op("Unsqueeze", [mf, g.const("axis", np.array([2], np.int64))])])
-            mask, lens = (m, False), _lens_from(g, mf)
-        elif isinstance(layer, L.Activation):
-            x = _activation(g, layer.activation.name, x, where)
-        elif isinstance(layer, L.Dropout):
-            pass  # identity at inference
-        elif isinstance(layer, L.Flatten):
-            x = g.op("Flatten", [x], axis=1)
-            mask = lens = None
-        else:
-            raise ValueError(
-                f"export_onnx: layer {where} is not supported. Supported: SimpleRNN, LSTM, GRU, "
-                "Bidirectional, Dense, Embedding, Activation, Dropout, Flatten, Masking, "
-                "TimeDistributed(Dense/Activation/Dropout)."
-            )
+        x, mask, lens = _layer_op(g, layer, x, mask, lens, opset)
     oshape = (None,) + tuple(shape)
     for layer in model.layers:
         oshape = layer.compute_output_shape(oshape)

@@ -156,6 +156,11 @@ class Model(Engine):
         return order
 
     @property
+    def nodes(self):
+        """The layer calls (:class:`rnnkit.layers._symbolic.Node`) in the order they run."""
+        return list(self._nodes)
+
+    @property
     def inputs(self):
         return list(self._inputs)
 
