@@ -193,3 +193,31 @@ def test_a_cyclic_or_out_of_order_config_is_refused():
     d1["inbound_nodes"][0]["inputs"] = [["d2", 0, 0]]           # d1 <- d2 <- d1
     with pytest.raises(ValueError, match="not computed before it.*cycle"):
         rnnkit.Model.from_config(cfg)
+
+
+def test_every_new_layer_round_trips_through_the_file_format(tmp_path):
+    q, v = rnnkit.Input((8, 4), name="q"), rnnkit.Input((6, 4), name="v")
+    a = L.Attention(use_scale=True, score_mode="concat")([q, v])
+    b = L.AdditiveAttention()([q, v])
+    m, w = L.MultiHeadAttention(2, 3, value_dim=2, output_shape=4)(
+        q, v, return_attention_scores=True)
+    s = L.LayerNormalization()(L.Average()([a, b, m]))
+    s = L.Maximum()([s, L.Minimum()([a, L.Multiply()([b, m])])])
+    c = L.Conv1D(6, 3, padding="causal", dilation_rate=2, groups=2)(s)
+    c = L.AveragePooling1D(2, padding="same")(L.MaxPooling1D(2, strides=1)(c))
+    c = L.Cropping1D((1, 0))(L.ZeroPadding1D(1)(L.UpSampling1D(2)(c)))
+    g = L.GlobalMaxPooling1D()(c)
+    r = L.Reshape((-1,))(L.Permute((2, 1))(L.RepeatVector(3)(g)))
+    d = L.Dot(axes=1, normalize=True)([r, r])
+    y = L.Subtract()([L.Dense(1)(L.Flatten()(w)), d])
+    model = rnnkit.Model([q, v], [y, L.GlobalAveragePooling1D(keepdims=True)(s)])
+    model.compile("adam", ["mse", "mae"])
+    xs = [RNG.standard_normal((3, 8, 4)), RNG.standard_normal((3, 6, 4))]
+    model.fit(xs, [np.zeros((3, 1)), np.zeros((3, 1, 4))], epochs=1, verbose=0)
+    model.save(tmp_path / "all.rnnkit")
+    loaded = rnnkit.load_model(tmp_path / "all.rnnkit")
+    assert [type(la).__name__ for la in loaded.layers] == [type(la).__name__ for la in model.layers]
+    for u, v_ in zip(loaded.predict(xs, verbose=0), model.predict(xs, verbose=0)):
+        np.testing.assert_array_equal(u, v_)
+    for layer in model.layers:
+        assert type(layer).from_config(layer.get_config()).get_config() == layer.get_config()
