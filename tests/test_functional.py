@@ -221,3 +221,20 @@ def test_every_new_layer_round_trips_through_the_file_format(tmp_path):
         np.testing.assert_array_equal(u, v_)
     for layer in model.layers:
         assert type(layer).from_config(layer.get_config()).get_config() == layer.get_config()
+
+
+@pytest.mark.parametrize("module", ["rnnkit.models.functional", "rnnkit.layers.conv",
+                                    "rnnkit.layers.attention", "rnnkit.layers.core"])
+def test_docstring_examples(module):
+    import doctest
+    import importlib
+    result = doctest.testmod(importlib.import_module(module),
+                             optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    assert result.failed == 0 and result.attempted > 0
+
+
+def test_a_model_called_on_symbolic_tensors_is_a_clear_error():
+    x = rnnkit.Input((3,))
+    model = rnnkit.Model(x, L.Dense(2)(x))
+    with pytest.raises(TypeError, match="nesting models is not supported"):
+        model(rnnkit.Input((3,)))

@@ -682,6 +682,11 @@ class Engine(TruncatedBPTT):
 
     @_parallel
     def __call__(self, x, training=False):
+        from ..layers._symbolic import is_symbolic
+        if is_symbolic(x):
+            raise TypeError(f"Model {self.name!r} cannot be called on symbolic tensors (nesting "
+                            "models is not supported): call its layers on them instead, or "
+                            "build one rnnkit.Model from all the layers.")
         x, mask = self._prepare_x(x)
         if training:
             return self.forward(x, training=True, mask=mask)[0]
