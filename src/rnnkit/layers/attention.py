@@ -34,6 +34,13 @@ def _softmax_backward(dA, A):
     return A * (dA - (dA * A).sum(axis=-1, keepdims=True))
 
 
+def _query_mask(mask):
+    """The output of an attention layer carries the query's mask (Keras)."""
+    if not isinstance(mask, (list, tuple)) or mask[0] is None:
+        return None
+    return mask[0]
+
+
 def _causal(Tq, Tv):
     """(Tq, Tv) True where query step i may see value step j (j <= i), as Keras builds it."""
     return np.arange(Tv)[None, :] <= np.arange(Tq)[:, None]
@@ -132,9 +139,7 @@ class _BaseDenseAttention(Layer):
         return [dq, dv, dk]
 
     def compute_mask(self, x, mask):
-        if not isinstance(mask, (list, tuple)) or mask[0] is None:
-            return None
-        return mask[0]
+        return _query_mask(mask)
 
     def compute_output_shape(self, input_shape, return_attention_scores=False,
                              use_causal_mask=False):
@@ -456,9 +461,7 @@ class MultiHeadAttention(Layer):
         return [dq, dv, dk]
 
     def compute_mask(self, x, mask):
-        if not isinstance(mask, (list, tuple)) or mask[0] is None:
-            return None
-        return mask[0]
+        return _query_mask(mask)
 
     def compute_output_shape(self, input_shape, return_attention_scores=False,
                              use_causal_mask=False, attention_mask=None):

@@ -18,6 +18,12 @@ def _to_last(x, data_format):
     return x.transpose(0, 2, 1) if data_format == "channels_first" else x
 
 
+def _check_rank3(layer, shape):
+    if len(shape) != 3:
+        raise ValueError(f"{type(layer).__name__} layer {layer.name!r} expects (batch, "
+                         f"timesteps, channels), got shape {tuple(shape)}.")
+
+
 class _Pooling1D(Layer):
     supports_masking = False
     _kind = ""
@@ -43,9 +49,7 @@ class _Pooling1D(Layer):
     def forward(self, x, training=False, mask=None):
         x = _to_last(as_float_array(x, f"{type(self).__name__} {self.name!r} input", self.dtype),
                      self.data_format)
-        if x.ndim != 3:
-            raise ValueError(f"{type(self).__name__} layer {self.name!r} expects (batch, "
-                             f"timesteps, channels), got shape {x.shape}.")
+        _check_rank3(self, x.shape)
         B, T, C = x.shape
         pl, pr, n = self._lengths(T)
         p, s = self.pool_size, self.strides
@@ -81,9 +85,7 @@ class _Pooling1D(Layer):
         return None
 
     def compute_output_shape(self, input_shape):
-        if len(input_shape) != 3:
-            raise ValueError(f"{type(self).__name__} layer {self.name!r} expects (batch, "
-                             f"timesteps, channels), got shape {tuple(input_shape)}.")
+        _check_rank3(self, input_shape)
         last = self.data_format == "channels_last"
         T = input_shape[1] if last else input_shape[2]
         n = None if T is None else self._lengths(T)[2]
@@ -128,9 +130,7 @@ class _GlobalPooling1D(Layer):
     def _input(self, x, mask):
         x = _to_last(as_float_array(x, f"{type(self).__name__} {self.name!r} input", self.dtype),
                      self.data_format)
-        if x.ndim != 3:
-            raise ValueError(f"{type(self).__name__} layer {self.name!r} expects (batch, "
-                             f"timesteps, channels), got shape {x.shape}.")
+        _check_rank3(self, x.shape)
         if mask is not None:
             mask = np.asarray(mask, bool)
             if mask.shape != x.shape[:2]:
@@ -153,9 +153,7 @@ class _GlobalPooling1D(Layer):
         return None
 
     def compute_output_shape(self, input_shape):
-        if len(input_shape) != 3:
-            raise ValueError(f"{type(self).__name__} layer {self.name!r} expects (batch, "
-                             f"timesteps, channels), got shape {tuple(input_shape)}.")
+        _check_rank3(self, input_shape)
         C = input_shape[2] if self.data_format == "channels_last" else input_shape[1]
         if not self.keepdims:
             return (input_shape[0], C)

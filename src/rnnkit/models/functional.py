@@ -341,15 +341,24 @@ class Model(Engine):
                 rows.append((f"{layer.name} ({type(layer).__name__})",
                              shapes[0] if len(shapes) == 1 else "[" + ", ".join(shapes) + "]",
                              f"{layer.count_params():,}", src or "-"))
-        heads = ("Layer (type)", "Output Shape", "Param #", "Connected to")
+        self._print_table(("Layer (type)", "Output Shape", "Param #", "Connected to"), rows,
+                          print_fn)
+
+    def _print_table(self, heads, rows, print_fn):
+        """The summary table (right-aligned parameter column) and the parameter totals."""
         w = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(heads)]
-        line = "─" * (sum(w) + 9)
+
+        def fmt(r):
+            cells = [f"{c:>{w[i]}}" if i == 2 else f"{c:<{w[i]}}" for i, c in enumerate(r)]
+            return "   ".join(cells).rstrip()
+
+        line = "─" * (sum(w) + 3 * (len(w) - 1))
         print_fn(f'Model: "{self.name}"')
         print_fn(line)
-        print_fn(f"{heads[0]:<{w[0]}}   {heads[1]:<{w[1]}}   {heads[2]:>{w[2]}}   {heads[3]}")
+        print_fn(fmt(heads))
         print_fn(line)
         for r in rows:
-            print_fn(f"{r[0]:<{w[0]}}   {r[1]:<{w[1]}}   {r[2]:>{w[2]}}   {r[3]}")
+            print_fn(fmt(r))
         print_fn(line)
         total = self.count_params()
         trainable = sum(w.size for w in self.trainable_weights)

@@ -161,21 +161,7 @@ class Sequential(Model):
             rows.append((f"{layer.name} ({type(layer).__name__})",
                          "(" + ", ".join(str(s) for s in shape) + ")",
                          f"{layer.count_params():,}"))
-        w = [max(len(h), *(len(r[i]) for r in rows)) for i, h in
-             enumerate(("Layer (type)", "Output Shape", "Param #"))]
-        line = "─" * (sum(w) + 6)
-        print_fn(f'Model: "{self.name}"')
-        print_fn(line)
-        print_fn(f"{'Layer (type)':<{w[0]}}   {'Output Shape':<{w[1]}}   {'Param #':>{w[2]}}")
-        print_fn(line)
-        for r in rows:
-            print_fn(f"{r[0]:<{w[0]}}   {r[1]:<{w[1]}}   {r[2]:>{w[2]}}")
-        print_fn(line)
-        total = self.count_params()
-        trainable = sum(w.size for w in self.trainable_weights)
-        print_fn(f"Total params: {total:,}")
-        print_fn(f"Trainable params: {trainable:,}")
-        print_fn(f"Non-trainable params: {total - trainable:,}")
+        self._print_table(("Layer (type)", "Output Shape", "Param #"), rows, print_fn)
 
     def get_config(self):
         layers = []
