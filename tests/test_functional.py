@@ -238,3 +238,24 @@ def test_a_model_called_on_symbolic_tensors_is_a_clear_error():
     model = rnnkit.Model(x, L.Dense(2)(x))
     with pytest.raises(TypeError, match="nesting models is not supported"):
         model(rnnkit.Input((3,)))
+
+
+def test_several_inputs_with_validation_split_generators_and_single_batches():
+    a, b = rnnkit.Input((4, 2)), rnnkit.Input((3,))
+    y = L.Dense(1)(L.Concatenate()([L.GRU(3)(a), b]))
+    model = rnnkit.Model([a, b], y)
+    model.compile("adam", "mse")
+    xa, xb = RNG.standard_normal((20, 4, 2)), RNG.standard_normal((20, 3))
+    t = xb.sum(axis=1, keepdims=True)
+    hist = model.fit([xa, xb], t, validation_split=0.25, epochs=2, batch_size=4, verbose=0)
+    assert len(hist.history["val_loss"]) == 2
+    def batches():  # a generator: a list would be read as the list of inputs
+        return (([xa[i:i + 5], xb[i:i + 5]], t[i:i + 5]) for i in range(0, 20, 5))
+    model.fit(batches(), epochs=1, verbose=0)
+    assert np.isfinite(model.train_on_batch([xa, xb], t))
+    assert model.evaluate(batches(), verbose=0) == pytest.approx(
+        model.evaluate([xa, xb], t, batch_size=5, verbose=0))
+    np.testing.assert_allclose(model.predict_on_batch([xa, xb]), model.predict([xa, xb], verbose=0),
+                               rtol=1e-6)
+    with pytest.raises(ValueError, match="same number of samples"):
+        model.fit([xa, xb[:5]], t, verbose=0)

@@ -305,7 +305,9 @@ class Engine(TruncatedBPTT):
         if not isinstance(v, (list, tuple)) or len(v) != len(names):
             got = f"{len(v)} arrays" if isinstance(v, (list, tuple)) else type(v).__name__
             raise ValueError(f"Model {self.name!r} has {len(names)} {kind}s {names}: {what} must "
-                             f"be a list (or a dict by name) of {len(names)} arrays, got {got}.")
+                             f"be a list (or a dict by name) of {len(names)} arrays, got {got}. "
+                             "(Batches for such a model come from a generator or another "
+                             "iterable that is not a list.)")
         return [np.asarray(a) for a in v]
 
     def _validate_xy(self, x, y, sample_weight=None):
