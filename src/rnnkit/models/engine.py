@@ -234,8 +234,15 @@ class Engine(TruncatedBPTT):
 
     def compile_from_config(self, record):
         """Compile from a :meth:`compile_config` record."""
-        if not isinstance(record, dict) or not {"loss", "optimizer", "metrics"} <= set(record):
-            raise ValueError(f"A compile record needs loss, optimizer and metrics, got {record!r}.")
+        if not isinstance(record, dict):
+            raise ValueError(f"A compile record must be a JSON object, got {record!r}.")
+        missing = sorted({"loss", "optimizer", "metrics"} - set(record))
+        if missing:
+            raise ValueError(f"A compile record needs the keys loss, optimizer and metrics "
+                             f"(KeyError: {missing} missing).")
+        if not isinstance(record["metrics"], list):
+            raise ValueError(f"Unknown metric record {record['metrics']!r}: a compile record "
+                             "lists metric names (one list per output for several outputs).")
         loss = record["loss"]
         losses = [_losses.get(v) for v in loss] if isinstance(loss, list) else _losses.get(loss)
         self.compile(optimizer=_opt.get(record["optimizer"]), loss=losses,
