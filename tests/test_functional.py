@@ -259,3 +259,19 @@ def test_several_inputs_with_validation_split_generators_and_single_batches():
                                rtol=1e-6)
     with pytest.raises(ValueError, match="same number of samples"):
         model.fit([xa, xb[:5]], t, verbose=0)
+
+
+def test_truncated_bptt_runs_on_a_functional_model_and_matches_whole_sequence_inference():
+    x = rnnkit.Input((None, 2))              # windows are shorter than the sequences
+    h = L.LSTM(4, return_sequences=True)(x)
+    y = L.Dense(1)(L.Add()([h, L.GRU(4, return_sequences=True)(x)]))
+    model = rnnkit.Model(x, y)
+    model.compile("adam", "mse")
+    X, Y = RNG.standard_normal((6, 12, 2)), RNG.standard_normal((6, 12, 1))
+    model.fit(X, Y, epochs=1, tbptt=4, verbose=0)
+    np.testing.assert_allclose(model.predict(X, tbptt=5, verbose=0), model.predict(X, verbose=0),
+                               rtol=1e-5, atol=1e-6)
+    two = rnnkit.Model(x, [y, L.Dense(1)(h)])
+    two.compile("adam", "mse")
+    with pytest.raises(ValueError, match="tbptt needs a model with one input and one output"):
+        two.fit(X, [Y, Y], tbptt=4, verbose=0)
