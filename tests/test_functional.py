@@ -113,12 +113,16 @@ def test_several_outputs_losses_metrics_and_loss_weights():
     X = RNG.standard_normal((16, 5, 2)).astype("float32")
     Yc, Yr = np.eye(3)[RNG.integers(0, 3, 16)], X.sum(axis=(1, 2))[:, None]
     res = model.evaluate(X, {"cls": Yc, "reg": Yr}, return_dict=True, verbose=0)
-    assert set(res) == {"loss", "cls_accuracy"}
+    assert list(res) == ["loss", "cls_loss", "reg_loss", "cls_accuracy"]
     pc, pr = model.predict(X, verbose=0)
     cce = -np.mean(np.sum(Yc * np.log(np.clip(pc, 1e-7, 1)), axis=1))
-    assert res["loss"] == pytest.approx(cce + 0.25 * np.mean((pr - Yr) ** 2), rel=1e-4)
+    mse = np.mean((pr - Yr) ** 2)
+    assert res["loss"] == pytest.approx(cce + 0.25 * mse, rel=1e-4)
+    assert res["cls_loss"] == pytest.approx(cce, rel=1e-4)
+    assert res["reg_loss"] == pytest.approx(mse, rel=1e-4)
     hist = model.fit(X, [Yc, Yr], epochs=3, verbose=0)
     assert hist.history["loss"][-1] < hist.history["loss"][0]
+    assert len(hist.history["reg_loss"]) == 3
 
 
 def test_save_and_load_a_functional_model(tmp_path):

@@ -107,6 +107,7 @@ class Engine(TruncatedBPTT):
         self.loss_weights = None    # None, or one float per output
         self.metrics = []           # flat list; names prefixed by the output's for several outputs
         self._output_metrics = [[]]  # the same metrics, one list per output
+        self._loss_trackers = []     # per-output losses (several outputs)
         self.compiled = False
         self.stop_training = False
         self.history = None
@@ -220,7 +221,10 @@ class Engine(TruncatedBPTT):
             for name, ms in zip(self.output_names, self._output_metrics):
                 for m in ms:
                     m.name = f"{name}_{m.name}"
-        self.metrics = [m for ms in self._output_metrics for m in ms]
+        # several outputs: each output's (unweighted) loss is logged as "<output>_loss"
+        self._loss_trackers = [_metrics.Mean(name=f"{name}_loss") for name in self.output_names] \
+            if n > 1 else []
+        self.metrics = self._loss_trackers + [m for ms in self._output_metrics for m in ms]
         self.compiled = True
 
     def compile_config(self):
@@ -423,10 +427,11 @@ class Engine(TruncatedBPTT):
         preds, masks = self._run_outputs(x, True, mask_in)
         masks = [self._output_mask(p, m) for p, m in zip(preds, masks)]
         loss = self.regularization_loss()
-        dys, fused = [], []
+        dys, fused, parts = [], [], []
         for i, (yt, yp, m) in enumerate(zip(self._targets(y), preds, masks)):
             fn, w = self._losses[i], self._loss_w[i]
-            loss += w * fn(yt, yp, sample_weight, m)
+            parts.append(fn(yt, yp, sample_weight, m))
+            loss += w * parts[-1]
             fuse = (fn.fused_activation is not None
                     and self._final_activation(i) == fn.fused_activation)
             dy = (fn.gradient_logits if fuse else fn.gradient)(yt, yp, sample_weight, m)
@@ -440,7 +445,12 @@ class Engine(TruncatedBPTT):
         self.backward(dys, wrt_logits=fused, input_grad=False)
         for layer in self.layers:
             layer.add_regularization_grads()
+        self._track_losses(parts, len(preds[0]))
         return loss, preds, masks
+
+    def _track_losses(self, parts, n):
+        for tracker, value in zip(self._loss_trackers, parts):
+            tracker.update_value(value, n)
 
     def _train_step(self, x, y, sample_weight=None, mask_in=None):
         loss, preds, masks = self._loss_and_grad(x, y, sample_weight, mask_in)
@@ -634,8 +644,10 @@ class Engine(TruncatedBPTT):
             loss = 0.0
             for ys, sww, preds, masks, frac in pieces:
                 masks = [self._output_mask(p, m) for p, m in zip(preds, masks)]
-                for fn, w, yw, yp, m in zip(self._losses, self._loss_w, ys, preds, masks):
-                    loss += frac * w * fn(yw, yp, sww, m)
+                parts = [fn(yw, yp, sww, m) for fn, yw, yp, m
+                         in zip(self._losses, ys, preds, masks)]
+                loss += frac * sum(w * v for w, v in zip(self._loss_w, parts))
+                self._track_losses(parts, len(preds[0]))
                 self._update_metrics(ys, preds, sww, masks)
             n = len(self._targets(yb)[0])
             total += loss * n
