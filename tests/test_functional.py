@@ -279,3 +279,12 @@ def test_truncated_bptt_runs_on_a_functional_model_and_matches_whole_sequence_in
     two.compile("adam", "mse")
     with pytest.raises(ValueError, match="tbptt needs a model with one input and one output"):
         two.fit(X, [Y, Y], tbptt=4, verbose=0)
+
+
+def test_a_graph_deeper_than_the_recursion_limit_is_ordered():
+    x = rnnkit.Input((3,))
+    h = x
+    for _ in range(1500):
+        h = L.Activation("linear")(h)
+    model = rnnkit.Model(x, L.Add()([h, x]))
+    np.testing.assert_allclose(model.predict(np.ones((2, 3)), verbose=0), 2.0)

@@ -125,29 +125,39 @@ class Model(Engine):
         inputs = {id(t) for t in self._inputs}
         order, done, active = [], set(), set()
 
-        def visit(t, reader):
-            node = t.node
+        def check(t, reader):
+            """True when ``t`` comes from a node still to visit; refuses foreign inputs."""
             if id(t) in inputs:
-                return
-            if isinstance(node.layer, InputLayer):
+                return False
+            if isinstance(t.node.layer, InputLayer):
                 raise ValueError(
-                    f"Graph disconnected: layer {reader!r} reads input {node.layer.name!r} of "
+                    f"Graph disconnected: layer {reader!r} reads input {t.node.layer.name!r} of "
                     f"shape {_shape_str(t.shape)}, which is not among the model inputs "
                     f"{[i.node.layer.name for i in self._inputs]}. Add it to inputs=[...]."
                 )
-            if id(node) in done:
-                return
-            if id(node) in active:
-                raise ValueError(f"The graph has a cycle through layer {node.layer.name!r}.")
-            active.add(id(node))
-            for src in node.inputs:
-                visit(src, node.layer.name)
-            active.discard(id(node))
-            done.add(id(node))
-            order.append(node)
+            if id(t.node) in active:
+                raise ValueError(f"The graph has a cycle through layer {t.node.layer.name!r}.")
+            return id(t.node) not in done
 
-        for t in self._outputs:
-            visit(t, "(model output)")
+        # depth-first, with an explicit stack (graphs deeper than Python's recursion limit)
+        for out in self._outputs:
+            if not check(out, "(model output)"):
+                continue
+            stack = [(out.node, 0)]
+            active.add(id(out.node))
+            while stack:
+                node, k = stack[-1]
+                if k < len(node.inputs):
+                    stack[-1] = (node, k + 1)
+                    src = node.inputs[k]
+                    if check(src, node.layer.name):
+                        active.add(id(src.node))
+                        stack.append((src.node, 0))
+                    continue
+                stack.pop()
+                active.discard(id(node))
+                done.add(id(node))
+                order.append(node)
         used = {id(src) for node in order for src in node.inputs} | {id(t) for t in self._outputs}
         unused = [t.node.layer.name for t in self._inputs if id(t) not in used]
         if unused:
