@@ -511,7 +511,7 @@ class Model:
         data = da.make_adapter(self, x, y, sample_weight, batch_size or 32, False)
         res = self._evaluate_adapter(data, tbptt)
         if verbose not in (0, "auto"):
-            print(" - ".join(f"{k}: {v:.4f}" for k, v in res.items()))
+            print(" - ".join(f"{k}: {_metrics.format_value(v)}" for k, v in res.items()))
         if return_dict:
             return res
         return res["loss"] if not self.metrics else list(res.values())

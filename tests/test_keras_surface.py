@@ -1,0 +1,199 @@
+"""The everyday Keras surface a Keras user reaches for: Nadam, the extra losses and metrics,
+each equal to Keras 3's numbers; the losses' hand-written gradients against float64 central
+differences."""
+
+import os
+
+import numpy as np
+import pytest
+from gradcheck import assert_close_grad, numerical_grad
+
+from rnnkit import losses, metrics, optimizers
+
+os.environ.setdefault("KERAS_BACKEND", "torch")
+
+
+# ------------------------------------------------------------------------------- Nadam
+@pytest.mark.parametrize("kw", [{"learning_rate": 0.01},
+                                {"learning_rate": 0.02, "beta_1": 0.8, "clipnorm": 0.5}])
+def test_nadam_matches_keras_step_by_step(kw):
+    import keras
+
+    r = np.random.default_rng(0)
+    w0 = [r.normal(size=(3, 4)), r.normal(size=(4,))]
+    grads = [[r.normal(size=w.shape) for w in w0] for _ in range(7)]
+    ours = optimizers.Nadam(**kw)
+    w = [a.copy() for a in w0]
+    kopt = keras.optimizers.Nadam(**kw)
+    kvars = [keras.Variable(a.astype("float32")) for a in w0]
+    for g in grads:
+        ours.apply(w, [x.copy() for x in g])
+        kopt.apply_gradients([(keras.ops.convert_to_tensor(x.astype("float32")), v)
+                              for x, v in zip(g, kvars)])
+        for a, v in zip(w, kvars):
+            ref = keras.ops.convert_to_numpy(v)
+            assert np.allclose(a, ref, rtol=1e-4, atol=1e-5), (
+                f"Nadam{kw}: rnnkit vs reference (Keras)\n{a}\n{ref}")
+
+
+def test_nadam_resumes_exactly_from_its_state():
+    r = np.random.default_rng(1)
+    grads = [[r.normal(size=(5,))] for _ in range(6)]
+    a, w_a = optimizers.Nadam(0.05), [np.ones(5)]
+    for g in grads:
+        a.apply(w_a, [g[0].copy()])
+    b, w_b = optimizers.Nadam(0.05), [np.ones(5)]
+    for g in grads[:3]:
+        b.apply(w_b, [g[0].copy()])
+    c = optimizers.get({"class_name": "Nadam", "config": b.get_config()})
+    c.set_state(b.get_state(), w_b)
+    for g in grads[3:]:
+        c.apply(w_b, [g[0].copy()])
+    assert np.array_equal(w_a[0], w_b[0])
+    assert isinstance(optimizers.get("nadam"), optimizers.Nadam)
+
+
+# ------------------------------------------------------------------------------- losses
+NEW_LOSSES = [("kl_divergence", "probs"), ("log_cosh", "any"), ("poisson", "positive"),
+              ("cosine_similarity", "any"), ("huber", "any")]
+
+
+def _pair(kind, r, shape=(4, 3, 5)):
+    if kind == "probs":
+        y = r.dirichlet(np.ones(shape[-1]), size=shape[:-1])
+        p = r.dirichlet(np.ones(shape[-1]), size=shape[:-1])
+    elif kind == "positive":
+        y = r.poisson(2.0, size=shape).astype(np.float64)
+        p = r.uniform(0.2, 4.0, size=shape)
+    else:
+        y = r.normal(size=shape)
+        p = r.normal(size=shape) * 2.0   # errors on both sides of huber's delta
+    return y, p
+
+
+@pytest.mark.parametrize("name,kind", NEW_LOSSES)
+def test_new_losses_match_keras(name, kind):
+    import keras
+
+    r = np.random.default_rng(2)
+    y, p = _pair(kind, r, (6, 5))
+    sw = r.uniform(0.5, 2.0, size=6)
+    ours = losses.get(name)
+    ref = getattr(keras.losses, {"kl_divergence": "KLDivergence", "log_cosh": "LogCosh",
+                                 "poisson": "Poisson", "cosine_similarity": "CosineSimilarity",
+                                 "huber": "Huber"}[name])()
+    want = float(keras.ops.convert_to_numpy(ref(y.astype("float32"), p.astype("float32"))))
+    assert ours(y, p) == pytest.approx(want, rel=1e-5, abs=1e-6), (name, "rnnkit vs Keras")
+    want_w = float(keras.ops.convert_to_numpy(
+        ref(y.astype("float32"), p.astype("float32"), sample_weight=sw.astype("float32"))))
+    assert ours(y, p, sample_weight=sw) == pytest.approx(want_w, rel=1e-5, abs=1e-6)
+
+
+@pytest.mark.parametrize("name,kind", NEW_LOSSES)
+def test_new_losses_gradient_float64(name, kind):
+    r = np.random.default_rng(3)
+    y, p = _pair(kind, r)
+    sw = r.uniform(0.5, 2.0, size=4)
+    mask = r.uniform(size=(4, 3)) > 0.3
+    loss = losses.get(name)
+    num = numerical_grad(lambda: loss(y, p, sample_weight=sw, mask=mask), p)
+    assert_close_grad(loss.gradient(y, p, sample_weight=sw, mask=mask), num, name, tol=1e-6)
+
+
+def test_new_losses_gradient_against_torch_autograd_reference():
+    """A second opinion on the formulas: torch's autograd of the same Keras definitions."""
+    import torch
+
+    r = np.random.default_rng(4)
+    eps = 1e-7
+    for name, kind in NEW_LOSSES[:4]:
+        y, p = _pair(kind, r, (5, 4))
+        pt = torch.tensor(p, requires_grad=True)
+        yt = torch.tensor(y)
+        if name == "kl_divergence":
+            yc = yt.clamp(eps, 1)
+            v = (yc * torch.log(yc / pt.clamp(eps, 1))).sum(-1)
+        elif name == "log_cosh":
+            v = torch.log(torch.cosh(pt - yt)).mean(-1)
+        elif name == "poisson":
+            v = (pt - yt * torch.log(pt + eps)).mean(-1)
+        else:
+            v = -(torch.nn.functional.normalize(yt, dim=-1, eps=eps)
+                  * torch.nn.functional.normalize(pt, dim=-1, eps=eps)).sum(-1)
+        v.mean().backward()
+        assert np.allclose(losses.get(name).gradient(y, p), pt.grad.numpy(), atol=1e-10), name
+
+
+def test_loss_names_round_trip_through_config():
+    for name in ("kld", "logcosh", "poisson", "cosine_similarity", "KLDivergence"):
+        loss = losses.get(name)
+        again = losses.get(losses.serialize(loss))
+        assert type(again) is type(loss)
+
+
+# ------------------------------------------------------------------------------- metrics
+def _keras_metric(obj, y, p, sw=None, batches=2):
+    import keras
+
+    idx = np.array_split(np.arange(len(y)), batches)
+    for i in idx:
+        obj.update_state(y[i].astype("float32"), p[i].astype("float32"),
+                         sample_weight=None if sw is None else sw[i].astype("float32"))
+    return keras.ops.convert_to_numpy(obj.result())
+
+
+def _ours(obj, y, p, sw=None, batches=2):
+    for i in np.array_split(np.arange(len(y)), batches):
+        obj.update(y[i], p[i], None if sw is None else sw[i])
+    return obj.result()
+
+
+@pytest.mark.parametrize("case", [
+    ("AUC", {}, "binary"), ("AUC", {"curve": "PR"}, "binary"),
+    ("AUC", {"num_thresholds": 13, "summation_method": "minoring"}, "binary"),
+    ("AUC", {"curve": "PR", "summation_method": "majoring"}, "multi"),
+    ("Precision", {}, "binary"), ("Precision", {"thresholds": 0.3}, "multi"),
+    ("Precision", {"class_id": 1}, "multi"), ("Precision", {"top_k": 2}, "multi"),
+    ("Recall", {}, "binary"), ("Recall", {"thresholds": 0.7, "class_id": 2}, "multi"),
+    ("F1Score", {}, "onehot"), ("F1Score", {"average": "macro"}, "onehot"),
+    ("F1Score", {"average": "micro", "threshold": 0.4}, "multi"),
+    ("F1Score", {"average": "weighted"}, "onehot"),
+    ("TopKCategoricalAccuracy", {"k": 2}, "onehot"),
+    ("SparseTopKCategoricalAccuracy", {"k": 3}, "sparse"),
+], ids=str)
+@pytest.mark.parametrize("weighted", [False, True])
+def test_new_metrics_match_keras(case, weighted):
+    import keras
+
+    name, kw, kind = case
+    r = np.random.default_rng(5)
+    n, c = 40, 4
+    if kind == "binary":
+        y = (r.uniform(size=(n, 1)) > 0.5).astype(float)
+        p = np.clip(0.6 * y + r.uniform(size=(n, 1)) * 0.6, 0, 1)
+    elif kind == "multi":
+        y = (r.uniform(size=(n, c)) > 0.6).astype(float)
+        p = r.uniform(size=(n, c))
+    else:
+        labels = r.integers(0, c, n)
+        y = labels.astype(float) if kind == "sparse" else np.eye(c)[labels]
+        p = r.dirichlet(np.ones(c), size=n) + 0.3 * np.eye(c)[labels]
+    sw = r.uniform(0.2, 2.0, size=n) if weighted else None
+    ours = _ours(getattr(metrics, name)(**kw), y, p, sw)
+    ref = _keras_metric(getattr(keras.metrics, name)(**kw), y, p, sw)
+    assert np.allclose(ours, ref, rtol=1e-4, atol=1e-5), f"{name}{kw}: rnnkit {ours} vs Keras {ref}"
+
+
+def test_metric_names_in_compile_and_fit():
+    import rnnkit
+
+    r = np.random.default_rng(6)
+    x = r.normal(size=(32, 5, 2)).astype("float32")
+    y = (x[:, :, 0].sum(1) > 0).astype("float32")[:, None]
+    model = rnnkit.Sequential([rnnkit.layers.GRU(4), rnnkit.layers.Dense(1, activation="sigmoid")])
+    model.compile(optimizer="nadam", loss="binary_crossentropy",
+                  metrics=["auc", "precision", "recall", rnnkit.metrics.F1Score(threshold=0.5)])
+    hist = model.fit(x, y, epochs=2, verbose=0)
+    assert set(hist.history) >= {"loss", "auc", "precision", "recall", "f1_score"}
+    res = model.evaluate(x, y, verbose=0, return_dict=True)
+    assert 0.0 <= res["auc"] <= 1.0
