@@ -3,6 +3,7 @@ fix and names the trap it guards against."""
 
 import csv
 import json
+import os
 import subprocess
 import sys
 
@@ -219,3 +220,69 @@ def test_predict_json_and_head_without_broken_pipe(tmp_path, capsys):
                          text=True, timeout=120)
     assert "Broken pipe" not in res.stderr and "Traceback" not in res.stderr, res.stderr
     assert len(res.stdout.splitlines()) == 2
+
+
+# ------------------------------------------------------------------------------- file formats
+def _small_model():
+    model = rnnkit.Sequential([rnnkit.layers.Input((None, 3)), rnnkit.layers.LSTM(4),
+                               rnnkit.layers.Dense(2)])
+    model.compile(optimizer="adam", loss="mse")
+    return model
+
+
+def test_save_keras_suffix_writes_a_real_keras_file(tmp_path):
+    import keras
+
+    model = _small_model()
+    x = np.random.default_rng(0).normal(size=(2, 5, 3)).astype("float32")
+    model.save(tmp_path / "m.keras")
+    kmodel = keras.saving.load_model(tmp_path / "m.keras")
+    assert np.allclose(keras.ops.convert_to_numpy(kmodel(x)), model.predict(x, verbose=0),
+                       atol=1e-5)
+
+
+def test_save_h5_refuses_and_names_the_alternatives(tmp_path):
+    with pytest.raises(ValueError, match=r"legacy HDF5.*'\.keras'.*to_keras.*'\.rnnkit'"):
+        _small_model().save(tmp_path / "m.h5")
+    assert not (tmp_path / "m.h5").exists()
+
+
+def test_load_model_on_keras_and_torch_files_names_the_interop_function(tmp_path):
+    import torch
+
+    from rnnkit.interop import to_keras
+
+    model = _small_model()
+    to_keras(model, tmp_path / "m.keras")
+    with pytest.raises(rnnkit.RnnkitFileError, match=r"rnnkit\.interop\.from_keras\(path\)"):
+        rnnkit.load_model(tmp_path / "m.keras")
+    torch.save(torch.nn.LSTM(3, 4).state_dict(), tmp_path / "m.pt")
+    with pytest.raises(rnnkit.RnnkitFileError, match=r"PyTorch checkpoint.*from_torch"):
+        rnnkit.load_model(tmp_path / "m.pt")
+    import h5py
+    with h5py.File(tmp_path / "w.weights.h5", "w") as f:
+        f["x"] = np.zeros(2)
+    with pytest.raises(rnnkit.RnnkitFileError, match=r"from_keras\(path, config"):
+        rnnkit.load_model(tmp_path / "w.weights.h5")
+
+
+def test_from_keras_on_a_missing_path_says_it_does_not_exist(tmp_path):
+    from rnnkit.interop import from_keras
+
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        from_keras(tmp_path / "nope.keras")
+
+
+def test_to_keras_works_without_keras_backend_set(tmp_path):
+    """With the [keras] extra alone (no TensorFlow) and KERAS_BACKEND unset."""
+    env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
+    env["PYTHONPATH"] = os.path.abspath("src") + os.pathsep + env.get("PYTHONPATH", "")
+    code = ("import rnnkit, numpy as np\n"
+            "from rnnkit.interop import to_keras\n"
+            "m = rnnkit.Sequential([rnnkit.layers.Input((None, 2)), rnnkit.layers.GRU(3)])\n"
+            f"to_keras(m, {str(tmp_path / 'g.keras')!r})\n"
+            "import keras; print(keras.backend.backend())\n")
+    res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip().splitlines()[-1] == "torch"

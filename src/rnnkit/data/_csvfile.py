@@ -291,8 +291,9 @@ def csv_column_roles(path, delimiter=","):
         if j == 0 and key in INDEX_NAMES:
             roles[name], reasons[name] = "index", "unnamed leading column: a row index"
             continue
-        if any(v is None for v in nums):
-            text = [c.strip() for c, v in zip(cells, nums) if v is None]
+        text = [c.strip() for c, v in zip(cells, nums) if v is None]
+        if len(text) * 2 > len(cells):     # mostly text (a few bad cells stay 'value' and
+            # are reported by line when read)
             if all(_DATE_RE.match(t) for t in text):
                 roles[name], reasons[name] = "date", "dates or times"
             elif key in ID_NAMES:
@@ -300,7 +301,7 @@ def csv_column_roles(path, delimiter=","):
             else:
                 roles[name], reasons[name] = "text", f"text such as {text[0]!r}"
             continue
-        vals = np.array(nums, dtype=np.float64)
+        vals = np.array([math.nan if v is None else v for v in nums], dtype=np.float64)
         finite = vals[np.isfinite(vals)]
         integral = finite.size > 0 and np.all(finite == np.round(finite))
         steps = np.diff(finite)
