@@ -197,3 +197,100 @@ def test_metric_names_in_compile_and_fit():
     assert set(hist.history) >= {"loss", "auc", "precision", "recall", "f1_score"}
     res = model.evaluate(x, y, verbose=0, return_dict=True)
     assert 0.0 <= res["auc"] <= 1.0
+
+
+# ------------------------------------------------------------------------------- model API
+def _model(**first):
+    import rnnkit
+
+    rnnkit.utils.set_random_seed(0)
+    model = rnnkit.Sequential([rnnkit.layers.LSTM(4, **first), rnnkit.layers.Dropout(0.5),
+                               rnnkit.layers.Dense(2)])
+    model.compile(optimizer="adam", loss="mse")
+    return model
+
+
+def test_to_json_and_model_from_json_round_trip():
+    import json
+
+    import rnnkit
+
+    model = _model(input_shape=(None, 3))
+    again = rnnkit.models.model_from_json(model.to_json())
+    assert json.loads(again.to_json())["config"] == json.loads(model.to_json())["config"]
+    assert [w.shape for w in again.get_weights()] == [w.shape for w in model.get_weights()]
+    with pytest.raises(ValueError, match="expected a Sequential model's JSON"):
+        rnnkit.models.model_from_json('{"class_name": "Functional", "config": {}}')
+    with pytest.raises(ValueError, match="not a JSON string"):
+        rnnkit.models.model_from_json("lstm")
+
+
+def test_pop_removes_the_last_layer():
+    model = _model(input_shape=(None, 3))
+    last = model.pop()
+    assert last.name.startswith("dense") and len(model.layers) == 2
+    x = np.ones((2, 5, 3), "float32")
+    assert model.predict(x, verbose=0).shape == (2, 4)
+    model.pop()
+    model.pop()
+    with pytest.raises(ValueError, match="has no layers to remove"):
+        model.pop()
+
+
+def test_batch_input_shape_for_a_stateful_model(tmp_path):
+    import rnnkit
+
+    model = _model(stateful=True, batch_input_shape=(2, 5, 3))
+    assert model._input_layer.batch_size == 2
+    x = np.random.default_rng(0).normal(size=(4, 5, 3)).astype("float32")
+    model.fit(x, np.zeros((4, 2), "float32"), batch_size=2, shuffle=False, epochs=1, verbose=0)
+    with pytest.raises(ValueError, match=r"batches of exactly 2 rows.*got a batch of 3"):
+        model.predict(x[:3], batch_size=3, verbose=0)
+    model.save(tmp_path / "s.rnnkit")
+    again = rnnkit.load_model(tmp_path / "s.rnnkit")
+    assert again._input_layer.batch_size == 2
+    assert rnnkit.layers.Input(batch_shape=(2, 5, 3)).batch_size == 2
+    with pytest.raises(ValueError, match="batch_input_shape must be"):
+        rnnkit.layers.LSTM(3, batch_input_shape=(0, 5, 3))
+
+
+def test_state_dict_parameters_train_eval():
+    model = _model(input_shape=(None, 3))
+    names = [n for n, _ in model.named_parameters()]
+    assert names[:3] == [f"{model.layers[0].name}.kernel",
+                         f"{model.layers[0].name}.recurrent_kernel",
+                         f"{model.layers[0].name}.bias"]
+    assert sum(p.size for p in model.parameters()) == model.count_params()
+    sd = model.state_dict()
+    assert all(isinstance(v, np.ndarray) for v in sd.values())
+    other = _model(input_shape=(None, 3))
+    other.layers[0].name, other.layers[2].name = model.layers[0].name, model.layers[2].name
+    other.load_state_dict({k: v * 1.0 for k, v in sd.items()})
+    x = np.random.default_rng(1).normal(size=(3, 5, 3)).astype("float32")
+    assert np.allclose(other.predict(x, verbose=0), model.predict(x, verbose=0))
+    with pytest.raises(KeyError, match="missing"):
+        other.load_state_dict({"nope": np.zeros(1)})
+    missing, unexpected = other.load_state_dict({"nope": np.zeros(1)}, strict=False)
+    assert unexpected == ["nope"] and len(missing) == len(sd)
+    bad = dict(sd)
+    bad[names[0]] = np.zeros((1, 1))
+    with pytest.raises(ValueError, match="has shape"):
+        other.load_state_dict(bad)
+    # train(): model(x) runs with dropout; eval(): deterministic
+    assert model.eval() is model and not model.training
+    assert np.array_equal(model(x), model(x))
+    model.train()
+    assert model.training and not np.array_equal(model(x), model(x))
+
+
+def test_missing_keras_names_say_what_to_use():
+    import rnnkit
+
+    with pytest.raises(AttributeError, match=r"ConvLSTM2D is a Keras name that is not in "
+                                             r"rnnkit\. Use instead: .*LSTM"):
+        rnnkit.layers.ConvLSTM2D  # noqa: B018
+    with pytest.raises(AttributeError, match=r"Lion .*not in rnnkit.*Adam, AdamW or Nadam"):
+        rnnkit.optimizers.Lion  # noqa: B018
+    with pytest.raises(AttributeError, match=r"not in rnnkit\. Available: .*LSTM"):
+        rnnkit.layers.NoSuchLayer  # noqa: B018
+    assert not hasattr(rnnkit.layers, "__wrapped__")

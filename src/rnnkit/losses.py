@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._keras_names import missing_name_hook as _missing_name_hook
+
 EPSILON = 1e-7  # Keras backend.epsilon()
 
 
@@ -453,3 +455,8 @@ def get(identifier) -> Loss:
 
 def serialize(loss: Loss) -> dict:
     return {"class_name": type(loss).__name__, "config": loss.get_config()}
+
+
+__getattr__ = _missing_name_hook(__name__, [n for n, v in dict(globals()).items()
+                                             if not n.startswith("_")
+                                             and getattr(v, "__module__", None) == __name__])

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._keras_names import missing_name_hook as _missing_name_hook
+
 
 class Metric:
     name = "metric"
@@ -416,3 +418,8 @@ def get(identifier, loss=None) -> Metric:
             f"Unknown metric {identifier!r}. Expected 'accuracy' or one of {sorted(_REGISTRY)}."
         )
     return _REGISTRY[key](name=identifier)
+
+
+__getattr__ = _missing_name_hook(__name__, [n for n, v in dict(globals()).items()
+                                             if not n.startswith("_")
+                                             and getattr(v, "__module__", None) == __name__])

@@ -28,6 +28,7 @@ from .. import metrics as _metrics
 from .. import optimizers as _opt
 from ..kernels import threads as _threads
 from ..layers.base import check_finite, inference
+from ._torch_habits import TorchHabits
 
 
 def _parallel(method):
@@ -91,7 +92,7 @@ class _Interrupt:
         return False
 
 
-class Model:
+class Model(TorchHabits):
     """Base class holding compile/fit/evaluate/predict. See :class:`rnnkit.Sequential`."""
 
     def __init__(self, name=None):
@@ -627,7 +628,9 @@ class Model:
         return out
 
     @_parallel
-    def __call__(self, x, training=False):
+    def __call__(self, x, training=None):
+        """The model's output for ``x``; ``training`` None follows :meth:`train` / :meth:`eval`."""
+        training = self.training if training is None else training
         x, mask = self._prepare_x(x)
         if training:
             return self.forward(x, training=True, mask=mask)[0]

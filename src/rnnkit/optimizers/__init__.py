@@ -26,6 +26,7 @@ import math
 
 import numpy as np
 
+from .._keras_names import missing_name_hook as _missing_name_hook
 from . import schedules
 from .schedules import LearningRateSchedule
 
@@ -405,3 +406,6 @@ def serialize(opt: Optimizer) -> dict:
 
 __all__ = ["Optimizer", "SGD", "RMSprop", "Adam", "AdamW", "Adagrad", "Nadam", "schedules", "get",
            "serialize"]
+
+
+__getattr__ = _missing_name_hook(__name__, __all__)
