@@ -298,8 +298,9 @@ def _interop_hint(path, head):
     keras_h5 = (" A Keras .h5 / .weights.h5 file is read by rnnkit.interop.from_keras(path, "
                 "config=...) (the config from keras_model.to_json()).")
     torch_hint = (" A PyTorch checkpoint is read by torch itself: module.load_state_dict("
-                  "torch.load(path)), then rnnkit.interop.from_torch(module) (or "
-                  "rnnkit.interop.from_torch_state_dict(torch.load(path)) for a state dict).")
+                  "torch.load(path, weights_only=True)), then rnnkit.interop.from_torch(module) "
+                  "(or rnnkit.interop.from_torch_state_dict(torch.load(path, weights_only=True)) "
+                  "for a state dict).")
     if head.startswith(b"\x89HDF"):
         return keras_h5
     if head.startswith(b"PK"):

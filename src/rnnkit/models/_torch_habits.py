@@ -1,4 +1,5 @@
-"""PyTorch habits on rnnkit models: ``state_dict``, ``parameters``, ``train()`` / ``eval()``.
+"""PyTorch habits on rnnkit models: ``state_dict``, ``parameters``, ``model.train()`` and
+``model.eval()``.
 
 rnnkit names a weight ``"<layer name>.<weight name>"`` (``"lstm.kernel"``,
 ``"dense.bias"``) and stores it in Keras layout as a NumPy array; converting to PyTorch's own
