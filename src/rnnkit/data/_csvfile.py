@@ -210,7 +210,7 @@ LABEL_NAMES = frozenset({"label", "labels", "class", "classes", "category", "spe
 ID_NAMES = frozenset({"id", "series", "series_id", "sequence", "sequence_id", "seq", "seq_id",
                       "sample", "sample_id", "subject", "case", "case_id"})
 _DATE_NAMES = frozenset({"date", "time", "datetime", "timestamp", "period", "month", "year",
-                         "day", "week", "ds"})
+                         "day", "week", "ds", "t", "step", "timestep", "time_step"})
 _DATE_RE = re.compile(r"^\d{1,4}([-/.:T ]\d{1,2}){1,6}([.,]\d+)?(Z|[+-]\d{2}:?\d{2})?$")
 
 
@@ -306,7 +306,7 @@ def csv_column_roles(path, delimiter=","):
         integral = finite.size > 0 and np.all(finite == np.round(finite))
         steps = np.diff(finite)
         if key in _DATE_NAMES:
-            roles[name], reasons[name] = "date", f"named {name!r}: a date or time"
+            roles[name], reasons[name] = "date", f"named {name!r}: a date, time or step"
         elif key in ID_NAMES or (integral and len(finite) >= 4 and np.all(steps >= 0)
                                  and 0 < len(np.unique(finite)) <= len(finite) // 2
                                  and np.any(steps == 0)):
