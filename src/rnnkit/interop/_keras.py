@@ -160,6 +160,9 @@ def from_keras(path, config=None, dtype=None):
     from .. import Sequential
     from .. import layers as L
     path = os.fspath(path)
+    if path.endswith(".h5") and config is None:
+        raise ValueError(f"{path!r} holds only weights; pass config= (model.get_config(), "
+                         "model.to_json() or a JSON file) to rebuild the model.")
     if not os.path.exists(path):
         raise FileNotFoundError(f"from_keras: file {path!r} does not exist; pass the path of "
                                 "a .keras file (keras_model.save('model.keras')) or of a "
@@ -179,9 +182,6 @@ def from_keras(path, config=None, dtype=None):
             weights_bytes = io.BytesIO(z.read("model.weights.h5"))
         h5 = h5py.File(weights_bytes, "r")
     elif path.endswith(".h5"):
-        if config is None:
-            raise ValueError(f"{path!r} holds only weights; pass config= (model.get_config(), "
-                             "model.to_json() or a JSON file) to rebuild the model.")
         cfg = _read_config(config)
         h5 = h5py.File(path, "r")
     else:
