@@ -1,6 +1,7 @@
 """The everyday Keras surface a Keras user reaches for: Nadam, the extra losses and metrics,
 each equal to Keras 3's numbers; the losses' hand-written gradients against float64 central
-differences."""
+differences; to_json, pop, batch_input_shape, the PyTorch-style calls and the errors for
+Keras names rnnkit does not have."""
 
 import os
 
@@ -14,28 +15,7 @@ os.environ.setdefault("KERAS_BACKEND", "torch")
 
 
 # ------------------------------------------------------------------------------- Nadam
-@pytest.mark.parametrize("kw", [{"learning_rate": 0.01},
-                                {"learning_rate": 0.02, "beta_1": 0.8, "clipnorm": 0.5}])
-def test_nadam_matches_keras_step_by_step(kw):
-    import keras
-
-    r = np.random.default_rng(0)
-    w0 = [r.normal(size=(3, 4)), r.normal(size=(4,))]
-    grads = [[r.normal(size=w.shape) for w in w0] for _ in range(7)]
-    ours = optimizers.Nadam(**kw)
-    w = [a.copy() for a in w0]
-    kopt = keras.optimizers.Nadam(**kw)
-    kvars = [keras.Variable(a.astype("float32")) for a in w0]
-    for g in grads:
-        ours.apply(w, [x.copy() for x in g])
-        kopt.apply_gradients([(keras.ops.convert_to_tensor(x.astype("float32")), v)
-                              for x, v in zip(g, kvars)])
-        for a, v in zip(w, kvars):
-            ref = keras.ops.convert_to_numpy(v)
-            assert np.allclose(a, ref, rtol=1e-4, atol=1e-5), (
-                f"Nadam{kw}: rnnkit vs reference (Keras)\n{a}\n{ref}")
-
-
+# (its step-by-step parity with Keras is a case of tests/test_optimizers_keras.py)
 def test_nadam_resumes_exactly_from_its_state():
     r = np.random.default_rng(1)
     grads = [[r.normal(size=(5,))] for _ in range(6)]
