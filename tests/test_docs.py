@@ -12,7 +12,8 @@ to keep CI fast (e.g. ``epochs=10 => epochs=1``); the substitutions are in the f
 anyone to see. ``python`` blocks run with ``python``, ``bash`` blocks with ``bash -e``
 (``rnnkit`` resolves to ``python -m rnnkit`` of this checkout). The runnable blocks of one
 document run in order in one fresh temporary folder (a block may use the files an earlier
-one wrote) and each must exit with status 0.
+one wrote) and each must exit with status 0. In a python block, a shape written in a comment
+after an assignment (``x = ...   # (270, 26, 12)``) is asserted too.
 """
 
 import os
@@ -47,8 +48,27 @@ def runnable_blocks(path):
             old, new = (p.strip() for p in sub.split("=>"))
             assert old in code, f"{path.name}:{i + 1}: substitution {old!r} not in the block"
             code = code.replace(old, new)
+        if fence.group("lang") == "python":
+            code = check_shape_comments(code)
         out.append((i + 2, fence.group("lang"), code))
     return out
+
+
+SHAPE_COMMENT = re.compile(r"^(?P<indent>\s*)(?P<name>\w+) = [^#]*#\s*(?P<shape>\(\d+(, \d+)*,?\))")
+
+
+def check_shape_comments(code):
+    """After every ``name = ...  # (270, 26, 12)`` line, assert that shape: shapes written in
+    comments are claims the reader relies on."""
+    out = []
+    for line in code.splitlines():
+        out.append(line)
+        m = SHAPE_COMMENT.match(line)
+        if m:
+            out.append(f"{m['indent']}assert __import__('numpy').shape({m['name']}) == "
+                       f"{m['shape']}, ('shape comment', {m['name']!r}, "
+                       f"__import__('numpy').shape({m['name']}))")
+    return "\n".join(out) + "\n"
 
 
 RUNNABLE = {p: runnable_blocks(p) for p in DOCS}
