@@ -195,13 +195,17 @@ def test_date_and_counter_columns_are_never_channels(tmp_path):
     from rnnkit.cli._common import load_series
 
     p = tmp_path / "s.csv"
-    rows = ["year,t,date,sales,temp"] + [f"{2000 + i},{i},2020-01-{i + 1:02d},{10 + i % 3},"
-                                         f"{20 - i % 4}" for i in range(20)]
+    rows = ["year,row,date,sales,temp"] + [f"{2000 + i},{i},2020-01-{i + 1:02d},{10 + i % 3},"
+                                           f"{20 - i % 4}" for i in range(20)]
     p.write_text("\n".join(rows) + "\n")
     values, columns, dates, target, left = load_series(str(p))
     assert columns == ["sales", "temp"] and values.shape == (20, 2) and target == 0
     assert dates[0] == "2000"
-    assert {c for c, _ in left} == {"t", "date"}
+    assert dict(left) == {"row": "a counter (0, 1, ... rising by 1)",
+                          "date": "dates or times"}
+    from rnnkit.data import csv_column_roles
+    p.write_text("n,flag,level\n" + "".join(f"{i // 3},1,{i * 1.5}\n" for i in range(12)))
+    assert csv_column_roles(p).roles == {"n": "id", "flag": "value", "level": "value"}
 
 
 # ------------------------------------------------------------------------------- predict

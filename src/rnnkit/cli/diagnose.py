@@ -19,6 +19,7 @@ DATA_HELP = ("data to measure on: 'builtin:adding' (the adding problem, length -
              "holding arrays 'x' and 'y'. A model saved by `rnnkit train` gets its own "
              "preprocessing (saved scaler, label encoding) applied to the raw data first")
 
+
 def register(subparsers):
     """Add the ``diagnose`` subcommand to an argparse ``subparsers`` object."""
     p = subparsers.add_parser(

@@ -226,7 +226,8 @@ class CSVColumns:
         ``'index'`` (an unnamed leading column: a row index such as pandas' ``to_csv()``
         writes), ``'date'`` (dates or times as text, or a numeric column named like a date),
         ``'counter'`` (integers rising by a constant step: row numbers, years), ``'id'``
-        (a sequence identifier: named like one, or integers repeated in runs), ``'text'``
+        (a sequence identifier: named like one, or consecutive integers each repeated in a
+        run), ``'text'``
         (any other non-numeric column: labels), ``'value'`` (numbers: measurements).
     reasons : dict of str -> str
         Why a column got its role (shown to the user when it is left out).
@@ -307,9 +308,9 @@ def csv_column_roles(path, delimiter=","):
         steps = np.diff(finite)
         if key in _DATE_NAMES:
             roles[name], reasons[name] = "date", f"named {name!r}: a date, time or step"
-        elif key in ID_NAMES or (integral and len(finite) >= 4 and np.all(steps >= 0)
-                                 and 0 < len(np.unique(finite)) <= len(finite) // 2
-                                 and np.any(steps == 0)):
+        elif key in ID_NAMES or (integral and len(finite) >= 4 and np.all(np.isin(steps, (0, 1)))
+                                 and 1 < len(np.unique(finite)) <= len(finite) // 2):
+            # consecutive integers, each repeated: 0, 0, 0, 1, 1, 2, 2, 2, ...
             roles[name], reasons[name] = "id", "sequence identifiers (integers in runs)"
         elif integral and len(finite) >= 3 and len(finite) == len(vals) and steps[0] > 0 \
                 and np.all(steps == steps[0]):
