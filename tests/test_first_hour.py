@@ -134,7 +134,7 @@ def test_labelled_csv_classified_with_label_and_id(tmp_path, capsys):
     assert code == 0, err
     rec = last_json(out)
     assert rec["classes"] == ["run", "sit", "walk"]
-    assert "label column 'label', sequences by 'id' ordered by 't'" in err
+    assert "label column 'label', sequences by 'id' ordered by 't'; channels ['a', 'b']" in err
     assert "2 channel(s)" in err
     code, out, err = run_cli(capsys, "predict", model, "--data", data, "--json")
     assert code == 0, err

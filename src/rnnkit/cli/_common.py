@@ -170,13 +170,15 @@ def _suffix_check(path, allowed, task, what):
                        f"{path.name!r}.")
 
 
-def load_sequences(spec, task, what="--data", csv_options=None, unlabelled_ok=False):
+def load_sequences(spec, task, what="--data", csv_options=None, unlabelled_ok=False,
+                   found=None):
     """Sequences for classify/regress: ``(x_train, y_train, x_test, y_test)`` for built-ins,
     ``(x, y)`` from a ``.ts`` file or a labelled ``.csv`` file.
 
     ``csv_options``: ``{"label", "id", "time", "columns"}`` for a CSV (see
     :func:`rnnkit.data.load_csv_sequences`); ``label`` is required there unless
     ``unlabelled_ok`` (prediction), and a label column absent from the file is then ignored.
+    ``found``: a dict that receives ``"channels"``, the CSV columns used as channels.
     """
     from ..data import adding_problem, load_csv_sequences, load_japanese_vowels, load_ts
 
@@ -205,8 +207,10 @@ def load_sequences(spec, task, what="--data", csv_options=None, unlabelled_ok=Fa
             from ..data import csv_column_roles
             if label not in csv_column_roles(value).header:
                 label = None
-        x, y, _ = load_csv_sequences(value, label, id_column=opts.get("id"),
-                                     time_column=opts.get("time"), columns=columns)
+        x, y, used = load_csv_sequences(value, label, id_column=opts.get("id"),
+                                        time_column=opts.get("time"), columns=columns)
+        if found is not None:
+            found["channels"] = used
         return x, y
     if value.suffix.lower() != ".ts":
         raise CLIError(f"{what}: task {task!r} reads .ts files or a labelled .csv (with "

@@ -310,7 +310,8 @@ def _train_sequences(v, out):
 
     task = v["task"]
     csv_opts = _csv_options(v)
-    loaded = load_sequences(v["data"], task, csv_options=csv_opts)
+    found = {}
+    loaded = load_sequences(v["data"], task, csv_options=csv_opts, found=found)
     if len(loaded) == 4:
         x_tr, y_tr, x_te, y_te = loaded
         test_source = f"{v['data']} (built-in test split)"
@@ -345,9 +346,11 @@ def _train_sequences(v, out):
     pipe = cls(bidirectional=v["bidirectional"], **_common_kwargs(v))
     n_feat = (x_tr[0].shape[-1] if np.ndim(x_tr[0]) == 2 else 1)
     if v["label"]:
+        used = found.get("channels") or []
         out.say(f"{task}: label column {v['label']!r}"
                 + (f", sequences by {v['id']!r}" if v["id"] else ", one sequence per row")
-                + (f" ordered by {v['time']!r}" if v["time"] else ""))
+                + (f" ordered by {v['time']!r}" if v["time"] else "")
+                + (f"; channels {used}" if v["id"] else f"; time steps {used}"))
     out.say(f"{task}: {len(x_tr)} training sequences, {n_feat} channel(s); test: "
             f"{len(x_te)} from {test_source}")
     pipe.fit(x_tr, y_tr)
