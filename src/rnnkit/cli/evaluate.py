@@ -121,9 +121,10 @@ def run(args) -> int:
             if not pipe.info.get("data"):
                 raise CLIError("the model records neither its test split nor its training "
                                "data; pass --data PATH.")
-            out.say(f"note: {args.model} records no test split (it was saved by an older "
-                    f"rnnkit or outside `rnnkit train`); scoring its training data "
-                    f"{pipe.info['data']} — pass --data to choose.")
+            if not str(pipe.info["data"]).startswith("builtin:"):   # built-ins: test split
+                out.say(f"note: {args.model} records no test split (it was saved by an older "
+                        f"rnnkit or outside `rnnkit train`); scoring its training data "
+                        f"{pipe.info['data']} — pass --data to choose.")
             split = {"data": pipe.info["data"]}
     metrics, where = evaluate_pipeline(pipe, args.data, split)
     record = {"task": pipe.task, "model": args.model, "data": where}
