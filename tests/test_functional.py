@@ -288,3 +288,15 @@ def test_a_graph_deeper_than_the_recursion_limit_is_ordered():
         h = L.Activation("linear")(h)
     model = rnnkit.Model(x, L.Add()([h, x]))
     np.testing.assert_allclose(model.predict(np.ones((2, 3)), verbose=0), 2.0)
+
+
+def test_functional_to_json_model_from_json_and_keras_file(tmp_path):
+    import keras
+    x = rnnkit.Input((5, 2), name="x")
+    model = rnnkit.Model(x, L.Dense(3)(L.GlobalAveragePooling1D()(L.Conv1D(4, 2)(x))))
+    again = rnnkit.models.model_from_json(model.to_json())
+    assert isinstance(again, rnnkit.Model) and again.get_config() == model.get_config()
+    model.save(tmp_path / "f.keras")                    # a real Keras file, as Sequential
+    X = RNG.standard_normal((2, 5, 2)).astype("float32")
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(keras.saving.load_model(
+        tmp_path / "f.keras")(X)), model.predict(X, verbose=0), rtol=1e-5, atol=1e-6)

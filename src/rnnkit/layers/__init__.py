@@ -1,5 +1,6 @@
 """Layers with Keras names, arguments, defaults and weight layouts."""
 
+from .._keras_names import missing_name_hook as _missing_name_hook
 from ._symbolic import SymbolicTensor
 from .attention import AdditiveAttention, Attention, MultiHeadAttention
 from .base import Layer
@@ -67,3 +68,6 @@ __all__ = [
     "SymbolicTensor",
     "register_layer", "deserialize",
 ]
+
+
+__getattr__ = _missing_name_hook(__name__, __all__)

@@ -18,11 +18,12 @@ class InputLayer(Layer):
     Args:
         shape: tuple without the batch axis, e.g. ``(timesteps, features)``; None entries
             are unknown sizes.
-        batch_size: fixed batch size, or None.
         dtype: dtype of the data ('float32' by default; integer types for Embedding ids).
+        batch_size: fixed number of rows per batch (stateful models: one carried state per
+            row), or None.
     """
 
-    def __init__(self, shape, batch_size=None, name=None, dtype=None, **kwargs):
+    def __init__(self, shape, name=None, dtype=None, batch_size=None, **kwargs):
         super().__init__(name=name or unique_name("input_layer"), **kwargs)
         if dtype is not None:
             dt = np.dtype(dtype)
@@ -35,8 +36,11 @@ class InputLayer(Layer):
         for s in self.shape:
             if s is not None and s <= 0:
                 raise ValueError(f"Input shape entries must be positive or None, got {self.shape}.")
-        self.batch_size = None if batch_size is None else check_positive_int("batch_size",
-                                                                              batch_size)
+        if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(
+                batch_size, (int, np.integer)) or batch_size <= 0):
+            raise ValueError(f"batch_size must be a positive integer or None, got {batch_size!r}.")
+        #: fixed number of rows per batch (stateful models: one carried state per row), or None
+        self.batch_size = None if batch_size is None else int(batch_size)
         self.built = True
         self.input_shape = (self.batch_size,) + self.shape
 
@@ -64,7 +68,7 @@ class InputLayer(Layer):
         return self.inbound_nodes[0].outputs[0]
 
 
-def Input(shape, batch_size=None, dtype=None, name=None):
+def Input(shape=None, batch_size=None, dtype=None, batch_shape=None, name=None):
     """A symbolic model input, as ``keras.Input``.
 
     Start a functional model with it (``x = Input((T, F)); y = LSTM(8)(x);
@@ -73,8 +77,10 @@ def Input(shape, batch_size=None, dtype=None, name=None):
 
     Args:
         shape: shape without the batch axis, e.g. ``(timesteps, features)``; None for unknown.
-        batch_size: fixed batch size, or None.
+        batch_size: fix the number of rows per batch (a stateful model carries one state per
+            row; batches of another size are refused with a clear error).
         dtype: 'float32' by default; e.g. 'int32' for the ids fed to an Embedding.
+        batch_shape: ``(batch_size, *shape)`` in one tuple (Keras 3), instead of both.
         name: input name (used for dict inputs to ``fit``).
 
     Returns:
@@ -86,7 +92,14 @@ def Input(shape, batch_size=None, dtype=None, name=None):
         >>> rnnkit.layers.LSTM(16)(x).shape
         (None, 16)
     """
-    return InputLayer(shape, batch_size=batch_size, name=name, dtype=dtype).output
+    if batch_shape is not None:
+        if shape is not None or batch_size is not None:
+            raise ValueError("Input: pass batch_shape=(batch, ...) or shape=/batch_size=, not "
+                             "both.")
+        batch_size, shape = batch_shape[0], tuple(batch_shape[1:])
+    if shape is None:
+        raise ValueError("Input needs shape=(timesteps, features) (or batch_shape=).")
+    return InputLayer(shape, name=name, dtype=dtype, batch_size=batch_size).output
 
 
 class Dense(Layer):

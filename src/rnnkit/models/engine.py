@@ -30,6 +30,7 @@ from .. import metrics as _metrics
 from .. import optimizers as _opt
 from ..kernels import threads as _threads
 from ..layers.base import check_finite, inference
+from ._torch_habits import TorchHabits
 from .tbptt import TruncatedBPTT
 
 
@@ -94,8 +95,9 @@ class _Interrupt:
         return False
 
 
-class Engine(TruncatedBPTT):
-    """Base class holding compile/fit/evaluate/predict.
+class Engine(TruncatedBPTT, TorchHabits):
+    """Base class holding compile/fit/evaluate/predict (and PyTorch habits: ``state_dict``,
+    ``train()`` / ``eval()``, see :mod:`._torch_habits`).
 
     See :class:`rnnkit.Sequential` and the functional :class:`rnnkit.Model`.
     """
@@ -672,7 +674,7 @@ class Engine(TruncatedBPTT):
         data = da.make_adapter(self, x, y, sample_weight, batch_size or 32, False)
         res = self._evaluate_adapter(data, tbptt)
         if verbose not in (0, "auto"):
-            print(" - ".join(f"{k}: {v:.4f}" for k, v in res.items()))
+            print(" - ".join(f"{k}: {_metrics.format_value(v)}" for k, v in res.items()))
         if return_dict:
             return res
         return res["loss"] if not self.metrics else list(res.values())
@@ -702,12 +704,14 @@ class Engine(TruncatedBPTT):
         return res[0] if self._n_outputs == 1 else res
 
     @_parallel
-    def __call__(self, x, training=False):
+    def __call__(self, x, training=None):
+        """The model's output for ``x``; ``training`` None follows :meth:`train` / :meth:`eval`."""
         from ..layers._symbolic import is_symbolic
         if is_symbolic(x):
             raise TypeError(f"Model {self.name!r} cannot be called on symbolic tensors (nesting "
                             "models is not supported): call its layers on them instead, or "
                             "build one rnnkit.Model from all the layers.")
+        training = self.training if training is None else training
         x, mask = self._prepare_x(x)
         if training:
             return self.forward(x, training=True, mask=mask)[0]

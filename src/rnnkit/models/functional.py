@@ -493,8 +493,44 @@ class Model(Engine):
         return cls(inputs, outputs, name=config.get("name"))
 
     # -- saving and export ------------------------------------------------------------------
+    def to_json(self, **kwargs):
+        """The architecture as a JSON string (``keras.Model.to_json``): class name, config
+        and rnnkit version, no weights. :func:`rnnkit.models.model_from_json` rebuilds it.
+
+        Args:
+            **kwargs: passed to :func:`json.dumps` (e.g. ``indent=2``).
+        """
+        import json
+
+        from .. import __version__
+        return json.dumps({"class_name": type(self).__name__, "config": self.get_config(),
+                           "rnnkit_version": __version__}, **kwargs)
+
     def save(self, path, include_optimizer=True):
-        """Save config, weights, optimizer state and metadata to one safe file (atomic)."""
+        """Save config, weights, optimizer state and metadata to one safe file (atomic).
+
+        A path ending in ``.keras`` writes a real Keras 3 file instead, through
+        :func:`rnnkit.interop.to_keras` (needs the ``keras`` extra; weights and architecture
+        only, no optimizer state), so that ``keras.saving.load_model`` opens it. Keras'
+        legacy ``.h5`` model format is refused with a pointer to ``.keras`` / ``.rnnkit``.
+
+        Args:
+            path: target file; rnnkit's own format is used for any other suffix (by
+                convention ``.rnnkit``).
+            include_optimizer: store the optimizer slots and step counter (rnnkit format).
+        """
+        import os
+        suffix = os.path.splitext(os.fspath(path))[1].lower()
+        if suffix == ".keras":
+            from ..interop import to_keras
+            to_keras(self, path)
+            return
+        if suffix == ".h5":
+            raise ValueError(
+                f"save({os.fspath(path)!r}): '.h5' is Keras' legacy HDF5 format, which rnnkit "
+                "does not write. Use a '.keras' path (a real Keras 3 file, written through "
+                "rnnkit.interop.to_keras) or rnnkit's own '.rnnkit' format (exact resume with "
+                "optimizer state; reopen with rnnkit.load_model).")
         from ..saving import save_model
         save_model(self, path, include_optimizer=include_optimizer)
 

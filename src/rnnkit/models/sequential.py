@@ -59,9 +59,26 @@ class Sequential(Model):
             )
         self.layers.append(layer)
         if len(self.layers) == 1 and layer._input_shape_arg is not None and self._input_layer is None:
-            self._input_layer = InputLayer(layer._input_shape_arg)
+            self._input_layer = InputLayer(layer._input_shape_arg,
+                                           batch_size=layer._batch_size_arg)
         if self._input_layer is not None:
             self.build((None,) + self._input_layer.shape)
+
+    def pop(self):
+        """Remove and return the last layer (``keras.Sequential.pop``).
+
+        The remaining layers keep their weights and the model keeps its compile settings;
+        compile again if the new last layer needs another loss.
+
+        Raises:
+            ValueError: the model has no layers.
+        """
+        if not self.layers:
+            raise ValueError(f"pop: model {self.name!r} has no layers to remove.")
+        layer = self.layers.pop()
+        if self.built and self._input_layer is not None:
+            self.build((None,) + self._input_layer.shape)
+        return layer
 
     @property
     def built(self):
@@ -79,6 +96,13 @@ class Sequential(Model):
         if self._input_layer is None:
             return
         want = self._input_layer.shape
+        rows = self._input_layer.batch_size
+        if rows is not None and len(x) != rows:
+            raise ValueError(
+                f"Model {self.name!r} was built for batches of exactly {rows} rows "
+                f"(batch_input_shape / Input(batch_size={rows})), got a batch of {len(x)}. "
+                f"Pass batch_size={rows} to fit/evaluate/predict with a sample count that is a "
+                f"multiple of {rows}, or rebuild the model without a fixed batch size.")
         got = np.shape(x)[1:]
         if len(got) != len(want) or any(w is not None and w != g for w, g in zip(want, got)):
             raise ValueError(
