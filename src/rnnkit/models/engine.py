@@ -96,8 +96,8 @@ class _Interrupt:
 
 
 class Engine(TruncatedBPTT, TorchHabits):
-    """Base class holding compile/fit/evaluate/predict (and PyTorch habits: ``state_dict``,
-    ``train()`` / ``eval()``, see :mod:`._torch_habits`).
+    """Base class holding compile/fit/evaluate/predict (and the PyTorch habits of
+    :mod:`._torch_habits`: state_dict, train and eval modes).
 
     See :class:`rnnkit.Sequential` and the functional :class:`rnnkit.Model`.
     """
