@@ -234,7 +234,7 @@ def _keras_layer(layer, keras):
         _layout.recurrent_spec(layer)       # refuses cells without a Keras counterpart
         name = _layout.recurrent_kind(layer)
         cfg = {**cfg.pop("cell", {}).get("config", {}), **cfg}
-    if name not in _KEYS or not isinstance(layer, getattr(L, name, L.RNN)):
+    if name not in _KEYS or not (isinstance(layer, L.RNN) or isinstance(layer, getattr(L, name))):
         raise ValueError(f"to_keras: layer {layer.name!r} ({name}) is not supported. Supported: "
                          f"{sorted(_KEYS) + ['Bidirectional', 'TimeDistributed']}.")
     if cfg.get("stateful"):
