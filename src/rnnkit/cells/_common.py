@@ -35,6 +35,7 @@ class KerasCell(ProjectedCell):
         dropout, recurrent_dropout, seed: see :class:`rnnkit.cells.Cell`.
     """
 
+    _abstract = True     # not loadable by name
     n_gates = 1
     supports_recurrent_dropout = True
     #: names of the gate blocks of the (H, G) recurrent kernel, in column order

@@ -15,8 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import cells as _cells
-from .base import Layer
+from .base import Layer, deserialize
 from .rnn import RNN, check_mask
 
 MERGE_MODES = ("concat", "sum", "mul", "ave", None)
@@ -115,7 +114,7 @@ class Bidirectional(_Wrapper):
             if flip:
                 cfg["go_backwards"] = not cfg["go_backwards"]
             if "cell" in cfg:          # RNN(cell): copy the cell itself, registered or not
-                cfg["cell"] = _cells.clone(layer.cell)
+                cfg["cell"] = layer.cell.clone()
             return type(layer).from_config(cfg)
 
         self.forward_layer = copy("forward_", False)
@@ -324,7 +323,6 @@ class Bidirectional(_Wrapper):
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
-        from . import deserialize
         config = dict(config)
         config["layer"] = deserialize(config["layer"], custom_objects)
         if config.get("backward_layer") is not None:
@@ -421,7 +419,6 @@ class TimeDistributed(_Wrapper):
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
-        from . import deserialize
         config = dict(config)
         config["layer"] = deserialize(config["layer"], custom_objects)
         return cls(**config)
