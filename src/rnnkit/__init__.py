@@ -41,5 +41,6 @@ def __dir__():
 __all__ = [
     "Sequential", "Model", "layers", "cells", "losses", "metrics", "optimizers", "callbacks",
     "activations", "data", "initializers", "regularizers", "utils", "interop", "diagnostics",
-    "tasks", "load_model", "RnnkitFileError", "floatx", "set_floatx", "__version__",
+    "tasks", "kernels", "models", "saving", "load_model", "RnnkitFileError", "floatx",
+    "set_floatx", "__version__",
 ]
