@@ -13,7 +13,13 @@ import numpy as np
 from .. import _backend
 from .. import initializers as _init
 from .. import regularizers as _reg
-from .._validate import check_positive_int, check_rate  # noqa: F401  (re-exported)
+from .._validate import (  # noqa: F401  (check_rate re-exported)
+    check_bool,
+    check_positive_int,
+    check_rate,
+    check_shape,
+    no_unknown_kwargs,
+)
 
 _NAME_COUNTS: collections.Counter = collections.Counter()
 
@@ -72,15 +78,24 @@ class Layer:
         if cls.__module__.startswith("rnnkit.") and not cls.__name__.startswith("_"):
             _CLASSES[cls.__name__] = cls
 
-    def __init__(self, name=None, trainable=True, dtype=None, input_shape=None, input_dim=None):
+    def __init__(self, name=None, trainable=True, dtype=None, input_shape=None, input_dim=None,
+                 **kwargs):
+        no_unknown_kwargs(type(self).__name__, kwargs)
+        if name is not None and (not isinstance(name, str) or not name):
+            raise ValueError(f"name must be None or a non-empty string, got {name!r}.")
         self.name = name or unique_name(_snake(type(self).__name__))
-        self.trainable = bool(trainable)
-        self.dtype = np.dtype(dtype or _backend.floatx()).name
+        self.trainable = check_bool("trainable", trainable)
+        try:
+            self.dtype = np.dtype(dtype or _backend.floatx()).name
+        except TypeError:
+            raise ValueError(f"dtype must be a float dtype such as 'float32', got {dtype!r}.") \
+                from None
         if np.dtype(self.dtype).kind != "f":
             raise ValueError(f"dtype must be a float dtype such as 'float32', got {dtype!r}.")
         if input_shape is None and input_dim is not None:
-            input_shape = (None, input_dim)
-        self._input_shape_arg = None if input_shape is None else tuple(input_shape)
+            input_shape = (None, check_positive_int("input_dim", input_dim))
+        self._input_shape_arg = None if input_shape is None else check_shape("input_shape",
+                                                                              input_shape)
         self.params: dict[str, np.ndarray] = {}
         self.grads: dict[str, np.ndarray] = {}
         self.regularizers: dict[str, object] = {}
