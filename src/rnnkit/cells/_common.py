@@ -10,6 +10,13 @@ from .._validate import check_bool, check_positive_int, get_named
 from .base import ProjectedCell
 
 
+def keras_args(local_vars, *own):
+    """The :class:`KerasCell` arguments among a subclass constructor's ``locals()`` (without
+    ``self``, ``kwargs`` and the subclass's ``own`` arguments)."""
+    skip = {"self", "__class__", "kwargs", *own}
+    return {k: v for k, v in local_vars.items() if k not in skip}
+
+
 def drop(h, rmask):
     """``h * rmask`` (recurrent dropout), or ``h`` when there is no mask."""
     return h if rmask is None else h * rmask

@@ -266,21 +266,7 @@ class RNN(Layer):
         xt, mt, dp, rdp, kcache, has_init, projected = self._cache
         T, B, F = xt.shape
         cell = self.cell
-        if self.return_state:
-            d_out, *d_states = grads
-        else:
-            d_out, d_states = grads, [None] * self.n_states
-        d_states = [None if d is None else np.asarray(d, self.dtype) for d in d_states]
-        dhs = None
-        if d_out is not None:
-            d_out = np.asarray(d_out, self.dtype)
-            if self.return_sequences:
-                dhs = d_out.transpose(1, 0, 2)
-            elif cell.output_is_state:
-                d_states[0] = d_out if d_states[0] is None else d_states[0] + d_out
-            else:
-                dhs = np.zeros((T, B, cell.output_size), self.dtype)
-                dhs[-1] = d_out
+        dhs, d_states = self.step_gradients(grads, T)
         ws = self._workspace.get()
         if projected:
             W = cell.params["kernel"]
@@ -307,6 +293,37 @@ class RNN(Layer):
         if has_init:
             return [dx, *d0]
         return dx
+
+    def step_gradients(self, grads, T):
+        """Where the gradients of this layer's outputs enter the time loop.
+
+        Args:
+            grads: what :meth:`backward` receives: dL/d(output), or ``[dL/d(output),
+                *dL/d(final states)]`` with ``return_state`` (entries may be None).
+            T: number of time steps.
+
+        Returns:
+            ``(dys, dstates)``: dys (T, B, O) dL/dy_t in processing order, or None when no
+            step output receives gradient directly; dstates a list of dL/d(final state)
+            arrays or None. For cells whose output is their state (all built-in cells) the
+            gradient of a final-step output is added to ``dstates[0]``.
+        """
+        if self.return_state:
+            d_out, *d_states = grads
+        else:
+            d_out, d_states = grads, [None] * self.n_states
+        d_states = [None if d is None else np.asarray(d, self.dtype) for d in d_states]
+        dys = None
+        if d_out is not None:
+            d_out = np.asarray(d_out, self.dtype)
+            if self.return_sequences:
+                dys = d_out.transpose(1, 0, 2)
+            elif self.cell.output_is_state:
+                d_states[0] = d_out if d_states[0] is None else d_states[0] + d_out
+            else:
+                dys = np.zeros((T, d_out.shape[0], self.cell.output_size), self.dtype)
+                dys[-1] = d_out
+        return dys, d_states
 
     def _write_grads(self, dparams):
         for name, g in zip(self.cell.param_names, dparams):
