@@ -115,6 +115,9 @@ class RNN(Layer):
         F = input_shape[-1]
         if F is None:
             raise ValueError(f"Layer {self.name!r}: the feature dimension must be known.")
+        if F <= 0:
+            raise ValueError(f"{type(self).__name__} layer {self.name!r} needs at least one input "
+                             f"feature, got input shape {tuple(input_shape)}.")
 
         def make(spec):
             return self.add_weight(spec.name, spec.shape, spec.initializer, spec.regularizer,
@@ -236,7 +239,8 @@ class RNN(Layer):
                 xw += b_in
             hs, states, kcache = kernels.forward_sequence(cell, xw, states0, mt, rdp, ws=ws)
             del xw
-            self._workspace.release("tbg")
+            if kernels.reuses_input_buffer(kcache):
+                self._workspace.release("tbg")    # backward writes dL/d(X @ W) into it
         else:
             hs, states, kcache = kernels.forward_steps(cell, xt, states0, mt, rdp, training)
         self._cache = (xt, mt, dp, rdp, kcache, has_init, projected)
