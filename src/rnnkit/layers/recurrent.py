@@ -12,7 +12,7 @@ from .. import cells as _cells
 from .rnn import RNN
 
 _RNN_ARGS = ("return_sequences", "return_state", "go_backwards", "stateful", "name",
-             "trainable", "dtype", "input_shape", "input_dim")
+             "trainable", "dtype", "input_shape", "input_dim", "batch_input_shape")
 
 
 class _Preset(RNN):
@@ -53,7 +53,8 @@ class SimpleRNN(_Preset):
         seed: None or int, seeds the dropout masks.
         return_sequences, return_state, go_backwards, stateful: see
             :class:`~rnnkit.layers.RNN`.
-        name, trainable, dtype, input_shape, input_dim: see :class:`~rnnkit.layers.Layer`.
+        name, trainable, dtype, input_shape, input_dim, batch_input_shape: see
+            :class:`~rnnkit.layers.Layer`.
 
     Weights (Keras layout): ``kernel`` (F, units), ``recurrent_kernel`` (units, units),
     ``bias`` (units,). Input (B, T, F); output (B, units), or (B, T, units) with
@@ -73,7 +74,7 @@ class SimpleRNN(_Preset):
                  bias_regularizer=None, dropout=0.0, recurrent_dropout=0.0, seed=None,
                  return_sequences=False, return_state=False, go_backwards=False,
                  stateful=False, name=None, trainable=True, dtype=None, input_shape=None,
-                 input_dim=None):
+                 input_dim=None, batch_input_shape=None):
         super().__init__(locals())
 
 
@@ -95,7 +96,8 @@ class LSTM(_Preset):
         seed: None or int, seeds the dropout masks.
         return_sequences, return_state, go_backwards, stateful: see
             :class:`~rnnkit.layers.RNN`.
-        name, trainable, dtype, input_shape, input_dim: see :class:`~rnnkit.layers.Layer`.
+        name, trainable, dtype, input_shape, input_dim, batch_input_shape: see
+            :class:`~rnnkit.layers.Layer`.
 
     Weights (Keras layout): ``kernel`` (F, 4u), ``recurrent_kernel`` (u, 4u), ``bias`` (4u,).
     States: ``[h, c]``, each (B, u).
@@ -115,7 +117,7 @@ class LSTM(_Preset):
                  recurrent_regularizer=None, bias_regularizer=None, dropout=0.0,
                  recurrent_dropout=0.0, seed=None, return_sequences=False, return_state=False,
                  go_backwards=False, stateful=False, name=None, trainable=True, dtype=None,
-                 input_shape=None, input_dim=None):
+                 input_shape=None, input_dim=None, batch_input_shape=None):
         super().__init__(locals())
 
 class GRU(_Preset):
@@ -137,7 +139,8 @@ class GRU(_Preset):
             (2, 3u) (row 0 input, row 1 recurrent); False: before it, bias (3u,).
         return_sequences, return_state, go_backwards, stateful: see
             :class:`~rnnkit.layers.RNN`.
-        name, trainable, dtype, input_shape, input_dim: see :class:`~rnnkit.layers.Layer`.
+        name, trainable, dtype, input_shape, input_dim, batch_input_shape: see
+            :class:`~rnnkit.layers.Layer`.
 
     Weights (Keras layout): ``kernel`` (F, 3u), ``recurrent_kernel`` (u, 3u), ``bias``.
 
@@ -155,5 +158,5 @@ class GRU(_Preset):
                  bias_regularizer=None, dropout=0.0, recurrent_dropout=0.0, seed=None,
                  return_sequences=False, return_state=False, go_backwards=False,
                  stateful=False, reset_after=True, name=None, trainable=True, dtype=None,
-                 input_shape=None, input_dim=None):
+                 input_shape=None, input_dim=None, batch_input_shape=None):
         super().__init__(locals())

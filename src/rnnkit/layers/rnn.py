@@ -40,7 +40,8 @@ class RNN(Layer):
             processing order).
         stateful: carry the final states of a batch into the next call (reset with
             :meth:`reset_states`).
-        name, trainable, dtype, input_shape, input_dim: see :class:`rnnkit.layers.Layer`.
+        name, trainable, dtype, input_shape, input_dim, batch_input_shape: see
+            :class:`rnnkit.layers.Layer`.
 
     Shapes: input (B, T, F); output (B, O) or (B, T, O), ``O = cell.output_size``; states
     (B, n) for each ``n`` in ``cell.state_size``. Masked steps (from ``Masking``,
@@ -56,9 +57,9 @@ class RNN(Layer):
 
     def __init__(self, cell, return_sequences=False, return_state=False, go_backwards=False,
                  stateful=False, name=None, trainable=True, dtype=None, input_shape=None,
-                 input_dim=None):
+                 input_dim=None, batch_input_shape=None):
         super().__init__(name=name, trainable=trainable, dtype=dtype, input_shape=input_shape,
-                         input_dim=input_dim)
+                         input_dim=input_dim, batch_input_shape=batch_input_shape)
         if isinstance(cell, (list, tuple)):
             cell = _cells.StackedRNNCells(list(cell))
         if not isinstance(cell, _cells.Cell):
