@@ -28,6 +28,7 @@ from .. import callbacks as _cb
 from .. import losses as _losses
 from .. import metrics as _metrics
 from .. import optimizers as _opt
+from .._data_adapter import is_ragged as _is_ragged
 from ..kernels import threads as _threads
 from ..layers.base import check_finite, inference
 from ._torch_habits import TorchHabits
@@ -50,24 +51,6 @@ def _inference(method):
         with inference():
             return method(*args, **kwargs)
     return wrapper
-
-
-def _is_array_like(x):
-    return isinstance(x, np.ndarray) or (isinstance(x, (list, tuple)) and not _is_ragged(x))
-
-
-def _is_ragged(x):
-    """A list of per-sample arrays whose lengths differ (or that are themselves arrays)."""
-    if not isinstance(x, (list, tuple)) or len(x) == 0:
-        return False
-    first = x[0]
-    if not hasattr(first, "__len__"):
-        return False
-    try:
-        shapes = {np.shape(s) for s in x}
-    except ValueError:
-        return True
-    return len(shapes) > 1
 
 
 class _Interrupt:
@@ -387,11 +370,11 @@ class Engine(TruncatedBPTT, TorchHabits):
     # -- recurrent state helpers ---------------------------------------------------------
     def _recurrent_layers(self):
         """Every recurrent layer, including those inside wrappers (Bidirectional)."""
-        from ..layers.recurrent import RNNBase
+        from ..layers.rnn import RNN
         out = []
 
         def walk(layer):
-            if isinstance(layer, RNNBase):
+            if isinstance(layer, RNN):
                 out.append(layer)
             inner = getattr(layer, "_inner_layers", None)
             if inner is not None:
@@ -459,6 +442,8 @@ class Engine(TruncatedBPTT, TorchHabits):
         params, grads = self._trainable()
         if math.isfinite(loss):
             self.optimizer.apply(params, grads)
+            for layer in self.layers:
+                layer.apply_constraints()
         self._update_metrics(self._targets(y), preds, sample_weight, masks)
         return loss
 

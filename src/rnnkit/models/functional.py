@@ -290,16 +290,17 @@ class Model(Engine):
                 layer.restore_call_state(self._states[k])
             d = douts if node.output_is_list else douts[0]
             skip = not input_grad and all(id(t) in inputs for t in node.inputs)
-            if hasattr(layer, "_skip_input_grad"):
-                layer._skip_input_grad = skip
+            needed = getattr(layer, "input_grad_needed", None)
+            if needed is not None:
+                layer.input_grad_needed = not skip
             try:
                 if not node.output_is_list and id(node.outputs[0]) in fused_tensors:
                     dx = layer.backward(d, wrt_logits=True)
                 else:
                     dx = layer.backward(d)
             finally:
-                if hasattr(layer, "_skip_input_grad"):
-                    layer._skip_input_grad = False
+                if needed is not None:
+                    layer.input_grad_needed = needed
             if self._calls[id(layer)] > 1:
                 acc = sums.setdefault(id(layer), (layer, {}))[1]
                 for n, g in layer.grads.items():

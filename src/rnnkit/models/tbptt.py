@@ -73,16 +73,12 @@ class TruncatedBPTT:
 
         def __enter__(self):
             for layer in self.layers:
-                if not layer.stateful:
-                    layer.states = None
-                layer._carry = True
+                layer.set_state_carry(True)
             return self
 
         def __exit__(self, *exc):
             for layer in self.layers:
-                layer._carry = False
-                if not layer.stateful:
-                    layer.states = None
+                layer.set_state_carry(False)
             return False
 
     def _train_tbptt(self, x, y, sample_weight, mask, k):
