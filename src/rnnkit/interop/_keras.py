@@ -237,7 +237,7 @@ def _keras_layer(layer, keras):
             backward_layer=_keras_layer(layer.backward_layer, keras), name=layer.name)
     if name == "TimeDistributed":
         return keras.layers.TimeDistributed(_keras_layer(layer.layer, keras), name=layer.name)
-    from ._graph_export import keras_layer
+    from ._keras_graph import keras_layer
     twin = keras_layer(layer, keras) if isinstance(layer, getattr(L, name, ())) else None
     if twin is not None:   # convolution, pooling, normalisation, merging, attention
         return twin
@@ -314,7 +314,7 @@ def to_keras(model, path):
                          "rnnkit.layers.Input(shape=...) first.")
     from ..models import Sequential
     if not isinstance(model, Sequential):  # a functional graph
-        from ._graph_export import to_keras_graph
+        from ._keras_graph import to_keras_graph
         kmodel = to_keras_graph(model, keras, lambda layer: _keras_layer(layer, keras))
         kmodel.save(path)
         return kmodel
