@@ -191,7 +191,7 @@ def make_adapter(model, x, y, sample_weight, batch_size, shuffle, class_weight=N
         raise TypeError("x must be a numeric array (got dtype object). If your sequences have "
                         "different lengths, pass them as a list of arrays or pad them with "
                         "rnnkit.utils.pad_sequences.")
-    check_finite(x, "x")
+    _check_finite(x, "x")
     if y is not None and model._n_outputs > 1:
         y = model._prepare_y(y)
     elif y is not None:
