@@ -30,6 +30,8 @@ WORKLOADS = {
     "lstm_large_train": dict(model="lstm_large", B=128, T=100, F=128, train=True),
     "seed_predict": dict(model="seed", B=256, T=50, F=32, train=False),
     "step_latency": dict(model="step", B=1, T=1, F=32, train=False),
+    # one step through the per-call model API: predict_on_batch on a stateful LSTM(128)
+    "step_keras_path": dict(model="step_model", B=1, T=1, F=32, train=False),
 }
 N_OUT = {"seed": 10, "gru_small": 1, "rnn": 10, "lstm_large": 10}
 
@@ -93,6 +95,13 @@ class Rnnkit:
         stream = model.stream(batch_size=1)
         x2 = x[:, 0, :]
         return lambda: stream.step(x2)
+
+    def model_stepper(self, F, H=128):
+        """One step through ``predict_on_batch`` of a stateful Sequential LSTM(H), batch 1."""
+        L = self.rk.layers
+        x = np.random.default_rng(0).standard_normal((1, 1, F)).astype(np.float32)
+        model = self.rk.Sequential([L.Input((None, F)), L.LSTM(H, stateful=True)])
+        return lambda: model.predict_on_batch(x)
 
 
 # -------------------------------------------------------------------------------- torch ---
@@ -167,6 +176,19 @@ class Torch:
                 state[0], state[1] = cell(x, (state[0], state[1]))
         return step
 
+    def model_stepper(self, F, H=128):
+        """One eager step of an nn.LSTM module carrying its state, numpy in and out."""
+        torch = self.torch
+        lstm = torch.nn.LSTM(F, H, batch_first=True)
+        x = np.random.default_rng(0).standard_normal((1, 1, F)).astype(np.float32)
+        state = [(torch.zeros(1, 1, H), torch.zeros(1, 1, H))]
+
+        def step():
+            with torch.inference_mode():
+                y, state[0] = lstm(torch.from_numpy(x), state[0])
+            return y.numpy()
+        return step
+
 
 # -------------------------------------------------------------------------------- keras ---
 class Keras:
@@ -216,6 +238,13 @@ class Keras:
             state[:] = new
         return step
 
+    def model_stepper(self, F, H=128):
+        """One step through ``predict_on_batch`` of a stateful Sequential LSTM(H), batch 1."""
+        k = self.keras
+        x = np.random.default_rng(0).standard_normal((1, 1, F)).astype(np.float32)
+        model = k.Sequential([k.Input((None, F), batch_size=1), k.layers.LSTM(H, stateful=True)])
+        return lambda: model.predict_on_batch(x)
+
 
 def framework(name):
     if name == "rnnkit":
@@ -245,9 +274,9 @@ def _time(fn, repeats, warmup=1, cpu=None):
 
 def run_workload(fw, wl, repeats, quick):
     spec = WORKLOADS[wl]
-    if spec["model"] == "step":
-        step = fw.stepper(spec["F"])
-        n = 200 if quick else 2000
+    if spec["model"] in ("step", "step_model"):
+        step = (fw.stepper if spec["model"] == "step" else fw.model_stepper)(spec["F"])
+        n = 200 if quick else (2000 if spec["model"] == "step" else 500)
 
         def many():
             for _ in range(n):
