@@ -316,7 +316,8 @@ def report(out, wls):
                 print(f"  {fw:12s} error: {r.get('error')}")
     if out.get("compile"):
         print("\nrnnkit kernel compile (empty NUMBA_CACHE_DIR, then the same directory again):")
-        names = {"compile_train": "the kernels `rnnkit train` uses (LSTM, float32)",
+        names = {"compile_train": "`rnnkit train --epochs 1` (tutorial model and data; the "
+                                  "warm run is the training itself)",
                  "compile": "every kernel and parallel launcher, float32 and float64"}
         for what, c in out["compile"].items():
             print(f"  {names[what]}:")

@@ -8,7 +8,8 @@ imports, thread pools and peak memory never mix. Can also be run by hand::
 Frameworks: ``rnnkit``, ``torch`` (nn.Module + torch.optim.Adam), ``keras-torch`` and
 ``keras-jax`` (Keras 3 on that backend; the backend is chosen through KERAS_BACKEND, which
 run.py sets). Special workloads: ``gemm`` (float32 matmul rate), ``compile`` (rnnkit
-kernel first-use time), ``memory`` (peak RSS training seed_train at T=1000).
+kernel first-use time), ``compile_train`` (``rnnkit train --epochs 1``), ``memory`` (peak
+RSS training seed_train at T=1000).
 """
 
 from __future__ import annotations
@@ -354,6 +355,18 @@ def compile_time():
     return {"import_s": t_import, "first_use_s": time.perf_counter() - t0}
 
 
+def compile_train():
+    """Seconds of ``rnnkit train --epochs 1`` (the tutorial's default model and data) in this
+    process: run with an empty NUMBA_CACHE_DIR this is dominated by compiling what it uses."""
+    import tempfile
+    t0 = time.perf_counter()
+    from rnnkit.cli import main as cli
+    t_import = time.perf_counter() - t0
+    with tempfile.TemporaryDirectory() as d:
+        cli(["train", "--epochs", "1", "--quiet", "--out", os.path.join(d, "m.rnnkit")])
+    return {"import_s": t_import, "first_use_s": time.perf_counter() - t0}
+
+
 def peak_memory(fw, T=1000, steps=2):
     """Peak RSS (MiB) of this process after training seed_train at T=1000."""
     x, y = make_data("seed", 64, T, 32, steps)
@@ -381,6 +394,10 @@ def main(argv=None):
         result["gemm"] = gemm_rate(args.repeats)
     elif wls == ["compile"]:
         result["compile"] = compile_time()
+    elif wls == ["compile_train"]:
+        import contextlib
+        with contextlib.redirect_stdout(sys.stderr):     # keep stdout for the JSON line
+            result["compile_train"] = compile_train()
     else:
         fw = framework(args.framework)
         for wl in wls:
