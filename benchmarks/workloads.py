@@ -326,32 +326,27 @@ def blas_info():
 
 
 def compile_time():
-    """Seconds to import rnnkit.kernels.fast and run every kernel once (float32+float64)."""
+    """Seconds to import rnnkit and run every compiled kernel once (float32 and float64):
+    training forward + backward, inference, the parallel launchers (forced on small shapes)
+    and the LSTM streaming step, through the public layer API."""
     t0 = time.perf_counter()
-    from rnnkit import cells
-    from rnnkit.kernels import fast
+    import rnnkit
+    from rnnkit.kernels import _loops, threads
     t_import = time.perf_counter() - t0
-    from rnnkit.kernels import threads
+    L = rnnkit.layers
+    _loops._MIN_ROWS, _loops._MIN_WORK, threads._MIN_MACS = 1, 0, 0    # launchers too
     rng = np.random.default_rng(0)
-    fast._MIN_ROWS, fast._MIN_WORK, threads._MIN_MACS = 1, 0, 0    # the parallel launchers too
-    for cell in (cells.SimpleRNNMath("tanh"), cells.LSTMMath(), cells.GRUMath(),
-                 cells.GRUMath(reset_after=False)):
-        for dt in (np.float32, np.float64):
-            B, H, G, F = 4, 3, 3 * cell.n_gates, 2
-            xw = rng.standard_normal((2, B, G)).astype(dt)
-            s0 = tuple(np.zeros((B, H), dt) for _ in range(cell.n_states))
-            U = rng.standard_normal((H, G)).astype(dt)
-            with threads.parallel():
-                hs, st, c = fast.forward_sequence(cell, xw, s0, U)
-                fast.backward_sequence(cell, c, hs, (None,) * cell.n_states, U)
-                W = rng.standard_normal((F, G)).astype(dt)
-                threads.matmul(W.T, W)
-                if fast.infer_supported(cell):
-                    fast.infer_sequence(cell, rng.standard_normal((B, 2, F)).astype(dt), W,
-                                        U, None, None, s0)
-    stream = fast.LSTMStream(np.zeros((4, 12), np.float32), np.zeros((3, 12), np.float32),
-                             None, batch=1)
-    stream.step(np.zeros((1, 4), np.float32))
+    x = rng.standard_normal((4, 3, 2))
+    for make in (lambda d: L.SimpleRNN(3, dtype=d), lambda d: L.LSTM(3, dtype=d),
+                 lambda d: L.GRU(3, dtype=d), lambda d: L.GRU(3, reset_after=False, dtype=d)):
+        for dt in ("float32", "float64"):
+            m = rnnkit.Sequential([L.Input((None, 2)), make(dt)])
+            m.compile(optimizer="sgd", loss="mse")
+            for batch in (4, 1):                   # split across threads, and one block
+                m.fit(x.astype(dt), np.zeros((4, 3)), batch_size=batch, epochs=1, verbose=0)
+                m.predict(x.astype(dt), batch_size=batch, verbose=0)
+    stream = rnnkit.Sequential([L.Input((None, 2)), L.LSTM(3)]).stream(batch_size=1)
+    stream.step(np.zeros((1, 2), np.float32))
     return {"import_s": t_import, "first_use_s": time.perf_counter() - t0}
 
 

@@ -24,11 +24,11 @@ def test_status_reports_paths_and_what_this_process_used():
     m = rnnkit.Sequential([L.Input((None, 3)), L.LSTM(4)])
     m.predict(np.zeros((2, 5, 3), np.float32), verbose=0)
     st = kernel_status()
-    assert st["fast_available"] and st["cells"]["LSTM"] == "compiled (numba)"
-    infer = _fn(st, "fast._lstm_infer")
+    assert st["fast_available"] and st["cells"]["LSTM"] == "compiled (rnnkit.kernels.lstm)"
+    infer = _fn(st, "lstm._lstm_infer")
     assert infer["loaded"] + infer["compiled"] >= 1       # this process ran it
     assert infer["cached"] >= 1                           # and its code is on disk now
-    assert not infer["parallel"] and _fn(st, "fast._lstm_infer_par")["parallel"]
+    assert not infer["parallel"] and _fn(st, "lstm._lstm_infer_par")["parallel"]
     assert os.path.isdir(st["cache_dir"])
 
 
@@ -41,7 +41,7 @@ def test_status_follows_the_kernel_mode(monkeypatch):
 def test_cli_info_kernels(capsys):
     assert main(["info", "--kernels"]) == 0
     out = capsys.readouterr().out
-    assert "LSTM" in out and "numba cache:" in out and "fast._lstm_fwd_par [parallel]" in out
+    assert "LSTM" in out and "numba cache:" in out and "lstm._lstm_fwd_par [parallel]" in out
     assert main(["info", "--kernels", "--json"]) == 0
     rec = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert rec["kernels"]["mode"] in ("auto", "fast")
@@ -59,7 +59,7 @@ from rnnkit.kernels.status import kernel_status
 m = rnnkit.Sequential([L.Input((None, 3)), L.LSTM(4)])
 m.predict(np.zeros((2, 5, 3), np.float32), verbose=0)
 st = kernel_status()
-f = next(f for f in st["functions"] if f["name"] == "fast._lstm_infer")
+f = next(f for f in st["functions"] if f["name"] == "lstm._lstm_infer")
 print(json.dumps({"dir": st["cache_dir"], "why": st["cache_dir_reason"], "loaded": f["loaded"],
                   "compiled": f["compiled"]}))
 """

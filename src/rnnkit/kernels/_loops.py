@@ -111,13 +111,34 @@ def rec_grad(dtmp, dh, mask, t, rmask, has_mask, has_r, accumulate, b0, b1):
             for j in range(H):
                 dst[j] = src[j]
 
+_SMALL_M = 4   # up to this many rows, a plain loop beats BLAS gemm (which packs U per call)
+
+
 @njit(**JIT)
 def project(x, W, U, h, z, t, b0, b1):
-    """z[b0:b1] = x[b0:b1, t] @ W + h[b0:b1] @ U."""
+    """z[b0:b1] = x[b0:b1, t] @ W + h[b0:b1] @ U.
+
+    Up to ``_SMALL_M`` rows (a stateful model fed one sample at a time) plain vectorized
+    loops: BLAS would repack W and U on every call, 5-8x slower for one row of a
+    LSTM(128) (measured 25-33 us vs ~4 us a step)."""
     K = _consts_like(x)
     B, T, F = x.shape
     H, G = U.shape
     n = b1 - b0
+    if n <= _SMALL_M:
+        for b in range(b0, b1):
+            zb, xb, hb = z[b], x[b, t], h[b]
+            for j in range(G):
+                zb[j] = K[0] - K[0]
+            for k in range(F):
+                a, wk = xb[k], W[k]
+                for j in range(G):
+                    zb[j] += a * wk[j]
+            for k in range(H):
+                a, uk = hb[k], U[k]
+                for j in range(G):
+                    zb[j] += a * uk[j]
+        return
     _blas.gemm(0, 0, n, G, F, K[0], x, b0 * T * F + t * F, T * F, W, 0, G, K[0] - K[0],
                z, b0 * G, G)
     _blas.gemm(0, 0, n, G, H, K[0], h, b0 * H, H, U, 0, G, K[0], z, b0 * G, G)
@@ -130,8 +151,6 @@ def emit(h, out, s, b, has_out):
 
 
 
-
-_SMALL_M = 4   # up to this many rows, a plain loop beats BLAS gemm (which packs U per call)
 
 
 @njit(**JIT)
@@ -276,13 +295,31 @@ def prepare_infer(cell, x, states0, mask):
     so shapes that do not fit together are refused here).
 
     Returns ``(x, W, U, b_in, b_rec, states, m)``; ``states`` are fresh copies the loop
-    updates in place, ``m`` the mask or an empty placeholder."""
-    U = cell.params["recurrent_kernel"]
+    updates in place, ``m`` the mask or an empty placeholder.
+
+    The checks and conversions of the weights are planned once per cell and reused while
+    the call has the same shapes, mask presence and the very same weight arrays (a stateful
+    model fed one step at a time: ``predict_on_batch`` on a batch of 1). Weights updated in
+    place stay valid (the plan holds the arrays, not copies); weights that are replaced, or
+    that need a conversion (dtype, memory order), are planned again on every call."""
+    p = cell.params
+    U = p["recurrent_kernel"]
     dt = U.dtype
     x = np.ascontiguousarray(x, dt)
-    W = np.ascontiguousarray(cell.params["kernel"], dt)
-    U = np.ascontiguousarray(U, dt)
-    b_in, b_rec = cell.split_bias()
-    check_infer_shapes(cell, x, W, U, b_in, b_rec, states0, mask)
+    key = (x.shape, mask is None, tuple(np.shape(s) for s in states0))
+    plan = cell.__dict__.get("_infer_plan")
+    if (plan is None or plan[0] != key or plan[1] is not p["kernel"] or plan[2] is not U
+            or plan[3] is not p.get("bias")):
+        W = np.ascontiguousarray(p["kernel"], dt)
+        U = np.ascontiguousarray(U, dt)
+        b_in, b_rec = cell.split_bias()
+        check_infer_shapes(cell, x, W, U, b_in, b_rec, states0, mask)
+        bi, br = opt(b_in, dt, 1), opt(b_rec, dt, 1)
+        plan = (key, p["kernel"], p["recurrent_kernel"], p.get("bias"), (W, U, bi, br))
+        if W is p["kernel"] and U is p["recurrent_kernel"] and all(
+                b is None or (c is b and np.shares_memory(b, p["bias"]))
+                for b, c in ((b_in, bi), (b_rec, br))):
+            cell.__dict__["_infer_plan"] = plan      # only arrays that track the weights
+    W, U, b_in, b_rec = plan[4]
     states = [np.array(s, dtype=dt, order="C") for s in states0]
-    return x, W, U, opt(b_in, dt, 1), opt(b_rec, dt, 1), states, opt(mask, np.bool_, 2)
+    return x, W, U, b_in, b_rec, states, opt(mask, np.bool_, 2)

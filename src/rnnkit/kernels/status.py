@@ -63,7 +63,7 @@ def compiled_functions():
     for info in pkgutil.iter_modules(kernels.__path__):
         try:
             mod = importlib.import_module(f"{kernels.__name__}.{info.name}")
-        except ImportError:     # e.g. the fast path without its BLAS
+        except ImportError:     # e.g. a compiled kernel module without its BLAS
             continue
         for name, obj in sorted(vars(mod).items()):
             if not isinstance(obj, CPUDispatcher) or id(obj) in seen:
@@ -101,13 +101,10 @@ def kernel_status():
         st.update(numba=None, fast_available=False, why_not="numba is not installed",
                   cells={}, functions=[])
         return st
-    try:
-        from . import fast
-        st["fast_available"], st["why_not"] = True, None
-    except ImportError as e:
-        fast = None
-        st["fast_available"], st["why_not"] = False, str(e)
     from . import _blas
+    st["fast_available"] = _blas.AVAILABLE
+    st["why_not"] = None if _blas.AVAILABLE else (
+        "no OpenBLAS found inside the NumPy installation (the compiled kernels call it)")
     st["blas"] = _blas.LIBRARY
     st["blas_core"] = _openblas_core(_blas.LIBRARY)
     st["blas_threads"] = _blas.num_threads() if _blas.AVAILABLE else None
@@ -115,16 +112,14 @@ def kernel_status():
         st["threading_layer"] = numba.threading_layer()
     except ValueError:        # no parallel region has run in this process yet
         st["threading_layer"] = f"not started yet (configured: {numba.config.THREADING_LAYER})"
-    examples = {"SimpleRNN (tanh)": _cells.SimpleRNNMath("tanh"), "LSTM": _cells.LSTMMath(),
-                "GRU (reset_after=True)": _cells.GRUMath(),
-                "GRU (reset_after=False)": _cells.GRUMath(reset_after=False)}
+    examples = {"SimpleRNN (tanh)": _cells.SimpleRNNCell(1), "LSTM": _cells.LSTMCell(1),
+                "GRU (reset_after=True)": _cells.GRUCell(1),
+                "GRU (reset_after=False)": _cells.GRUCell(1, reset_after=False)}
     st["cells"] = {}
     for label, cell in examples.items():
-        impl = kernels._impl(cell)
-        where = "compiled (numba)" if impl is fast and fast is not None else "reference NumPy"
-        if impl is fast and fast is not None and not fast.infer_supported(cell):
-            where += "; inference through the training kernel"
-        st["cells"][label] = where
+        impl = kernels.kernel_for(cell, "float32")
+        st["cells"][label] = ("reference NumPy" if impl is None else
+                              f"compiled ({getattr(impl, '__name__', type(impl).__name__)})")
     funcs = compiled_functions()
     st["cache_dir"], st["cache_dir_reason"] = (_cache_location(funcs[0]["dispatcher"])
                                                if funcs else (None, "no compiled functions"))
