@@ -231,7 +231,7 @@ def test_custom_layers_need_explicit_registration(tmp_path):
         rnnkit.layers.register_layer(Scale)
         np.testing.assert_array_equal(rnnkit.load_model(p).predict(x), m.predict(x))
     finally:
-        rnnkit.layers._CUSTOM.pop("Scale", None)
+        rnnkit.layers.base._CLASSES.pop("Scale", None)
     with pytest.raises(RnnkitFileError, match="neither built"):
         rnnkit.load_model(p)
 

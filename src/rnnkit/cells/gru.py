@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._validate import check_bool, no_unknown_kwargs
-from ._common import KerasCell, drop
+from ._common import KerasCell, drop, keras_args
 
 
 class GRUCell(KerasCell):
@@ -55,10 +55,7 @@ class GRUCell(KerasCell):
                  bias_regularizer=None, dropout=0.0, recurrent_dropout=0.0, seed=None,
                  reset_after=True, **kwargs):
         no_unknown_kwargs(type(self).__name__, kwargs)
-        super().__init__(units, activation, recurrent_activation, use_bias, kernel_initializer,
-                         recurrent_initializer, bias_initializer, kernel_regularizer,
-                         recurrent_regularizer, bias_regularizer, dropout, recurrent_dropout,
-                         seed)
+        super().__init__(**keras_args(locals(), "reset_after"))
         self.reset_after = check_bool("reset_after", reset_after)
 
     def bias_shape(self):

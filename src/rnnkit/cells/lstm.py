@@ -18,7 +18,7 @@ import numpy as np
 
 from .. import initializers as _init
 from .._validate import check_bool, no_unknown_kwargs
-from ._common import KerasCell, drop
+from ._common import KerasCell, drop, keras_args
 
 
 class _ForgetBiasOne(_init.Initializer):
@@ -63,10 +63,7 @@ class LSTMCell(KerasCell):
                  recurrent_regularizer=None, bias_regularizer=None, dropout=0.0,
                  recurrent_dropout=0.0, seed=None, **kwargs):
         no_unknown_kwargs(type(self).__name__, kwargs)
-        super().__init__(units, activation, recurrent_activation, use_bias, kernel_initializer,
-                         recurrent_initializer, bias_initializer, kernel_regularizer,
-                         recurrent_regularizer, bias_regularizer, dropout, recurrent_dropout,
-                         seed)
+        super().__init__(**keras_args(locals(), "unit_forget_bias"))
         self.unit_forget_bias = check_bool("unit_forget_bias", unit_forget_bias)
 
     def bias_initializer_for_build(self):

@@ -343,23 +343,12 @@ def _layer_flow(name, layer, store):
             f"gradient_flow: replaying layer {name!r} through its cell's step does not "
             f"reproduce its output (max abs difference {err:.3g}); the layer's forward pass and "
             "rnnkit.diagnostics are out of step. Please report this as a bug.")
-    n = len(rp.states0)
     grads = store.get("grads")
-    if layer.return_state:
-        d_out, *d_states = list(grads) if grads is not None else [None] * (n + 1)
-    else:
-        d_out, d_states = grads, [None] * n
-    d_states = [None if d is None else np.asarray(d, rp.dtype) for d in d_states]
-    dhs = None
-    if d_out is not None:
-        d_out = np.asarray(d_out, rp.dtype)
-        if layer.return_sequences:
-            dhs = d_out.transpose(1, 0, 2)
-        elif rp.cell.output_is_state:
-            d_states[0] = d_out if d_states[0] is None else d_states[0] + d_out
-        else:
-            dhs = np.zeros(rp.ys.shape, rp.dtype)
-            dhs[-1] = d_out
+    if grads is None:
+        grads = [None] * (len(rp.states0) + 1) if layer.return_state else None
+    dhs, d_states = layer.step_gradients(grads, rp.xs.shape[0])
+    dhs = None if dhs is None else dhs.astype(rp.dtype)
+    d_states = [None if d is None else d.astype(rp.dtype) for d in d_states]
     state_grads = rp.backward(dys=dhs, dstates=d_states)
     dh, dc = state_grads[0], (state_grads[1] if len(state_grads) > 1 else None)
     norms = np.linalg.norm(dh.astype(np.float64), axis=2).mean(axis=1)      # (T,)

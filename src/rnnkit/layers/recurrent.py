@@ -11,29 +11,21 @@ from __future__ import annotations
 from .. import cells as _cells
 from .rnn import RNN
 
-#: cell attributes the presets expose as read-only layer attributes (``lstm.units``, ...)
-_CELL_ATTRS = ("units", "activation", "recurrent_activation", "use_bias", "kernel_initializer",
-               "recurrent_initializer", "bias_initializer", "kernel_regularizer",
-               "recurrent_regularizer", "bias_regularizer", "dropout", "recurrent_dropout",
-               "seed", "n_gates")
-
-
-def _cell_property(name):
-    return property(lambda self: getattr(self.cell, name),
-                    doc=f"The cell's ``{name}`` (read-only; see the class docstring).")
+_RNN_ARGS = ("return_sequences", "return_state", "go_backwards", "stateful", "name",
+             "trainable", "dtype", "input_shape", "input_dim")
 
 
 class _Preset(RNN):
     """RNN with a cell built from flat Keras arguments (not used directly)."""
 
     _cell_class = None
-    _cell_options = ()   # preset-specific cell arguments beyond _CELL_ATTRS
 
-    def __init__(self, cell_args, return_sequences, return_state, go_backwards, stateful,
-                 layer_args):
-        super().__init__(self._cell_class(**cell_args), return_sequences=return_sequences,
-                         return_state=return_state, go_backwards=go_backwards,
-                         stateful=stateful, **layer_args)
+    def __init__(self, args):
+        """``args``: the subclass constructor's ``locals()``; the RNN and Layer arguments go to
+        :class:`RNN`, the rest to the cell."""
+        args = {k: v for k, v in args.items() if k not in ("self", "__class__")}
+        rnn = {k: args.pop(k) for k in _RNN_ARGS}
+        super().__init__(self._cell_class(**args), **rnn)
 
     def get_config(self):
         cfg = super().get_config()
@@ -43,10 +35,6 @@ class _Preset(RNN):
     @classmethod
     def from_config(cls, config, custom_objects=None):
         return cls(**config)
-
-
-for _name in _CELL_ATTRS:
-    setattr(_Preset, _name, _cell_property(_name))
 
 
 class SimpleRNN(_Preset):
@@ -86,16 +74,7 @@ class SimpleRNN(_Preset):
                  return_sequences=False, return_state=False, go_backwards=False,
                  stateful=False, name=None, trainable=True, dtype=None, input_shape=None,
                  input_dim=None):
-        super().__init__(
-            dict(units=units, activation=activation, use_bias=use_bias,
-                 kernel_initializer=kernel_initializer,
-                 recurrent_initializer=recurrent_initializer,
-                 bias_initializer=bias_initializer, kernel_regularizer=kernel_regularizer,
-                 recurrent_regularizer=recurrent_regularizer, bias_regularizer=bias_regularizer,
-                 dropout=dropout, recurrent_dropout=recurrent_dropout, seed=seed),
-            return_sequences, return_state, go_backwards, stateful,
-            dict(name=name, trainable=trainable, dtype=dtype, input_shape=input_shape,
-                 input_dim=input_dim))
+        super().__init__(locals())
 
 
 class LSTM(_Preset):
@@ -137,23 +116,7 @@ class LSTM(_Preset):
                  recurrent_dropout=0.0, seed=None, return_sequences=False, return_state=False,
                  go_backwards=False, stateful=False, name=None, trainable=True, dtype=None,
                  input_shape=None, input_dim=None):
-        super().__init__(
-            dict(units=units, activation=activation, recurrent_activation=recurrent_activation,
-                 use_bias=use_bias, kernel_initializer=kernel_initializer,
-                 recurrent_initializer=recurrent_initializer,
-                 bias_initializer=bias_initializer, unit_forget_bias=unit_forget_bias,
-                 kernel_regularizer=kernel_regularizer,
-                 recurrent_regularizer=recurrent_regularizer, bias_regularizer=bias_regularizer,
-                 dropout=dropout, recurrent_dropout=recurrent_dropout, seed=seed),
-            return_sequences, return_state, go_backwards, stateful,
-            dict(name=name, trainable=trainable, dtype=dtype, input_shape=input_shape,
-                 input_dim=input_dim))
-
-    @property
-    def unit_forget_bias(self):
-        """The cell's ``unit_forget_bias``."""
-        return self.cell.unit_forget_bias
-
+        super().__init__(locals())
 
 class GRU(_Preset):
     r"""Gated recurrent unit (Cho et al. 2014), Keras gate order z, r, h.
@@ -193,19 +156,4 @@ class GRU(_Preset):
                  return_sequences=False, return_state=False, go_backwards=False,
                  stateful=False, reset_after=True, name=None, trainable=True, dtype=None,
                  input_shape=None, input_dim=None):
-        super().__init__(
-            dict(units=units, activation=activation, recurrent_activation=recurrent_activation,
-                 use_bias=use_bias, kernel_initializer=kernel_initializer,
-                 recurrent_initializer=recurrent_initializer,
-                 bias_initializer=bias_initializer, kernel_regularizer=kernel_regularizer,
-                 recurrent_regularizer=recurrent_regularizer, bias_regularizer=bias_regularizer,
-                 dropout=dropout, recurrent_dropout=recurrent_dropout, seed=seed,
-                 reset_after=reset_after),
-            return_sequences, return_state, go_backwards, stateful,
-            dict(name=name, trainable=trainable, dtype=dtype, input_shape=input_shape,
-                 input_dim=input_dim))
-
-    @property
-    def reset_after(self):
-        """The cell's ``reset_after``."""
-        return self.cell.reset_after
+        super().__init__(locals())

@@ -26,6 +26,7 @@ from .. import callbacks as _cb
 from .. import losses as _losses
 from .. import metrics as _metrics
 from .. import optimizers as _opt
+from .._data_adapter import is_ragged as _is_ragged
 from ..kernels import threads as _threads
 from ..layers.base import check_finite, inference
 
@@ -46,24 +47,6 @@ def _inference(method):
         with inference():
             return method(*args, **kwargs)
     return wrapper
-
-
-def _is_array_like(x):
-    return isinstance(x, np.ndarray) or (isinstance(x, (list, tuple)) and not _is_ragged(x))
-
-
-def _is_ragged(x):
-    """A list of per-sample arrays whose lengths differ (or that are themselves arrays)."""
-    if not isinstance(x, (list, tuple)) or len(x) == 0:
-        return False
-    first = x[0]
-    if not hasattr(first, "__len__"):
-        return False
-    try:
-        shapes = {np.shape(s) for s in x}
-    except ValueError:
-        return True
-    return len(shapes) > 1
 
 
 class _Interrupt:
