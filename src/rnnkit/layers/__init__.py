@@ -4,6 +4,7 @@ The recurrent cells (:mod:`rnnkit.cells`) are re-exported here as in Keras
 (``rnnkit.layers.LSTMCell``), to be run by :class:`RNN`.
 """
 
+from .._keras_names import missing_name_hook as _missing_name_hook
 from ..cells import Cell, GRUCell, LSTMCell, SimpleRNNCell, StackedRNNCells
 from .base import Layer, deserialize, get_layer_class, register_layer
 from .core import Activation, Dense, Dropout, Embedding, Flatten, Input, InputLayer, Masking
@@ -16,3 +17,6 @@ __all__ = [
     "Flatten", "Masking", "SimpleRNN", "LSTM", "GRU", "Bidirectional", "TimeDistributed",
     "register_layer", "get_layer_class", "deserialize",
 ]
+
+
+__getattr__ = _missing_name_hook(__name__, __all__)

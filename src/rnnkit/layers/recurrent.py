@@ -12,7 +12,7 @@ from .. import cells as _cells
 from .rnn import RNN
 
 _RNN_ARGS = ("return_sequences", "return_state", "go_backwards", "stateful", "name",
-             "trainable", "dtype", "input_shape", "input_dim")
+             "trainable", "dtype", "input_shape", "input_dim", "batch_input_shape")
 
 
 class _Preset(RNN):
@@ -73,7 +73,7 @@ class SimpleRNN(_Preset):
                  bias_regularizer=None, dropout=0.0, recurrent_dropout=0.0, seed=None,
                  return_sequences=False, return_state=False, go_backwards=False,
                  stateful=False, name=None, trainable=True, dtype=None, input_shape=None,
-                 input_dim=None):
+                 input_dim=None, batch_input_shape=None):
         super().__init__(locals())
 
 
@@ -115,7 +115,7 @@ class LSTM(_Preset):
                  recurrent_regularizer=None, bias_regularizer=None, dropout=0.0,
                  recurrent_dropout=0.0, seed=None, return_sequences=False, return_state=False,
                  go_backwards=False, stateful=False, name=None, trainable=True, dtype=None,
-                 input_shape=None, input_dim=None):
+                 input_shape=None, input_dim=None, batch_input_shape=None):
         super().__init__(locals())
 
 class GRU(_Preset):
@@ -155,5 +155,5 @@ class GRU(_Preset):
                  bias_regularizer=None, dropout=0.0, recurrent_dropout=0.0, seed=None,
                  return_sequences=False, return_state=False, go_backwards=False,
                  stateful=False, reset_after=True, name=None, trainable=True, dtype=None,
-                 input_shape=None, input_dim=None):
+                 input_shape=None, input_dim=None, batch_input_shape=None):
         super().__init__(locals())

@@ -56,9 +56,9 @@ class RNN(Layer):
 
     def __init__(self, cell, return_sequences=False, return_state=False, go_backwards=False,
                  stateful=False, name=None, trainable=True, dtype=None, input_shape=None,
-                 input_dim=None):
+                 input_dim=None, batch_input_shape=None):
         super().__init__(name=name, trainable=trainable, dtype=dtype, input_shape=input_shape,
-                         input_dim=input_dim)
+                         input_dim=input_dim, batch_input_shape=batch_input_shape)
         if isinstance(cell, (list, tuple)):
             cell = _cells.StackedRNNCells(list(cell))
         if not isinstance(cell, _cells.Cell):
