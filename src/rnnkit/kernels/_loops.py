@@ -331,7 +331,7 @@ def prepare_infer(cell, x, states0, mask):
     updates in place, ``m`` the mask or an empty placeholder.
 
     The checks and conversions of the weights are planned once per cell and reused while
-    the call has the same shapes, mask presence and the very same weight arrays (a stateful
+    the call has the same input, mask and state shapes and the very same weight arrays (a stateful
     model fed one step at a time: ``predict_on_batch`` on a batch of 1). Weights updated in
     place stay valid (the plan holds the arrays, not copies); weights that are replaced, or
     that need a conversion (dtype, memory order), are planned again on every call."""
@@ -339,7 +339,8 @@ def prepare_infer(cell, x, states0, mask):
     U = p["recurrent_kernel"]
     dt = U.dtype
     x = np.ascontiguousarray(x, dt)
-    key = (x.shape, mask is None, tuple(np.shape(s) for s in states0))
+    key = (x.shape, None if mask is None else np.shape(mask),
+           tuple(np.shape(s) for s in states0))
     plan = cell.__dict__.get("_infer_plan")
     if (plan is None or plan[0] != key or plan[1] is not p["kernel"] or plan[2] is not U
             or plan[3] is not p.get("bias")):
