@@ -362,7 +362,7 @@ def _layer_flow(name, layer, store):
         # return_sequences layer would look 'exploding'). Judge the recurrence alone: the
         # last step's gradient carried back with no further injection.
         last = [dhs[-1] if d_states[0] is None else dhs[-1] + d_states[0]] + d_states[1:]
-        carried, _ = rp.backward(dhs=None, dstates=tuple(last))
+        carried = rp.backward(dys=None, dstates=last)[0]
         judged = np.linalg.norm(carried.astype(np.float64), axis=2).mean(axis=1)
     return LayerFlow(name=name, cell=type(layer).__name__, norms=norms, cell_norms=cnorms,
                      **judge(judged))
