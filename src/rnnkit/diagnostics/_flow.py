@@ -361,8 +361,9 @@ def _layer_flow(name, layer, store):
         # gradient grows going back simply by accumulating those injections (a healthy
         # return_sequences layer would look 'exploding'). Judge the recurrence alone: the
         # last step's gradient carried back with no further injection.
-        last = [dhs[-1] if d_states[0] is None else dhs[-1] + d_states[0]] + d_states[1:]
-        carried = rp.backward(dys=None, dstates=last)[0]
+        last = np.zeros_like(dhs)
+        last[-1] = dhs[-1]
+        carried = rp.backward(dys=last, dstates=d_states)[0]
         judged = np.linalg.norm(carried.astype(np.float64), axis=2).mean(axis=1)
     return LayerFlow(name=name, cell=type(layer).__name__, norms=norms, cell_norms=cnorms,
                      **judge(judged))

@@ -53,7 +53,8 @@ class SimpleRNN(_Preset):
         seed: None or int, seeds the dropout masks.
         return_sequences, return_state, go_backwards, stateful: see
             :class:`~rnnkit.layers.RNN`.
-        name, trainable, dtype, input_shape, input_dim: see :class:`~rnnkit.layers.Layer`.
+        name, trainable, dtype, input_shape, input_dim, batch_input_shape: see
+            :class:`~rnnkit.layers.Layer`.
 
     Weights (Keras layout): ``kernel`` (F, units), ``recurrent_kernel`` (units, units),
     ``bias`` (units,). Input (B, T, F); output (B, units), or (B, T, units) with
@@ -95,7 +96,8 @@ class LSTM(_Preset):
         seed: None or int, seeds the dropout masks.
         return_sequences, return_state, go_backwards, stateful: see
             :class:`~rnnkit.layers.RNN`.
-        name, trainable, dtype, input_shape, input_dim: see :class:`~rnnkit.layers.Layer`.
+        name, trainable, dtype, input_shape, input_dim, batch_input_shape: see
+            :class:`~rnnkit.layers.Layer`.
 
     Weights (Keras layout): ``kernel`` (F, 4u), ``recurrent_kernel`` (u, 4u), ``bias`` (4u,).
     States: ``[h, c]``, each (B, u).
@@ -137,7 +139,8 @@ class GRU(_Preset):
             (2, 3u) (row 0 input, row 1 recurrent); False: before it, bias (3u,).
         return_sequences, return_state, go_backwards, stateful: see
             :class:`~rnnkit.layers.RNN`.
-        name, trainable, dtype, input_shape, input_dim: see :class:`~rnnkit.layers.Layer`.
+        name, trainable, dtype, input_shape, input_dim, batch_input_shape: see
+            :class:`~rnnkit.layers.Layer`.
 
     Weights (Keras layout): ``kernel`` (F, 3u), ``recurrent_kernel`` (u, 3u), ``bias``.
 

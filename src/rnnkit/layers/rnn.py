@@ -40,7 +40,8 @@ class RNN(Layer):
             processing order).
         stateful: carry the final states of a batch into the next call (reset with
             :meth:`reset_states`).
-        name, trainable, dtype, input_shape, input_dim: see :class:`rnnkit.layers.Layer`.
+        name, trainable, dtype, input_shape, input_dim, batch_input_shape: see
+            :class:`rnnkit.layers.Layer`.
 
     Shapes: input (B, T, F); output (B, O) or (B, T, O), ``O = cell.output_size``; states
     (B, n) for each ``n`` in ``cell.state_size``. Masked steps (from ``Masking``,
