@@ -40,6 +40,18 @@ class Metric:
     def result(self) -> float:
         return self._total / self._count if self._count else 0.0
 
+    def get_state(self) -> np.ndarray:
+        """The accumulators, a float64 array that adds up across batches and processes.
+
+        Data-parallel training sums it across ranks (:mod:`rnnkit.distributed`). A metric
+        with other accumulators overrides this and :meth:`set_state`.
+        """
+        return np.array([self._total, self._count], dtype=np.float64)
+
+    def set_state(self, state):
+        """Restore accumulators returned by :meth:`get_state` (shape (2,))."""
+        self._total, self._count = float(state[0]), float(state[1])
+
 
 class Mean(Metric):
     """Weighted mean of given values (used for the loss)."""

@@ -170,6 +170,10 @@ def register(subparsers):
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", metavar="FILE", help="TOML file with any of the options below "
                    "(keys as the option names, e.g. epochs = 30, batch_size = 16)")
+    p.add_argument("--distributed", action="store_true", default=False,
+                   help="data-parallel training on every rank of an MPI job: run as `mpiexec "
+                   "-n N rnnkit train --distributed ...` (needs the mpi extra; only rank 0 "
+                   "prints and saves; see docs/distributed.md)")
     for opt in options():
         flag = "--" + opt.name.replace("_", "-")
         kw = dict(dest=opt.name, default=None, help=_help(opt))
@@ -415,11 +419,36 @@ def _train_lm(v, out):
 
 
 def run(args) -> int:
-    """Run ``rnnkit train``; returns the exit status."""
+    """Run ``rnnkit train``; returns the exit status.
+
+    With ``--distributed`` every rank runs this; any error on a rank is printed with the
+    rank and aborts the whole MPI job (a rank that stopped alone would leave the others
+    waiting in a collective call).
+    """
+    if not getattr(args, "distributed", False):
+        return _run(args, None)
+    import sys
+
+    from ..distributed import init
+    world = init()
+    try:
+        return _run(args, world)
+    except BaseException as e:  # noqa: BLE001 - every error must end every rank
+        print(f"rnnkit train: error (rank {world.rank} of {world.size}): "
+              f"{type(e).__name__ + ': ' if not isinstance(e, CLIError) else ''}{e}",
+              file=sys.stderr, flush=True)
+        from ..distributed import DistributedError
+        world.abort(2 if isinstance(e, CLIError) else 1,
+                    together=isinstance(e, DistributedError))
+        raise  # not reached: abort ends the process
+
+
+def _run(args, world):
     import time
 
     v = resolve(args)
-    out = Output(json_mode=v["json"], quiet=v["quiet"])
+    worker = world is not None and not world.is_root
+    out = Output(json_mode=v["json"] and not worker, quiet=v["quiet"] or worker)
     parse_data_spec(v["data"])
     if v["test"]:
         parse_data_spec(v["test"], "--test")

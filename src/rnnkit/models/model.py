@@ -301,7 +301,16 @@ class Model:
             return None
         return last.activation.name
 
+    @property
+    def _grad_reducer(self):
+        """The data-parallel reducer after ``rnnkit.distributed.init()``, else None."""
+        from ..distributed import current
+        return current()
+
     def _train_step(self, x, y, sample_weight=None, mask_in=None):
+        reducer = self._grad_reducer
+        if reducer is not None:  # data parallel: this rank's rows, one allreduce
+            return reducer.train_step(self, x, y, sample_weight, mask_in)
         loss, y_pred, mask = self._loss_and_grad(x, y, sample_weight, mask_in)
         params, grads = self._trainable()
         if math.isfinite(loss):
@@ -382,6 +391,8 @@ class Model:
         self._check_compiled("training")
         from .. import _data_adapter as da
         verbose = 1 if verbose == "auto" else int(verbose)
+        if self._grad_reducer is not None and not self._grad_reducer.is_root:
+            verbose = 0  # data parallel: only rank 0 shows progress
         batch_size = 32 if batch_size is None else batch_size
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size <= 0:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
@@ -474,6 +485,8 @@ class Model:
 
     @_inference
     def _evaluate_adapter(self, data, tbptt=None):
+        if self._grad_reducer is not None and tbptt is None:  # data parallel: shard, reduce
+            return self._grad_reducer.evaluate(self, data)
         for m in self.metrics:
             m.reset()
         total, count = 0.0, 0
