@@ -289,7 +289,7 @@ def _common_kwargs(v):
                 patience=v["patience"], seed=v["seed"], verbose=_verbosity(v))
 
 
-def _train_sequences(v, out):
+def _train_sequences(v, out, callbacks=None):
     from ..tasks import SequenceClassifier, SequenceRegressor
     from ..tasks._sequence import stratified_split
 
@@ -326,7 +326,7 @@ def _train_sequences(v, out):
     n_feat = (x_tr[0].shape[-1] if np.ndim(x_tr[0]) == 2 else 1)
     out.say(f"{task}: {len(x_tr)} training sequences, {n_feat} channel(s); test: "
             f"{len(x_te)} from {test_source}")
-    pipe.fit(x_tr, y_tr)
+    pipe.fit(x_tr, y_tr, callbacks=callbacks)
     metrics = pipe.evaluate(x_te, y_te)
     extra = {"best_epoch": pipe.best_epoch_, "epochs_run": len(pipe.history_.epoch)}
     if task == "classify":
@@ -342,7 +342,7 @@ def _numeric_targets(y, source):
                        "class labels.") from None
 
 
-def _train_forecast(v, out):
+def _train_forecast(v, out, callbacks=None):
     from ..tasks import Forecaster
 
     values, columns, dates, target = load_series(v["data"], columns=v["columns"],
@@ -373,7 +373,7 @@ def _train_forecast(v, out):
     pipe.info.update(columns=columns, target=columns[target],
                      date_column=v["date_column"], last_date=(dates[len(train) - 1]
                                                               if dates else None))
-    pipe.fit(train)
+    pipe.fit(train, callbacks=callbacks)
     out.say(f"transforms: log {'on' if pipe.log_channels_ else 'off'}, differencing lags "
             f"{pipe.lags_}, seasonal period {pipe.period_}, window {pipe.window_}, "
             f"{pipe.ensemble} network(s)")
@@ -386,7 +386,7 @@ def _train_forecast(v, out):
     return pipe, res, extra, test_source
 
 
-def _train_lm(v, out):
+def _train_lm(v, out, callbacks=None):
     from ..tasks import CharLanguageModel
 
     text = load_text(v["data"])
@@ -403,7 +403,7 @@ def _train_lm(v, out):
     out.say(f"lm: {len(train_text)} training characters (validation: last "
             f"{v['validation_split']:.0%} of them); test: {len(test_text)} characters "
             f"({test_source})")
-    pipe.fit(train_text)
+    pipe.fit(train_text, callbacks=callbacks)
     metrics = pipe.evaluate(test_text)
     baseline = {"unigram_loss": metrics.pop("baseline_unigram")}
     hist = pipe.history_.history
@@ -460,15 +460,8 @@ def _run(args, world):
         raise CLIError("--bidirectional does not apply to a language model (it must not see "
                        "the future); remove it.")
     t0 = time.perf_counter()
-    runner = {"classify": _train_sequences, "regress": _train_sequences,
-              "forecast": _train_forecast, "lm": _train_lm}[v["task"]]
-    pipe, metrics, extra, test_source = runner(v, out)
+    pipe, metrics, extra, test_source, settings = train_values(v, out)
     seconds = time.perf_counter() - t0
-    applies = {o.name for o in options() if v["task"] in o.tasks}
-    settings = {k: v[k] for k in v
-                if k in applies and k not in ("json", "verbose", "quiet", "out")}
-    pipe.info.update(data=v["data"], test=test_source, train_settings=settings,
-                     test_metrics=metrics)
     pipe.save(out_path)
     _report(out, v, metrics, extra, seconds, out_path, pipe)
     out.result({"task": v["task"], "data": v["data"], "test_data": test_source,
@@ -477,6 +470,29 @@ def _run(args, world):
                 "params": pipe.model.count_params() if hasattr(pipe, "model") and pipe.model
                 else sum(m.count_params() for m in pipe.members)})
     return 0
+
+
+def train_values(v, out, callbacks=None):
+    """Train from resolved options ``v`` (see :func:`resolve`); the model is not saved.
+
+    Args:
+        v: dict of every train option (as :func:`resolve` returns).
+        out: :class:`rnnkit.cli._common.Output` for the human-readable lines.
+        callbacks: extra callbacks for every ``fit`` (e.g. a sweep's per-epoch reporter).
+
+    Returns:
+        ``(pipeline, test_metrics, extra, test_source, settings)``; the pipeline's ``info``
+        records the data, the settings and the test metrics.
+    """
+    runner = {"classify": _train_sequences, "regress": _train_sequences,
+              "forecast": _train_forecast, "lm": _train_lm}[v["task"]]
+    pipe, metrics, extra, test_source = runner(v, out, callbacks)
+    applies = {o.name for o in options() if v["task"] in o.tasks}
+    settings = {k: v[k] for k in v
+                if k in applies and k not in ("json", "verbose", "quiet", "out")}
+    pipe.info.update(data=v["data"], test=test_source, train_settings=settings,
+                     test_metrics=metrics)
+    return pipe, metrics, extra, test_source, settings
 
 
 def _report(out, v, metrics, extra, seconds, path, pipe):

@@ -13,5 +13,8 @@ See docs/distributed.md and docs/scaling.md.
 """
 
 from .mpi import DistributedError, GradientReducer, current, init, is_root, shutdown
+from .spec import SweepSpec, load_sweep_spec
+from .tune import SweepResult, sweep
 
-__all__ = ["init", "shutdown", "current", "is_root", "GradientReducer", "DistributedError"]
+__all__ = ["init", "shutdown", "current", "is_root", "GradientReducer", "DistributedError",
+           "sweep", "SweepResult", "SweepSpec", "load_sweep_spec"]
