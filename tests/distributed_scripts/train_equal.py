@@ -76,8 +76,9 @@ if a.fail_rank is not None and a.fail_outside:
 
 hist = model.fit(x, y, sample_weight=sw, batch_size=a.batch_size, epochs=3, verbose=0,
                  validation_split=0.25, callbacks=callbacks)
+evaluated = model.evaluate(x, y, sample_weight=sw, batch_size=a.batch_size, verbose=0)
 if rank == 0:
-    np.savez(a.out, *model.get_weights(), loss=hist.history["loss"],
+    np.savez(a.out, *model.get_weights(), evaluate=evaluated, loss=hist.history["loss"],
              val_loss=hist.history["val_loss"], acc=hist.history["accuracy"],
              val_acc=hist.history["val_accuracy"])
 print(f"done rank {rank} epochs {len(hist.epoch)} lr {model.optimizer.learning_rate:.6g}",
