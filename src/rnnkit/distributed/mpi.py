@@ -31,6 +31,7 @@ import json
 import math
 import os
 import sys
+import weakref
 
 import numpy as np
 
@@ -156,9 +157,13 @@ class GradientReducer:
     def __init__(self, comm):
         self.comm = comm
         self.rank, self.size = comm.Get_rank(), comm.Get_size()
+        # failure handling meets on its own communicator: a rank that failed outside a step
+        # must not match its barrier with the allreduce the other ranks wait in
+        self._failure_comm = comm.Dup() if hasattr(comm, "Dup") else comm
         self.is_root = self.rank == 0
         self.last_allreduce_seconds = 0.0
-        self._synced = set()      # ids of models whose weights came from rank 0
+        self._synced = weakref.WeakSet()   # models whose weights came from rank 0
+        self._rng = None                   # this rank's dropout stream (see _local_random)
 
     # -- set-up ----------------------------------------------------------------------------
     def set_threads(self, threads="auto"):
@@ -178,17 +183,20 @@ class GradientReducer:
     def abort(self, code=1, together=False):
         """End every rank of the job (``MPI_Abort``).
 
+        The first rank to abort kills the others, so each rank first waits (at most 2 s, or
+        10 s when ``together``) for every rank to arrive here too: when all of them are
+        failing, each prints its message before the job ends. A rank failing alone waits the
+        2 s and aborts.
+
         Args:
             code: exit status.
-            together: every rank is failing at the same point (a :class:`DistributedError`):
-                wait up to 10 s for all of them to get here, so each prints its message
-                before the first abort kills the others.
+            together: every rank is known to be failing (a :class:`DistributedError`).
         """
-        if together:
-            import time
-            request, t0 = self.comm.Ibarrier(), time.monotonic()
-            while not request.Test() and time.monotonic() - t0 < 10.0:
-                time.sleep(0.01)
+        import time
+        limit = 10.0 if together else 2.0
+        request, t0 = self._failure_comm.Ibarrier(), time.monotonic()
+        while not request.Test() and time.monotonic() - t0 < limit:
+            time.sleep(0.01)
         self.comm.Abort(code)
 
     def shard(self, *arrays):
@@ -208,7 +216,7 @@ class GradientReducer:
 
     def _sync(self, model, x):
         """Before a model's first step: build it, broadcast rank 0's weights, check shuffles."""
-        if id(model) in self._synced:
+        if model in self._synced:
             return
         if not getattr(model, "built", True):
             model.build(np.shape(x))
@@ -222,17 +230,21 @@ class GradientReducer:
                 "differently and train on different global batches. Call "
                 "rnnkit.utils.set_random_seed(<the same seed>) on every rank, or call it "
                 "before rnnkit.distributed.init() (which copies rank 0's generator).")
-        self._synced.add(id(model))
+        self._synced.add(model)
 
     @contextlib.contextmanager
     def _local_random(self):
-        """Dropout on this rank draws from its own stream (derived from the shared one, without
-        advancing it), so the shared stream, and with it the shuffle, stays the same on all."""
+        """Dropout on this rank draws from its own stream, so the shared stream, and with it
+        the shuffle, stays the same on all ranks. The rank's stream starts at the first step,
+        seeded from the shared generator's state (without advancing it) and the rank: a
+        seeded script draws the same masks every run."""
         shared = _backend.rng()
-        seed = int.from_bytes(hashlib.sha1(json.dumps(
-            shared.bit_generator.state, sort_keys=True, default=str).encode()).digest()[:8],
-            "little")
-        _backend.set_rng(np.random.default_rng([seed, self.rank]))
+        if self._rng is None:
+            seed = int.from_bytes(hashlib.sha1(json.dumps(
+                shared.bit_generator.state, sort_keys=True, default=str).encode()).digest()[:8],
+                "little")
+            self._rng = np.random.default_rng([seed, self.rank])
+        _backend.set_rng(self._rng)
         try:
             yield
         finally:
