@@ -146,3 +146,9 @@ def test_sweep_interrupted_resumed_saves_best_model(tmp_path):
     with open(folder / "results.csv") as f:
         assert len(list(csv.DictReader(f))) == 4
     assert json.loads((folder / "results.json").read_text())["best"]["trial"] == best["trial"]
+
+
+def test_cli_bad_sweep_file_is_a_usage_error(tmp_path):
+    from rnnkit.cli import main
+    assert main(["sweep", str(tmp_path / "missing.toml")]) == 2
+    assert main(["sweep", str(_write(tmp_path, "[space]\nlr = { normal = [0, 1] }"))]) == 2

@@ -46,14 +46,18 @@ def register(subparsers):
 def run(args) -> int:
     """Run ``rnnkit sweep``; returns the exit status (0 done, 1 no trial completed, 130
     interrupted: run it again to resume)."""
-    from ..distributed import sweep
+    from ..distributed import load_sweep_spec, sweep
 
+    try:
+        spec = load_sweep_spec(args.file)
+    except ValueError as e:   # a usage error: the file is missing or wrong
+        raise CLIError(str(e)) from None
     for name in ("num_cpus", "object_store_mb"):
         v = getattr(args, name)
         if v is not None and v <= 0:
             raise CLIError(f"--{name.replace('_', '-')} must be a positive integer, got {v}.")
     out = Output(json_mode=args.json, quiet=args.quiet)
-    res = sweep(args.file, address=args.address, num_cpus=args.num_cpus,
+    res = sweep(spec, address=args.address, num_cpus=args.num_cpus,
                 object_store_memory=args.object_store_mb * 2**20, resume=not args.no_resume,
                 print_fn=None if args.quiet else (lambda text: out.say(text + "\n")))
     out.say(res.table)

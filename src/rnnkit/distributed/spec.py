@@ -168,18 +168,13 @@ def load_sweep_spec(path) -> SweepSpec:
     Raises:
         ValueError: the file is missing, not TOML, or holds an unknown or invalid setting.
     """
-    import tomllib
+    from ..cli._common import CLIError, read_toml
 
     p = Path(path)
     try:
-        with open(p, "rb") as f:
-            raw = tomllib.load(f)
-    except FileNotFoundError:
-        raise ValueError(f"sweep file {str(p)!r} does not exist.") from None
-    except IsADirectoryError:
-        raise ValueError(f"sweep file {str(p)!r} is a directory, expected a .toml file.") from None
-    except tomllib.TOMLDecodeError as e:
-        raise ValueError(f"{p.name}: invalid TOML: {e}. See examples/sweep.toml.") from None
+        raw = read_toml(p, "sweep file", "see examples/sweep.toml")
+    except CLIError as e:
+        raise ValueError(str(e)) from None
     unknown = sorted(set(raw) - {"sweep", "train", "space"})
     if unknown:
         raise ValueError(f"{p.name}: unknown table(s) or key(s) {unknown}; a sweep file has the "
