@@ -207,3 +207,18 @@ def test_init_without_mpi4py_says_how_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "mpi4py", None)
     with pytest.raises(ImportError, match=r'pip install "rnnkit\[mpi\]"'):
         dist.init()
+
+
+def test_only_rank_0_writes_files(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    import rnnkit.distributed.mpi as mpi
+    m = _model()
+    m.build((None, 5, 3))
+    monkeypatch.setattr(mpi, "_WORLD", SimpleNamespace(rank=1))
+    m.save(tmp_path / "a.rnnkit")
+    m.save_weights(tmp_path / "a.weights.rnnkit")
+    assert not list(tmp_path.iterdir())
+    monkeypatch.setattr(mpi, "_WORLD", SimpleNamespace(rank=0))
+    m.save(tmp_path / "a.rnnkit")
+    assert (tmp_path / "a.rnnkit").exists()

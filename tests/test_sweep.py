@@ -152,3 +152,25 @@ def test_cli_bad_sweep_file_is_a_usage_error(tmp_path):
     from rnnkit.cli import main
     assert main(["sweep", str(tmp_path / "missing.toml")]) == 2
     assert main(["sweep", str(_write(tmp_path, "[space]\nlr = { normal = [0, 1] }"))]) == 2
+
+
+def test_search_and_scheduler_from_the_spec():
+    from ray.tune.schedulers import ASHAScheduler
+    from ray.tune.search.basic_variant import BasicVariantGenerator
+    from ray.tune.search.optuna import OptunaSearch
+
+    from rnnkit.distributed.tune import _domain, _max_iterations, _tune_config
+
+    spec = SweepSpec(train={"epochs": 5, "data": "builtin:airline", "ensemble": 2},
+                     space={"units": {"choice": [4, 8]}}, search="random", scheduler="none")
+    assert _max_iterations(spec) == 5 * 2 + 1       # every member's epochs, then the final
+    cfg = _tune_config(spec, 11)
+    assert isinstance(cfg.search_alg, BasicVariantGenerator) and cfg.scheduler is None
+    spec = SweepSpec(train={"lr": 0.01}, space={"epochs": {"choice": [3, 9]}}, search="tpe",
+                     grace_period=2)
+    assert _max_iterations(spec) == 9 + 1
+    cfg = _tune_config(spec, 10)
+    assert isinstance(cfg.search_alg, OptunaSearch) and isinstance(cfg.scheduler, ASHAScheduler)
+    assert cfg.scheduler._max_t == 10 and cfg.scheduler._time_attr == "training_iteration"
+    d = _domain({"randint": [1, 3]})                # both ends included
+    assert (d.lower, d.upper) == (1, 4)
