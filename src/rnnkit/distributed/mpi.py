@@ -167,7 +167,12 @@ class GradientReducer:
 
     # -- set-up ----------------------------------------------------------------------------
     def set_threads(self, threads="auto"):
-        """Threads per rank: an int, or 'auto' (node cores // ranks on this node, >= 1)."""
+        """Set this rank's thread count (rnnkit's kernels and OpenBLAS).
+
+        Args:
+            threads: a positive int, or 'auto': the cores of this node // the ranks on this
+                node (at least 1), so the ranks sharing a node do not over-subscribe it.
+        """
         from ..kernels import _blas
         if threads == "auto":
             from mpi4py import MPI
@@ -204,13 +209,24 @@ class GradientReducer:
 
         Rank r of N takes rows ``[B·r // N, B·(r+1) // N)`` of a batch of B rows, so shards
         differ by at most one row and may be empty when B < N.
+
+        Args:
+            *arrays: arrays (or None) with the same first dimension B, e.g. x (B, T, F),
+                y, sample_weight (B,) or (B, T), mask (B, T).
+
+        Returns:
+            tuple of the row blocks, (B_r, ...) each.
         """
         n = len(arrays[0])
         lo, hi = n * self.rank // self.size, n * (self.rank + 1) // self.size
         return tuple(None if a is None else a[lo:hi] for a in arrays)
 
     def broadcast_weights(self, model):
-        """Overwrite every rank's weights with rank 0's (in place, one Bcast per array)."""
+        """Overwrite every rank's weights with rank 0's (in place, one Bcast per array).
+
+        Args:
+            model: a built model; ``model.weights`` are the arrays sent.
+        """
         for w in model.weights:
             self.comm.Bcast(w, root=0)
 
@@ -345,7 +361,18 @@ class GradientReducer:
         """Loss and metrics of a whole data set, each rank computing on its rows of each batch.
 
         One allreduce at the end (per-batch loss sums and counts, and metric totals). Every
-        rank passes the same batches. Returns the same dict ``Model.evaluate`` returns.
+        rank passes the same batches.
+
+        Args:
+            model: the compiled model.
+            data: iterable of global batches ``(x, y, sample_weight, mask)``.
+
+        Returns:
+            dict ``{"loss": ..., <metric>: ...}``, what ``Model.evaluate(return_dict=True)``
+            returns on one process for the same data.
+
+        Raises:
+            DistributedError: on every rank, when evaluating failed on any rank.
         """
         metrics = model.metrics
         for m in metrics:
