@@ -222,3 +222,10 @@ def test_only_rank_0_writes_files(tmp_path, monkeypatch):
     monkeypatch.setattr(mpi, "_WORLD", SimpleNamespace(rank=0))
     m.save(tmp_path / "a.rnnkit")
     assert (tmp_path / "a.rnnkit").exists()
+
+
+def test_dropout_and_single_batch_calls_agree_across_ranks():
+    proc, _ = _run(["-m", "mpi4py", str(SCRIPTS / "dropout_ranks.py")], ranks=2)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = dict(re.findall(r"RESULT (\d) (True \[[^\]]*\] \[[^\]]*\])", proc.stderr))
+    assert len(lines) == 2 and lines["0"] == lines["1"], proc.stderr[-2000:]
