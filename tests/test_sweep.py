@@ -109,8 +109,10 @@ def test_sweep_interrupted_resumed_saves_best_model(tmp_path):
     first = subprocess.Popen(_sweep_cmd(spec), env=env, stdout=subprocess.PIPE,
                              stderr=subprocess.STDOUT, text=True)
     pattern = str(tmp_path / "out" / "tiny" / "*" / "checkpoint_*" / "model.rnnkit")
+    trials = str(tmp_path / "out" / "tiny" / "_trial_*")
     try:
-        while not glob.glob(pattern):      # the first trial finished and saved its model
+        # the first trial saved its model and ended: the second one (1 at a time) has started
+        while not (glob.glob(pattern) and len(glob.glob(trials)) >= 2):
             assert first.poll() is None, first.stdout.read()[-3000:]
             assert time.perf_counter() - t0 < 240, "no trial finished within 240 s"
             time.sleep(0.2)
