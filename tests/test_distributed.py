@@ -229,3 +229,24 @@ def test_dropout_and_single_batch_calls_agree_across_ranks():
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = dict(re.findall(r"RESULT (\d) (True \[[^\]]*\] \[[^\]]*\])", proc.stderr))
     assert len(lines) == 2 and lines["0"] == lines["1"], proc.stderr[-2000:]
+
+
+@pytest.mark.parametrize("name", sorted(rnnkit.metrics._REGISTRY))
+def test_metric_states_add_up_across_shards(name):
+    # what the reducer does: each rank's state from its rows, summed, equals one process's
+    rng = np.random.default_rng(0)
+    y_pred = rng.uniform(0.01, 1.0, size=(10, 4))
+    y_pred /= y_pred.sum(-1, keepdims=True)
+    ids = rng.integers(0, 4, 10)
+    y_true = ids if name.startswith("sparse") else np.eye(4)[ids]
+    w = rng.uniform(0.5, 2.0, 10)
+    whole = rnnkit.metrics.get(name)
+    whole.update(y_true, y_pred, w)
+    total = None
+    for rows in (slice(0, 3), slice(3, 10)):
+        part = rnnkit.metrics.get(name)
+        part.update(y_true[rows], y_pred[rows], w[rows])
+        total = part.get_state() if total is None else total + part.get_state()
+    merged = rnnkit.metrics.get(name)
+    merged.set_state(total)
+    np.testing.assert_allclose(merged.result(), whole.result(), rtol=1e-12, err_msg=name)
