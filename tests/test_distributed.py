@@ -80,6 +80,25 @@ def test_uneven_and_empty_shards(tmp_path):
         np.testing.assert_allclose(multi[k], single[k], rtol=1e-10, err_msg=k)
 
 
+def test_two_inputs_two_outputs_equal_one_process(tmp_path):
+    # a functional model whose outputs count different positions (masked per-time-step tags,
+    # a final-step value, loss weights 1 and 0.5): 3 ranks with shards 2/2/3 and 0/1/1 give
+    # the single-process weights, per-output losses and metrics
+    extra = ["--two-outputs", "--batch-size", "7"]
+    single, _ = _train(tmp_path, "single", "float64", extra=extra)
+    multi, _ = _train(tmp_path, "multi", "float64", ranks=3, extra=extra)
+    assert sorted(single) == sorted(multi) and "history_val_value_loss" in single
+    for k in single:
+        np.testing.assert_allclose(multi[k], single[k], rtol=1e-10, err_msg=k)
+
+
+def test_lazy_attribute_after_import_rnnkit():
+    code = ("import sys, rnnkit; init = rnnkit.distributed.init; "
+            "assert 'mpi4py' not in sys.modules and 'ray' not in sys.modules")
+    proc, _ = _run(["-c", code])
+    assert proc.returncode == 0, proc.stderr
+
+
 def _fail(tmp_path, extra, module=True):
     args = [str(SCRIPTS / "train_equal.py"), str(tmp_path / "f.npz"), "float64",
             "--distributed", "--fail-rank", "1", *extra]

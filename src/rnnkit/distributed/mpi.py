@@ -28,7 +28,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import math
 import os
 import sys
 import weakref
@@ -36,6 +35,7 @@ import weakref
 import numpy as np
 
 from .. import _backend
+from .._data_adapter import _rows, _take
 
 _WORLD = None     # the GradientReducer made by init(), or None
 
@@ -211,15 +211,16 @@ class GradientReducer:
         differ by at most one row and may be empty when B < N.
 
         Args:
-            *arrays: arrays (or None) with the same first dimension B, e.g. x (B, T, F),
-                y, sample_weight (B,) or (B, T), mask (B, T).
+            *arrays: arrays (or None, or a list of arrays: one per input / output) with the
+                same first dimension B, e.g. x (B, T, F), y, sample_weight (B,) or (B, T),
+                mask (B, T).
 
         Returns:
             tuple of the row blocks, (B_r, ...) each.
         """
-        n = len(arrays[0])
+        n = _rows(arrays[0])
         lo, hi = n * self.rank // self.size, n * (self.rank + 1) // self.size
-        return tuple(None if a is None else a[lo:hi] for a in arrays)
+        return tuple(_take(a, slice(lo, hi)) for a in arrays)
 
     def broadcast_weights(self, model):
         """Overwrite every rank's weights with rank 0's (in place, one Bcast per array).
@@ -287,19 +288,34 @@ class GradientReducer:
         raise DistributedError(text) from error
 
     @staticmethod
-    def _metric_states(metrics):
-        return [np.asarray(m.get_state(), dtype=np.float64) for m in metrics]
+    def _metric_states(model):
+        """The summable states of the output metrics (the per-output loss trackers of a
+        several-output model are set from the reduced losses instead)."""
+        return [np.asarray(m.get_state(), dtype=np.float64)
+                for ms in model._output_metrics for m in ms]
+
+    @staticmethod
+    def _set_metric_states(model, states, flat):
+        k = 0
+        for m, st in zip((m for ms in model._output_metrics for m in ms), states):
+            m.set_state(st + flat[k:k + st.size].astype(np.float64))
+            k += st.size
 
     def train_step(self, model, x, y, sample_weight=None, mask=None):
         """One data-parallel step on a global batch; returns the global batch loss.
 
         Every rank passes the same global batch; each computes loss and gradients on its
-        rows (:meth:`shard`), the gradients, loss and metric increments are summed in ONE
-        allreduce, and every rank applies the same optimizer update with the global gradient.
+        rows (:meth:`shard`), the gradients, loss parts and metric increments are summed in
+        ONE allreduce, and every rank applies the same optimizer update with the global
+        gradient. A model with K > 1 outputs first sums its K per-output loss counts in a
+        second, K-float allreduce: output k's mean runs over its own N_k positions (masks
+        differ between outputs), so each rank scales output k's gradient by
+        ``n_k·B / (N_k·B_r)`` before its backward pass and is then weighted by its rows B_r.
 
         Args:
             model: the compiled model.
-            x, y, sample_weight, mask: the global batch (B rows each; None where absent).
+            x, y, sample_weight, mask: the global batch (B rows each; None where absent;
+                a list with one array per input / output for several).
 
         Returns:
             float, the loss of the whole global batch (what a single process would return).
@@ -309,59 +325,76 @@ class GradientReducer:
         """
         self._sync(model, x)
         xs, ys, sws, ms = self.shard(x, y, sample_weight, mask)
+        rows, n_out = _rows(xs), model._n_outputs
         params, _ = model._trainable()
-        metrics = model.metrics
-        before = self._metric_states(metrics)
-        for m in metrics:
+        before = self._metric_states(model)
+        tracked = [t.get_state() for t in model._loss_trackers]
+        for m in model.metrics:
             m.reset()
-        local_loss, n_local, error, grads = 0.0, 0.0, None, None
+        reg = model.regularization_loss()   # before the update, as a single process logs it
+        step = {"n": [0.0] * n_out, "parts": [0.0] * n_out}
+
+        def weigh(preds, masks, parts):     # called by the engine between loss and backward
+            step["n"] = [fn.count(p.shape[:-1], mk)
+                         for fn, p, mk in zip(model._losses, preds, masks)]
+            step["parts"] = parts
+            if n_out == 1:
+                return None
+            step["N"] = self._allreduce(np.asarray(step["n"], np.float64))
+            return [n * _rows(x) / (max(big, 1.0) * rows)
+                    for n, big in zip(step["n"], step["N"])]
+
+        error, grads = None, None
         try:
-            if len(xs):
+            if rows:
                 with self._local_random():
-                    local_loss, y_pred, out_mask = model._loss_and_grad(xs, ys, sws, ms)
+                    _, preds, masks = model._loss_and_grad(xs, ys, sws, ms, weigh)
                 grads = model._trainable()[1]
-                n_local = model.loss.count(y_pred.shape[:-1], out_mask)
-                for m in metrics:
-                    m.update(ys, y_pred, sws, out_mask)
+                model._update_metrics(model._targets(ys), preds, sws, masks)
         except Exception as e:  # carried to every rank by the allreduce below
             error = e
+        if n_out > 1 and "N" not in step:   # join the count allreduce the other ranks made
+            step["N"] = self._allreduce(np.zeros(n_out))
+        # the rank's weight c_r: its loss count (one output) or its rows (several)
+        weight = step["n"][0] if n_out == 1 else float(rows)
         dtype = params[0].dtype if params else np.float64
         sizes = [p.size for p in params]
-        deltas = self._metric_states(metrics)
-        tail = [n_local * local_loss if error is None else 0.0, n_local, float(error is not None)]
-        buf = np.zeros(sum(sizes) + 3 + sum(d.size for d in deltas), dtype)
-        if grads is not None and error is None:
-            off = 0
-            for g, k in zip(grads, sizes):
-                np.multiply(g.reshape(-1), n_local, out=buf[off:off + k])
-                off += k
+        deltas = self._metric_states(model)
+        ok = error is None
+        tail = [weight, float(not ok)] + [n * v if ok else 0.0
+                                           for n, v in zip(step["n"], step["parts"])]
         off = sum(sizes)
-        buf[off:off + 3] = tail
+        buf = np.zeros(off + len(tail) + sum(d.size for d in deltas), dtype)
+        if grads is not None and ok:
+            i = 0
+            for g, k in zip(grads, sizes):
+                np.multiply(g.reshape(-1), weight, out=buf[i:i + k])
+                i += k
+        buf[off:off + len(tail)] = tail
         if deltas:
-            buf[off + 3:] = np.concatenate(deltas)
+            buf[off + len(tail):] = np.concatenate(deltas)
         total = self._allreduce(buf)
-        sum_loss, n, failed = (float(v) for v in total[off:off + 3])
-        self._raise_if_failed(failed, error, f"in a training step of {model.name!r}")
-        scale = 1.0 / max(n, 1.0)
-        total[:off] *= scale
-        loss = sum_loss * scale
-        k = off + 3
-        for m, b, d in zip(metrics, before, deltas):
-            m.set_state(b + total[k:k + d.size].astype(np.float64))
-            k += d.size
-        if math.isfinite(loss):
-            g_all, i = [], 0
-            for p, s in zip(params, sizes):
-                g_all.append(total[i:i + s].reshape(p.shape))
-                i += s
-            model.optimizer.apply(params, g_all)
+        self._raise_if_failed(total[off + 1], error, f"in a training step of {model.name!r}")
+        counts = [float(total[off])] if n_out == 1 else step["N"]
+        parts = [float(s) / max(c, 1.0) for s, c in zip(total[off + 2:off + len(tail)], counts)]
+        loss = reg + sum(w * v for w, v in zip(model._loss_w, parts))
+        for tracker, state, v in zip(model._loss_trackers, tracked, parts):
+            tracker.set_state(state)     # it saw this rank's losses; log the global ones
+            tracker.update_value(v, _rows(x))
+        self._set_metric_states(model, before, total[off + len(tail):])
+        total[:off] /= max(float(total[off]), 1.0)
+        g_all, i = [], 0
+        for p, k in zip(params, sizes):
+            g_all.append(total[i:i + k].reshape(p.shape))
+            i += k
+        model._apply_gradients(loss, g_all)
         return loss
 
     def evaluate(self, model, data):
         """Loss and metrics of a whole data set, each rank computing on its rows of each batch.
 
-        One allreduce at the end (per-batch loss sums and counts, and metric totals). Every
-        rank passes the same batches.
+        One allreduce at the end (per-batch, per-output loss sums and counts, and metric
+        totals). Every rank passes the same batches.
 
         Args:
             model: the compiled model.
@@ -374,40 +407,43 @@ class GradientReducer:
         Raises:
             DistributedError: on every rank, when evaluating failed on any rank.
         """
-        metrics = model.metrics
-        for m in metrics:
+        for m in model.metrics:
             m.reset()
+        before = self._metric_states(model)
+        n_out = model._n_outputs
         sums, counts, rows, error = [], [], [], None
         for xb, yb, swb, mb in data:
             xs, ys, sws, ms = self.shard(xb, yb, swb, mb)
-            rows.append(len(yb))
-            s, n = 0.0, 0.0
-            if error is None and len(xs):
+            rows.append(_rows(xb))
+            s, n = [0.0] * n_out, [0.0] * n_out
+            if error is None and _rows(xs):
                 try:
-                    y_pred, out_mask = model.forward(xs, training=False, mask=ms)
-                    out_mask = model._output_mask(y_pred, out_mask)
-                    n = model.loss.count(y_pred.shape[:-1], out_mask)
-                    s = n * model.loss(ys, y_pred, sws, out_mask)
-                    for m in metrics:
-                        m.update(ys, y_pred, sws, out_mask)
+                    preds, masks = model._run_outputs(xs, False, ms)
+                    masks = [model._output_mask(p, mk) for p, mk in zip(preds, masks)]
+                    targets = model._targets(ys)
+                    n = [fn.count(p.shape[:-1], mk)
+                         for fn, p, mk in zip(model._losses, preds, masks)]
+                    s = [c * fn(yt, p, sws, mk) for c, fn, yt, p, mk
+                         in zip(n, model._losses, targets, preds, masks)]
+                    model._update_metrics(targets, preds, sws, masks)
                 except Exception as e:  # carried to every rank by the allreduce below
                     error = e
-            sums.append(s)
-            counts.append(n)
+            sums += s
+            counts += n
         if not rows:
             raise ValueError("evaluate got no batches (no data): the data is empty, or a "
                              "generator was already used up.")
-        states = self._metric_states(metrics)
+        states = self._metric_states(model)
         buf = np.concatenate([np.asarray(sums), np.asarray(counts), [float(error is not None)]]
                              + states)
         total = self._allreduce(buf)
-        nb = len(rows)
-        self._raise_if_failed(total[2 * nb], error, f"evaluating {model.name!r}")
-        batch_loss = total[:nb] / np.maximum(total[nb:2 * nb], 1.0)
+        k = len(sums)
+        self._raise_if_failed(total[2 * k], error, f"evaluating {model.name!r}")
+        parts = (total[:k] / np.maximum(total[k:2 * k], 1.0)).reshape(len(rows), n_out)
+        batch_loss = parts @ np.asarray(model._loss_w)
         loss = float(np.dot(batch_loss, rows) / sum(rows))
-        k = 2 * nb + 1
-        for m, st in zip(metrics, states):
-            m.set_state(total[k:k + st.size])
-            k += st.size
+        for tracker, col in zip(model._loss_trackers, parts.T):
+            tracker.set_state([float(np.dot(col, rows)), float(sum(rows))])
+        self._set_metric_states(model, before, total[2 * k + 1:])
         return {"loss": loss + model.regularization_loss(),
-                **{m.name: m.result() for m in metrics}}
+                **{m.name: m.result() for m in model.metrics}}
