@@ -16,6 +16,8 @@ so uneven shards, empty shards, masks and sample weights give exactly the single
 gradient (up to float rounding). The regularisation gradient, present on every rank, comes out
 once because ``Σ_r n_r = n``. The gradients, the loss and the metric increments travel in ONE
 flat buffer with ONE ``Allreduce`` per step; then every rank applies the same optimizer step.
+A model with several outputs adds one small allreduce of its per-output loss counts before
+the backward pass (see :meth:`GradientReducer.train_step`).
 
 A failure inside a step on any rank (an exception in forward, loss or backward) is carried by
 the same allreduce: every rank then raises :class:`DistributedError` naming the rank and the
@@ -142,8 +144,8 @@ def _install_abort_hook(reducer):
 class GradientReducer:
     """Everything a model needs to train data-parallel on an MPI communicator.
 
-    The model calls :meth:`train_step` (from ``Model._train_step``) and :meth:`evaluate` (from
-    ``Model._evaluate_adapter``) when :func:`current` returns a reducer; it needs nothing else.
+    The model calls :meth:`train_step` (from ``Engine._train_step``) and :meth:`evaluate` (from
+    ``Engine._evaluate_adapter``) when :func:`current` returns a reducer; it needs nothing else.
 
     Args:
         comm: an ``mpi4py.MPI.Comm``.
