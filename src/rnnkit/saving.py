@@ -71,7 +71,7 @@ def atomic_write_bytes(path, data: bytes) -> None:
     In data-parallel training (:mod:`rnnkit.distributed`) only rank 0 writes; on the other
     ranks this returns without writing.
     """
-    from .distributed import is_root
+    from .distributed.mpi import is_root
     if not is_root():
         return
     path = os.fspath(path)

@@ -469,7 +469,7 @@ def run(args) -> int:
         return _run(args, None)
     import sys
 
-    from ..distributed import init
+    from ..distributed.mpi import init
     world = init()
     try:
         return _run(args, world)
@@ -477,7 +477,7 @@ def run(args) -> int:
         print(f"rnnkit train: error (rank {world.rank} of {world.size}): "
               f"{type(e).__name__ + ': ' if not isinstance(e, CLIError) else ''}{e}",
               file=sys.stderr, flush=True)
-        from ..distributed import DistributedError
+        from ..distributed.mpi import DistributedError
         world.abort(2 if isinstance(e, CLIError) else 1,
                     together=isinstance(e, DistributedError))
         raise  # not reached: abort ends the process

@@ -6,7 +6,7 @@ import time
 
 from ray import tune
 
-from .tune import FINAL, _plain, format_table
+from ._table import FINAL, _plain, format_table
 
 
 class LiveTable(tune.Callback):

@@ -448,7 +448,7 @@ class Engine(TruncatedBPTT, TorchHabits):
     @property
     def _grad_reducer(self):
         """The data-parallel reducer after ``rnnkit.distributed.init()``, else None."""
-        from ..distributed import current
+        from ..distributed.mpi import current
         return current()
 
     def _train_step(self, x, y, sample_weight=None, mask_in=None):
