@@ -146,7 +146,7 @@ def _row_of(result, spec):
         status = "ERROR"
     elif metrics.get(FINAL) == 1:
         status = "COMPLETED"
-    elif not metrics:
+    elif metrics.get("epoch") is None:  # no epoch reported (Ray may still fill trial_id...)
         status = "PENDING"
     else:
         status = "STOPPED"    # by ASHA, or by an interruption (then resuming runs it again)
