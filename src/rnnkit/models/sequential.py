@@ -175,10 +175,17 @@ class Sequential(Model):
         return model
 
     # -- saving (implemented in rnnkit.saving) ---------------------------------------------------
-    def save(self, path, include_optimizer=True):
-        """Save config, weights, optimizer state and metadata to one safe file (atomic)."""
+    def save(self, path, include_optimizer=True, allow_nonfinite=False):
+        """Save config, weights, optimizer state and metadata to one safe file (atomic).
+
+        Args:
+            path: target file.
+            include_optimizer: also store the optimizer slots and step counter.
+            allow_nonfinite: save even if a weight holds NaN/Inf (refused by default).
+        """
         from ..saving import save_model
-        save_model(self, path, include_optimizer=include_optimizer)
+        save_model(self, path, include_optimizer=include_optimizer,
+                   allow_nonfinite=allow_nonfinite)
 
     def save_weights(self, path):
         """Save only the weights (safetensors, atomic)."""
