@@ -19,6 +19,7 @@ from . import (
 )
 from ._backend import floatx, set_floatx
 from .models import Model, Sequential
+from .callbacks import TrainingDivergedError
 from .saving import RnnkitFileError, load_model
 
 __version__ = "0.1.0"
@@ -26,5 +27,6 @@ __version__ = "0.1.0"
 __all__ = [
     "Sequential", "Model", "layers", "losses", "metrics", "optimizers", "callbacks",
     "activations", "data", "initializers", "regularizers", "utils", "load_model", "RnnkitFileError",
+    "TrainingDivergedError",
     "floatx", "set_floatx", "__version__",
 ]

@@ -15,6 +15,14 @@ import warnings
 import numpy as np
 
 
+class TrainingDivergedError(FloatingPointError):
+    """``fit`` stopped: a batch's loss or gradients were NaN/Inf (training diverged).
+
+    Raised by :meth:`rnnkit.Sequential.fit` (``guard_nonfinite=True``, the default) after it
+    restored the weights of the last finite step; the message names the epoch and batch.
+    """
+
+
 class Callback:
     """Base class: override any ``on_*`` hook; ``self.model`` is the model being trained.
 
