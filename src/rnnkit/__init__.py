@@ -18,8 +18,8 @@ from . import (
     utils,
 )
 from ._backend import floatx, set_floatx
-from .models import Model, Sequential
 from .callbacks import TrainingDivergedError
+from .models import Model, Sequential
 from .saving import RnnkitFileError, load_model
 
 __version__ = "0.1.0"
