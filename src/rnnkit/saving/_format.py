@@ -567,6 +567,9 @@ def _infer_build(name, model, tensors):
 
 
 # ---------------------------------------------------------------------------- weights
+NONFINITE_HINT = " Pass allow_nonfinite=True to load it anyway, e.g. to inspect it."
+
+
 def _nonfinite(name, what, arr, allow_nonfinite):
     bad = int(arr.size - np.count_nonzero(np.isfinite(arr)))
     if not bad:
@@ -574,8 +577,7 @@ def _nonfinite(name, what, arr, allow_nonfinite):
     msg = (f"{name}: {what} contains {bad} NaN/Inf value(s) (the run that saved it probably "
            "diverged).")
     if not allow_nonfinite:
-        raise RnnkitFileError(msg + " Pass allow_nonfinite=True to load it anyway, e.g. to "
-                                    "inspect it.")
+        raise RnnkitFileError(msg + NONFINITE_HINT)
     warnings.warn(msg + " Loaded because allow_nonfinite=True; outputs will be NaN.",
                   RuntimeWarning, stacklevel=4)
 

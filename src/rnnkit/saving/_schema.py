@@ -28,7 +28,7 @@ MAX_NAME = 1_000
 #: Largest batch size, epoch count and units a record (or a CLI option) may state.
 MAX_BATCH = 1_000_000
 MAX_EPOCHS = 1_000_000
-MAX_UNITS = 1_000_000
+MAX_UNITS = 1_000_000_000
 #: A config with more layers than this is refused before any layer object is created.
 MAX_LAYERS = 10_000
 #: Most dimensions of a tensor or an input shape.
