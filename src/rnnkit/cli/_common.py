@@ -316,7 +316,9 @@ def load_sequences(spec, task, what="--data", split="train"):
 def sniff_date_column(path, delimiter=","):
     """Name of the first column whose first data cell is not a number (a date), or None."""
     from ..data import MISSING_MARKERS
+    from ..data._csvfile import check_utf8_text
 
+    check_utf8_text(path)
     with open(path, newline="", encoding="utf-8-sig") as f:
         rows = [r for r in csv.reader(f, delimiter=delimiter) if r]
         if len(rows) < 2:

@@ -16,6 +16,8 @@ from ._format import (
     MAX_NDIM,
     MIN_FORMAT_VERSION,
     RnnkitFileError,
+    check_header_size,
+    check_record,
     file_records,
     load_model,
     load_weights,
@@ -26,4 +28,4 @@ from ._schema import SchemaError
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "MIN_FORMAT_VERSION", "MAX_HEADER_BYTES", "MAX_NDIM",
            "MAX_LAYERS", "RnnkitFileError", "SchemaError", "atomic_write_bytes",
-           "file_records", "load_model", "load_weights", "save_model", "save_weights"]
+           "check_header_size", "check_record", "file_records", "load_model", "load_weights", "save_model", "save_weights"]
