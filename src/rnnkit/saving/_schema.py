@@ -40,9 +40,9 @@ MAX_DEPTH = 64
 class SchemaError(ValueError):
     """A record does not match the schema: ``path`` names the offending entry."""
 
-    def __init__(self, path, msg):
+    def __init__(self, path, msg, wrong_type=False):
         super().__init__(f"{path}: {msg}")
-        self.path, self.msg = path, msg
+        self.path, self.msg, self.wrong_type = path, msg, wrong_type
 
 
 def short(value, limit=80):
@@ -117,7 +117,7 @@ def _check_utf8(s, path):
 class Bool(Spec):
     def check(self, value, path):
         if type(value) is not bool:
-            raise SchemaError(path, f"expected true or false, got {short(value)}.")
+            raise SchemaError(path, f"expected true or false, got {short(value)}.", wrong_type=True)
         return value
 
 
@@ -130,7 +130,7 @@ class Int(Spec):
     def check(self, value, path):
         if type(value) is not int:
             raise SchemaError(path, f"expected an integer, got {_type_name(value)} "
-                                    f"{short(value)}.")
+                                    f"{short(value)}.", wrong_type=True)
         if (self.lo is not None and value < self.lo) or (self.hi is not None and value > self.hi):
             raise SchemaError(path, f"expected an integer in [{self.lo}, {self.hi}], got "
                                     f"{short(value)}.")
@@ -146,7 +146,7 @@ class Num(Spec):
     def check(self, value, path):
         if type(value) not in (int, float):
             raise SchemaError(path, f"expected a number, got {_type_name(value)} "
-                                    f"{short(value)}.")
+                                    f"{short(value)}.", wrong_type=True)
         if not math.isfinite(value):
             if self.finite:
                 raise SchemaError(path, f"expected a finite number, got {value}.")
@@ -166,7 +166,7 @@ class Str(Spec):
     def check(self, value, path):
         if type(value) is not str:
             raise SchemaError(path, f"expected a string, got {_type_name(value)} "
-                                    f"{short(value)}.")
+                                    f"{short(value)}.", wrong_type=True)
         if self.choices is not None and value not in self.choices:
             raise SchemaError(path, f"expected one of {sorted(self.choices)}, got "
                                     f"{short(value)}.")
@@ -187,10 +187,11 @@ class OneOf(Spec):
         for opt in self.options:
             try:
                 return opt(value, path)
-            except SchemaError:
-                continue
+            except SchemaError as e:
+                if not e.wrong_type:  # the right kind of value, but wrong: say why
+                    raise
         raise SchemaError(path, f"expected {self.what}, got {_type_name(value)} "
-                                f"{short(value)}.")
+                                f"{short(value)}.", wrong_type=True)
 
 
 class Const(Spec):
@@ -211,7 +212,7 @@ class List(Spec):
 
     def check(self, value, path):
         if type(value) is not list:
-            raise SchemaError(path, f"expected a list, got {_type_name(value)} {short(value)}.")
+            raise SchemaError(path, f"expected a list, got {_type_name(value)} {short(value)}.", wrong_type=True)
         if len(value) < self.min_len or (self.max_len is not None and len(value) > self.max_len):
             raise SchemaError(path, f"expected a list of {self.min_len} to {self.max_len} "
                                     f"items, got {len(value)}.")
@@ -232,7 +233,7 @@ class Obj(Spec):
     def check(self, value, path):
         if type(value) is not dict:
             raise SchemaError(path, f"expected an object, got {_type_name(value)} "
-                                    f"{short(value)}.")
+                                    f"{short(value)}.", wrong_type=True)
         for key, spec in self.fields.items():
             if key in value:
                 spec(value[key], f"{path}.{key}")
