@@ -189,6 +189,12 @@ def _serialize(model, include_optimizer=True):
         record["build_input_shape"] = [None] + [None if d is None else int(d) for d in shape[1:]]
     meta["config"] = _dumps(record, "config")
     meta["preprocessing"] = _dumps(model.preprocessing, "preprocessing", model)
+    if isinstance(model.preprocessing, dict) and model.preprocessing.get("task") is not None \
+            and not model.compiled:
+        raise ValueError("Cannot save the model: its preprocessing record names a task "
+                         f"({model.preprocessing['task']!r}) but the model is not compiled, "
+                         "and a task model file needs its compile record. Call "
+                         "model.compile(...) first.")
     if model.compiled:
         meta["compile"] = _dumps({
             "loss": _losses.serialize(model.loss),
@@ -296,8 +302,15 @@ def _no_duplicates(pairs):
     return out
 
 
+#: Longest error message: a hostile file cannot make the error itself huge.
+MAX_MESSAGE = 900
+
+
 def _fail(name, msg):
-    raise RnnkitFileError(f"{name}: {msg}")
+    msg = f"{_schema.short(name, 200)[1:-1] if len(name) > 200 else name}: {msg}"
+    if len(msg) > MAX_MESSAGE:
+        msg = msg[:MAX_MESSAGE - 60] + f" ... ({len(msg)} characters; the rest is cut)"
+    raise RnnkitFileError(msg)
 
 
 def _validate_entries(name, header, body_size):
@@ -545,8 +558,11 @@ def _rebuild(name, record, tensors, custom_objects):
     except RnnkitFileError:
         raise
     except Exception as e:  # anything a hostile config can provoke in layer constructors/build
-        raise RnnkitFileError(f"{name}: cannot rebuild the model from its config "
-                              f"({type(e).__name__}: {e}).") from e
+        try:
+            _fail(name, f"cannot rebuild the model from its config ({type(e).__name__}: "
+                        f"{_schema.short(str(e), 400)}).")
+        except RnnkitFileError as err:
+            raise err from e
     finally:
         WEIGHT_SOURCE.reset(token)
     return model
@@ -778,8 +794,11 @@ def load_model(path, custom_objects=None, compile=True, restore_random_state=Fal
             model.compile(optimizer=_opt.get(comp["optimizer"]), loss=loss,
                           metrics=[_metrics.get(m, loss) for m in comp["metrics"]])
         except Exception as e:  # hostile records can provoke any error in the constructors
-            raise RnnkitFileError(f"{name}: invalid compile record ({type(e).__name__}: "
-                                  f"{_schema.short(str(e), 300)}).") from e
+            try:
+                _fail(name, f"invalid compile record ({type(e).__name__}: "
+                            f"{_schema.short(str(e), 300)}).")
+            except RnnkitFileError as err:
+                raise err from e
         _restore_optimizer(model, tensors, name, allow_nonfinite)
     _restore_training(model, records["training"], name, restore_random_state)
     return model
@@ -787,13 +806,18 @@ def load_model(path, custom_objects=None, compile=True, restore_random_state=Fal
 
 def _records(meta, name):
     """Every JSON record of a model file's header, parsed and validated by the schema."""
-    return {
+    records = {
         "config": _json_record(meta, "config", name),
         "compile": _json_record(meta, "compile", name, required=False),
         "training": _json_record(meta, "training", name, required=False, default={}),
         "preprocessing": _json_record(meta, "preprocessing", name, required=False,
                                       default={}, allow_nan=True),
     }
+    if records["preprocessing"].get("task") is not None and records["compile"] is None:
+        _fail(name, "the model was saved by a task pipeline (preprocessing.task = "
+                    f"{records['preprocessing']['task']!r}) but has no 'compile' record, "
+                    "which its pipeline needs; the file was altered.")
+    return records
 
 
 def file_records(path):

@@ -280,7 +280,7 @@ class RngState(Spec):
 
     def check(self, value, path):
         kind = value.get("bit_generator") if isinstance(value, dict) else None
-        if kind not in RNG_STATES:
+        if not isinstance(kind, str) or kind not in RNG_STATES:
             raise SchemaError(path, f"expected a random-generator state naming one of "
                                     f"{sorted(RNG_STATES)} as 'bit_generator', got "
                                     f"{short(kind)}.")
@@ -388,7 +388,7 @@ def check_preprocessing(pre, path="preprocessing"):
     task = pre.get("task")
     if task is None:
         return pre
-    if task not in PREPROCESSING:
+    if not isinstance(task, str) or task not in PREPROCESSING:
         raise SchemaError(f"{path}.task", f"expected one of {sorted(PREPROCESSING)} (or no "
                                           f"task), got {short(task)}.")
     PREPROCESSING[task](pre, path)
