@@ -146,6 +146,7 @@ def test_save_load_oversized_preprocessing_record_is_refused_by_save(tmp_path):
 def test_save_load_record_breaking_the_schema_is_refused_by_save(tmp_path):
     m = rnnkit.Sequential([rnnkit.layers.Input((3, 2)), rnnkit.layers.SimpleRNN(2),
                            rnnkit.layers.Dense(3, activation="softmax")])
+    m.compile(optimizer="adam", loss="categorical_crossentropy")
     m.preprocessing = {"task": "classify", "classes": ["a", "b"]}
     p = tmp_path / "x.rnnkit"
     with pytest.raises(ValueError, match="'preprocessing.classes': lists 2 classes but the "
