@@ -81,3 +81,15 @@ def edit_record(data, key, fn):
     new = fn(rec)
     header["__metadata__"][key] = json.dumps(rec if new is None else new)
     return join(header, body)
+
+
+def leaves(obj, path=(), max_items=None):
+    """Every path (tuple of keys/indices) into a JSON value, itself included; lists longer
+    than ``max_items`` contribute only their first ``max_items`` entries."""
+    yield path
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            yield from leaves(v, path + (k,), max_items)
+    elif isinstance(obj, list):
+        for i, v in enumerate(obj[:max_items]):
+            yield from leaves(v, path + (i,), max_items)

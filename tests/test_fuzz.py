@@ -25,7 +25,7 @@ import threading
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
-from modelfiles import JSON_RECORDS, join, make_models, split
+from modelfiles import JSON_RECORDS, join, leaves, make_models, split
 
 import rnnkit
 from rnnkit import RnnkitFileError
@@ -104,16 +104,6 @@ VALUES = st.recursive(HOSTILE, lambda c: st.lists(c, max_size=4)
                       | st.dictionaries(st.text(max_size=6), c, max_size=3), max_leaves=6)
 
 
-def _leaves(obj, path=()):
-    yield path
-    if isinstance(obj, dict):
-        for k, v in obj.items():
-            yield from _leaves(v, path + (k,))
-    elif isinstance(obj, list):
-        for i, v in enumerate(obj[:50]):  # long lists (weights, tails): their head suffices
-            yield from _leaves(v, path + (i,))
-
-
 def _mutate(data, draw, n):
     """Apply ``n`` random edits to a header; returns the new file bytes."""
     header, body = split(data)
@@ -124,8 +114,9 @@ def _mutate(data, draw, n):
                                             if k in doc["meta"]]
     for _ in range(n):
         section = draw(st.sampled_from(sections + [("meta", "preprocessing")] * 3))
-        paths = [p for p in _leaves(doc) if len(p) > len(section) and p[:len(section)] ==
-                 section and (len(section) == 2 or len(p) == 2 or p[0] == "tensors")]
+        paths = [p for p in leaves(doc, max_items=50)
+                 if len(p) > len(section) and p[:len(section)] == section
+                 and (len(section) == 2 or len(p) == 2 or p[0] == "tensors")]
         if not paths:
             continue
         path = draw(st.sampled_from(paths))

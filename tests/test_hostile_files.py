@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
+from modelfiles import leaves
 from safetensors import safe_open
 from safetensors.numpy import load_file, save
 
@@ -410,16 +411,6 @@ JSON_VALUES = st.recursive(
     max_leaves=6)
 
 
-def _leaves(obj, path=()):
-    yield path
-    if isinstance(obj, dict):
-        for k, v in obj.items():
-            yield from _leaves(v, path + (k,))
-    elif isinstance(obj, list):
-        for i, v in enumerate(obj):
-            yield from _leaves(v, path + (i,))
-
-
 @FUZZ
 @given(data=st.data())
 def test_fuzz_header_fields(tmp_path, good_bytes, rich_bytes, data):
@@ -435,7 +426,7 @@ def test_fuzz_header_fields(tmp_path, good_bytes, rich_bytes, data):
         section = data.draw(st.sampled_from([("tensors",), ("meta",)] + [
             ("meta", k) for k in ("config", "compile", "training", "preprocessing",
                                   "weight_layers") if k in doc["meta"]]))
-        paths = [p for p in _leaves(doc) if len(p) >= 2 and p[:len(section)] == section
+        paths = [p for p in leaves(doc) if len(p) >= 2 and p[:len(section)] == section
                  and (len(section) == 2 or p[1] not in ("config", "compile", "training"))]
         assume(paths)
         path = data.draw(st.sampled_from(paths))

@@ -121,40 +121,35 @@ class Bool(Spec):
         return value
 
 
-class Int(Spec):
-    """An integer (not a boolean) in ``[lo, hi]``."""
-
-    def __init__(self, lo=None, hi=None):
-        self.lo, self.hi = lo, hi
-
-    def check(self, value, path):
-        if type(value) is not int:
-            raise SchemaError(path, f"expected an integer, got {_type_name(value)} "
-                                    f"{short(value)}.", wrong_type=True)
-        if (self.lo is not None and value < self.lo) or (self.hi is not None and value > self.hi):
-            raise SchemaError(path, f"expected an integer in [{self.lo}, {self.hi}], got "
-                                    f"{short(value)}.")
-        return value
-
-
 class Num(Spec):
     """A number in ``[lo, hi]``; finite unless ``finite=False`` (NaN/Infinity allowed)."""
+
+    kind, types = "a number", (int, float)
 
     def __init__(self, lo=None, hi=None, finite=True):
         self.lo, self.hi, self.finite = lo, hi, finite
 
     def check(self, value, path):
-        if type(value) not in (int, float):
-            raise SchemaError(path, f"expected a number, got {_type_name(value)} "
+        if type(value) not in self.types:
+            raise SchemaError(path, f"expected {self.kind}, got {_type_name(value)} "
                                     f"{short(value)}.", wrong_type=True)
-        if not math.isfinite(value):
+        if type(value) is float and not math.isfinite(value):
             if self.finite:
                 raise SchemaError(path, f"expected a finite number, got {value}.")
             return value
         if (self.lo is not None and value < self.lo) or (self.hi is not None and value > self.hi):
-            raise SchemaError(path, f"expected a number in [{self.lo}, {self.hi}], got "
+            raise SchemaError(path, f"expected {self.kind} in [{self.lo}, {self.hi}], got "
                                     f"{short(value)}.")
         return value
+
+
+class Int(Num):
+    """An integer (not a boolean) in ``[lo, hi]``."""
+
+    kind, types = "an integer", (int,)
+
+    def __init__(self, lo=None, hi=None):
+        super().__init__(lo, hi)
 
 
 class Str(Spec):
