@@ -46,7 +46,8 @@ MAX_MESSAGE = 1000
 
 
 def _short(text):
-    text = str(text)
+    """One line (line breaks from a file's content become spaces), at most MAX_MESSAGE."""
+    text = " ".join(str(text).splitlines())
     return text if len(text) <= MAX_MESSAGE else text[:MAX_MESSAGE - 40] + \
         f" ... ({len(text)} characters in all)"
 

@@ -92,6 +92,14 @@ class Any_(Spec):
         return value
 
 
+def key_path(path, key):
+    """``path.key`` for a plain key, else ``path['odd key']`` (escaped, shortened): a path
+    in a message never holds line breaks or control characters from the file."""
+    if key.isidentifier() and key.isascii() and len(key) <= 40:
+        return f"{path}.{key}"
+    return f"{path}[{short(key, 40)}]"
+
+
 def _walk_json(value, path, depth):
     if depth > MAX_DEPTH:
         raise SchemaError(path, f"nested deeper than {MAX_DEPTH} levels.")
@@ -100,7 +108,7 @@ def _walk_json(value, path, depth):
     elif isinstance(value, dict):
         for k, v in value.items():
             _check_utf8(k, path)
-            _walk_json(v, f"{path}.{k}" if len(k) < 40 else path, depth + 1)
+            _walk_json(v, key_path(path, k), depth + 1)
     elif isinstance(value, list):
         for i, v in enumerate(value):
             _walk_json(v, f"{path}[{i}]", depth + 1)
@@ -241,7 +249,7 @@ class Obj(Spec):
                 raise SchemaError(path, f"unexpected entry {short(key, 60)}; expected only "
                                         f"{sorted(self.fields)}.")
             _check_utf8(key, path)
-            self.extra(value[key], f"{path}.{short(key, 40)}")
+            self.extra(value[key], key_path(path, key))
         return value
 
 
@@ -343,7 +351,16 @@ _PARAMS = Obj({
              "aggregate", "log", "difference", "seasonal_period", "seed", "embedding_dim",
              "seq_len", "standardize"), extra=ANY)
 
-_COMMON = {"format": Int(1, 1), "task": Str(20), "params": _PARAMS, "info": Obj({}, extra=ANY)}
+#: ``preprocessing.info``: what `rnnkit train` recorded (shown by `rnnkit info`, used to
+#: read data the way the model was trained).
+_INFO = Obj({"data": Str(10_000), "test": Str(10_000).or_null(),
+             "train_settings": Obj({}, extra=ANY), "test_metrics": Obj({}, extra=ANY),
+             "columns": List(Str(MAX_NAME), 1, MAX_CHANNELS),
+             "target": OneOf(Str(MAX_NAME), Int(0), what="a column name").or_null(),
+             "date_column": Str(MAX_NAME).or_null(), "last_date": Str(MAX_NAME).or_null()},
+            optional=("data", "test", "train_settings", "test_metrics", "columns", "target",
+                      "date_column", "last_date"), extra=ANY)
+_COMMON = {"format": Int(1, 1), "task": Str(20), "params": _PARAMS, "info": _INFO}
 _COMMON_OPT = ("format", "params", "info")
 
 PREPROCESSING = {
