@@ -383,7 +383,7 @@ PREPROCESSING = {
                      "train_tail": List(List(Num(finite=False), 1, MAX_CHANNELS), 1,
                                         2 * MAX_WINDOW),
                      "ensemble_weights": List(List(ANY), 0, 1000)},
-                    optional=_COMMON_OPT + ("stride", "seasonal_period", "ensemble_weights"),
+                    optional=_COMMON_OPT + ("stride", "ensemble_weights"),
                     extra=ANY),
     "lm": Obj({**_COMMON, "vocab": Obj({"class_name": Str(40), "tokens": List(
                    Str(MAX_NAME), 3, MAX_VOCAB)}, optional=("class_name",), extra=ANY),
