@@ -34,9 +34,9 @@ from rnnkit.cli import EXIT_DATA, EXIT_OK, EXIT_USAGE, main
 CASE_SECONDS = 20
 COUNTS = collections.Counter()
 STATUS = collections.Counter()
-#: Examples per test: 60 in CI (derandomized, so every run tries the same cases); set
+#: Examples per test: 500 in CI (derandomized, so every run tries the same cases); set
 #: RNNKIT_FUZZ_EXAMPLES for a longer campaign (then the examples are random).
-EXAMPLES = int(os.environ.get("RNNKIT_FUZZ_EXAMPLES", "60"))
+EXAMPLES = int(os.environ.get("RNNKIT_FUZZ_EXAMPLES", "500"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, database=None,
                 derandomize="RNNKIT_FUZZ_EXAMPLES" not in os.environ,
                 suppress_health_check=[HealthCheck.function_scoped_fixture,
