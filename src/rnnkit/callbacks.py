@@ -15,6 +15,7 @@ import warnings
 import numpy as np
 
 from . import _validate as _v
+from ._keras_names import missing_name_hook as _missing_name_hook
 
 
 class TrainingDivergedError(FloatingPointError):
@@ -404,3 +405,8 @@ class LambdaCallback(Callback):
         for name, fn in list(locals().items()):
             if name.startswith("on_") and fn is not None:
                 setattr(self, name, _v.callable_("LambdaCallback", name, fn))
+
+
+__getattr__ = _missing_name_hook(__name__, [n for n, v in dict(globals()).items()
+                                             if not n.startswith("_")
+                                             and getattr(v, "__module__", None) == __name__])

@@ -6,7 +6,7 @@ import argparse
 import json
 import os
 
-from ._common import CLIError, Output, fmt, load_model_file
+from ._common import Output, fmt, load_model_file
 
 
 def register(subparsers):
@@ -28,12 +28,9 @@ def register(subparsers):
 
 def file_metadata(path):
     """The validated header of a model file: metadata strings, ``compile``, ``training``."""
-    from ..saving import RnnkitFileError, file_records
+    from ..saving import file_records
 
-    try:
-        rec = file_records(path)
-    except RnnkitFileError as e:
-        raise CLIError(str(e)) from None
+    rec = file_records(path)
     return {k: v for k, v in rec.items() if k not in ("config", "preprocessing")}
 
 
