@@ -266,7 +266,8 @@ def test_unknown_layer_class_and_malformed_configs(tmp_path, good_bytes):
     _expect(tmp_path, data, "'subprocess.Popen', which is neither built into rnnkit nor "
                             "registered.*cannot supply code")
     for edit, msg in [
-        (lambda c: c.update(class_name="Functional"), "'config.class_name': expected 'Sequential'"),
+        (lambda c: c.update(class_name="Functional"),
+         r"'config.class_name': expected one of \['Model', 'Sequential'\], got 'Functional'"),
         (lambda c: c["config"].update(layers=[]), "layers': expected a list of 1 to 10000 items, got 0"),
         (lambda c: c["config"].update(layers="LSTM"), "layers': expected a list, got a string"),
         (lambda c: _layers(c).append(_spec(c, "Dense")), "two layers are named 'out'"),
@@ -354,7 +355,9 @@ def test_tampered_compile_and_training_records(tmp_path, good_bytes):
         (lambda c: c.update(optimizer={"class_name": "Adam",
                                        "config": {"learning_rate": -1}}), "learning_rate"),
         (lambda c: c.update(optimizer={"class_name": "os.system"}), "Unknown optimizer"),
-        (lambda c: c.update(metrics="mae"), "'compile.metrics': expected a list, got a string"),
+        (lambda c: c.update(metrics="mae"),
+         "'compile.metrics': expected a list of metric names or one such list per output, got a "
+         "string"),
         (lambda c: c.pop("loss"), "'compile': missing entry 'loss'"),
     ]:
         _expect(tmp_path, _meta_edit(good_bytes, "compile", edit), msg)

@@ -260,7 +260,7 @@ def test_silent_divergence_in_the_cli_exits_1_with_the_message(tmp_path, capsys,
     (lambda: RMSprop(rho=1.5), r"RMSprop: rho must be a number in \[0.0, 1.0\)"),
     (lambda: SGD(momentum="0.9"), r"SGD: momentum must be a number .* got '0.9' \(str\)"),
     (lambda: Adam(clipnorm=-1), r"Adam: clipnorm must be a number in \(0.0, inf\)"),
-    (lambda: Adam(betas=(0.9, 0.99)), r"Adam: unknown argument\(s\) \['betas'\]; valid "
+    (lambda: Adam(betas=(0.9, 0.99)), r"Adam\(\) got unexpected keyword argument\(s\): betas\. Valid "
                                       r"arguments are \['learning_rate', 'beta_1'"),
     (lambda: EarlyStopping(patience=-1), r"EarlyStopping: patience must be an integer in "
                                          r"\[0, inf\), got -1"),

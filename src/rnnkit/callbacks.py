@@ -152,7 +152,7 @@ class EarlyStopping(_Monitoring):
         o = "EarlyStopping"
         self.patience = _v.number(o, "patience", patience, 0, integer=True)
         self.baseline = _v.number(o, "baseline", baseline, allow_none=True)
-        self.restore_best_weights = _v.boolean(o, "restore_best_weights", restore_best_weights)
+        self.restore_best_weights = _v.check_bool("restore_best_weights", restore_best_weights, o)
         self.start_from_epoch = _v.number(o, "start_from_epoch", start_from_epoch, 0,
                                           integer=True)
 
@@ -217,8 +217,8 @@ class ModelCheckpoint(_Monitoring):
         o = "ModelCheckpoint"
         _v.string(o, "save_freq", save_freq, ("epoch",))
         self.filepath = _v.path(o, "filepath", filepath)
-        self.save_best_only = _v.boolean(o, "save_best_only", save_best_only)
-        self.save_weights_only = _v.boolean(o, "save_weights_only", save_weights_only)
+        self.save_best_only = _v.check_bool("save_best_only", save_best_only, o)
+        self.save_weights_only = _v.check_bool("save_weights_only", save_weights_only, o)
         self.best = None
 
     def on_epoch_end(self, epoch, logs=None):
@@ -331,7 +331,7 @@ class CSVLogger(Callback):
         self.sep = _v.string("CSVLogger", "separator", separator)
         if len(self.sep) != 1:
             raise ValueError(f"CSVLogger: separator must be one character, got {separator!r}.")
-        self.append = _v.boolean("CSVLogger", "append", append)
+        self.append = _v.check_bool("append", append, "CSVLogger")
         self._keys = None
 
     def on_train_begin(self, logs=None):

@@ -54,7 +54,7 @@ class Optimizer:
     def __init__(self, learning_rate=0.001, clipnorm=None, clipvalue=None,
                  global_clipnorm=None, name=None, **unknown):
         owner = type(self).__name__
-        _v.no_unknown(owner, unknown, *[c.__init__ for c in type(self).__mro__
+        _v.no_unknown_kwargs(owner, unknown, *[c.__init__ for c in type(self).__mro__
                                         if "__init__" in vars(c) and c is not object])
         if isinstance(learning_rate, dict):
             learning_rate = schedules.deserialize(learning_rate)
@@ -191,7 +191,7 @@ class SGD(Optimizer):
     def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, **kwargs):
         super().__init__(learning_rate, **kwargs)
         self.momentum = _v.number("SGD", "momentum", momentum, 0.0, 1.0, hi_open=True)
-        self.nesterov = _v.boolean("SGD", "nesterov", nesterov)
+        self.nesterov = _v.check_bool("nesterov", nesterov, "SGD")
 
     def build(self, params):
         if self.momentum:
@@ -239,7 +239,7 @@ class RMSprop(Optimizer):
         self.rho = _v.number("RMSprop", "rho", rho, 0.0, 1.0, hi_open=True)
         self.momentum = _v.number("RMSprop", "momentum", momentum, 0.0, 1.0, hi_open=True)
         self.epsilon = _v.number("RMSprop", "epsilon", epsilon, 0.0, lo_open=True)
-        self.centered = _v.boolean("RMSprop", "centered", centered)
+        self.centered = _v.check_bool("centered", centered, "RMSprop")
 
     def build(self, params):
         self._slot("velocity", params)
@@ -298,7 +298,7 @@ class Adam(Optimizer):
         self.beta_1 = _v.number(owner, "beta_1", beta_1, 0.0, 1.0, hi_open=True)
         self.beta_2 = _v.number(owner, "beta_2", beta_2, 0.0, 1.0, hi_open=True)
         self.epsilon = _v.number(owner, "epsilon", epsilon, 0.0, lo_open=True)
-        self.amsgrad = _v.boolean(owner, "amsgrad", amsgrad)
+        self.amsgrad = _v.check_bool("amsgrad", amsgrad, owner)
 
     def build(self, params):
         self._slot("m", params)

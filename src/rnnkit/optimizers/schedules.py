@@ -42,7 +42,7 @@ class ExponentialDecay(LearningRateSchedule):
                                                initial_learning_rate, 0.0, lo_open=True)
         self.decay_steps = _v.number(o, "decay_steps", decay_steps, 1, integer=True)
         self.decay_rate = _v.number(o, "decay_rate", decay_rate, 0.0, lo_open=True)
-        self.staircase = _v.boolean(o, "staircase", staircase)
+        self.staircase = _v.check_bool("staircase", staircase, o)
 
     def __call__(self, step):
         p = step / self.decay_steps

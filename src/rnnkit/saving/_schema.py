@@ -295,7 +295,7 @@ _NAMED = Obj({"class_name": Str(200), "config": Obj({}, extra=ANY)}, optional=("
              extra=ANY)
 
 CONFIG = Obj({
-    "class_name": Const("Sequential"),
+    "class_name": Str(20, choices=("Sequential", "Model")),  # Model: the functional API
     "config": Obj({"name": NAME.or_null(),
                    "layers": List(Obj({"class_name": Str(200), "config": Obj({}, extra=ANY)},
                                       extra=ANY), 1, MAX_LAYERS)},
@@ -303,11 +303,17 @@ CONFIG = Obj({
     "build_input_shape": List(Int(1, 2**31 - 1).or_null(), 1, MAX_NDIM).or_null(),
 }, optional=("build_input_shape",))
 
+_LOSS = OneOf(Str(200), _NAMED, what="a loss name or {'class_name', 'config'}")
+_METRICS = List(Str(200), 0, 100)
+#: ``Model.compile_config()``: one loss and metric list, or (several outputs) one per output
 COMPILE = Obj({
-    "loss": OneOf(Str(200), _NAMED, what="a loss name or {'class_name', 'config'}"),
+    "loss": OneOf(_LOSS, List(_LOSS, 1, MAX_LAYERS),
+                  what="a loss (name or {'class_name', 'config'}) or one per output"),
     "optimizer": OneOf(Str(200), _NAMED, what="an optimizer name or {'class_name', 'config'}"),
-    "metrics": List(Str(200), 0, 100),
-})
+    "metrics": OneOf(_METRICS, List(_METRICS, 1, MAX_LAYERS),
+                     what="a list of metric names or one such list per output"),
+    "loss_weights": List(Num(), 1, MAX_LAYERS).or_null(),
+}, optional=("loss_weights",))
 
 TRAINING = Obj({
     "epochs_done": Int(0, 2**31 - 1),
