@@ -260,7 +260,7 @@ def test_bad_arguments_give_clear_errors(tmp_path, capsys):
     junk = tmp_path / "junk.rnnkit"
     junk.write_bytes(b"\x00" * 64)
     code, _, err = run_cli(capsys, "info", junk)
-    assert code == 2 and "junk.rnnkit" in err
+    assert code == 1 and "junk.rnnkit" in err  # an invalid model file: status 1 (docs/cli.md)
     code, _, err = run_cli(capsys, "train", "--data", "builtin:shakespeare", "--horizon", "3")
     assert code == 2 and "--horizon" in err and "forecast" in err
 

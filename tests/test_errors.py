@@ -106,7 +106,7 @@ def test_misc_argument_errors(model):
         model.fit(X, Y, batch_size=0, verbose=0)
     with pytest.raises(ValueError, match=r"validation_split must be in \[0, 1\), got 1.5"):
         model.fit(X, Y, validation_split=1.5, verbose=0)
-    with pytest.raises(ValueError, match=r"learning_rate must be a positive finite number"):
+    with pytest.raises(ValueError, match=r"Adam: learning_rate must be a number in \(0.0, inf\), got -1"):
         optimizers.Adam(learning_rate=-1)
     with pytest.raises(ValueError, match=r"at most one of clipnorm and global_clipnorm"):
         optimizers.SGD(clipnorm=1.0, global_clipnorm=1.0)

@@ -300,3 +300,22 @@ def test_functional_to_json_model_from_json_and_keras_file(tmp_path):
     X = RNG.standard_normal((2, 5, 2)).astype("float32")
     np.testing.assert_allclose(keras.ops.convert_to_numpy(keras.saving.load_model(
         tmp_path / "f.keras")(X)), model.predict(X, verbose=0), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: L.LSTM(4), lambda: L.GRU(4), lambda: L.SimpleRNN(4),
+    lambda: L.RNN(rnnkit.cells.StackedRNNCells([rnnkit.cells.LSTMCell(3),
+                                                rnnkit.cells.GRUCell(4)])),
+])
+def test_recurrent_weights_are_trainable_and_trained(make):
+    """A cell's weights are trainable (RNN.build passes the constraint by keyword to
+    Layer.add_weight, whose 5th positional argument is ``trainable``) and fit updates them."""
+    x = rnnkit.Input((5, 3))
+    rnn = make()
+    model = rnnkit.Model(x, L.Dense(2)(rnn(x)))
+    model.compile("adam", "mse")
+    assert rnn.non_trainable_weights == [] and len(rnn.trainable_weights) == len(rnn.weights)
+    before = [w.copy() for w in rnn.get_weights()]
+    rng = np.random.default_rng(0)
+    model.fit(rng.random((16, 5, 3)), rng.random((16, 2)), epochs=2, verbose=0)
+    assert all(np.abs(a - b).max() > 0 for a, b in zip(rnn.get_weights(), before))

@@ -21,7 +21,7 @@ _SUBMODULES = ("activations", "callbacks", "cells", "data", "diagnostics", "dist
                "optimizers", "regularizers", "saving", "tasks", "utils")
 #: top-level names -> the submodule defining them
 _NAMES = {"Sequential": "models", "Model": "models", "Input": "layers", "load_model": "saving",
-          "RnnkitFileError": "saving"}
+          "RnnkitFileError": "saving", "TrainingDivergedError": "callbacks"}
 
 
 def __getattr__(name):
@@ -42,6 +42,6 @@ __all__ = [
     "Sequential", "Model", "Input", "layers", "cells", "losses", "metrics", "optimizers",
     "callbacks", "activations", "data", "initializers", "regularizers", "utils", "interop",
     "diagnostics", "distributed", "tasks", "kernels", "models", "saving", "load_model",
-    "RnnkitFileError",
+    "RnnkitFileError", "TrainingDivergedError",
     "floatx", "set_floatx", "__version__",
 ]

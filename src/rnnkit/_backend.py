@@ -80,7 +80,7 @@ def generator_from_state(state) -> np.random.Generator:
     bg = getattr(np.random, kind)()
     try:
         bg.state = state
-    except (TypeError, ValueError, KeyError, OverflowError, AttributeError) as e:
+    except (TypeError, ValueError, KeyError, IndexError, OverflowError, AttributeError) as e:
         raise ValueError(f"malformed {kind} state ({type(e).__name__}: {e}).") from None
     return np.random.Generator(bg)
 

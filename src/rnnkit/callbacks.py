@@ -14,7 +14,16 @@ import warnings
 
 import numpy as np
 
+from . import _validate as _v
 from ._keras_names import missing_name_hook as _missing_name_hook
+
+
+class TrainingDivergedError(FloatingPointError):
+    """``fit`` stopped: a batch's loss or gradients were NaN/Inf (training diverged).
+
+    Raised by :meth:`rnnkit.Sequential.fit` (``guard_nonfinite=True``, the default) after it
+    restored the weights of the last finite step; the message names the epoch and batch.
+    """
 
 
 class Callback:
@@ -70,7 +79,10 @@ class CallbackList:
 
 
 class History(Callback):
-    """Records every epoch's logs: ``history.history['loss']`` is the list of epoch losses."""
+    """Records every epoch's logs: ``history.history['loss']`` is the list of epoch losses.
+
+    Created by ``fit`` (no arguments) and returned by it; ``history.epoch`` lists the epochs.
+    """
 
     def __init__(self):
         super().__init__()
@@ -84,19 +96,20 @@ class History(Callback):
 
 
 def _monitor_op(mode, monitor):
-    if mode not in ("auto", "min", "max"):
-        raise ValueError(f"mode must be 'auto', 'min' or 'max', got {mode!r}.")
     if mode == "auto":
         mode = "max" if ("acc" in monitor or monitor.endswith("auc")) else "min"
     return mode
 
 
 class _Monitoring(Callback):
-    def __init__(self, monitor, mode, min_delta):
+    def __init__(self, monitor, mode, min_delta, verbose=0):
         super().__init__()
-        self.monitor = monitor
-        self.mode = _monitor_op(mode, monitor)
-        self.min_delta = abs(min_delta)
+        owner = type(self).__name__
+        self.monitor = _v.string(owner, "monitor", monitor)
+        self.mode = _monitor_op(_v.string(owner, "mode", mode, ("auto", "min", "max")),
+                                monitor)
+        self.min_delta = abs(_v.number(owner, "min_delta", min_delta))
+        self.verbose = _v.number(owner, "verbose", verbose, 0, 2, integer=True)
 
     def _improved(self, current, best):
         if best is None:
@@ -117,13 +130,31 @@ class _Monitoring(Callback):
 
 
 class EarlyStopping(_Monitoring):
-    """Stop when ``monitor`` has not improved for ``patience`` epochs."""
+    """Stop when ``monitor`` has not improved for ``patience`` epochs.
+
+    Args:
+        monitor: log key to watch, e.g. ``"val_loss"`` or ``"val_accuracy"``.
+        min_delta: finite number: smaller changes do not count as improvement.
+        patience: non-negative integer: epochs without improvement before stopping.
+        verbose: 0 silent, 1 (or 2) prints when it stops and restores.
+        mode: 'min', 'max' or 'auto' (max for accuracy/AUC keys, else min).
+        baseline: finite value the monitor must beat, or None.
+        restore_best_weights: at the end, set the weights of the best epoch.
+        start_from_epoch: non-negative integer: epochs to wait before watching.
+
+    Example:
+        >>> stop = EarlyStopping(monitor="val_loss", patience=5, restore_best_weights=True)
+    """
 
     def __init__(self, monitor="val_loss", min_delta=0, patience=0, verbose=0, mode="auto",
                  baseline=None, restore_best_weights=False, start_from_epoch=0):
-        super().__init__(monitor, mode, min_delta)
-        self.patience, self.verbose, self.baseline = int(patience), verbose, baseline
-        self.restore_best_weights, self.start_from_epoch = restore_best_weights, start_from_epoch
+        super().__init__(monitor, mode, min_delta, verbose)
+        o = "EarlyStopping"
+        self.patience = _v.number(o, "patience", patience, 0, integer=True)
+        self.baseline = _v.number(o, "baseline", baseline, allow_none=True)
+        self.restore_best_weights = _v.check_bool("restore_best_weights", restore_best_weights, o)
+        self.start_from_epoch = _v.number(o, "start_from_epoch", start_from_epoch, 0,
+                                          integer=True)
 
     def on_train_begin(self, logs=None):
         self.wait, self.stopped_epoch = 0, 0
@@ -175,15 +206,19 @@ class ModelCheckpoint(_Monitoring):
         save_weights_only: write ``model.save_weights`` files instead of full models.
         mode: 'auto', 'min' or 'max'.
         save_freq: only 'epoch' is supported.
+
+    Example:
+        >>> ckpt = ModelCheckpoint("best.rnnkit", monitor="val_loss", save_best_only=True)
     """
 
     def __init__(self, filepath, monitor="val_loss", verbose=0, save_best_only=False,
                  save_weights_only=False, mode="auto", save_freq="epoch"):
-        super().__init__(monitor, mode, 0)
-        if save_freq != "epoch":
-            raise ValueError(f"save_freq must be 'epoch', got {save_freq!r}.")
-        self.filepath, self.verbose = os.fspath(filepath), verbose
-        self.save_best_only, self.save_weights_only = save_best_only, save_weights_only
+        super().__init__(monitor, mode, 0, verbose)
+        o = "ModelCheckpoint"
+        _v.string(o, "save_freq", save_freq, ("epoch",))
+        self.filepath = _v.path(o, "filepath", filepath)
+        self.save_best_only = _v.check_bool("save_best_only", save_best_only, o)
+        self.save_weights_only = _v.check_bool("save_weights_only", save_weights_only, o)
         self.best = None
 
     def on_epoch_end(self, epoch, logs=None):
@@ -207,15 +242,30 @@ class ModelCheckpoint(_Monitoring):
 
 
 class ReduceLROnPlateau(_Monitoring):
-    """Multiply the learning rate by ``factor`` after ``patience`` epochs without improvement."""
+    """Multiply the learning rate by ``factor`` after ``patience`` epochs without improvement.
+
+    Args:
+        monitor: log key to watch.
+        factor: multiplier in (0, 1).
+        patience: non-negative integer: epochs without improvement before reducing.
+        verbose: 0 silent, 1 (or 2) prints each reduction.
+        mode: 'min', 'max' or 'auto'.
+        min_delta: finite number: smaller changes do not count as improvement.
+        cooldown: non-negative integer: epochs to wait after a reduction.
+        min_lr: non-negative finite lower bound of the learning rate.
+
+    Example:
+        >>> plateau = ReduceLROnPlateau(factor=0.5, patience=3, min_lr=1e-5)
+    """
 
     def __init__(self, monitor="val_loss", factor=0.1, patience=10, verbose=0, mode="auto",
                  min_delta=1e-4, cooldown=0, min_lr=0.0):
-        super().__init__(monitor, mode, min_delta)
-        if not 0 < factor < 1:
-            raise ValueError(f"factor must be in (0, 1), got {factor}.")
-        self.factor, self.patience, self.verbose = factor, patience, verbose
-        self.cooldown, self.min_lr = cooldown, min_lr
+        super().__init__(monitor, mode, min_delta, verbose)
+        o = "ReduceLROnPlateau"
+        self.factor = _v.number(o, "factor", factor, 0.0, 1.0, lo_open=True, hi_open=True)
+        self.patience = _v.number(o, "patience", patience, 0, integer=True)
+        self.cooldown = _v.number(o, "cooldown", cooldown, 0, integer=True)
+        self.min_lr = _v.number(o, "min_lr", min_lr, lo=0.0)
 
     def on_train_begin(self, logs=None):
         self.wait, self.cooldown_counter, self.best = 0, 0, None
@@ -244,7 +294,11 @@ class ReduceLROnPlateau(_Monitoring):
 
 
 class TerminateOnNaN(Callback):
-    """Stop training as soon as the loss is NaN or Inf, naming the batch."""
+    """Stop training as soon as the loss is NaN or Inf, naming the batch (no arguments).
+
+    ``fit`` then returns normally (``model.terminated_on_nan`` records where); without this
+    callback ``fit``'s own guard raises :class:`TrainingDivergedError` instead.
+    """
 
     def on_train_batch_end(self, batch, logs=None):
         loss = (logs or {}).get("loss")
@@ -260,11 +314,24 @@ class TerminateOnNaN(Callback):
 
 
 class CSVLogger(Callback):
-    """Append one CSV row of logs per epoch to ``filename``."""
+    """Append one CSV row of logs per epoch to ``filename``.
+
+    Args:
+        filename: path of the CSV file.
+        separator: one-character field delimiter.
+        append: append to an existing file instead of overwriting it.
+
+    Example:
+        >>> log = CSVLogger("training.csv")
+    """
 
     def __init__(self, filename, separator=",", append=False):
         super().__init__()
-        self.filename, self.sep, self.append = os.fspath(filename), separator, append
+        self.filename = _v.path("CSVLogger", "filename", filename)
+        self.sep = _v.string("CSVLogger", "separator", separator)
+        if len(self.sep) != 1:
+            raise ValueError(f"CSVLogger: separator must be one character, got {separator!r}.")
+        self.append = _v.check_bool("append", append, "CSVLogger")
         self._keys = None
 
     def on_train_begin(self, logs=None):
@@ -290,11 +357,21 @@ class CSVLogger(Callback):
 
 
 class LearningRateScheduler(Callback):
-    """Set the learning rate at each epoch start to ``schedule(epoch, lr)`` (or ``schedule(epoch)``)."""
+    """Set the learning rate at each epoch start to ``schedule(epoch, lr)`` (or ``schedule(epoch)``).
+
+    Args:
+        schedule: function ``(epoch, lr) -> new lr`` (or ``epoch -> new lr``).
+        verbose: 0 silent, 1 prints each change.
+
+    Example:
+        >>> sched = LearningRateScheduler(lambda epoch, lr: lr * 0.9)
+    """
 
     def __init__(self, schedule, verbose=0):
         super().__init__()
-        self.schedule, self.verbose = schedule, verbose
+        self.schedule = _v.callable_("LearningRateScheduler", "schedule", schedule)
+        self.verbose = _v.number("LearningRateScheduler", "verbose", verbose, 0, 2,
+                                 integer=True)
 
     def on_epoch_begin(self, epoch, logs=None):
         lr = self.model.optimizer.learning_rate
@@ -314,14 +391,20 @@ class LearningRateScheduler(Callback):
 
 
 class LambdaCallback(Callback):
-    """Callbacks from plain functions: ``LambdaCallback(on_epoch_end=lambda epoch, logs: ...)``."""
+    """Callbacks from plain functions: ``LambdaCallback(on_epoch_end=lambda epoch, logs: ...)``.
+
+    Args:
+        on_epoch_begin, on_epoch_end: functions ``(epoch, logs)``.
+        on_train_begin, on_train_end: functions ``(logs)``.
+        on_train_batch_begin, on_train_batch_end: functions ``(batch, logs)``.
+    """
 
     def __init__(self, on_epoch_begin=None, on_epoch_end=None, on_train_begin=None,
                  on_train_end=None, on_train_batch_begin=None, on_train_batch_end=None):
         super().__init__()
         for name, fn in list(locals().items()):
             if name.startswith("on_") and fn is not None:
-                setattr(self, name, fn)
+                setattr(self, name, _v.callable_("LambdaCallback", name, fn))
 
 
 __getattr__ = _missing_name_hook(__name__, [n for n, v in dict(globals()).items()

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import argparse
 import csv
 import json
+import math
 import os
 import sys
 from pathlib import Path
 
+from ..saving import _schema as _limits
 from ..tasks._common import jsonable
 
 #: Built-in dataset name -> the task it is used for.
@@ -20,6 +23,153 @@ DEFAULT_MODEL_PATH = "rnnkit_model.rnnkit"
 
 class CLIError(Exception):
     """A user error: printed as ``rnnkit <command>: error: <message>``, exit status 2."""
+
+
+# ----------------------------------------------------------------------------- numeric options
+#: Upper bounds of numeric options (also the limits a model file may state; docs/cli.md).
+MAX_SEED = 2**32 - 1
+MAX_GENERATE = 1_000_000     # characters per `rnnkit generate` / train --sample-length
+MAX_TOP = 10_000             # predict --top
+MAX_SAMPLES = 1_000_000      # diagnose --samples, experiment --test-samples
+LIMITS = {
+    # name: (kind, low, high, low excluded, high excluded)
+    "units": ("int", 1, _limits.MAX_UNITS, False, False),
+    "layers": ("int", 1, 1000, False, False),
+    "epochs": ("int", 0, _limits.MAX_EPOCHS, False, False),
+    "batch_size": ("int", 1, _limits.MAX_BATCH, False, False),
+    "lr": ("float", 0.0, 1e3, True, False),
+    "clipnorm": ("float", 0.0, 1e12, False, False),
+    "seed": ("int", 0, MAX_SEED, False, False),
+    "dropout": ("float", 0.0, 1.0, False, True),
+    "validation_split": ("float", 0.0, 1.0, False, True),
+    "patience": ("int", 0, _limits.MAX_EPOCHS, False, False),
+    "horizon": ("int", 1, _limits.MAX_HORIZON, False, False),
+    "window": ("int", 1, _limits.MAX_WINDOW, False, False),
+    "stride": ("int", 1, _limits.MAX_WINDOW, False, False),
+    "ensemble": ("int", 1, 1000, False, False),
+    "season": ("int", 1, _limits.MAX_WINDOW, False, False),
+    "l2": ("float", 0.0, 1e6, False, False),
+    "seq_len": ("int", 1, _limits.MAX_WINDOW, False, False),
+    "embedding_dim": ("int", 1, _limits.MAX_UNITS, False, False),
+    "sample_length": ("int", 0, MAX_GENERATE, False, False),
+    "length": ("int", 0, MAX_GENERATE, False, False),
+    "temperature": ("float", 0.0, 100.0, False, False),
+    "top_k": ("int", 1, _limits.MAX_VOCAB, False, False),
+    "top": ("int", 1, MAX_TOP, False, False),
+    "samples": ("int", 1, MAX_SAMPLES, False, False),
+    "test_samples": ("int", 1, MAX_SAMPLES, False, False),
+    "T": ("int", 1, _limits.MAX_WINDOW, False, False),
+    "steps": ("int", 1, _limits.MAX_EPOCHS, False, False),
+}
+
+
+def check_number(name, value, flag=None):
+    """``value`` checked against ``LIMITS[name]`` (type, finiteness, range); the message
+    names the option, the accepted range and what was received.
+
+    Args:
+        name: key of :data:`LIMITS` (the option's ``dest``).
+        value: an int or float (already parsed) or a string from the command line.
+        flag: how to name the option in the message (default ``--name``).
+
+    Raises:
+        CLIError: not a number of the right kind, not finite, or out of range.
+    """
+    kind, lo, hi, lo_open, hi_open = LIMITS[name]
+    flag = flag or "--" + name.replace("_", "-")
+    rng = f"{'(' if lo_open else '['}{lo}, {hi}{')' if hi_open else ']'}"
+    expected = f"{'an integer' if kind == 'int' else 'a number'} in {rng}"
+    v = value
+    if isinstance(v, str):
+        try:
+            v = int(v) if kind == "int" else float(v)
+        except ValueError:
+            raise CLIError(f"{flag} must be {expected}, got {value[:80]!r}.") from None
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or (kind == "int" and
+                                                                  not isinstance(v, int)):
+        raise CLIError(f"{flag} must be {expected}, got {str(value)[:80]!r}.")
+    if not math.isfinite(v) or v < lo or v > hi or (lo_open and v == lo) or \
+            (hi_open and v == hi):
+        raise CLIError(f"{flag} must be {expected}, got {v!r}.")
+    return v
+
+
+def number_arg(name):
+    """An argparse ``type=`` that checks an option against ``LIMITS[name]`` at parse time
+    (usage error, exit status 2, before any file is read)."""
+    def parse(text):
+        try:
+            return check_number(name, text)
+        except CLIError as e:
+            raise argparse.ArgumentTypeError("must " + str(e).split(" must ", 1)[-1]) from None
+    parse.__name__ = LIMITS[name][0]
+    return parse
+
+
+def available_memory():
+    """Bytes of memory this process may still allocate (Linux MemAvailable, else the
+    physical memory), or None when unknown."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+#: Gate blocks per recurrent cell (LSTM 4, GRU 3, SimpleRNN 1).
+_GATES = {"lstm": 4, "gru": 3, "rnn": 1}
+
+
+def estimate_training_bytes(cell, units, features, outputs, batch_size, timesteps=1,
+                            bidirectional=False, ensemble=1):
+    """A lower bound of the memory training a recurrent stack needs, from its configuration.
+
+    Counts float32 weights with their gradients, two optimizer slots and two scratch
+    arrays (6 copies), and the forward caches of one batch (about 3 arrays of
+    (batch, timesteps, gates * units) per layer).
+
+    Args:
+        cell: 'lstm', 'gru' or 'rnn'.
+        units: list of units per recurrent layer.
+        features: input width of the first layer.
+        outputs: width of the output layer.
+        batch_size: samples per step.
+        timesteps: sequence length (1 gives a lower bound before the data is read).
+        bidirectional: each layer runs twice.
+        ensemble: networks held at once.
+
+    Returns:
+        (bytes, parameter count).
+    """
+    g = _GATES.get(cell, 4)
+    d = 2 if bidirectional else 1
+    params, acts, width = 0, 0, features
+    for u in units:
+        params += d * g * u * (width + u + 2)
+        acts += 3 * d * batch_size * timesteps * g * u
+        width = d * u
+    params += width * outputs + outputs
+    return 4 * (6 * params * ensemble + acts), params
+
+
+def check_memory(estimate, params, what="this configuration"):
+    """Refuse a configuration whose estimated memory exceeds what is available.
+
+    Raises:
+        CLIError: with the estimate, the available memory and how to shrink it.
+    """
+    free = available_memory()
+    if free is not None and estimate > free:
+        raise CLIError(f"{what} needs at least {estimate / 1e9:.3g} GB of memory "
+                       f"({params:.3g} parameters with their gradients and optimizer state, "
+                       f"plus one batch of activations) but only {free / 1e9:.3g} GB is "
+                       "available. Use fewer --units or --layers, or a smaller --batch-size.")
 
 
 # ----------------------------------------------------------------------------- output
@@ -348,8 +498,10 @@ def write_table(path, header, rows):
 
 
 def load_model_file(path):
-    """Load a ``.rnnkit`` model file, with CLI-friendly errors."""
+    """Load a ``.rnnkit`` model file. A missing file is a usage error (exit status 2); an
+    invalid one raises :class:`rnnkit.RnnkitFileError` (exit status 1)."""
     from ..saving import RnnkitFileError, load_model
+    from ..saving._format import NONFINITE_HINT
 
     if not os.path.exists(path):
         raise CLIError(f"model file {str(path)!r} does not exist; train one with "
@@ -357,15 +509,23 @@ def load_model_file(path):
     try:
         return load_model(path)
     except RnnkitFileError as e:
-        raise CLIError(str(e)) from None
+        msg = str(e)
+        if NONFINITE_HINT in msg:  # the CLI has no allow_nonfinite option
+            raise RnnkitFileError(msg.replace(
+                NONFINITE_HINT, " The CLI does not use such a model: retrain with a lower "
+                "--lr or --clipnorm 1 (Python's rnnkit.load_model(path, allow_nonfinite=True) "
+                "opens it for inspection).")) from None
+        raise
 
 
 def load_pipeline(path):
-    """Load a model file as its task pipeline, with CLI-friendly errors."""
+    """Load a model file as its task pipeline; a record the pipeline cannot use raises
+    :class:`rnnkit.RnnkitFileError` naming the file."""
+    from ..saving import RnnkitFileError
     from ..tasks import pipeline_from_model
 
     model = load_model_file(path)
     try:
         return pipeline_from_model(model)
-    except ValueError as e:
-        raise CLIError(f"{os.path.basename(path)}: {e}") from None
+    except (ValueError, TypeError, KeyError) as e:
+        raise RnnkitFileError(f"{os.path.basename(path)}: {e}") from None

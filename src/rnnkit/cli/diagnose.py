@@ -14,6 +14,8 @@ import sys
 
 import numpy as np
 
+from ._common import number_arg
+
 DATA_HELP = ("data to measure on: 'builtin:adding' (the adding problem, length --T), "
              "'builtin:japanese_vowels' (the test split), a labelled .ts file, or PATH.npz "
              "holding arrays 'x' and 'y'. A model saved by `rnnkit train` gets its own "
@@ -32,15 +34,15 @@ def register(subparsers):
     p.add_argument("--out", required=True, metavar="PNG_OR_DIR",
                    help="output: a .png file, a .html page (PNGs are written next to it), or a "
                         "folder (gradient_flow.png and jacobian_spectrum.png are written in it)")
-    p.add_argument("--samples", type=int, default=128,
+    p.add_argument("--samples", type=number_arg("samples"), default=128,
                    help="number of sequences used for the measurement (default 128)")
-    p.add_argument("--T", type=int, default=None,
+    p.add_argument("--T", type=number_arg("T"), default=None,
                    help="sequence length for builtin:adding (default: the model's input length, "
                         "else 100)")
     p.add_argument("--loss", default=None,
                    help="loss name when the model file has no compile record (default: the "
                         "saved loss, else 'mse')")
-    p.add_argument("--seed", type=int, default=0, help="seed for builtin:adding (default 0)")
+    p.add_argument("--seed", type=number_arg("seed"), default=0, help="seed for builtin:adding (default 0)")
     p.add_argument("--json", action="store_true",
                    help="print the full result as one JSON line on stdout instead of the table")
     p.set_defaults(func=run)

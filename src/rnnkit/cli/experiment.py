@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import sys
 
+from ._common import number_arg
+
 QUICK = dict(T=[20], units=8, epochs=2, steps=10, n_test=100, probe_samples=64)
 FULL = dict(T=[50, 100, 200], units=32, epochs=30, steps=100, n_test=1000, probe_samples=256)
 
@@ -21,26 +23,26 @@ def register(subparsers):
                     "adding problem for several sequence lengths and reports the test MSE "
                     "against the 0.167 baseline with the gradient-flow curves.")
     p.add_argument("name", choices=["adding"], help="the experiment to run")
-    p.add_argument("--T", type=int, nargs="+", default=None,
+    p.add_argument("--T", type=number_arg("T"), nargs="+", default=None,
                    help=f"sequence lengths (default {' '.join(map(str, FULL['T']))}; "
                         f"{QUICK['T'][0]} with --quick)")
-    p.add_argument("--epochs", type=int, default=None,
+    p.add_argument("--epochs", type=number_arg("epochs"), default=None,
                    help=f"training epochs per model (default {FULL['epochs']}; "
                         f"{QUICK['epochs']} with --quick)")
-    p.add_argument("--steps", type=int, default=None,
+    p.add_argument("--steps", type=number_arg("steps"), default=None,
                    help=f"gradient updates per epoch (default {FULL['steps']}; "
                         f"{QUICK['steps']} with --quick); the training set holds "
                         "steps * batch-size sequences")
-    p.add_argument("--units", type=int, default=None,
+    p.add_argument("--units", type=number_arg("units"), default=None,
                    help=f"hidden units (default {FULL['units']}; {QUICK['units']} with --quick)")
-    p.add_argument("--batch-size", type=int, default=64, help="batch size (default 64)")
-    p.add_argument("--lr", type=float, default=1e-2, help="Adam learning rate (default 1e-2)")
-    p.add_argument("--clipnorm", type=float, default=1.0,
+    p.add_argument("--batch-size", type=number_arg("batch_size"), default=64, help="batch size (default 64)")
+    p.add_argument("--lr", type=number_arg("lr"), default=1e-2, help="Adam learning rate (default 1e-2)")
+    p.add_argument("--clipnorm", type=number_arg("clipnorm"), default=1.0,
                    help="per-weight gradient clipping norm (default 1.0)")
-    p.add_argument("--test-samples", type=int, default=None,
+    p.add_argument("--test-samples", type=number_arg("test_samples"), default=None,
                    help=f"test sequences (default {FULL['n_test']}; {QUICK['n_test']} with "
                         "--quick)")
-    p.add_argument("--seed", type=int, default=0, help="seed for data and weights (default 0)")
+    p.add_argument("--seed", type=number_arg("seed"), default=0, help="seed for data and weights (default 0)")
     p.add_argument("--quick", action="store_true",
                    help="a tiny run for smoke tests (a few seconds)")
     p.add_argument("--out", default="adding_experiment", metavar="DIR",

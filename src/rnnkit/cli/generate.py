@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ._common import CLIError, Output, load_pipeline
+from ._common import CLIError, Output, load_pipeline, number_arg
 
 
 def register(subparsers):
@@ -19,13 +19,13 @@ def register(subparsers):
         "  rnnkit generate tempest.rnnkit --prime 'PROSPERO:' --top-k 5 --seed 1",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("model", metavar="MODEL", help="language-model file from `rnnkit train`")
-    p.add_argument("--length", type=int, default=300, metavar="N",
+    p.add_argument("--length", type=number_arg("length"), default=300, metavar="N",
                    help="characters to generate (default: 300)")
-    p.add_argument("--temperature", type=float, default=1.0, metavar="T",
+    p.add_argument("--temperature", type=number_arg("temperature"), default=1.0, metavar="T",
                    help="sampling temperature: < 1 safer, > 1 wilder, 0 greedy (default: 1.0)")
-    p.add_argument("--top-k", type=int, default=None, metavar="K",
+    p.add_argument("--top-k", type=number_arg("top_k"), default=None, metavar="K",
                    help="sample only among the K most likely characters (default: all)")
-    p.add_argument("--seed", type=int, default=None, metavar="S",
+    p.add_argument("--seed", type=number_arg("seed"), default=None, metavar="S",
                    help="random seed for reproducible samples (default: unseeded)")
     p.add_argument("--prime", default=None, metavar="TEXT",
                    help="text to start from (default: a newline)")
@@ -37,12 +37,6 @@ def register(subparsers):
 
 def run(args) -> int:
     """Run ``rnnkit generate``; returns the exit status."""
-    if args.length < 0:
-        raise CLIError(f"--length must be >= 0, got {args.length}.")
-    if args.temperature < 0:
-        raise CLIError(f"--temperature must be >= 0, got {args.temperature}.")
-    if args.top_k is not None and args.top_k < 1:
-        raise CLIError(f"--top-k must be >= 1, got {args.top_k}.")
     pipe = load_pipeline(args.model)
     if pipe.task != "lm":
         raise CLIError(f"{args.model} is a {pipe.task!r} model; generate needs a language "

@@ -33,14 +33,16 @@ def register(subparsers):
 
 
 def file_metadata(path):
-    """The string metadata of a model file (rnnkit_version, created, ...), config excluded."""
-    from safetensors import safe_open
+    """The validated header of a model file: metadata strings, ``compile``, ``training``."""
+    from ..saving import file_records
 
-    with safe_open(path, framework="numpy") as f:
-        meta = dict(f.metadata() or {})
-    return {k: v for k, v in meta.items() if k in ("format", "format_version",
-                                                   "rnnkit_version", "created", "compile",
-                                                   "training")}
+    rec = file_records(path)
+    return {k: v for k, v in rec.items() if k not in ("config", "preprocessing")}
+
+
+def _class_name(spec):
+    """The class name of a serialized loss/optimizer (a dict) or the name itself (a string)."""
+    return spec.get("class_name") if isinstance(spec, dict) else spec
 
 
 def preprocessing_summary(pre):
@@ -105,8 +107,8 @@ def run(args) -> int:
     model = load_model_file(args.model)
     meta = file_metadata(args.model)
     pre = model.preprocessing or {}
-    compile_rec = json.loads(meta.pop("compile", "null") or "null")
-    training = json.loads(meta.pop("training", "null") or "null") or {}
+    compile_rec = meta.pop("compile", None)
+    training = meta.pop("training", None) or {}
     if args.json:
         Output(json_mode=True).result({
             "model": args.model, "metadata": meta, "task": pre.get("task"),
@@ -121,10 +123,10 @@ def run(args) -> int:
     print()
     model.summary()
     if compile_rec:
-        opt = compile_rec.get("optimizer", {})
-        print(f"loss: {compile_rec.get('loss', {}).get('class_name', compile_rec.get('loss'))}"
-              f"; optimizer: {opt.get('class_name', opt)} "
-              f"{json.dumps(opt.get('config', {}))}; metrics: {compile_rec.get('metrics')}")
+        opt = compile_rec["optimizer"]
+        opt_config = opt.get("config", {}) if isinstance(opt, dict) else {}
+        print(f"loss: {_class_name(compile_rec['loss'])}; optimizer: {_class_name(opt)} "
+              f"{json.dumps(opt_config)}; metrics: {compile_rec['metrics']}")
     if training.get("epochs_done") is not None:
         print(f"epochs trained: {training['epochs_done']}")
     print()

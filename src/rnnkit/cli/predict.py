@@ -12,6 +12,7 @@ from ._common import (
     load_sequences,
     load_series_for,
     load_text,
+    number_arg,
     write_table,
 )
 
@@ -33,7 +34,7 @@ def register(subparsers):
                    help="input data: a .ts / .csv / .txt file or builtin:NAME")
     p.add_argument("--out", metavar="FILE", help="write predictions to FILE.csv or FILE.json "
                    "(default: CSV on stdout)")
-    p.add_argument("--top", type=int, default=10, metavar="K",
+    p.add_argument("--top", type=number_arg("top"), default=10, metavar="K",
                    help="lm: how many next-character candidates to list (default: 10)")
     p.add_argument("--json", action="store_true",
                    help="print one machine-readable JSON line on stdout: task, model, data "

@@ -17,8 +17,12 @@ import numpy as np
 
 from ._common import (
     DEFAULT_MODEL_PATH,
+    LIMITS,
     CLIError,
     Output,
+    check_memory,
+    check_number,
+    estimate_training_bytes,
     fmt,
     infer_task,
     load_config,
@@ -217,11 +221,11 @@ def _coerce(opt, value, source):
     if k == "int":
         if isinstance(value, bool) or not isinstance(value, int):
             raise CLIError(f"{where} must be an integer, got {value!r}.")
-        return value
+        return _in_range(opt, value, where)
     if k == "float":
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise CLIError(f"{where} must be a number, got {value!r}.")
-        return float(value)
+        return float(_in_range(opt, value, where))
     if k == "choice":
         if value not in opt.choices:
             raise CLIError(f"{where} must be one of {list(opt.choices)}, got {value!r}.")
@@ -232,6 +236,8 @@ def _coerce(opt, value, source):
         if isinstance(value, bool) or not isinstance(value, (int, str)):
             raise CLIError(f"{where} must be an integer or a list such as 128,64, got "
                            f"{value!r}.")
+        for u in str(value).replace(" ", "").split(","):
+            _in_range(opt, u, where)
         return str(value)
     if k == "auto_int":
         if isinstance(value, str) and value.strip().lower() in ("auto", "none"):
@@ -243,10 +249,33 @@ def _coerce(opt, value, source):
         if v is None or isinstance(value, bool) or v <= 0 or (isinstance(value, float)):
             raise CLIError(f"{where} must be a positive integer, 'auto' or 'none', got "
                            f"{value!r}.")
-        return v
+        return _in_range(opt, v, where)
     if not isinstance(value, str):
         raise CLIError(f"{where} must be a string, got {value!r}.")
     return value
+
+
+def _in_range(opt, value, where):
+    """``value`` checked against the option's limits in ``LIMITS`` (finite, in range)."""
+    if opt.name not in LIMITS:
+        return value
+    return check_number(opt.name, value, flag=where)
+
+
+def _check_memory(v):
+    """Refuse, before any data is read, a network that cannot fit in memory (lower bound:
+    one input feature, one output, one time step)."""
+    from ..tasks._common import units_list
+    try:
+        units = units_list(v["units"], v["layers"])
+    except ValueError as e:
+        raise CLIError(f"--units/--layers: {e}") from None
+    need, params = estimate_training_bytes(
+        v["cell"], units, features=1, outputs=1, batch_size=v["batch_size"],
+        bidirectional=bool(v["bidirectional"]),
+        ensemble=v["ensemble"] if v["task"] == "forecast" else 1)
+    check_memory(need, params, f"--units {v['units']} ({v['cell']}, "
+                               f"{len(units)} layer(s))")
 
 
 def resolve(args):
@@ -282,6 +311,7 @@ def resolve(args):
                            f"{list(opt.tasks)}, not to {task!r}.")
     if values["quiet"] and values["verbose"]:
         raise CLIError("--quiet and --verbose contradict each other; pass only one.")
+    _check_memory(values)
     return values
 
 

@@ -57,6 +57,44 @@ def _missing_column_error(name: str, wanted: str, header: list[str], what: str) 
     )
 
 
+def check_utf8_text(path, chunk=1 << 20):
+    """Raise ValueError naming the file unless it is UTF-8 text (no NUL bytes).
+
+    Reads the file in chunks of ``chunk`` bytes (memory independent of its size).
+
+    Args:
+        path: file path.
+        chunk: bytes per read.
+
+    Raises:
+        ValueError: the file holds a NUL byte (binary, UTF-16) or a byte sequence that is
+            not UTF-8 (e.g. latin-1), with its offset and how to fix it.
+    """
+    import codecs
+
+    path = Path(path)
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    offset = 0
+    with open(path, "rb") as f:
+        while True:
+            block = f.read(chunk)
+            nul = block.find(b"\0")
+            if nul >= 0:
+                raise ValueError(f"{path.name}: byte {offset + nul} is a NUL byte: this is not "
+                                 "a text file (binary, or UTF-16 text). Save it as UTF-8 "
+                                 "text.")
+            try:
+                decoder.decode(block, final=not block)
+            except UnicodeDecodeError as e:
+                raise ValueError(f"{path.name}: byte {offset + e.start} (0x"
+                                 f"{block[e.start:e.start + 1].hex() or '??'}) is not UTF-8; "
+                                 "the file is in another encoding (latin-1, cp1252, ...). "
+                                 "Save it as UTF-8 text.") from None
+            if not block:
+                return
+            offset += len(block)
+
+
 def load_csv(
     path: str | os.PathLike[str],
     columns: str | Sequence[str] | None = None,
@@ -122,6 +160,7 @@ def load_csv(
                 "names of the columns to read."
             )
 
+    check_utf8_text(path)
     with open(path, newline="", encoding="utf-8-sig") as f:
         reader = csv.reader(f, delimiter=delimiter)
         header = next((row for row in reader if row), None)
@@ -275,6 +314,7 @@ def csv_column_roles(path, delimiter=","):
         ValueError: the file is empty or has no data rows.
     """
     path = Path(path)
+    check_utf8_text(path)
     with open(path, newline="", encoding="utf-8-sig") as f:
         rows = [r for r in csv.reader(f, delimiter=delimiter) if r]
     if not rows:

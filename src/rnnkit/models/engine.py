@@ -53,6 +53,55 @@ def _inference(method):
     return wrapper
 
 
+def _check_weights(w, what):
+    """Sample or class weights must be finite and non-negative numbers."""
+    try:
+        arr = np.asarray(w, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"{what} must hold numbers, got {w!r:.80}.") from None
+    bad = ~np.isfinite(arr) | (arr < 0)
+    if bad.any():
+        first = arr.reshape(-1)[int(np.argmax(bad.reshape(-1)))]
+        raise ValueError(f"{what} must be finite non-negative numbers, got {int(bad.sum())} "
+                         f"invalid value(s) (e.g. {first}). Replace NaN/negative weights, "
+                         "e.g. with 0 to ignore a sample.")
+
+
+class _Guard:
+    """fit's divergence guard: remembers the last finite weights, stops at a bad step."""
+
+    def __init__(self, model, enabled):
+        self.model, self.enabled = model, enabled
+        self.params = model._trainable()[0] if enabled else []
+        self.saved = [p.copy() for p in self.params]
+
+    def check(self, loss, epoch, step):
+        """After a batch: keep the weights if all is finite, else restore them and raise."""
+        if not self.enabled:
+            return
+        if math.isfinite(loss) and self.model._step_grads_finite:
+            if all(np.isfinite(np.sum(p)) for p in self.params):
+                for s, p in zip(self.saved, self.params):
+                    np.copyto(s, p)
+                return
+            what = "the update made the weights NaN/Inf"
+        elif not math.isfinite(loss):
+            what = f"the loss is {loss}"
+        else:
+            what = "the gradients hold NaN/Inf"
+        for s, p in zip(self.saved, self.params):
+            np.copyto(p, s)
+        opt = self.model.optimizer
+        clip = "no gradient clipping" if not (opt.clipnorm or opt.global_clipnorm or
+                                              opt.clipvalue) else "clipping on"
+        raise _cb.TrainingDivergedError(
+            f"Training diverged in epoch {epoch + 1}, batch {step}: {what}. The model holds "
+            f"the weights of the last finite step. Lower the learning rate (now "
+            f"{opt.learning_rate:.3g}), clip gradients ({clip}; e.g. clipnorm=1.0), scale the "
+            "inputs and targets, or use a gated cell (LSTM/GRU). fit(..., "
+            "guard_nonfinite=False) skips such batches instead.")
+
+
 class _Interrupt:
     """First Ctrl-C during fit stops after the current batch; a second one raises."""
 
@@ -97,6 +146,7 @@ class Engine(TruncatedBPTT, TorchHabits):
         self.stop_training = False
         self.history = None
         self.terminated_on_nan = None
+        self._step_grads_finite = True
         self._current_epoch = 0
         self._epochs_done = 0
         self.preprocessing = {}  # JSON-able extras saved with the model (scalers, vocab, labels)
@@ -332,6 +382,8 @@ class Engine(TruncatedBPTT, TorchHabits):
                 f"sample_weight must have one entry per sample ({n}), got shape "
                 f"{np.shape(sample_weight)}."
             )
+        if sample_weight is not None:
+            _check_weights(sample_weight, "sample_weight")
         if n == 0:
             raise ValueError("x is empty (0 samples); pass at least one sample.")
 
@@ -349,9 +401,10 @@ class Engine(TruncatedBPTT, TorchHabits):
         if not isinstance(class_weight, dict):
             raise TypeError(f"class_weight must be a dict {{class id: weight}}, got "
                             f"{type(class_weight).__name__}.")
-        for c in class_weight:
+        for c, cw in class_weight.items():
             if isinstance(c, bool) or not isinstance(c, (int, np.integer)):
                 raise TypeError(f"class_weight keys must be integer class ids, got {c!r}.")
+            _check_weights(cw, f"class_weight[{c}]")
         if y.ndim == 0 or (y.ndim > 1 and y.shape[-1] == 0):
             raise ValueError(f"class_weight needs class labels in y, got y of shape {y.shape}.")
         sparse = isinstance(self.loss, _losses.SparseCategoricalCrossentropy)
@@ -462,8 +515,10 @@ class Engine(TruncatedBPTT, TorchHabits):
 
     def _apply_gradients(self, loss, grads):
         """The optimizer step with ``grads`` (one per trainable weight), then the weight
-        constraints; skipped when the loss is not finite."""
-        if math.isfinite(loss):
+        constraints. A step with a non-finite loss or gradient is never applied (it would
+        poison the weights and the optimizer slots); fit's guard reports it."""
+        self._step_grads_finite = all(np.isfinite(np.sum(g)) for g in grads)
+        if math.isfinite(loss) and self._step_grads_finite:
             self.optimizer.apply(self._trainable()[0], grads)
             for layer in self.layers:
                 layer.apply_constraints()
@@ -514,7 +569,8 @@ class Engine(TruncatedBPTT, TorchHabits):
     @_parallel
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
             validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
-            sample_weight=None, initial_epoch=0, steps_per_epoch=None, tbptt=None):
+            sample_weight=None, initial_epoch=0, steps_per_epoch=None, tbptt=None,
+            guard_nonfinite=True):
         """Train for ``epochs`` passes over the data.
 
         Args:
@@ -540,9 +596,18 @@ class Engine(TruncatedBPTT, TorchHabits):
                 Needs per-time-step targets (a model whose output is (B, T, ...)). Memory
                 grows with k instead of T. Validation also runs window by window. See
                 docs/sequences.md.
+            guard_nonfinite: stop at the first batch whose loss or gradients are NaN/Inf
+                (or whose update makes a weight NaN/Inf): the weights of the last finite
+                step are restored and :class:`rnnkit.callbacks.TrainingDivergedError` is
+                raised, naming the epoch and batch. False skips such batches silently (never
+                applying them). With a ``TerminateOnNaN`` callback, that callback handles a
+                non-finite loss instead (training stops and ``fit`` returns).
 
         Returns:
             :class:`rnnkit.callbacks.History` with per-epoch logs.
+
+        Raises:
+            TrainingDivergedError: training diverged (see ``guard_nonfinite``).
         """
         self._check_compiled("training")
         from .. import _data_adapter as da
@@ -580,6 +645,8 @@ class Engine(TruncatedBPTT, TorchHabits):
         self.terminated_on_nan = None
         cb.on_train_begin()
         exploding_warned = False
+        guard = _Guard(self, guard_nonfinite and not any(
+            isinstance(c, _cb.TerminateOnNaN) for c in cbs))
         with _Interrupt() as interrupt:
             for epoch in range(initial_epoch, epochs):
                 self._current_epoch = epoch
@@ -597,6 +664,7 @@ class Engine(TruncatedBPTT, TorchHabits):
                         loss = self._train_step(xb, yb, swb, mb)
                     else:
                         loss = self._train_tbptt(xb, yb, swb, mb, tbptt)
+                    guard.check(loss, epoch, step)
                     n = len(self._targets(yb)[0])
                     total += loss * n
                     count += n

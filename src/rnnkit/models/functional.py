@@ -507,7 +507,7 @@ class Model(Engine):
         return json.dumps({"class_name": type(self).__name__, "config": self.get_config(),
                            "rnnkit_version": __version__}, **kwargs)
 
-    def save(self, path, include_optimizer=True):
+    def save(self, path, include_optimizer=True, allow_nonfinite=False):
         """Save config, weights, optimizer state and metadata to one safe file (atomic).
 
         A path ending in ``.keras`` writes a real Keras 3 file instead, through
@@ -519,6 +519,8 @@ class Model(Engine):
             path: target file; rnnkit's own format is used for any other suffix (by
                 convention ``.rnnkit``).
             include_optimizer: store the optimizer slots and step counter (rnnkit format).
+            allow_nonfinite: save even if a weight holds NaN/Inf (refused by default,
+                rnnkit format).
         """
         import os
         suffix = os.path.splitext(os.fspath(path))[1].lower()
@@ -533,7 +535,8 @@ class Model(Engine):
                 "rnnkit.interop.to_keras) or rnnkit's own '.rnnkit' format (exact resume with "
                 "optimizer state; reopen with rnnkit.load_model).")
         from ..saving import save_model
-        save_model(self, path, include_optimizer=include_optimizer)
+        save_model(self, path, include_optimizer=include_optimizer,
+                   allow_nonfinite=allow_nonfinite)
 
     def save_weights(self, path):
         """Save only the weights (safetensors, atomic)."""

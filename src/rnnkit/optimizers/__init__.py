@@ -26,35 +26,51 @@ import math
 
 import numpy as np
 
+from .. import _validate as _v
 from .._keras_names import missing_name_hook as _missing_name_hook
 from . import schedules
 from .schedules import LearningRateSchedule
 
 
 class Optimizer:
-    """Base class: learning rate, clipping, slot storage and the step counter."""
+    """Base class: learning rate, clipping, slot storage and the step counter.
+
+    Every argument is checked here, when the optimizer is created, not at the first step.
+
+    Args:
+        learning_rate: a positive finite float, or a schedule from
+            :mod:`rnnkit.optimizers.schedules` (or its serialized dict).
+        clipnorm: clip each gradient array to this L2 norm (positive, or None).
+        clipvalue: clip every gradient element to ``[-clipvalue, clipvalue]`` (or None).
+        global_clipnorm: clip all gradients together to this L2 norm (or None; not with
+            ``clipnorm``).
+        name: a string (default: the class name in lower case).
+
+    Raises:
+        TypeError: an argument has the wrong type (or an unknown keyword argument).
+        ValueError: an argument is out of range or not finite.
+    """
 
     def __init__(self, learning_rate=0.001, clipnorm=None, clipvalue=None,
-                 global_clipnorm=None, name=None):
+                 global_clipnorm=None, name=None, **unknown):
+        owner = type(self).__name__
+        _v.no_unknown_kwargs(owner, unknown, *[c.__init__ for c in type(self).__mro__
+                                        if "__init__" in vars(c) and c is not object])
         if isinstance(learning_rate, dict):
             learning_rate = schedules.deserialize(learning_rate)
         if not isinstance(learning_rate, LearningRateSchedule):
-            if not (isinstance(learning_rate, (int, float)) and learning_rate > 0
-                    and math.isfinite(learning_rate)):
-                raise ValueError(
-                    f"learning_rate must be a positive finite number or a schedule, got "
-                    f"{learning_rate!r}."
-                )
-            learning_rate = float(learning_rate)
+            learning_rate = _v.number(owner, "learning_rate", learning_rate, lo=0.0,
+                                      lo_open=True)
         if clipnorm is not None and global_clipnorm is not None:
-            raise ValueError("Set at most one of clipnorm and global_clipnorm, got both.")
-        for n, v in (("clipnorm", clipnorm), ("clipvalue", clipvalue),
-                     ("global_clipnorm", global_clipnorm)):
-            if v is not None and not (v > 0 and math.isfinite(v)):
-                raise ValueError(f"{n} must be a positive finite number or None, got {v!r}.")
+            raise ValueError(f"{owner}: set at most one of clipnorm and global_clipnorm, got "
+                             "both.")
+        clipnorm, clipvalue, global_clipnorm = (
+            _v.number(owner, n, v, lo=0.0, lo_open=True, allow_none=True)
+            for n, v in (("clipnorm", clipnorm), ("clipvalue", clipvalue),
+                         ("global_clipnorm", global_clipnorm)))
         self._learning_rate = learning_rate
         self.clipnorm, self.clipvalue, self.global_clipnorm = clipnorm, clipvalue, global_clipnorm
-        self.name = name or type(self).__name__.lower()
+        self.name = _v.string(owner, "name", name, allow_none=True) or owner.lower()
         self.iterations = 0
         self.slots: dict[str, list[np.ndarray]] = {}
         # gradient-flow bookkeeping (read by rnnkit.diagnostics.GradientMonitor)
@@ -157,13 +173,25 @@ class Optimizer:
 
 
 class SGD(Optimizer):
-    """Stochastic gradient descent with optional (Nesterov) momentum. Keras default lr 0.01."""
+    """Stochastic gradient descent with optional (Nesterov) momentum. Keras default lr 0.01.
+
+    Update: ``v = momentum*v - lr*g``; ``w += v`` (Nesterov: ``w += momentum*v - lr*g``).
+
+    Args:
+        learning_rate: positive float or schedule (default 0.01).
+        momentum: in [0, 1) (0: plain SGD).
+        nesterov: use Nesterov momentum.
+        **kwargs: ``clipnorm``, ``clipvalue``, ``global_clipnorm``, ``name`` (see
+            :class:`Optimizer`).
+
+    Example:
+        >>> opt = SGD(learning_rate=0.1, momentum=0.9, nesterov=True)
+    """
 
     def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, **kwargs):
         super().__init__(learning_rate, **kwargs)
-        if not 0.0 <= momentum < 1.0:
-            raise ValueError(f"momentum must be in [0, 1), got {momentum!r}.")
-        self.momentum, self.nesterov = float(momentum), bool(nesterov)
+        self.momentum = _v.number("SGD", "momentum", momentum, 0.0, 1.0, hi_open=True)
+        self.nesterov = _v.check_bool("nesterov", nesterov, "SGD")
 
     def build(self, params):
         if self.momentum:
@@ -188,10 +216,30 @@ class SGD(Optimizer):
 
 
 class RMSprop(Optimizer):
+    """RMSprop: divide the gradient by a running root mean square of recent gradients.
+
+    Update: ``a = rho*a + (1-rho)*g^2``; ``w -= lr*g/(sqrt(a)+eps)`` (``centered`` subtracts
+    the squared running mean gradient from ``a``; ``momentum`` adds a velocity).
+
+    Args:
+        learning_rate: positive float or schedule (default 0.001).
+        rho: decay of the running average of g^2, in [0, 1).
+        momentum: in [0, 1) (0: none).
+        epsilon: positive constant added to the denominator.
+        centered: normalise by the variance instead of the second moment.
+        **kwargs: ``clipnorm``, ``clipvalue``, ``global_clipnorm``, ``name``.
+
+    Example:
+        >>> opt = RMSprop(learning_rate=1e-3, rho=0.9)
+    """
+
     def __init__(self, learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7,
                  centered=False, **kwargs):
         super().__init__(learning_rate, **kwargs)
-        self.rho, self.momentum, self.epsilon, self.centered = rho, momentum, epsilon, centered
+        self.rho = _v.number("RMSprop", "rho", rho, 0.0, 1.0, hi_open=True)
+        self.momentum = _v.number("RMSprop", "momentum", momentum, 0.0, 1.0, hi_open=True)
+        self.epsilon = _v.number("RMSprop", "epsilon", epsilon, 0.0, lo_open=True)
+        self.centered = _v.check_bool("centered", centered, "RMSprop")
 
     def build(self, params):
         self._slot("velocity", params)
@@ -226,10 +274,31 @@ class RMSprop(Optimizer):
 
 
 class Adam(Optimizer):
+    """Adam: bias-corrected running averages of the gradient and its square.
+
+    Update: ``m += (1-b1)(g-m)``; ``v += (1-b2)(g^2-v)``;
+    ``w -= lr*sqrt(1-b2^t)/(1-b1^t) * m/(sqrt(v)+eps)``.
+
+    Args:
+        learning_rate: positive float or schedule (default 0.001).
+        beta_1: decay of the first moment, in [0, 1) (1 would divide by zero).
+        beta_2: decay of the second moment, in [0, 1).
+        epsilon: positive constant added to the denominator.
+        amsgrad: use the maximum of past second moments (AMSGrad).
+        **kwargs: ``clipnorm``, ``clipvalue``, ``global_clipnorm``, ``name``.
+
+    Example:
+        >>> opt = Adam(learning_rate=1e-3, clipnorm=1.0)
+    """
+
     def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7,
                  amsgrad=False, **kwargs):
         super().__init__(learning_rate, **kwargs)
-        self.beta_1, self.beta_2, self.epsilon, self.amsgrad = beta_1, beta_2, epsilon, amsgrad
+        owner = type(self).__name__
+        self.beta_1 = _v.number(owner, "beta_1", beta_1, 0.0, 1.0, hi_open=True)
+        self.beta_2 = _v.number(owner, "beta_2", beta_2, 0.0, 1.0, hi_open=True)
+        self.epsilon = _v.number(owner, "epsilon", epsilon, 0.0, lo_open=True)
+        self.amsgrad = _v.check_bool("amsgrad", amsgrad, owner)
 
     def build(self, params):
         self._slot("m", params)
@@ -281,13 +350,21 @@ class Adam(Optimizer):
 
 
 class AdamW(Adam):
-    """Adam with decoupled weight decay (``w -= lr * weight_decay * w`` before the Adam step)."""
+    """Adam with decoupled weight decay (``w -= lr * weight_decay * w`` before the Adam step).
+
+    Args:
+        learning_rate: positive float or schedule (default 0.001).
+        weight_decay: non-negative finite decay rate (default 0.004).
+        **kwargs: ``beta_1``, ``beta_2``, ``epsilon``, ``amsgrad`` (see :class:`Adam`),
+            ``clipnorm``, ``clipvalue``, ``global_clipnorm``, ``name``.
+
+    Example:
+        >>> opt = AdamW(learning_rate=1e-3, weight_decay=0.01)
+    """
 
     def __init__(self, learning_rate=0.001, weight_decay=0.004, **kwargs):
         super().__init__(learning_rate, **kwargs)
-        if weight_decay < 0:
-            raise ValueError(f"weight_decay must be non-negative, got {weight_decay}.")
-        self.weight_decay = float(weight_decay)
+        self.weight_decay = _v.number("AdamW", "weight_decay", weight_decay, lo=0.0)
 
     def _decay(self, params, lr):
         for w in params:
@@ -302,9 +379,9 @@ class Nadam(Optimizer):
 
     Args:
         learning_rate: float or schedule (default 0.001).
-        beta_1: decay of the first moment (default 0.9).
-        beta_2: decay of the second moment (default 0.999).
-        epsilon: added to ``sqrt(v_hat)`` (default 1e-7).
+        beta_1: decay of the first moment, in [0, 1) (default 0.9).
+        beta_2: decay of the second moment, in [0, 1) (default 0.999).
+        epsilon: positive, added to ``sqrt(v_hat)`` (default 1e-7).
         **kwargs: ``clipnorm``, ``clipvalue``, ``global_clipnorm``, ``name``.
 
     The momentum-schedule product ``P_t`` is a function of the step counter alone, so it is
@@ -314,7 +391,9 @@ class Nadam(Optimizer):
     def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7,
                  **kwargs):
         super().__init__(learning_rate, **kwargs)
-        self.beta_1, self.beta_2, self.epsilon = beta_1, beta_2, epsilon
+        self.beta_1 = _v.number("Nadam", "beta_1", beta_1, 0.0, 1.0, hi_open=True)
+        self.beta_2 = _v.number("Nadam", "beta_2", beta_2, 0.0, 1.0, hi_open=True)
+        self.epsilon = _v.number("Nadam", "epsilon", epsilon, 0.0, lo_open=True)
         self._u_product = (0, 1.0)   # (step t, P_t) cache
 
     def build(self, params):
@@ -357,10 +436,26 @@ class Nadam(Optimizer):
 
 
 class Adagrad(Optimizer):
+    """Adagrad: per-element learning rates from the sum of all past squared gradients.
+
+    Update: ``a += g^2``; ``w -= lr*g/sqrt(a+eps)``.
+
+    Args:
+        learning_rate: positive float or schedule (default 0.001).
+        initial_accumulator_value: non-negative start value of ``a``.
+        epsilon: positive constant inside the square root.
+        **kwargs: ``clipnorm``, ``clipvalue``, ``global_clipnorm``, ``name``.
+
+    Example:
+        >>> opt = Adagrad(learning_rate=0.01)
+    """
+
     def __init__(self, learning_rate=0.001, initial_accumulator_value=0.1, epsilon=1e-7,
                  **kwargs):
         super().__init__(learning_rate, **kwargs)
-        self.initial_accumulator_value, self.epsilon = initial_accumulator_value, epsilon
+        self.initial_accumulator_value = _v.number("Adagrad", "initial_accumulator_value",
+                                                   initial_accumulator_value, lo=0.0)
+        self.epsilon = _v.number("Adagrad", "epsilon", epsilon, 0.0, lo_open=True)
 
     def build(self, params):
         self._slot("accumulator", params, self.initial_accumulator_value)
@@ -382,7 +477,11 @@ _REGISTRY = {"sgd": SGD, "rmsprop": RMSprop, "adam": Adam, "adamw": AdamW, "adag
 
 
 def get(identifier) -> Optimizer:
-    """Return an optimizer from a name ('adam', 'sgd', ...), a config dict or an instance."""
+    """Return an optimizer from a name ('adam', 'sgd', ...), a config dict or an instance.
+
+    Args:
+        identifier: an :class:`Optimizer`, a name, or ``{"class_name", "config"}``.
+    """
     if isinstance(identifier, Optimizer):
         return identifier
     if isinstance(identifier, dict):
@@ -390,7 +489,11 @@ def get(identifier) -> Optimizer:
         if cls is None:
             raise ValueError(f"Unknown optimizer {identifier.get('class_name')!r}. "
                              f"Expected one of {sorted(_REGISTRY)}.")
-        return cls.from_config(identifier.get("config", {}))
+        config = identifier.get("config", {})
+        if not isinstance(config, dict):
+            raise TypeError(f"optimizer config must be a dict of arguments, got "
+                            f"{type(config).__name__}.")
+        return cls.from_config(config)
     if isinstance(identifier, str):
         if identifier.lower() not in _REGISTRY:
             raise ValueError(
@@ -401,6 +504,7 @@ def get(identifier) -> Optimizer:
 
 
 def serialize(opt: Optimizer) -> dict:
+    """``{"class_name", "config"}`` of ``opt`` (what :func:`get` accepts)."""
     return {"class_name": type(opt).__name__, "config": opt.get_config()}
 
 

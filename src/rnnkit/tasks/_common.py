@@ -219,6 +219,25 @@ def saved_params(pre, names):
     return {k: v for k, v in (pre.get("params") or {}).items() if k in names}
 
 
+def check_file_fits(pipe, model, extra_bytes=0):
+    """Fail before training, not after, when ``pipe`` could not save ``model``: its
+    preprocessing record must pass the model-file schema (e.g. label lengths, classes vs
+    outputs) and the metadata must fit the file header.
+
+    Args:
+        pipe: a pipeline whose preprocessing (scaler, labels, vocabulary...) is fitted.
+        model: the freshly built network it will train.
+        extra_bytes: estimated size of what is not known yet (e.g. ensemble weights).
+
+    Raises:
+        ValueError: what ``save`` would refuse, said before any training step.
+    """
+    from ..saving import check_header_size, check_record
+    record = jsonable(pipe.preprocessing_record())
+    check_record("preprocessing", record, model)
+    check_header_size({"preprocessing": record, "config": model.get_config()}, extra_bytes)
+
+
 def save_pipeline(pipe, model, path):
     """Check ``pipe`` is fitted, store its preprocessing record on ``model`` and save it."""
     pipe._check_fitted()

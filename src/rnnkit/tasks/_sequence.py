@@ -19,6 +19,7 @@ from ..saving import load_model
 from ._common import (
     PREPROCESSING_FORMAT,
     ProgressBar,
+    check_file_fits,
     check_task,
     check_validation_split,
     jsonable,
@@ -240,6 +241,7 @@ class SequencePipeline:
             tr, x_val, y_val = np.arange(len(xs)), None, None
         x_tr = [xs[i] for i in tr]
         self.model = self.build_model(self.n_features)
+        check_file_fits(self, self.model)
         cbs = list(callbacks or [])
         stopper = None
         if x_val is not None:

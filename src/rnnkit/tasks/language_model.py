@@ -36,6 +36,7 @@ from ..saving import load_model
 from ._common import (
     PREPROCESSING_FORMAT,
     ProgressBar,
+    check_file_fits,
     check_positive_ints,
     check_task,
     check_validation_split,
@@ -235,6 +236,7 @@ class CharLanguageModel:
                    vids[1: n * L + 1].reshape(n, L).astype(np.int64))
             self.baseline_ = unigram_cross_entropy(ids, vids[1:], self.vocab.size)
         self.model = self.build_model()
+        check_file_fits(self, self.model)
         cbs = list(callbacks or [])
         if val is not None:
             cbs.append(_cb.EarlyStopping(monitor="val_loss", patience=self.patience,
@@ -311,15 +313,30 @@ class CharLanguageModel:
         probs = stream.step(x)                                 # (1, t, V)
         return np.asarray(probs)[0], stream
 
+    #: Characters fed per call when reading a long text (memory independent of its length).
+    STREAM_WINDOW = 4096
+
     def next_char_probs(self, prime):
         """Probabilities of the character after ``prime``: dict char -> probability.
 
-        ``<pad>`` and ``<unk>`` are left out and the rest renormalised, as in sampling.
+        ``prime`` is read in windows of :attr:`STREAM_WINDOW` characters with the recurrent
+        state carried between them (the same probabilities as one pass over the whole text),
+        so memory does not grow with its length. ``<pad>`` and ``<unk>`` are left out and the
+        rest renormalised, as in sampling.
+
+        Args:
+            prime: non-empty text.
+
+        Returns:
+            dict character -> probability of being next.
         """
         self._check_fitted()
         if not prime:
             raise ValueError("prime must be a non-empty string.")
-        probs, _ = self.step(self.vocab.encode(prime))
+        stream = None
+        for start in range(0, len(prime), self.STREAM_WINDOW):
+            probs, stream = self.step(self.vocab.encode(prime[start:start + self.STREAM_WINDOW]),
+                                      stream)
         p = probs[-1].astype(np.float64)
         p[:2] = 0.0
         p /= p.sum()

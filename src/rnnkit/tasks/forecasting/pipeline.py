@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ... import callbacks as _cb
@@ -11,9 +13,11 @@ from ... import regularizers as _reg
 from ...data import StandardScaler
 from ...models import Sequential
 from ...saving import load_model
+from ...saving._schema import MAX_HORIZON
 from .._common import (
     PREPROCESSING_FORMAT,
     ProgressBar,
+    check_file_fits,
     check_positive_ints,
     check_task,
     check_validation_split,
@@ -95,6 +99,12 @@ class Forecaster:
         if strategy not in ("direct", "recursive"):
             raise ValueError(f"strategy must be 'direct' or 'recursive', got {strategy!r}.")
         check_positive_ints(horizon=horizon, stride=stride, ensemble=ensemble)
+        if horizon > MAX_HORIZON:
+            raise ValueError(f"horizon must be at most {MAX_HORIZON} steps, got {horizon}; "
+                             "forecast a shorter horizon (or resample the series coarser).")
+        if isinstance(l2, bool) or not isinstance(l2, (int, float, np.floating)) or \
+                not math.isfinite(l2) or l2 < 0:
+            raise ValueError(f"l2 must be a finite number >= 0 (0: no penalty), got {l2!r}.")
         if window != "auto" and (isinstance(window, bool) or not isinstance(
                 window, (int, np.integer)) or window <= 0):
             raise ValueError(f"window must be a positive integer or 'auto', got {window!r}.")
@@ -255,6 +265,8 @@ class Forecaster:
         for k in range(self.ensemble):
             seed_everything(None if self.seed is None else self.seed + k)
             model = self.build_model()
+            if k == 0:  # JSON numbers of the other members' weights: ~24 bytes each
+                check_file_fits(self, model, (self.ensemble - 1) * model.count_params() * 24)
             cbs = list(callbacks or [])
             fit_kw = {}
             if n_val:

@@ -26,13 +26,14 @@ import datetime as _dt
 import json
 import math
 import os
-import secrets
 import stat
 import warnings
 
 import numpy as np
 
-from .layers.base import WEIGHT_SOURCE
+from ..layers.base import WEIGHT_SOURCE
+from . import _schema
+from ._atomic import atomic_write_bytes
 
 FORMAT = "rnnkit"
 #: Version written by this rnnkit. Version 1 is the first; readers accept 1..FORMAT_VERSION.
@@ -40,12 +41,11 @@ FORMAT_VERSION = 1
 MIN_FORMAT_VERSION = 1
 #: Our headers are a few kilobytes; anything above this cap is refused before it is read.
 MAX_HEADER_BYTES = 16 * 1024 * 1024
-MAX_NDIM = 8
+MAX_NDIM = _schema.MAX_NDIM
 #: A config with more layers than this is refused before any layer object is created.
-MAX_LAYERS = 10_000
+MAX_LAYERS = _schema.MAX_LAYERS
 #: safetensors dtype code -> little-endian NumPy dtype. Only these appear in rnnkit files.
 _DTYPES = {"F16": "<f2", "F32": "<f4", "F64": "<f8", "I64": "<i8"}
-_TMP_SUFFIX = ".part"
 
 
 class RnnkitFileError(ValueError):
@@ -53,94 +53,9 @@ class RnnkitFileError(ValueError):
 
 
 # ============================================================================ writing
-def _tmp_prefix(base):
-    return f".{base}."
-
-
-def atomic_write_bytes(path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically (temporary file, flush, fsync, rename).
-
-    The temporary file is ``.<name>.<pid>.<random>.part`` in the target's folder (same file
-    system, so the rename is atomic). After a successful rename, temporary files of the same
-    target left by processes that no longer exist (killed mid-write) are removed.
-
-    Args:
-        path: target file path.
-        data: the complete file content.
-
-    In data-parallel training (:mod:`rnnkit.distributed`) only rank 0 writes; on the other
-    ranks this returns without writing.
-    """
-    from .distributed.mpi import is_root
-    if not is_root():
-        return
-    path = os.fspath(path)
-    if os.path.isdir(path):
-        raise ValueError(f"Cannot save to {path!r}: it is a directory; pass a file path such "
-                         "as 'model.rnnkit'.")
-    folder = os.path.dirname(os.path.abspath(path))
-    base = os.path.basename(path)
-    os.makedirs(folder, exist_ok=True)
-    tmp = os.path.join(folder, f"{_tmp_prefix(base)}{os.getpid()}.{secrets.token_hex(6)}"
-                               f"{_TMP_SUFFIX}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    try:  # make the rename itself durable
-        dfd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    except OSError:
-        pass
-    _remove_stale_temps(folder, base)
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (OSError, OverflowError, ValueError):  # not ours to judge: keep the file
-        return True
-    return True
-
-
-def _remove_stale_temps(folder, base):
-    """Delete ``.<base>.<pid>.*.part`` files whose writing process is gone (POSIX only)."""
-    if os.name != "posix":
-        return
-    prefix = _tmp_prefix(base)
-    try:
-        names = os.listdir(folder)
-    except OSError:
-        return
-    for n in names:
-        if not (n.startswith(prefix) and n.endswith(_TMP_SUFFIX)):
-            continue
-        pid = n[len(prefix):].split(".", 1)[0]
-        if not pid.isdigit() or int(pid) == os.getpid() or _pid_alive(int(pid)):
-            continue
-        try:
-            os.unlink(os.path.join(folder, n))
-        except OSError:
-            pass
-
-
 def _walk_layers(layer, path=None, seen=None):
     """Yield ``(path, layer)`` for ``layer`` and every Layer held in its attributes."""
-    from .layers.base import Layer
+    from ..layers.base import Layer
     seen = set() if seen is None else seen
     if id(layer) in seen:
         return
@@ -163,7 +78,7 @@ def _layer_rng(layer):
 
 
 def _is_stateful_rnn(layer):
-    from .layers.rnn import RNN
+    from ..layers.rnn import RNN
     return isinstance(layer, RNN) and layer.stateful
 
 
@@ -187,7 +102,7 @@ def _weight_tensors(model):
 
 
 def _base_meta(model, kind):
-    from . import __version__
+    from .. import __version__
     return {
         "format": FORMAT,
         "format_version": str(FORMAT_VERSION),
@@ -198,21 +113,71 @@ def _base_meta(model, kind):
     }
 
 
-def _dumps(value, what):
+def _dumps(value, what, model=None):
+    """``value`` as JSON text, after the same schema check ``load_model`` applies."""
     try:
-        return json.dumps(value, allow_nan=what == "preprocessing")
+        text = json.dumps(value, allow_nan=what == "preprocessing")
     except (TypeError, ValueError) as e:
         raise ValueError(
             f"Cannot save the model's {what} record: it must hold only JSON values (dict, "
-            f"list, str, finite numbers, bool, None); {e}. For model.preprocessing convert "
-            "NumPy arrays with .tolist()."
+            f"list, str, finite numbers, bool, None); {_schema.short(str(e), 200)}. For "
+            "model.preprocessing convert NumPy arrays with .tolist()."
         ) from None
+    check_record(what, json.loads(text), model)
+    return text
+
+
+def check_record(key, value, model=None):
+    """Validate record ``key`` (``config``, ``compile``, ``training``, ``preprocessing``) with
+    the schema ``load_model`` uses, so that what ``save`` writes always loads.
+
+    Args:
+        key: record name in the file header.
+        value: the record as plain JSON values.
+        model: the model the record belongs to (checks such as classes vs outputs).
+
+    Raises:
+        ValueError: the record would be refused by ``load_model``; the message names the
+            record path, what was expected and what was received.
+    """
+    try:
+        _validate("<model being saved>", key, value, model)
+    except RnnkitFileError as e:
+        msg = str(e).split(": ", 1)[1]
+        raise ValueError(f"Cannot save the model: {msg} rnnkit would refuse to load such a "
+                         "file, so it is not written.") from None
+
+
+def check_header_size(records, extra_bytes=0):
+    """Refuse metadata that would not fit the file header (at most ``MAX_HEADER_BYTES``).
+
+    Called by ``save`` and, before training starts, by the task pipelines with the records
+    they will save (``extra_bytes``: an estimate of what is not built yet, e.g. the
+    ensemble's weights), so that a model too large for the format fails early.
+
+    Args:
+        records: dict record name -> JSON value.
+        extra_bytes: bytes to add to the measured size.
+
+    Raises:
+        ValueError: the header would exceed the limit; names the largest record.
+    """
+    sizes = {k: len(json.dumps(v, allow_nan=True).encode("utf-8")) for k, v in records.items()}
+    total = sum(sizes.values()) + int(extra_bytes)
+    if total > MAX_HEADER_BYTES - 64 * 1024:
+        big = max(sizes, key=sizes.get)
+        raise ValueError(
+            f"The model's metadata would take about {total / 2**20:.1f} MiB ({big} record: "
+            f"{sizes[big] / 2**20:.1f} MiB), but a model file header holds at most "
+            f"{MAX_HEADER_BYTES / 2**20:.0f} MiB. Use fewer input columns (--columns), fewer "
+            "classes or vocabulary entries, a smaller ensemble or shorter label names."
+        )
 
 
 def _serialize(model, include_optimizer=True):
     from safetensors.numpy import save
 
-    from . import _backend
+    from .. import _backend
 
     tensors = _weight_tensors(model)
     meta = _base_meta(model, "model")
@@ -221,7 +186,13 @@ def _serialize(model, include_optimizer=True):
     if shape is not None:  # lets load_model build a model that had no Input layer
         record["build_input_shape"] = [None] + [None if d is None else int(d) for d in shape[1:]]
     meta["config"] = _dumps(record, "config")
-    meta["preprocessing"] = _dumps(model.preprocessing, "preprocessing")
+    meta["preprocessing"] = _dumps(model.preprocessing, "preprocessing", model)
+    if isinstance(model.preprocessing, dict) and model.preprocessing.get("task") is not None \
+            and not model.compiled:
+        raise ValueError("Cannot save the model: its preprocessing record names a task "
+                         f"({model.preprocessing['task']!r}) but the model is not compiled, "
+                         "and a task model file needs its compile record. Call "
+                         "model.compile(...) first.")
     if model.compiled:
         meta["compile"] = _dumps(model.compile_config(), "compile")
         if include_optimizer:
@@ -243,10 +214,26 @@ def _serialize(model, include_optimizer=True):
         "rng_state": _backend.get_rng_state(),
         "layer_rng_states": layer_rngs,
     }, "training")
+    check_header_size({k: meta[k] for k in ("config", "preprocessing", "compile", "training")
+                       if k in meta}, extra_bytes=128 * (len(tensors) + 8))
     return save(tensors, metadata=meta)
 
 
-def save_model(model, path, include_optimizer=True):
+def _check_finite_weights(model, allow_nonfinite):
+    if allow_nonfinite:
+        return
+    for layer in model.layers:
+        for wname, w in layer.params.items():
+            bad = int(w.size - np.count_nonzero(np.isfinite(w)))
+            if bad:
+                raise ValueError(
+                    f"Cannot save the model: weight {layer.name}/{wname} holds {bad} NaN/Inf "
+                    "value(s) (training diverged). Retrain with a lower learning rate or "
+                    "gradient clipping (clipnorm=1.0), or pass allow_nonfinite=True to save "
+                    "it anyway, e.g. to inspect it.")
+
+
+def save_model(model, path, include_optimizer=True, allow_nonfinite=False):
     """Save ``model`` to one file at ``path`` (format: module docstring / docs/files.md).
 
     Args:
@@ -254,12 +241,17 @@ def save_model(model, path, include_optimizer=True):
         path: target file; written atomically (never a partial file at ``path``).
         include_optimizer: also store the optimizer slots and step counter (needed for an
             exact resume; the loss/optimizer/metrics names are stored either way).
+        allow_nonfinite: save weights holding NaN/Inf (refused by default; such a file
+            loads only with ``load_model(..., allow_nonfinite=True)``).
 
     Raises:
-        ValueError: the model is not built, has duplicate layer names, or its
-            ``preprocessing`` record is not JSON.
+        ValueError: the model is not built, has duplicate layer names or non-finite
+            weights, a record breaks the file schema (e.g. a ``preprocessing`` record that
+            is not JSON or lists more classes than the model has outputs), or the metadata
+            would not fit the file header. Nothing is written then.
     """
     _check_savable(model)
+    _check_finite_weights(model, allow_nonfinite)
     atomic_write_bytes(path, _serialize(model, include_optimizer))
 
 
@@ -333,8 +325,15 @@ def _no_duplicates(pairs):
     return out
 
 
+#: Longest error message: a hostile file cannot make the error itself huge.
+MAX_MESSAGE = 900
+
+
 def _fail(name, msg):
-    raise RnnkitFileError(f"{name}: {msg}")
+    msg = f"{_schema.short(name, 200)[1:-1] if len(name) > 200 else name}: {msg}"
+    if len(msg) > MAX_MESSAGE:
+        msg = msg[:MAX_MESSAGE - 60] + f" ... ({len(msg)} characters; the rest is cut)"
+    raise RnnkitFileError(msg)
 
 
 def _validate_entries(name, header, body_size):
@@ -357,6 +356,9 @@ def _validate_entries(name, header, body_size):
                 or offs[0] > offs[1]):
             _fail(name, f"tensor {key!r} has data offsets {offs!r} outside the data section "
                         f"of {body_size} bytes (truncated or corrupted file).")
+        if math.prod(max(s, 1) for s in shape) >= 2**48:
+            _fail(name, f"tensor {key!r} declares shape {shape}, more than 2**48 elements "
+                        "even ignoring its zero dimensions; the file is corrupted or hostile.")
         nbytes = math.prod(shape) * np.dtype(_DTYPES[info["dtype"]]).itemsize
         if nbytes != offs[1] - offs[0]:
             _fail(name, f"tensor {key!r} declares shape {shape} ({nbytes} bytes) but "
@@ -421,6 +423,12 @@ def _read(path):
             _fail(name, "not an rnnkit file (its header has no 'format': 'rnnkit' record).")
         if not all(isinstance(v, str) for v in meta.values()):
             _fail(name, "header metadata values must all be strings; the file is corrupted.")
+        try:
+            _schema.METADATA(meta, "__metadata__")
+            for key in header:
+                _schema.Str(1000)(key, "tensor name")
+        except _schema.SchemaError as e:
+            _fail(name, f"invalid record '{e.path}': {e.msg}")
         version = meta.get("format_version", "")
         if not (version.isascii() and version.isdigit() and len(version) < 10):
             _fail(name, f"invalid format_version {version!r} (expected an integer such as "
@@ -450,17 +458,38 @@ def _read(path):
 
 
 def _json_record(meta, key, name, required=True, default=None, allow_nan=False):
+    """Parse header record ``key`` as strict JSON and validate it with its declared schema."""
     if key not in meta:
         if required:
             _fail(name, f"missing {key!r} record in the header; the file is incomplete.")
         return default
     try:
         if allow_nan:
-            return json.loads(meta[key], object_pairs_hook=_no_duplicates)
-        return json.loads(meta[key], parse_constant=_no_constants,
-                          object_pairs_hook=_no_duplicates)
+            value = json.loads(meta[key], object_pairs_hook=_no_duplicates)
+        else:
+            value = json.loads(meta[key], parse_constant=_no_constants,
+                               object_pairs_hook=_no_duplicates)
     except (ValueError, RecursionError) as e:
-        _fail(name, f"the {key!r} record is not valid JSON ({e}).")
+        _fail(name, f"the {key!r} record is not valid JSON ({_schema.short(str(e), 200)}).")
+    _validate(name, key, value)
+    return value
+
+
+def _validate(name, key, value, model=None):
+    """Check record ``key`` against its schema (and, with ``model``, against the weights)."""
+    try:
+        if key == "preprocessing":
+            _schema.check_preprocessing(value)
+            if model is not None:
+                _schema.check_against_model(value, model)
+        elif key in _schema.RECORDS:
+            _schema.RECORDS[key](value, key)
+        else:
+            _schema.ANY(value, key)
+    except _schema.SchemaError as e:
+        _fail(name, f"invalid record '{e.path}': {e.msg}")
+    except RecursionError:
+        _fail(name, f"the {key!r} record is nested too deeply.")
 
 
 # ---------------------------------------------------------------------------- rebuilding
@@ -511,44 +540,26 @@ class _WeightGuard:
         return np.zeros(shape, dtype)
 
 
-def _check_shape_list(name, shape):
-    if (not isinstance(shape, list) or not 1 <= len(shape) <= MAX_NDIM
-            or not all(s is None or (type(s) is int and 0 < s < 2**31) for s in shape)):
-        _fail(name, f"invalid build_input_shape {shape!r} in the config.")
-    return tuple(shape)
-
-
 def _rebuild(name, record, tensors, custom_objects):
-    """Create the Sequential model described by ``record`` and build it under a guard."""
-    from .layers import deserialize, get_layer_class
-    from .models import Model, Sequential
+    """Create the Sequential or functional model described by ``record`` (already checked
+    by the schema) and build it under a guard."""
+    from ..layers import deserialize, get_layer_class
+    from ..models import Model, Sequential
 
-    if (not isinstance(record, dict) or record.get("class_name") not in ("Sequential", "Model")
-            or not isinstance(record.get("config"), dict)):
-        _fail(name, "the model config is malformed (expected a Sequential or Model record).")
     cfg = record["config"]
-    specs = cfg.get("layers")
-    if not isinstance(specs, list) or not specs:
-        _fail(name, "the model config has no list of layers.")
-    if len(specs) > MAX_LAYERS:
-        _fail(name, f"the model config lists {len(specs)} layers; rnnkit loads at most "
-                    f"{MAX_LAYERS}.")
-    if not (cfg.get("name") is None or isinstance(cfg.get("name"), str)):
-        _fail(name, f"the model name must be a string, got {cfg.get('name')!r}.")
+    specs = cfg["layers"]
     for i, spec in enumerate(specs):
-        cls_name = spec.get("class_name") if isinstance(spec, dict) else None
-        if not isinstance(cls_name, str):
-            _fail(name, f"layer {i} of the config has no class_name.")
+        cls_name = spec["class_name"]
         try:
             get_layer_class(cls_name, custom_objects)
         except ValueError:
-            _fail(name, f"layer {i} has class {cls_name!r}, which is neither built into rnnkit "
-                        "nor registered. A file cannot supply code: if you trust this file "
-                        f"and have the class, pass custom_objects={{{cls_name!r}: "
+            _fail(name, f"layer {i} has class {_schema.short(cls_name)}, which is neither built "
+                        "into rnnkit nor registered. A file cannot supply code: if you trust "
+                        f"this file and have the class, pass custom_objects={{{cls_name!r}: "
                         f"{cls_name}}} or decorate it with @rnnkit.layers.register_layer.")
     build_shape = record.get("build_input_shape")
     if build_shape is not None:
-        build_shape = _check_shape_list(name, build_shape)
+        build_shape = tuple(build_shape)
     guard = _WeightGuard(name, tensors)
     token = WEIGHT_SOURCE.set(guard)
     try:
@@ -573,8 +584,11 @@ def _rebuild(name, record, tensors, custom_objects):
     except RnnkitFileError:
         raise
     except Exception as e:  # anything a hostile config can provoke in layer constructors/build
-        raise RnnkitFileError(f"{name}: cannot rebuild the model from its config "
-                              f"({type(e).__name__}: {e}).") from e
+        try:
+            _fail(name, f"cannot rebuild the model from its config ({type(e).__name__}: "
+                        f"{_schema.short(str(e), 400)}).")
+        except RnnkitFileError as err:
+            raise err from e
     finally:
         WEIGHT_SOURCE.reset(token)
     return model
@@ -595,6 +609,9 @@ def _infer_build(name, model, tensors):
 
 
 # ---------------------------------------------------------------------------- weights
+NONFINITE_HINT = " Pass allow_nonfinite=True to load it anyway, e.g. to inspect it."
+
+
 def _nonfinite(name, what, arr, allow_nonfinite):
     bad = int(arr.size - np.count_nonzero(np.isfinite(arr)))
     if not bad:
@@ -602,8 +619,7 @@ def _nonfinite(name, what, arr, allow_nonfinite):
     msg = (f"{name}: {what} contains {bad} NaN/Inf value(s) (the run that saved it probably "
            "diverged).")
     if not allow_nonfinite:
-        raise RnnkitFileError(msg + " Pass allow_nonfinite=True to load it anyway, e.g. to "
-                                    "inspect it.")
+        raise RnnkitFileError(msg + NONFINITE_HINT)
     warnings.warn(msg + " Loaded because allow_nonfinite=True; outputs will be NaN.",
                   RuntimeWarning, stacklevel=4)
 
@@ -706,7 +722,7 @@ def _restore_states(model, tensors, name):
 
 
 def _restore_training(model, training, name, restore_random_state):
-    from . import _backend
+    from .. import _backend
     if not isinstance(training, dict):
         _fail(name, "the 'training' record must be a JSON object.")
     epochs = training.get("epochs_done", 0)
@@ -737,7 +753,7 @@ def _restore_training(model, training, name, restore_random_state):
 
 
 def _check_custom_objects(custom_objects):
-    from .layers.base import Layer
+    from ..layers.base import Layer
     if custom_objects is None:
         return None
     if not isinstance(custom_objects, dict) or not all(
@@ -785,26 +801,65 @@ def load_model(path, custom_objects=None, compile=True, restore_random_state=Fal
     if meta.get("kind", "model") != "model":
         _fail(name, f"this file holds {meta.get('kind')!r}, not a model (written by "
                     "save_weights?); build the model and call model.load_weights(path).")
-    record = _json_record(meta, "config", name)
-    model = _rebuild(name, record, tensors, custom_objects)
+    records = _records(meta, name)
+    model = _rebuild(name, records["config"], tensors, custom_objects)
     _assign_weights(model, tensors, name, _weight_pairs(meta, model, name, False),
                     allow_nonfinite)
     _restore_states(model, tensors, name)
-    pre = _json_record(meta, "preprocessing", name, required=False, default={}, allow_nan=True)
-    if not isinstance(pre, dict):
-        _fail(name, "the 'preprocessing' record must be a JSON object.")
+    pre = records["preprocessing"]
+    _validate(name, "preprocessing", pre, model)
     model.preprocessing = pre
-    if compile and "compile" in meta:
-        comp = _json_record(meta, "compile", name)
+    comp = records["compile"]
+    if compile and comp is not None:
         try:
             model.compile_from_config(comp)
         except Exception as e:  # hostile records can provoke any error in the constructors
-            raise RnnkitFileError(f"{name}: invalid compile record ({type(e).__name__}: {e}).") \
-                from e
+            try:
+                _fail(name, f"invalid compile record ({type(e).__name__}: "
+                            f"{_schema.short(str(e), 300)}).")
+            except RnnkitFileError as err:
+                raise err from e
         _restore_optimizer(model, tensors, name, allow_nonfinite)
-    training = _json_record(meta, "training", name, required=False, default={})
-    _restore_training(model, training, name, restore_random_state)
+    _restore_training(model, records["training"], name, restore_random_state)
     return model
+
+
+def _records(meta, name):
+    """Every JSON record of a model file's header, parsed and validated by the schema."""
+    records = {
+        "config": _json_record(meta, "config", name),
+        "compile": _json_record(meta, "compile", name, required=False),
+        "training": _json_record(meta, "training", name, required=False, default={}),
+        "preprocessing": _json_record(meta, "preprocessing", name, required=False,
+                                      default={}, allow_nan=True),
+    }
+    if records["preprocessing"].get("task") is not None and records["compile"] is None:
+        _fail(name, "the model was saved by a task pipeline (preprocessing.task = "
+                    f"{records['preprocessing']['task']!r}) but has no 'compile' record, "
+                    "which its pipeline needs; the file was altered.")
+    return records
+
+
+def file_records(path):
+    """The header of a model file, validated: what ``rnnkit info`` shows besides the model.
+
+    Args:
+        path: a model file.
+
+    Returns:
+        dict with the metadata strings (``format``, ``format_version``, ``kind``,
+        ``rnnkit_version``, ``created``) and the parsed ``config``, ``compile`` (or None),
+        ``training`` and ``preprocessing`` records.
+
+    Raises:
+        RnnkitFileError: as :func:`load_model`.
+    """
+    meta, _, name = _read(path)
+    out = {k: meta[k] for k in ("format", "format_version", "kind", "rnnkit_version",
+                                "created") if k in meta}
+    if meta.get("kind", "model") == "model":
+        out.update(_records(meta, name))
+    return out
 
 
 def load_weights(model, path, allow_nonfinite=False):
