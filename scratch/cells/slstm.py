@@ -121,8 +121,8 @@ class sLSTMCell(DenseInputCell):  # noqa: N801 - the paper's name
     def recurrent(self, h):
         """``blockdiag(R) h``: (B, H) -> (B, 4H)."""
         B, K, d = h.shape[0], self.num_heads, self.head_size
-        r = np.einsum("bkd,kde->bke", h.reshape(B, K, d), self.params["recurrent_kernel"])
-        return r.reshape(B, K, 4, d).transpose(0, 2, 1, 3).reshape(B, 4 * K * d)
+        r = np.matmul(h.reshape(B, K, d).transpose(1, 0, 2), self.params["recurrent_kernel"])
+        return r.reshape(K, B, 4, d).transpose(1, 2, 0, 3).reshape(B, 4 * K * d)   # (B, 4H)
 
     def step(self, x_t, states, training=False):
         h_prev, c_prev, n_prev, m_prev = states
@@ -156,10 +156,10 @@ class sLSTMCell(DenseInputCell):  # noqa: N801 - the paper's name
                              dc * i * (1.0 - z * z), do * o * (1.0 - o)], axis=1)
         dx, dparams = self.project_backward(x_t, dr)
         B, K, d = h_prev.shape[0], self.num_heads, self.head_size
-        drh = self._heads(dr)                                    # (B, K, 4d)
+        drh = self._heads(dr).transpose(1, 0, 2)                 # (K, B, 4d)
         R = self.params["recurrent_kernel"]
-        dh_prev = np.einsum("bke,kde->bkd", drh, R).reshape(B, K * d)
-        dR = np.einsum("bkd,bke->kde", h_prev.reshape(B, K, d), drh)
+        dh_prev = np.matmul(drh, R.transpose(0, 2, 1)).transpose(1, 0, 2).reshape(B, K * d)
+        dR = np.matmul(h_prev.reshape(B, K, d).transpose(1, 2, 0), drh)   # (K, d, 4d)
         return dx, [dh_prev, dc * f, dn * f, da], dparams + [dR]
 
     def get_config(self):
