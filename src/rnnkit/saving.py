@@ -157,8 +157,8 @@ def _layer_rng(layer):
 
 
 def _is_stateful_rnn(layer):
-    from .layers.recurrent import RNNBase
-    return isinstance(layer, RNNBase) and layer.stateful
+    from .layers.rnn import RNN
+    return isinstance(layer, RNN) and layer.stateful
 
 
 def _check_savable(model):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..kernels import reference
-from ..layers.recurrent import RNNBase
+from ..layers.rnn import RNN
 
 
 def recurrent_layers(model):
@@ -29,7 +29,7 @@ def recurrent_layers(model):
     out = []
 
     def visit(i, layer, prefix):
-        if isinstance(layer, RNNBase):
+        if isinstance(layer, RNN):
             out.append((i, prefix + layer.name, layer))
             return
         inner = getattr(layer, "_inner_layers", None)
@@ -44,7 +44,7 @@ def recurrent_layers(model):
 
 def check_recurrent_layer(layer, what="layer"):
     """Raise a clear error unless ``layer`` is a built SimpleRNN, LSTM or GRU."""
-    if not isinstance(layer, RNNBase):
+    if not isinstance(layer, RNN):
         raise TypeError(
             f"{what} must be an rnnkit recurrent layer (SimpleRNN, LSTM or GRU), got "
             f"{type(layer).__name__}. Pass e.g. model.layers[0]."

@@ -1,8 +1,14 @@
-"""Layers with Keras names, arguments, defaults and weight layouts."""
+"""Layers with Keras names, arguments, defaults and weight layouts.
 
+The recurrent cells (:mod:`rnnkit.cells`) are re-exported here as in Keras
+(``rnnkit.layers.LSTMCell``), to be run by :class:`RNN`.
+"""
+
+from ..cells import Cell, GRUCell, LSTMCell, SimpleRNNCell, StackedRNNCells
 from .base import Layer
 from .core import Activation, Dense, Dropout, Embedding, Flatten, Input, InputLayer, Masking
-from .recurrent import GRU, LSTM, RNNBase, SimpleRNN
+from .recurrent import GRU, LSTM, SimpleRNN
+from .rnn import RNN
 from .wrappers import Bidirectional, TimeDistributed
 
 _CUSTOM: dict[str, type] = {}
@@ -26,7 +32,7 @@ def _builtin():
     out = {}
     for name in __all__:
         obj = getattr(mod, name)
-        if isinstance(obj, type) and issubclass(obj, Layer) and obj not in (Layer, RNNBase):
+        if isinstance(obj, type) and issubclass(obj, Layer) and obj is not Layer:
             out[name] = obj
     return out
 
@@ -51,7 +57,7 @@ def deserialize(spec, custom_objects=None):
 
 
 __all__ = [
-    "Layer", "RNNBase", "Input", "InputLayer", "Dense", "Embedding", "Dropout", "Activation",
+    "Layer", "RNN", "Cell", "SimpleRNNCell", "LSTMCell", "GRUCell", "StackedRNNCells", "Input", "InputLayer", "Dense", "Embedding", "Dropout", "Activation",
     "Flatten", "Masking", "SimpleRNN", "LSTM", "GRU", "Bidirectional", "TimeDistributed",
     "register_layer", "deserialize",
 ]

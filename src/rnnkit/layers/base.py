@@ -12,6 +12,7 @@ import numpy as np
 from .. import _backend
 from .. import initializers as _init
 from .. import regularizers as _reg
+from .._validate import check_positive_int, check_rate  # noqa: F401  (re-exported)
 
 _NAME_COUNTS: collections.Counter = collections.Counter()
 
@@ -52,20 +53,6 @@ def unique_name(base: str) -> str:
     return base if n == 0 else f"{base}_{n}"
 
 
-def check_positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}.")
-    return int(value)
-
-
-def check_rate(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)) or not (
-        0.0 <= float(value) < 1.0
-    ):
-        raise ValueError(f"{name} must be a float in [0, 1), got {value!r}.")
-    return float(value)
-
-
 class Layer:
     """Base class of every rnnkit layer.
 
@@ -90,12 +77,25 @@ class Layer:
         self.params: dict[str, np.ndarray] = {}
         self.grads: dict[str, np.ndarray] = {}
         self.regularizers: dict[str, object] = {}
+        self.constraints: dict[str, object] = {}
         self.built = False
         self.input_shape = None  # full shape with batch axis, set by build
 
     # ------------------------------------------------------------------ weights
-    def add_weight(self, name, shape, initializer="zeros", regularizer=None):
-        """Create a weight ``name`` of ``shape`` (initialised now) and its gradient buffer."""
+    def add_weight(self, name, shape, initializer="zeros", regularizer=None, constraint=None):
+        """Create a weight ``name`` of ``shape`` (initialised now) and its gradient buffer.
+
+        Args:
+            name: weight name (key of ``params`` / ``grads``, saved under it).
+            shape: tuple of ints.
+            initializer: name, instance or callable ``(shape, dtype) -> array``.
+            regularizer: name, instance or None (its penalty joins the loss).
+            constraint: None or a callable ``w -> w`` applied after every optimizer update
+                (:meth:`apply_constraints`).
+
+        Returns:
+            The weight array (live).
+        """
         source = WEIGHT_SOURCE.get()
         value = None if source is None else source(self, name, tuple(int(s) for s in shape),
                                                    self.dtype)
@@ -106,7 +106,15 @@ class Layer:
         reg = _reg.get(regularizer)
         if reg is not None:
             self.regularizers[name] = reg
+        if constraint is not None:
+            self.constraints[name] = constraint
         return self.params[name]
+
+    def apply_constraints(self):
+        """Project every constrained weight in place: ``w[...] = constraint(w)`` (called by
+        the model after each optimizer update)."""
+        for n, c in self.constraints.items():
+            self.params[n][...] = c(self.params[n])
 
     @property
     def weights(self):

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import cells as _cells
 from .base import Layer
-from .recurrent import RNNBase, _check_mask
+from .rnn import RNN, check_mask
 
 MERGE_MODES = ("concat", "sum", "mul", "ave", None)
 
@@ -47,6 +48,10 @@ class _Wrapper(Layer):
                 self.grads[p + k] = layer.grads[k]
             for k, r in layer.regularizers.items():
                 self.regularizers[p + k] = r
+        self.constraints = {}
+        for layer in self._inner_layers():
+            for k, c in layer.constraints.items():
+                self.constraints[self._prefix(layer) + k] = c
 
     def zero_grads(self):
         for layer in self._inner_layers():
@@ -85,9 +90,9 @@ class Bidirectional(_Wrapper):
     """
 
     def __init__(self, layer, merge_mode="concat", backward_layer=None, weights=None, **kwargs):
-        if not isinstance(layer, RNNBase):
+        if not isinstance(layer, RNN):
             raise TypeError(
-                "Bidirectional wraps a recurrent layer (SimpleRNN, LSTM or GRU), got "
+                "Bidirectional wraps a recurrent layer (RNN, SimpleRNN, LSTM or GRU), got "
                 f"{type(layer).__name__}. Example: Bidirectional(LSTM(32))."
             )
         if merge_mode not in MERGE_MODES:
@@ -109,6 +114,8 @@ class Bidirectional(_Wrapper):
             cfg["dtype"] = self.dtype
             if flip:
                 cfg["go_backwards"] = not cfg["go_backwards"]
+            if "cell" in cfg:          # RNN(cell): copy the cell itself, registered or not
+                cfg["cell"] = _cells.clone(layer.cell)
             return type(layer).from_config(cfg)
 
         self.forward_layer = copy("forward_", False)
@@ -126,7 +133,7 @@ class Bidirectional(_Wrapper):
         self._cache = None
 
     def _check_backward(self, bw):
-        if not isinstance(bw, RNNBase):
+        if not isinstance(bw, RNN):
             raise TypeError(
                 f"backward_layer must be a recurrent layer (SimpleRNN, LSTM or GRU), got "
                 f"{type(bw).__name__}."
@@ -206,7 +213,7 @@ class Bidirectional(_Wrapper):
         m = None
         x_shape = np.shape(inputs)
         if mask is not None and len(x_shape) == 3:
-            mask = _check_mask(mask, x_shape[0], x_shape[1], self.name)
+            mask = check_mask(mask, x_shape[0], x_shape[1], self.name)
         yf = self.forward_layer.forward(inputs, training=training, mask=mask,
                                         initial_state=fw_init)
         yb = self.backward_layer.forward(inputs, training=training, mask=mask,

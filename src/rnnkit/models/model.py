@@ -250,11 +250,11 @@ class Model:
     # -- recurrent state helpers ---------------------------------------------------------
     def _recurrent_layers(self):
         """Every recurrent layer, including those inside wrappers (Bidirectional)."""
-        from ..layers.recurrent import RNNBase
+        from ..layers.rnn import RNN
         out = []
 
         def walk(layer):
-            if isinstance(layer, RNNBase):
+            if isinstance(layer, RNN):
                 out.append(layer)
             inner = getattr(layer, "_inner_layers", None)
             if inner is not None:
@@ -286,11 +286,14 @@ class Model:
         else:
             dy = self.loss.gradient(y, y_pred, sample_weight, mask)
         first = self.layers[0]
-        first._skip_input_grad = True  # the data needs no gradient (as in PyTorch)
+        needed = getattr(first, "input_grad_needed", None)
+        if needed is not None:
+            first.input_grad_needed = False  # the data needs no gradient (as in PyTorch)
         try:
             self.backward(dy.astype(y_pred.dtype, copy=False), wrt_logits=fuse)
         finally:
-            first._skip_input_grad = False
+            if needed is not None:
+                first.input_grad_needed = needed
         for layer in self.layers:
             layer.add_regularization_grads()
         return loss, y_pred, mask
@@ -306,6 +309,8 @@ class Model:
         params, grads = self._trainable()
         if math.isfinite(loss):
             self.optimizer.apply(params, grads)
+            for layer in self.layers:
+                layer.apply_constraints()
         for m in self.metrics:
             m.update(y, y_pred, sample_weight, mask)
         return loss
@@ -591,16 +596,12 @@ class Model:
 
         def __enter__(self):
             for layer in self.layers:
-                if not layer.stateful:
-                    layer.states = None
-                layer._carry = True
+                layer.set_state_carry(True)
             return self
 
         def __exit__(self, *exc):
             for layer in self.layers:
-                layer._carry = False
-                if not layer.stateful:
-                    layer.states = None
+                layer.set_state_carry(False)
             return False
 
     def _train_tbptt(self, x, y, sample_weight, mask, k):

@@ -221,7 +221,7 @@ class Stream:
     """
 
     def __init__(self, model, batch_size=1):
-        from ..layers.recurrent import RNNBase
+        from ..layers.rnn import RNN
         from ..layers.wrappers import Bidirectional
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
                 or batch_size <= 0:
@@ -237,7 +237,7 @@ class Stream:
                 )
         self.model = model
         self.batch_size = int(batch_size)
-        self._is_rnn = [isinstance(layer, RNNBase) for layer in model.layers]
+        self._is_rnn = [isinstance(layer, RNN) for layer in model.layers]
         self._ids = isinstance(model.layers[0], Embedding)  # ids in, not features
         self.states = [None] * len(model.layers)
 
@@ -296,13 +296,8 @@ class Stream:
                     raise ValueError(f"Layer {layer.name!r} needs a time axis, but the layer before "
                                      "it returns only the last step.")
                 xin = h[:, 0] if single else h
-                if self.states[i] is None:   # first step: validated public path
-                    out, self.states[i] = layer.step(xin, None, mask=m)
-                else:
-                    if xin.dtype != layer.dtype:
-                        xin = xin.astype(layer.dtype)
-                    mt = None if m is None else np.ascontiguousarray(m.T)
-                    out, self.states[i] = layer._step(xin, self.states[i], mt)
+                first = self.states[i] is None   # the first step is validated in full
+                out, self.states[i] = layer.step(xin, self.states[i], mask=m, validate=first)
                 if layer.return_sequences:
                     h = out[:, None] if single else out
                 else:
