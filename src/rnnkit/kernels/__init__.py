@@ -41,6 +41,10 @@ _REGISTRY: dict = {
     _cells.SimpleRNNCell: ["rnnkit.kernels.simple"],
     _cells.LSTMCell: ["rnnkit.kernels.lstm"],
     _cells.GRUCell: ["rnnkit.kernels.gru"],
+    _cells.MinGRUCell: ["rnnkit.kernels.minrnn"],
+    _cells.MinLSTMCell: ["rnnkit.kernels.minrnn"],
+    _cells.LRUCell: ["rnnkit.kernels.lru"],
+    _cells.IndRNNCell: ["rnnkit.kernels.indrnn"],
 }
 
 

@@ -4,10 +4,24 @@ The recurrent cells (:mod:`rnnkit.cells`) are re-exported here as in Keras
 (``rnnkit.layers.LSTMCell``), to be run by :class:`RNN`.
 """
 
-from ..cells import Cell, GRUCell, LSTMCell, SimpleRNNCell, StackedRNNCells
+from ..cells import (
+    Cell,
+    GRUCell,
+    IndRNNCell,
+    LayerNormGRUCell,
+    LayerNormLSTMCell,
+    LRUCell,
+    LSTMCell,
+    MinGRUCell,
+    MinLSTMCell,
+    SimpleRNNCell,
+    StackedRNNCells,
+    sLSTMCell,
+)
 from .base import Layer
 from .core import Activation, Dense, Dropout, Embedding, Flatten, Input, InputLayer, Masking
 from .recurrent import GRU, LSTM, SimpleRNN
+from .recurrent_more import LRU, IndRNN, LayerNormGRU, LayerNormLSTM, MinGRU, MinLSTM, sLSTM
 from .rnn import RNN
 from .wrappers import Bidirectional, TimeDistributed
 
@@ -59,5 +73,7 @@ def deserialize(spec, custom_objects=None):
 __all__ = [
     "Layer", "RNN", "Cell", "SimpleRNNCell", "LSTMCell", "GRUCell", "StackedRNNCells", "Input", "InputLayer", "Dense", "Embedding", "Dropout", "Activation",
     "Flatten", "Masking", "SimpleRNN", "LSTM", "GRU", "Bidirectional", "TimeDistributed",
-    "register_layer", "deserialize",
+    "register_layer", "deserialize", "MinGRU", "MinLSTM", "LRU", "IndRNN", "sLSTM",
+    "LayerNormLSTM", "LayerNormGRU", "MinGRUCell", "MinLSTMCell", "LRUCell", "IndRNNCell",
+    "sLSTMCell", "LayerNormLSTMCell", "LayerNormGRUCell",
 ]

@@ -113,13 +113,19 @@ class LSTM(_Preset):
         unit_forget_bias: bool; when True (default) the forget-gate bias starts at 1.
         kernel_regularizer, recurrent_regularizer, bias_regularizer: names, instances or None.
         dropout, recurrent_dropout: rates in [0, 1) (one mask per sequence, training only).
-        seed: None or int, seeds the dropout masks.
+        seed: None or int, seeds the dropout masks (and zoneout's).
         return_sequences, return_state, go_backwards, stateful: see
             :class:`~rnnkit.layers.RNN`.
+        use_peepholes: bool, peephole connections (ONNX ``P``; docs/new_cells.md).
+        proj_size: int in [0, units): projected hidden state as ``torch.nn.LSTM(proj_size=)``
+            (0: none).
+        zoneout: float in [0, 1): zoneout rate on ``h`` (0: none).
         name, trainable, dtype, input_shape, input_dim: see :class:`~rnnkit.layers.Layer`.
 
-    Weights (Keras layout): ``kernel`` (F, 4u), ``recurrent_kernel`` (u, 4u), ``bias`` (4u,).
-    States: ``[h, c]``, each (B, u).
+    Weights (Keras layout): ``kernel`` (F, 4u), ``recurrent_kernel`` (u, 4u), ``bias`` (4u,);
+    with options also ``input_peephole``, ``forget_peephole``, ``output_peephole`` (u,) and
+    ``projection_kernel`` (u, p) (then ``recurrent_kernel`` is (p, 4u)). States: ``[h, c]``,
+    each (B, u) (h is (B, p) with a projection).
 
     Example:
         >>> import numpy as np, rnnkit
@@ -135,8 +141,9 @@ class LSTM(_Preset):
                  bias_initializer="zeros", unit_forget_bias=True, kernel_regularizer=None,
                  recurrent_regularizer=None, bias_regularizer=None, dropout=0.0,
                  recurrent_dropout=0.0, seed=None, return_sequences=False, return_state=False,
-                 go_backwards=False, stateful=False, name=None, trainable=True, dtype=None,
-                 input_shape=None, input_dim=None):
+                 go_backwards=False, stateful=False, use_peepholes=False, proj_size=0,
+                 zoneout=0.0, name=None, trainable=True, dtype=None, input_shape=None,
+                 input_dim=None):
         super().__init__(
             dict(units=units, activation=activation, recurrent_activation=recurrent_activation,
                  use_bias=use_bias, kernel_initializer=kernel_initializer,
@@ -144,7 +151,8 @@ class LSTM(_Preset):
                  bias_initializer=bias_initializer, unit_forget_bias=unit_forget_bias,
                  kernel_regularizer=kernel_regularizer,
                  recurrent_regularizer=recurrent_regularizer, bias_regularizer=bias_regularizer,
-                 dropout=dropout, recurrent_dropout=recurrent_dropout, seed=seed),
+                 dropout=dropout, recurrent_dropout=recurrent_dropout, seed=seed,
+                 use_peepholes=use_peepholes, proj_size=proj_size, zoneout=zoneout),
             return_sequences, return_state, go_backwards, stateful,
             dict(name=name, trainable=trainable, dtype=dtype, input_shape=input_shape,
                  input_dim=input_dim))
@@ -153,6 +161,21 @@ class LSTM(_Preset):
     def unit_forget_bias(self):
         """The cell's ``unit_forget_bias``."""
         return self.cell.unit_forget_bias
+
+    @property
+    def use_peepholes(self):
+        """The cell's ``use_peepholes``."""
+        return self.cell.use_peepholes
+
+    @property
+    def proj_size(self):
+        """The cell's ``proj_size``."""
+        return self.cell.proj_size
+
+    @property
+    def zoneout(self):
+        """The cell's ``zoneout``."""
+        return self.cell.zoneout
 
 
 class GRU(_Preset):
@@ -172,6 +195,7 @@ class GRU(_Preset):
         seed: None or int, seeds the dropout masks.
         reset_after: bool (default True): reset gate after the recurrent product, bias
             (2, 3u) (row 0 input, row 1 recurrent); False: before it, bias (3u,).
+        zoneout: float in [0, 1): zoneout rate on ``h`` (0: none; docs/new_cells.md).
         return_sequences, return_state, go_backwards, stateful: see
             :class:`~rnnkit.layers.RNN`.
         name, trainable, dtype, input_shape, input_dim: see :class:`~rnnkit.layers.Layer`.
@@ -191,8 +215,8 @@ class GRU(_Preset):
                  bias_initializer="zeros", kernel_regularizer=None, recurrent_regularizer=None,
                  bias_regularizer=None, dropout=0.0, recurrent_dropout=0.0, seed=None,
                  return_sequences=False, return_state=False, go_backwards=False,
-                 stateful=False, reset_after=True, name=None, trainable=True, dtype=None,
-                 input_shape=None, input_dim=None):
+                 stateful=False, reset_after=True, zoneout=0.0, name=None, trainable=True,
+                 dtype=None, input_shape=None, input_dim=None):
         super().__init__(
             dict(units=units, activation=activation, recurrent_activation=recurrent_activation,
                  use_bias=use_bias, kernel_initializer=kernel_initializer,
@@ -200,7 +224,7 @@ class GRU(_Preset):
                  bias_initializer=bias_initializer, kernel_regularizer=kernel_regularizer,
                  recurrent_regularizer=recurrent_regularizer, bias_regularizer=bias_regularizer,
                  dropout=dropout, recurrent_dropout=recurrent_dropout, seed=seed,
-                 reset_after=reset_after),
+                 reset_after=reset_after, zoneout=zoneout),
             return_sequences, return_state, go_backwards, stateful,
             dict(name=name, trainable=trainable, dtype=dtype, input_shape=input_shape,
                  input_dim=input_dim))
@@ -209,3 +233,8 @@ class GRU(_Preset):
     def reset_after(self):
         """The cell's ``reset_after``."""
         return self.cell.reset_after
+
+    @property
+    def zoneout(self):
+        """The cell's ``zoneout``."""
+        return self.cell.zoneout

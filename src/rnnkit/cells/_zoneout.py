@@ -9,15 +9,23 @@ every step) and takes the new value otherwise; inference uses the expectation::
 
 from __future__ import annotations
 
+import numpy as np
+
 from .. import _backend
 
 
-def apply(cell, rate, h_prev, h_new, training):
+def generator(seed):
+    """The masks' generator of a cell: seeded by the cell's ``seed``, or None (rnnkit's global
+    generator, :func:`rnnkit.utils.set_random_seed`). Cells keep it as ``zoneout_rng``."""
+    return None if seed is None else np.random.default_rng(seed)
+
+
+def apply(rng, rate, h_prev, h_new, training):
     """``(h_t, m)``: the zoned-out state and the keep-previous weight ``m`` (a (B, H) 0/1
-    mask in training, the scalar ``rate`` at inference) that :func:`backward` needs."""
+    mask in training, the scalar ``rate`` at inference) that :func:`backward` needs.
+    ``rng``: the cell's ``zoneout_rng`` (None: the global generator)."""
     if training:
-        rng = cell._rng if cell._rng is not None else _backend.rng()
-        m = (rng.random(h_new.shape) < rate).astype(h_new.dtype)
+        m = ((rng or _backend.rng()).random(h_new.shape) < rate).astype(h_new.dtype)
     else:
         m = rate
     return h_new + m * (h_prev - h_new), m

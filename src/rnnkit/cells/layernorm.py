@@ -66,6 +66,8 @@ class _LayerNormCell(DenseInputCell):
         super().__init__(units, use_bias, kernel_initializer, bias_initializer,
                          kernel_regularizer, bias_regularizer, dropout, seed, **kwargs)
         self.zoneout = check_rate("zoneout", zoneout)
+        #: generator of the zoneout masks (seeded by ``seed``; None: the global one)
+        self.zoneout_rng = _zoneout.generator(self.seed)
         self.recurrent_initializer = get_checked(_init, "recurrent_initializer",
                                                  recurrent_initializer)
         self.recurrent_regularizer = get_checked(_reg, "recurrent_regularizer",
@@ -82,7 +84,7 @@ class _LayerNormCell(DenseInputCell):
     def _zone(self, h_prev, h_new, training):
         if not self.zoneout:
             return h_new, None
-        return _zoneout.apply(self, self.zoneout, h_prev, h_new, training)
+        return _zoneout.apply(self.zoneout_rng, self.zoneout, h_prev, h_new, training)
 
     def _products(self, x_t, h_prev):
         g = self.params["gamma"]
