@@ -348,4 +348,4 @@ def test_parameters_read_as_attributes_and_are_the_layer_weights():
     assert layer.cell.bias.shape == (2, 9)
     assert [s.name for s in layer.cell.param_specs] == ["kernel", "recurrent_kernel", "bias"]
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
-        layer.cell.nope
+        getattr(layer.cell, "nope")
