@@ -237,7 +237,7 @@ def test_numerical_check_through_the_scan_at_longer_sequences():
         assert kernels.kernel_for(layer.cell, np.dtype("float64")) is not None
         w = RNG.normal(size=(2, layer.cell.output_size))
 
-        def loss():
+        def loss(layer=layer, x=x, w=w):
             return float((layer.forward(x, training=True) * w).sum())
         loss()
         layer.backward(w)

@@ -5,12 +5,18 @@ biases, saturating inputs included."""
 
 import numpy as np
 import pytest
+import torch
 
-from rnnkit.cells import LayerNormGRUCell, LayerNormLSTMCell, LRUCell, MinGRUCell, \
-    MinLSTMCell, sLSTMCell
+from rnnkit.cells import (
+    LayerNormGRUCell,
+    LayerNormLSTMCell,
+    LRUCell,
+    MinGRUCell,
+    MinLSTMCell,
+    sLSTMCell,
+)
 from rnnkit.kernels import reference as R
 
-torch = pytest.importorskip("torch")   # the test extra installs it: never skipped in CI
 F_ = torch.nn.functional
 
 
