@@ -107,8 +107,10 @@ def build_model(cell, task, units, learning_rate=3e-3, clipnorm=1.0, seed=0):
         kw[k] = T if v == "T" else (max(1, units // 2) if v == "half" else v)
     rnnkit.utils.set_random_seed(seed)
     seq = task.kind == "seq"
-    layers = [L.Input((None, task.data[0].shape[2])),
-              getattr(L, cls_name)(units, return_sequences=seq, **kw)]
+    layers = [L.Input((None, task.data[0].shape[2]))]
+    if cls_name == "LRU":               # linear recurrence: a non-linear encoder before it
+        layers.append(L.Dense(units, activation="relu"))
+    layers.append(getattr(L, cls_name)(units, return_sequences=seq, **kw))
     if task.kind == "mse":
         layers.append(L.Dense(1))
         loss = "mse"
@@ -146,23 +148,22 @@ class LongMemoryResults:
     rows: list
 
     def table(self):
-        """A Markdown table, one row per cell, one column per task (score / seconds)."""
+        """A Markdown table, one row per cell, one column per task: ``score / training
+        seconds / parameters``."""
         tasks = list(dict.fromkeys(r["task"] for r in self.rows))
         cells = list(dict.fromkeys(r["cell"] for r in self.rows))
         by = {(r["task"], r["cell"]): r for r in self.rows}
-        params = {r["cell"]: r["params"] for r in self.rows}
-        head = "| cell | params | " + " | ".join(tasks) + " |"
-        lines = [head, "|" + "---|" * (len(tasks) + 2)]
+        lines = ["| cell | " + " | ".join(tasks) + " |", "|" + "---|" * (len(tasks) + 1)]
         for c in cells:
             cols = []
             for t in tasks:
                 r = by.get((t, c))
                 cols.append("" if r is None else
-                            f"{r['score']:.3f} ({r['seconds']:.0f} s)")
-            lines.append(f"| {c} | {params[c]} | " + " | ".join(cols) + " |")
+                            f"{r['score']:.3f} / {r['seconds']:.0f} s / {r['params']}")
+            lines.append(f"| {c} | " + " | ".join(cols) + " |")
         base = {r["task"]: (r["metric"], r["baseline"]) for r in self.rows}
-        lines.append("| *baseline* | | " + " | ".join(
-            f"{base[t][0]} {base[t][1]:.3f}" for t in tasks) + " |")
+        lines.append("| *metric; chance / constant baseline* | " + " | ".join(
+            f"{base[t][0]}; {base[t][1]:.3f}" for t in tasks) + " |")
         return "\n".join(lines)
 
 
@@ -195,6 +196,10 @@ def run_long_memory(tasks=TASKS, cells=tuple(CELLS), units=32, epochs=3, n_train
     for tname in tasks:
         task = make_task(tname, n_train, n_test, seed)
         for cell in cells:
+            # compile the cell's kernels first (numba caches them per process), so the time is
+            # training time
+            warm = build_model(cell, task, units, learning_rate, clipnorm, seed)
+            warm.fit(task.data[0][:2], task.data[1][:2], batch_size=2, epochs=1, verbose=0)
             model = build_model(cell, task, units, learning_rate, clipnorm, seed)
             t0 = time.perf_counter()
             model.fit(task.data[0], task.data[1], batch_size=batch_size, epochs=epochs,
