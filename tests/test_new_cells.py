@@ -243,3 +243,17 @@ def test_numerical_check_through_the_scan_at_longer_sequences():
         layer.backward(w)
         for k, v in layer.params.items():
             assert_close_grad(layer.grads[k], numerical_grad(loss, v), k)
+
+
+@pytest.mark.parametrize("cell", ["mingru", "lru", "slstm"])
+def test_cli_train_with_a_new_cell_and_reload(cell, tmp_path, capsys):
+    from test_cli import TINY, last_json, run_cli, write_ts
+    train = write_ts(tmp_path / "train.ts")
+    test = write_ts(tmp_path / "test.ts", n_per_class=3, seed=1)
+    model = tmp_path / "m.rnnkit"
+    code, out, err = run_cli(capsys, "train", "--data", train, "--test", test, "--out", model,
+                             "--cell", cell, *TINY)
+    assert code == 0, err
+    assert 0.0 <= last_json(out)["test"]["accuracy"] <= 1.0
+    layer = rnnkit.load_model(model).layers[0]
+    assert type(layer).__name__ == {"mingru": "MinGRU", "lru": "LRU", "slstm": "sLSTM"}[cell]
