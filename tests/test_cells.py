@@ -348,4 +348,101 @@ def test_parameters_read_as_attributes_and_are_the_layer_weights():
     assert layer.cell.bias.shape == (2, 9)
     assert [s.name for s in layer.cell.param_specs] == ["kernel", "recurrent_kernel", "bias"]
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
-        getattr(layer.cell, "nope")
+        layer.cell.nope
+
+
+# -- RNN(cell) with built-in cells works wherever the presets do ------------------------------
+
+def _twin_models(mask_zero=False):
+    """The same network built from presets and from RNN(cell), with the same weights."""
+    def build(lstm, gru):
+        return rnnkit.Sequential([
+            layers.Input((7,)), layers.Embedding(20, 3, mask_zero=mask_zero),
+            layers.Bidirectional(lstm), gru, layers.TimeDistributed(layers.Dense(2))])
+    a = build(layers.LSTM(4, return_sequences=True), layers.GRU(3, return_sequences=True))
+    b = build(layers.RNN(layers.LSTMCell(4), return_sequences=True),
+              layers.RNN(layers.GRUCell(3), return_sequences=True))
+    r = np.random.default_rng(0)
+    b.set_weights([w + r.normal(0, 0.3, w.shape).astype(w.dtype) for w in a.get_weights()])
+    a.set_weights(b.get_weights())
+    ids = r.integers(1, 20, size=(5, 7))
+    ids[1, 4:] = 0
+    return a, b, ids
+
+
+def test_rnn_of_cell_bidirectional_timedistributed_save_load(tmp_path):
+    a, b, ids = _twin_models(mask_zero=True)
+    np.testing.assert_array_equal(a.predict(ids, verbose=0), b.predict(ids, verbose=0))
+    b.save(tmp_path / "b.rnnkit")
+    loaded = rnnkit.load_model(tmp_path / "b.rnnkit")
+    assert type(loaded.layers[1].forward_layer) is layers.RNN
+    np.testing.assert_array_equal(loaded.predict(ids, verbose=0), b.predict(ids, verbose=0))
+
+
+def test_rnn_of_cell_exports_to_torch_keras_and_onnx(tmp_path):
+    import keras
+    import onnxruntime as ort
+    import torch
+
+    from rnnkit.interop import export_onnx, to_keras, to_torch
+    _, b, ids = _twin_models()
+    want = b.predict(ids, verbose=0)
+    got = to_torch(b)(torch.tensor(ids)).detach().numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5, err_msg="rnnkit vs torch")
+    to_keras(b, tmp_path / "b.keras")
+    got = np.asarray(keras.saving.load_model(tmp_path / "b.keras").predict(ids, verbose=0))
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5, err_msg="rnnkit vs keras")
+    export_onnx(b, tmp_path / "b.onnx")
+    got = ort.InferenceSession(str(tmp_path / "b.onnx")).run(None, {"input": ids})[0]
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5, err_msg="rnnkit vs onnx")
+
+
+def test_cells_without_a_counterpart_are_refused_by_exporters(tmp_path):
+    from rnnkit.interop import export_onnx, to_torch
+    for cell in (LeakyCell(3), HalfLSTMCell(3)):
+        m = rnnkit.Sequential([layers.Input((4, 2)), layers.RNN(cell)])
+        with pytest.raises(ValueError, match="has no counterpart in other frameworks"):
+            to_torch(m)
+        with pytest.raises(ValueError, match="has no counterpart in other frameworks"):
+            export_onnx(m, tmp_path / "m.onnx")
+
+
+@pytest.mark.parametrize("cell", [lambda: layers.LSTMCell(4), lambda: layers.GRUCell(4),
+                                  lambda: LeakyCell(4)])
+def test_rnn_of_cell_streams(cell):
+    x = RNG.normal(size=(2, 6, 3)).astype("float32")
+    model = rnnkit.Sequential([layers.RNN(cell(), return_sequences=True), layers.Dense(2)])
+    whole = model.predict(x, verbose=0)
+    stream = model.stream(batch_size=2)
+    got = np.stack([stream.step(x[:, t]) for t in range(6)], axis=1)
+    np.testing.assert_allclose(got, whole, rtol=1e-5, atol=1e-6, err_msg="stream vs predict")
+
+
+def test_rnn_of_cell_diagnostics_equal_the_preset_and_use_the_cells_step():
+    from gradcheck import assert_close_grad
+
+    from rnnkit.diagnostics import gradient_flow, jacobian_spectrum, step_jacobians
+    x = RNG.normal(size=(2, 5, 3))
+    preset = layers.LSTM(4, dtype="float64")
+    rnn = layers.RNN(layers.LSTMCell(4), dtype="float64")
+    preset(x)
+    rnn(x)
+    rnn.set_weights(preset.get_weights())
+    np.testing.assert_array_equal(step_jacobians(rnn, x), step_jacobians(preset, x))
+    assert set(jacobian_spectrum(rnn, x).gate_singular_values) == set("ifco")
+    # a user cell: Jacobians against finite differences of its own step
+    leaky = layers.RNN(LeakyCell(3), dtype="float64")
+    leaky(x)
+    J = step_jacobians(leaky, x[0])
+    s = [np.zeros((1, 3))]
+    for t in range(5):
+        def f(h, t=t):
+            return leaky.cell.step(x[0, t][None], [h[None]])[1][0][0]
+        num = np.stack([(f(s[0][0] + e) - f(s[0][0] - e)) / 2e-6 for e in np.eye(3) * 1e-6], 1)
+        assert_close_grad(J[t], num, f"user cell step Jacobian t={t}", tol=1e-7)
+        s = leaky.cell.step(x[0, t][None], s)[1]
+    model = rnnkit.Sequential([layers.RNN(LeakyCell(3), return_sequences=True),
+                               layers.RNN(layers.GRUCell(2)), layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    res = gradient_flow(model, x.astype("float32"), np.zeros((2, 1), "float32"))
+    assert len(res.layers) == 2 and all(np.isfinite(lf.norms).all() for lf in res.layers)

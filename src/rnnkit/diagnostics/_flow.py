@@ -336,11 +336,11 @@ def _layer_flow(name, layer, store):
     if s0 is not None and len(s0) != layer.n_states:
         s0 = None
     rp = Replay(layer, x, mask, s0)
-    tol = 1e-9 if rp.U.dtype == np.float64 else 1e-4
+    tol = 1e-9 if rp.dtype == np.float64 else 1e-4
     if not np.allclose(rp.output, store["out"], rtol=tol * 10, atol=tol):
         err = float(np.max(np.abs(rp.output - store["out"])))
         raise RuntimeError(
-            f"gradient_flow: replaying layer {name!r} with the reference kernel does not "
+            f"gradient_flow: replaying layer {name!r} through its cell's step does not "
             f"reproduce its output (max abs difference {err:.3g}); the layer's forward pass and "
             "rnnkit.diagnostics are out of step. Please report this as a bug.")
     n = len(rp.states0)
@@ -349,15 +349,19 @@ def _layer_flow(name, layer, store):
         d_out, *d_states = list(grads) if grads is not None else [None] * (n + 1)
     else:
         d_out, d_states = grads, [None] * n
-    d_states = [None if d is None else np.asarray(d, rp.U.dtype) for d in d_states]
+    d_states = [None if d is None else np.asarray(d, rp.dtype) for d in d_states]
     dhs = None
     if d_out is not None:
-        d_out = np.asarray(d_out, rp.U.dtype)
+        d_out = np.asarray(d_out, rp.dtype)
         if layer.return_sequences:
             dhs = d_out.transpose(1, 0, 2)
-        else:
+        elif rp.cell.output_is_state:
             d_states[0] = d_out if d_states[0] is None else d_states[0] + d_out
-    dh, dc = rp.backward(dhs=dhs, dstates=tuple(d_states))
+        else:
+            dhs = np.zeros(rp.ys.shape, rp.dtype)
+            dhs[-1] = d_out
+    state_grads = rp.backward(dys=dhs, dstates=d_states)
+    dh, dc = state_grads[0], (state_grads[1] if len(state_grads) > 1 else None)
     norms = np.linalg.norm(dh.astype(np.float64), axis=2).mean(axis=1)      # (T,)
     cnorms = None if dc is None else np.linalg.norm(dc.astype(np.float64), axis=2).mean(axis=1)
     return LayerFlow(name=name, cell=type(layer).__name__, norms=norms, cell_norms=cnorms,

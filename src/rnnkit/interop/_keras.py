@@ -17,6 +17,8 @@ import zipfile
 
 import numpy as np
 
+from . import _layout
+
 _RNN_KEYS = ("units", "activation", "use_bias", "dropout", "recurrent_dropout", "return_sequences",
              "return_state", "go_backwards", "stateful", "seed", "kernel_regularizer",
              "recurrent_regularizer", "bias_regularizer")
@@ -227,10 +229,14 @@ def _keras_layer(layer, keras):
             backward_layer=_keras_layer(layer.backward_layer, keras), name=layer.name)
     if name == "TimeDistributed":
         return keras.layers.TimeDistributed(_keras_layer(layer.layer, keras), name=layer.name)
-    if name not in _KEYS or not isinstance(layer, getattr(L, name)):
+    cfg = layer.get_config()
+    if isinstance(layer, L.RNN):            # a preset, or RNN(cell) with a built-in cell
+        _layout.recurrent_spec(layer)       # refuses cells without a Keras counterpart
+        name = _layout.recurrent_kind(layer)
+        cfg = {**cfg.pop("cell", {}).get("config", {}), **cfg}
+    if name not in _KEYS or not (isinstance(layer, L.RNN) or isinstance(layer, getattr(L, name))):
         raise ValueError(f"to_keras: layer {layer.name!r} ({name}) is not supported. Supported: "
                          f"{sorted(_KEYS) + ['Bidirectional', 'TimeDistributed']}.")
-    cfg = layer.get_config()
     if cfg.get("stateful"):
         raise ValueError(f"to_keras: layer {layer.name!r} is stateful; Keras needs a fixed batch "
                          "size for that. Rebuild the model with stateful=False (same weights) to "
@@ -267,7 +273,8 @@ def to_keras(model, path):
                          "rnnkit.layers.Input(shape=...) first.")
     shape = (model._input_layer.shape if model._input_layer is not None
              else tuple(model.layers[0].input_shape[1:]))
-    if type(model.layers[0]).__name__ in ("SimpleRNN", "LSTM", "GRU", "Bidirectional"):
+    from .. import layers as L
+    if isinstance(model.layers[0], L.RNN) or type(model.layers[0]).__name__ == "Bidirectional":
         shape = (None,) + tuple(shape[1:])  # any sequence length
     kmodel = keras.Sequential([keras.Input(shape)] + [_keras_layer(la, keras) for la in model.layers],
                               name=model.name)

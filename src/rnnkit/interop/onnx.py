@@ -19,7 +19,8 @@ import os
 import numpy as np
 
 from . import _layout
-from ._torch import _recurrent_spec, _unwrap_time_distributed
+from ._layout import recurrent_spec as _recurrent_spec
+from ._layout import unwrap_time_distributed as _unwrap_time_distributed
 
 DEFAULT_OPSET = 17
 MIN_OPSET = 14
@@ -100,7 +101,7 @@ def _recurrent(g, layer, spec, x, mask, lens):
             raise ValueError(f"export_onnx: layer {sub.name!r} is stateful; ONNX graphs start from "
                              "zero states. Rebuild the model with stateful=False and the same "
                              "weights, then export.")
-        if sub.units != first.units or type(sub) is not type(first):
+        if sub.units != first.units or type(sub.cell) is not type(first.cell):
             raise ValueError(f"export_onnx: Bidirectional {layer.name!r} has directions with "
                              "different types or units; ONNX needs them equal.")
         cell = sub.cell

@@ -11,17 +11,6 @@ from __future__ import annotations
 from .. import cells as _cells
 from .rnn import RNN
 
-#: cell attributes the presets expose as read-only layer attributes (``lstm.units``, ...)
-_CELL_ATTRS = ("units", "activation", "recurrent_activation", "use_bias", "kernel_initializer",
-               "recurrent_initializer", "bias_initializer", "kernel_regularizer",
-               "recurrent_regularizer", "bias_regularizer", "dropout", "recurrent_dropout",
-               "seed", "n_gates")
-
-
-def _cell_property(name):
-    return property(lambda self: getattr(self.cell, name),
-                    doc=f"The cell's ``{name}`` (read-only; see the class docstring).")
-
 
 class _Preset(RNN):
     """RNN with a cell built from flat Keras arguments (not used directly)."""
@@ -43,10 +32,6 @@ class _Preset(RNN):
     @classmethod
     def from_config(cls, config, custom_objects=None):
         return cls(**config)
-
-
-for _name in _CELL_ATTRS:
-    setattr(_Preset, _name, _cell_property(_name))
 
 
 class SimpleRNN(_Preset):
@@ -157,27 +142,6 @@ class LSTM(_Preset):
             dict(name=name, trainable=trainable, dtype=dtype, input_shape=input_shape,
                  input_dim=input_dim))
 
-    @property
-    def unit_forget_bias(self):
-        """The cell's ``unit_forget_bias``."""
-        return self.cell.unit_forget_bias
-
-    @property
-    def use_peepholes(self):
-        """The cell's ``use_peepholes``."""
-        return self.cell.use_peepholes
-
-    @property
-    def proj_size(self):
-        """The cell's ``proj_size``."""
-        return self.cell.proj_size
-
-    @property
-    def zoneout(self):
-        """The cell's ``zoneout``."""
-        return self.cell.zoneout
-
-
 class GRU(_Preset):
     r"""Gated recurrent unit (Cho et al. 2014), Keras gate order z, r, h.
 
@@ -228,13 +192,3 @@ class GRU(_Preset):
             return_sequences, return_state, go_backwards, stateful,
             dict(name=name, trainable=trainable, dtype=dtype, input_shape=input_shape,
                  input_dim=input_dim))
-
-    @property
-    def reset_after(self):
-        """The cell's ``reset_after``."""
-        return self.cell.reset_after
-
-    @property
-    def zoneout(self):
-        """The cell's ``zoneout``."""
-        return self.cell.zoneout

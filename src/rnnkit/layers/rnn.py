@@ -472,6 +472,24 @@ class RNN(Layer):
         return cls(**config)
 
 
+#: options of the built-in cells readable on the layer too (``LSTM(8).units``); a cell without
+#: the option raises AttributeError, so ``getattr(layer, "reset_after", True)`` works
+_CELL_OPTIONS = ("units", "activation", "recurrent_activation", "use_bias",
+                 "kernel_initializer", "recurrent_initializer", "bias_initializer",
+                 "kernel_regularizer", "recurrent_regularizer", "bias_regularizer", "dropout",
+                 "recurrent_dropout", "seed", "n_gates", "reset_after", "unit_forget_bias",
+                 "use_peepholes", "proj_size", "zoneout")
+
+
+def _cell_option(name):
+    return property(lambda self: getattr(self.cell, name),
+                    doc=f"The cell's ``{name}`` (read-only).")
+
+
+for _name in _CELL_OPTIONS:
+    setattr(RNN, _name, _cell_option(_name))
+
+
 def check_mask(mask, B, T, name):
     """Validate a (B, T) mask for layer ``name``; returns it as a bool array."""
     mask = np.asarray(mask)
