@@ -257,3 +257,18 @@ def test_cli_train_with_a_new_cell_and_reload(cell, tmp_path, capsys):
     assert 0.0 <= last_json(out)["test"]["accuracy"] <= 1.0
     layer = rnnkit.load_model(model).layers[0]
     assert type(layer).__name__ == {"mingru": "MinGRU", "lru": "LRU", "slstm": "sLSTM"}[cell]
+
+
+@pytest.mark.parametrize("name,make", NEW)
+def test_diagnostics_run_on_every_new_cell(name, make):
+    from rnnkit.diagnostics import gradient_flow, jacobian_spectrum
+    x, y = rnnkit.data.adding_problem(8, 12, seed=0)
+    model = rnnkit.Sequential([layers.Input((None, 2)), make(), layers.Dense(1)])
+    model.compile(optimizer="adam", loss="mse")
+    flow = gradient_flow(model, x, y)
+    assert flow.layers[0].norms.shape == (12,) and np.all(np.isfinite(flow.layers[0].norms))
+    spec = jacobian_spectrum(model.layers[0], x)
+    assert np.all(np.isfinite(spec.step_singular_values))
+    if name == "indrnn":
+        u = model.layers[0].cell.recurrent_kernel
+        assert spec.kernel_spectral_radius == pytest.approx(np.abs(u).max())
