@@ -7,15 +7,8 @@ from __future__ import annotations
 from .. import initializers as _init
 from .. import regularizers as _reg
 from .._validate import check_bool, check_positive_int
+from ._common import _get as get_checked  # module.get(value), the argument named in errors
 from .base import Cell
-
-
-def get_checked(module, what, value):
-    """``module.get(value)`` with the argument's name in the error."""
-    try:
-        return module.get(value)
-    except (ValueError, TypeError) as e:
-        raise type(e)(f"{what}: {e}") from None
 
 
 class DenseInputCell(Cell):

@@ -32,6 +32,7 @@ from .. import regularizers as _reg
 from .._validate import check_bool, check_rate
 from . import _zoneout
 from ._dense_input import DenseInputCell, get_checked
+from .lstm import _ForgetBiasOne
 
 _sigmoid = _act.get("sigmoid").forward
 EPS = 1e-5
@@ -105,16 +106,6 @@ class _LayerNormCell(DenseInputCell):
                 "recurrent_regularizer": _reg.serialize(self.recurrent_regularizer)}
 
 
-class _ForgetOne(_init.Initializer):
-    def __init__(self, base, units):
-        self.base, self.units = base, units
-
-    def __call__(self, shape, dtype="float32"):
-        b = self.base(shape, dtype)
-        b[self.units:2 * self.units] = 1.0
-        return b
-
-
 class LayerNormLSTMCell(_LayerNormCell):
     """Layer-normalised LSTM cell (equations in the module docstring).
 
@@ -141,7 +132,7 @@ class LayerNormLSTMCell(_LayerNormCell):
         self.state_size = [self.units, self.units]
 
     def bias_init(self):
-        return _ForgetOne(self.bias_initializer, self.units) if self.unit_forget_bias \
+        return _ForgetBiasOne(self.bias_initializer, self.units) if self.unit_forget_bias \
             else self.bias_initializer
 
     def build(self, input_dim):

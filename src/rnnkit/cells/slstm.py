@@ -30,6 +30,7 @@ from .. import initializers as _init
 from .. import regularizers as _reg
 from .._validate import check_bool, check_positive_int
 from ._dense_input import DenseInputCell, get_checked
+from .lstm import _ForgetBiasOne
 
 _sigmoid = _act.get("sigmoid").forward
 
@@ -42,18 +43,6 @@ class _HeadOrthogonal(_init.Initializer):
         orth = _init.Orthogonal()
         return np.stack([np.concatenate([orth((d, d), "float64") for _ in range(G // d)], axis=1)
                          for _ in range(K)]).astype(dtype)
-
-
-class _SLSTMBias(_init.Initializer):
-    """``base`` for the (4H,) bias, then the forget-gate block set to 1 (unit forget bias)."""
-
-    def __init__(self, base, units):
-        self.base, self.units = base, units
-
-    def __call__(self, shape, dtype="float32"):
-        b = self.base(shape, dtype)
-        b[self.units:2 * self.units] = 1.0
-        return b
 
 
 class sLSTMCell(DenseInputCell):  # noqa: N801 - the paper's name
@@ -102,7 +91,7 @@ class sLSTMCell(DenseInputCell):  # noqa: N801 - the paper's name
     def bias_init(self):
         if not self.unit_forget_bias:
             return self.bias_initializer
-        return _SLSTMBias(self.bias_initializer, self.units)
+        return _ForgetBiasOne(self.bias_initializer, self.units)   # f is gate 2 of 4
 
     def build(self, input_dim):
         """``kernel`` (F, 4H), ``bias`` (4H,), ``recurrent_kernel`` (num_heads, d, 4d)."""
