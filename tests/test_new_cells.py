@@ -288,3 +288,19 @@ def test_diagnostics_run_on_every_new_cell(name, make):
     if name == "indrnn":
         u = model.layers[0].cell.recurrent_kernel
         assert spec.kernel_spectral_radius == pytest.approx(np.abs(u).max())
+
+
+def test_long_memory_tasks_and_experiment_smoke(tmp_path):
+    from rnnkit.diagnostics import run_long_memory
+    from rnnkit.diagnostics._longmemory import make_task
+    for name, kind, steps in (("copy100", "seq", 120), ("selective", "seq", 104),
+                              ("digits", "cls", 64), ("mnist1d", "cls", 40),
+                              ("adding500", "mse", 500)):
+        task = make_task(name, 8, 4)
+        assert task.kind == kind and task.data[0].shape[:2] == (8, steps)
+        assert len(task.data[2]) == 4
+    res = run_long_memory(tasks=("adding100", "selective"), cells=("MinGRU", "LRU"), units=4,
+                          epochs=1, n_train=16, n_test=8, batch_size=8, out_dir=tmp_path,
+                          verbose=0)
+    assert len(res.rows) == 4 and (tmp_path / "long_memory.md").exists()
+    assert "| MinGRU |" in res.table()

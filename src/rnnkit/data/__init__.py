@@ -8,8 +8,7 @@ Built-in datasets (shipped with the package, see ``docs/datasets.md``):
 * :func:`load_airline` -- monthly airline passengers 1949-1960;
 * :func:`load_shakespeare` -- *The Tempest* as plain text;
 * :func:`adding_problem`, :func:`copy_memory`, :func:`selective_copying` -- synthetic
-  long-memory tasks; :func:`load_digits_sequences`, :func:`load_mnist1d` -- small digit
-  classification read step by step (scikit-learn / ``mnist1d`` generate them offline);
+  long-memory tasks;
 * :func:`load_builtin` -- any of the above by name.
 
 Readers: :func:`load_ts` (UCR/UEA ``.ts`` files), :func:`load_csv`.
@@ -27,7 +26,6 @@ from ._builtin import (
     load_shakespeare,
 )
 from ._csvfile import MISSING_MARKERS, CSVSeries, load_csv
-from ._digits import load_digits_sequences, load_mnist1d
 from ._scaling import StandardScaler
 from ._sequences import pad_sequences
 from ._synthetic import adding_problem, copy_memory, selective_copying
@@ -47,9 +45,7 @@ __all__ = [
     "load_airline",
     "load_builtin",
     "load_csv",
-    "load_digits_sequences",
     "load_japanese_vowels",
-    "load_mnist1d",
     "load_shakespeare",
     "load_ts",
     "make_windows",

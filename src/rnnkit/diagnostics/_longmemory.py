@@ -49,6 +49,75 @@ TASKS = ("adding100", "adding500", "adding1000", "copy100", "copy500", "selectiv
          "mnist1d")
 
 
+def digits_sequences(test_fraction: float = 0.25, seed: int = 0):
+    """scikit-learn's 8x8 handwritten digits fed pixel by pixel: 64 steps of 1 feature.
+
+    The whole image is seen only at the last step, so a recurrent classifier must carry what
+    it saw in the first rows across up to 63 steps (the tutorial's "sequential MNIST" at a
+    size a CPU trains in seconds). Pixels are scaled from 0..16 to 0..1.
+
+    Args:
+        test_fraction: share of the 1797 images held out (stratified by class), in (0, 1).
+        seed: seed of the split.
+
+    Returns:
+        ``(x_train, y_train, x_test, y_test)``: x (N, 64, 1) float32, y (N,) int64 in 0..9.
+
+    Needs scikit-learn (``pip install rnnkit[test]`` or ``pip install scikit-learn``).
+    """
+    if not 0.0 < float(test_fraction) < 1.0:
+        raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction!r}.")
+    try:
+        from sklearn.datasets import load_digits
+    except ImportError as e:  # pragma: no cover - the test extra installs it
+        raise ImportError("the digits task needs scikit-learn: pip install scikit-learn"
+                          ) from e
+    d = load_digits()
+    x = (d.data / 16.0).astype(np.float32)[:, :, None]
+    y = d.target.astype(np.int64)
+    rng = np.random.default_rng(int(seed))
+    test = np.zeros(len(y), bool)
+    for c in range(10):
+        idx = np.flatnonzero(y == c)
+        test[rng.choice(idx, int(round(len(idx) * test_fraction)), replace=False)] = True
+    return x[~test], y[~test], x[test], y[test]
+
+
+def mnist1d_data(num_samples: int = 5000, seed: int = 42):
+    """MNIST-1D (Greydanus 2020): 40-step 1-D signals of the ten digits, generated offline.
+
+    Built by the ``mnist1d`` package's own generator (its default arguments: templates
+    padded, sheared, translated and noised; 80/20 split), never downloaded. The package
+    seeds NumPy's global random state; it is restored afterwards.
+
+    Args:
+        num_samples: total signals (train + test).
+        seed: the generator's seed (42 is the published data set's).
+
+    Returns:
+        ``(x_train, y_train, x_test, y_test)``: x (N, 40, 1) float32, y (N,) int64.
+
+    Needs the ``mnist1d`` package (in the ``test`` extra).
+    """
+    try:
+        from mnist1d.data import get_dataset_args, make_dataset
+    except ImportError as e:  # pragma: no cover - the test extra installs it
+        raise ImportError("the mnist1d task needs the mnist1d package: pip install mnist1d") from e
+    import random
+    args = get_dataset_args()
+    args.num_samples = int(num_samples)
+    args.seed = int(seed)
+    np_state, py_state = np.random.get_state(), random.getstate()
+    try:
+        d = make_dataset(args)
+    finally:
+        np.random.set_state(np_state)
+        random.setstate(py_state)
+    f = np.float32
+    return (d["x"].astype(f)[:, :, None], d["y"].astype(np.int64),
+            d["x_test"].astype(f)[:, :, None], d["y_test"].astype(np.int64))
+
+
 @dataclasses.dataclass
 class _Task:
     name: str
@@ -84,11 +153,11 @@ def make_task(name, n_train, n_test, seed=0):
         return _Task(name, "seq", (xtr, per_step(xtr, ytr), xte, per_step(xte, yte)), 9,
                      "recall accuracy", 1 / 8, ytr.shape[1])
     if name == "digits":
-        xtr, ytr, xte, yte = D.load_digits_sequences(seed=seed)
+        xtr, ytr, xte, yte = digits_sequences(seed=seed)
         return _Task(name, "cls", (xtr[:n_train], ytr[:n_train], xte[:n_test], yte[:n_test]),
                      10, "test accuracy", 0.1)
     if name == "mnist1d":
-        xtr, ytr, xte, yte = D.load_mnist1d()
+        xtr, ytr, xte, yte = mnist1d_data()
         return _Task(name, "cls", (xtr[:n_train], ytr[:n_train], xte[:n_test], yte[:n_test]),
                      10, "test accuracy", 0.1)
     raise ValueError(f"Unknown task {name!r}; expected one of {', '.join(TASKS)}.")
