@@ -16,22 +16,28 @@ def float_dtype(dtype) -> bool:
     return np.dtype(dtype) in _DTYPES
 
 
-def project(xs, W, b=None):
-    """``xs @ W (+ b)`` for (T, B, F) xs: one product over all T*B rows -> (T, B, G)."""
+def project(xs, W):
+    """``xs @ W`` for (T, B, F) xs: one product over all T*B rows -> (T, B, G) (the kernels
+    add the bias while they read it)."""
     T, B, F = xs.shape
-    K = _threads.matmul(np.ascontiguousarray(xs).reshape(T * B, F), W).reshape(T, B, -1)
-    if b is not None:
-        K += b
-    return K
+    return _threads.matmul(np.ascontiguousarray(xs).reshape(T * B, F), W).reshape(T, B, -1)
 
 
-def project_backward(xs, dK, W, use_bias):
-    """``(dxs, [dW, (db)])`` of :func:`project` given dK (T, B, G)."""
+def bias_arg(b, G, dt):
+    """The (G,) bias as a C-contiguous array of ``dt``, or an empty one meaning "no bias"."""
+    return np.zeros(0, dt) if b is None else np.ascontiguousarray(b, dt)
+
+
+def project_backward(xs, dK, W, use_bias, input_grad=True):
+    """``(dxs, [dW, (db)])`` of :func:`project` (plus bias) given dK (T, B, G); dxs is None
+    when ``input_grad`` is False (nobody reads it)."""
     T, B, F = xs.shape
     dK2 = dK.reshape(T * B, -1)
     grads = [_threads.matmul(np.ascontiguousarray(xs).reshape(T * B, F).T, dK2)]
     if use_bias:
         grads.append(dK2.sum(axis=0))
+    if not input_grad:
+        return None, grads
     dxs = _threads.matmul(dK2, np.ascontiguousarray(W.T)).reshape(T, B, F)
     return dxs, grads
 

@@ -25,8 +25,9 @@ def supports(cell, dtype) -> bool:
 
 
 @njit(**_JIT)
-def _fwd(K, u, h0, mask, Hs, r0, r1):
+def _fwd(K, bias, u, h0, mask, Hs, r0, r1):
     T, B, H = Hs.shape
+    has_b = bias.size > 0
     domask = mask.size > 0
     for b in range(r0, r1):
         for t in range(T):
@@ -36,6 +37,9 @@ def _fwd(K, u, h0, mask, Hs, r0, r1):
                 ho[:] = hp
                 continue
             k = K[t, b]
+            if has_b:
+                for j in range(H):
+                    k[j] += bias[j]
             for j in range(H):
                 z = k[j] + u[j] * hp[j]
                 ho[j] = z if z > 0 else z - z         # relu (z - z keeps the dtype)
@@ -69,9 +73,9 @@ def _bwd(Hs, u, h0, dY, mask, dK, g, du, r0, r1):
 
 
 @njit(**_PAR_JIT)
-def _fwd_par(K, u, h0, mask, Hs, edges):
+def _fwd_par(K, bias, u, h0, mask, Hs, edges):
     for i in prange(edges.shape[0] - 1):
-        _fwd(K, u, h0, mask, Hs, edges[i], edges[i + 1])
+        _fwd(K, bias, u, h0, mask, Hs, edges[i], edges[i + 1])
 
 
 @njit(**_PAR_JIT)
@@ -84,22 +88,28 @@ def forward(cell, xs, states0, mask=None, rmask=None, ws=None):
     """Run the cell over xs (T, B, F); returns ``(hs (T, B, H), [h_T], cache)``."""
     T, B, _ = xs.shape
     dt = xs.dtype
-    K = _scan.project(xs, cell.params["kernel"], cell.params.get("bias"))
+    K = _scan.project(xs, cell.params["kernel"])
+    bias = _scan.bias_arg(cell.params.get("bias"), K.shape[2], dt)
     u = np.ascontiguousarray(cell.params["recurrent_kernel"], dt)
     h0 = np.ascontiguousarray(states0[0], dt)
     m = _scan.mask_arg(mask)
     Hs = np.empty((T, B, cell.units), dt)
-    _scan.run(_fwd, _fwd_par, B, K, u, h0, m, Hs)
+    _scan.run(_fwd, _fwd_par, B, K, bias, u, h0, m, Hs)
     return Hs, [Hs[-1].copy()], (xs, Hs, u, h0, m)
 
 
-def backward(cell, cache, dys, dstates, mask=None, rmask=None, ws=None):
-    """BPTT of :func:`forward`; returns ``(dxs, [dh_0], [dkernel, (dbias), du])``."""
+#: backward may skip dL/dx when nobody reads it (see rnnkit.kernels.backward_steps)
+skips_input_grad = True
+
+
+def backward(cell, cache, dys, dstates, mask=None, rmask=None, ws=None, input_grad=True):
+    """BPTT of :func:`forward`; returns ``(dxs or None, [dh_0], [dkernel, (dbias), du])``."""
     xs, Hs, u, h0, m = cache
     dt = Hs.dtype
     g = _scan.state_grad(dstates[0], h0)
     du = np.zeros_like(h0)
     dK = np.empty(Hs.shape, dt)
     _scan.run(_bwd, _bwd_par, h0.shape[0], Hs, u, h0, _scan.seq_grad(dys, dt), m, dK, g, du)
-    dxs, dparams = _scan.project_backward(xs, dK, cell.params["kernel"], cell.use_bias)
+    dxs, dparams = _scan.project_backward(xs, dK, cell.params["kernel"], cell.use_bias,
+                                          input_grad)
     return dxs, [g], dparams + [du.sum(axis=0)]

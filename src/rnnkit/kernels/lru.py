@@ -132,9 +132,17 @@ def forward(cell, xs, states0, mask=None, rmask=None, ws=None):
     return ys, [Hr[-1].copy(), Hi[-1].copy()], (xs, K, Hr, Hi, h0r, h0i, lr, li, gam, m)
 
 
-def backward(cell, cache, dys, dstates, mask=None, rmask=None, ws=None):
-    """BPTT of :func:`forward`; returns ``(dxs, [dRe h_0, dIm h_0], dparams)`` with dparams
-    in declaration order (nu_log, theta_log, gamma_log, kernel, output_kernel)."""
+#: backward may skip dL/dx when nobody reads it (see rnnkit.kernels.backward_steps)
+skips_input_grad = True
+
+
+def backward(cell, cache, dys, dstates, mask=None, rmask=None, ws=None, input_grad=True):
+    """BPTT of :func:`forward`; returns ``(dxs or None, [dRe h_0, dIm h_0], dparams)`` with
+    dparams in declaration order (nu_log, theta_log, gamma_log, kernel, output_kernel).
+
+    The output gradient goes through ``C`` only on the rows where it is not zero: with
+    ``return_sequences=False`` that is the last step alone, not T * B rows.
+    """
     xs, K, Hr, Hi, h0r, h0i, lr, li, gam, m = cache
     T, B, N = Hr.shape
     dt = K.dtype
@@ -144,18 +152,28 @@ def backward(cell, cache, dys, dstates, mask=None, rmask=None, ws=None):
     if m.size:
         _hold_masked_backward(dY, m)
     dY2 = dY.reshape(T * B, U)
-    GR = _threads.matmul(dY2, np.ascontiguousarray(C[:N].T)).reshape(T, B, N)
-    GI = _threads.matmul(dY2, np.ascontiguousarray(-C[N:].T)).reshape(T, B, N)
+    rows = np.flatnonzero(dY2.any(axis=1))
+    part = len(rows) < T * B // 2
+    dYr = dY2[rows] if part else dY2
+    Hr2, Hi2 = Hr.reshape(T * B, N), Hi.reshape(T * B, N)
+    GR, GI = np.zeros((T * B, N), dt), np.zeros((T * B, N), dt)
+    gr_rows = _threads.matmul(dYr, np.ascontiguousarray(C[:N].T))      # Re(h) Re(C)
+    gi_rows = _threads.matmul(dYr, np.ascontiguousarray(-C[N:].T))     # - Im(h) Im(C)
+    if part:
+        GR[rows], GI[rows] = gr_rows, gi_rows
+        dC = np.concatenate([Hr2[rows].T @ dYr, -(Hi2[rows].T @ dYr)])
+    else:
+        GR, GI = gr_rows, gi_rows
+        dC = np.concatenate([_threads.matmul(Hr2.T, dY2), -_threads.matmul(Hi2.T, dY2)])
+    GR, GI = GR.reshape(T, B, N), GI.reshape(T, B, N)
     gr, gi = _scan.state_grad(dstates[0], h0r), _scan.state_grad(dstates[1], h0i)
     dlr, dli = np.zeros((B, N), dt), np.zeros((B, N), dt)
     _scan.run(_bwd, _bwd_par, B, GR, GI, Hr, Hi, h0r, h0i, lr, li, m, gr, gi, dlr, dli)
-    dC = np.concatenate([_threads.matmul(Hr.reshape(T * B, N).T, dY2),
-                         -_threads.matmul(Hi.reshape(T * B, N).T, dY2)])
     dK = np.empty_like(K)
     dK[:, :, :N] = GR * gam
     dK[:, :, N:2 * N] = GI * gam
     dK[:, :, 2 * N:] = dY
     dgam = np.einsum("tbn,tbn->n", GR, K[:, :, :N]) + np.einsum("tbn,tbn->n", GI, K[:, :, N:2 * N])
-    dxs, (dW,) = _scan.project_backward(xs, dK, cell.params["kernel"], False)
+    dxs, (dW,) = _scan.project_backward(xs, dK, cell.params["kernel"], False, input_grad)
     dlam = lambda_grads(cell.params, lr, li, gam, dlr.sum(0), dli.sum(0), dgam)
     return dxs, [gr, gi], dlam + [dW, dC]

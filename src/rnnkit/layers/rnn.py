@@ -295,7 +295,9 @@ class RNN(Layer):
             # W^T copy: faster BLAS
             dxt = _threads.matmul(dxw2, np.ascontiguousarray(W.T)).reshape(T, B, F)
         else:
-            dxt, d0, dparams = kernels.backward_steps(cell, kcache, dhs, d_states, mt, rdp)
+            dxt, d0, dparams = kernels.backward_steps(
+                cell, kcache, dhs, d_states, mt, rdp,
+                input_grad=self.input_grad_needed or has_init)
             self._write_grads(dparams)
             if not self.input_grad_needed and not has_init:
                 return None
