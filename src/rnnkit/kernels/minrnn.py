@@ -8,9 +8,9 @@ linear scan, ``g_{t-1} = a_t * g_t + dL/dh_{t-1}``), and two products for ``dX``
 ``dkernel``. No per-step matrix product at all, which is what makes these cells several times
 faster than an LSTM of the same width.
 
-Forward keeps ``h_t`` (the output) and overwrites ``K`` with the gates (minGRU: ``z``;
-minLSTM: ``sigmoid(k_i)``, ``sigmoid(k_f)``), so backward evaluates one sigmoid per unit
-instead of two or three; the bias is added while ``K`` is read.
+Forward stores only ``h_t`` (the output); backward recomputes the gates from ``K`` (storing
+them instead, written into ``K`` by the forward loop, measured slower: the extra store
+keeps that loop from vectorizing).
 Kernel contract: :mod:`rnnkit.kernels` (whole-sequence kernels of a non-projected cell).
 """
 
@@ -34,38 +34,30 @@ def supports(cell, dtype) -> bool:
 
 
 @njit(**_JIT)
-def _mingru_fwd(K, bias, h0, mask, Hs, r0, r1):
-    """K (T, B, 2H): in x W, out [z | x W_h + b_h] (the gate, for backward). bias: (2H,) or
-    empty."""
+def _mingru_fwd(K, h0, mask, Hs, r0, r1):
     T, B, H = Hs.shape
     KK = consts_like(Hs)
     half = KK[1]
-    has_b = bias.size > 0
     domask = mask.size > 0
     for b in range(r0, r1):
         for t in range(T):
             hp = h0[b] if t == 0 else Hs[t - 1, b]
             ho = Hs[t, b]
-            kz = K[t, b, :H]
-            kh = K[t, b, H:]
-            if has_b:
-                for j in range(2 * H):
-                    K[t, b, j] += bias[j]
             if domask and not mask[t, b]:
                 ho[:] = hp
                 continue
+            kz = K[t, b, :H]
+            kh = K[t, b, H:]
             for j in range(H):
                 z = _sigK(kz[j], KK)
                 s = _sigK(kh[j], KK)
                 ht = kh[j] + half if kh[j] >= 0 else s
                 ho[j] = hp[j] + z * (ht - hp[j])
-                kz[j] = z
 
 
 @njit(**_JIT)
 def _mingru_bwd(K, Hs, h0, dY, mask, dK, g, r0, r1):
-    """K from the forward pass ([z | k_h]). g (B, H): in dL/dh_T, out dL/dh_0. dY empty = no
-    per-step output gradient."""
+    """g (B, H): in dL/dh_T, out dL/dh_0. dY empty = no per-step output gradient."""
     T, B, H = Hs.shape
     KK = consts_like(Hs)
     one, half = KK[0], KK[1]
@@ -82,43 +74,38 @@ def _mingru_bwd(K, Hs, h0, dY, mask, dK, g, r0, r1):
                 dK[t, b, :] = 0
                 continue
             hp = h0[b] if t == 0 else Hs[t - 1, b]
-            zs = K[t, b, :H]
+            kz = K[t, b, :H]
             kh = K[t, b, H:]
             dz = dK[t, b, :H]
             dh = dK[t, b, H:]
             for j in range(H):
-                z = zs[j]
+                z = _sigK(kz[j], KK)
                 s = _sigK(kh[j], KK)
                 pos = kh[j] >= 0
                 ht = kh[j] + half if pos else s
                 gd = one if pos else s * (one - s)
                 gj = gb[j]
-                dz[j] = gj * (ht - hp[j]) * z * (one - z)       # through z
-                dh[j] = gj * z * gd                              # through hh = g(k_h)
-                gb[j] = gj * (one - z)                           # h = (1 - z) h_prev + ...
+                dz[j] = gj * (ht - hp[j]) * z * (one - z)
+                dh[j] = gj * z * gd
+                gb[j] = gj * (one - z)
 
 
 @njit(**_JIT)
-def _minlstm_fwd(K, bias, h0, mask, Hs, r0, r1):
-    """K (T, B, 3H): in x W, out [sigma(k_i) | sigma(k_f) | k_h] (for backward)."""
+def _minlstm_fwd(K, h0, mask, Hs, r0, r1):
     T, B, H = Hs.shape
     KK = consts_like(Hs)
     half = KK[1]
-    has_b = bias.size > 0
     domask = mask.size > 0
     for b in range(r0, r1):
         for t in range(T):
             hp = h0[b] if t == 0 else Hs[t - 1, b]
             ho = Hs[t, b]
-            ki = K[t, b, :H]
-            kf = K[t, b, H:2 * H]
-            kh = K[t, b, 2 * H:]
-            if has_b:
-                for j in range(3 * H):
-                    K[t, b, j] += bias[j]
             if domask and not mask[t, b]:
                 ho[:] = hp
                 continue
+            ki = K[t, b, :H]
+            kf = K[t, b, H:2 * H]
+            kh = K[t, b, 2 * H:]
             for j in range(H):
                 si = _sigK(ki[j], KK)
                 sf = _sigK(kf[j], KK)
@@ -126,13 +113,10 @@ def _minlstm_fwd(K, bias, h0, mask, Hs, r0, r1):
                 s = _sigK(kh[j], KK)
                 ht = kh[j] + half if kh[j] >= 0 else s
                 ho[j] = ht + fp * (hp[j] - ht)
-                ki[j] = si
-                kf[j] = sf
 
 
 @njit(**_JIT)
 def _minlstm_bwd(K, Hs, h0, dY, mask, dK, g, r0, r1):
-    """K from the forward pass ([i | f | k_h]); g as in :func:`_mingru_bwd`."""
     T, B, H = Hs.shape
     KK = consts_like(Hs)
     one, half = KK[0], KK[1]
@@ -149,15 +133,15 @@ def _minlstm_bwd(K, Hs, h0, dY, mask, dK, g, r0, r1):
                 dK[t, b, :] = 0
                 continue
             hp = h0[b] if t == 0 else Hs[t - 1, b]
-            ig = K[t, b, :H]
-            fg = K[t, b, H:2 * H]
+            ki = K[t, b, :H]
+            kf = K[t, b, H:2 * H]
             kh = K[t, b, 2 * H:]
             di = dK[t, b, :H]
             df = dK[t, b, H:2 * H]
             dh = dK[t, b, 2 * H:]
             for j in range(H):
-                si = ig[j]
-                sf = fg[j]
+                si = _sigK(ki[j], KK)
+                sf = _sigK(kf[j], KK)
                 s = sf + si
                 fp = sf / s
                 q = _sigK(kh[j], KK)
@@ -165,17 +149,18 @@ def _minlstm_bwd(K, Hs, h0, dY, mask, dK, g, r0, r1):
                 ht = kh[j] + half if pos else q
                 gd = one if pos else q * (one - q)
                 gj = gb[j]
-                w = gj * (hp[j] - ht) / (s * s)                  # dL/df' / (f + i)^2
-                di[j] = -w * sf * si * (one - si)                # f' = f / (f + i)
+                w = gj * (hp[j] - ht) / (s * s)
+                di[j] = -w * sf * si * (one - si)
                 df[j] = w * si * sf * (one - sf)
                 dh[j] = gj * (one - fp) * gd
                 gb[j] = gj * fp
 
 
+
 @njit(**_PAR_JIT)
-def _mingru_fwd_par(K, bias, h0, mask, Hs, edges):
+def _mingru_fwd_par(K, h0, mask, Hs, edges):
     for i in prange(edges.shape[0] - 1):
-        _mingru_fwd(K, bias, h0, mask, Hs, edges[i], edges[i + 1])
+        _mingru_fwd(K, h0, mask, Hs, edges[i], edges[i + 1])
 
 
 @njit(**_PAR_JIT)
@@ -185,9 +170,9 @@ def _mingru_bwd_par(K, Hs, h0, dY, mask, dK, g, edges):
 
 
 @njit(**_PAR_JIT)
-def _minlstm_fwd_par(K, bias, h0, mask, Hs, edges):
+def _minlstm_fwd_par(K, h0, mask, Hs, edges):
     for i in prange(edges.shape[0] - 1):
-        _minlstm_fwd(K, bias, h0, mask, Hs, edges[i], edges[i + 1])
+        _minlstm_fwd(K, h0, mask, Hs, edges[i], edges[i + 1])
 
 
 @njit(**_PAR_JIT)
@@ -206,11 +191,12 @@ def forward(cell, xs, states0, mask=None, rmask=None, ws=None):
     T, B, _ = xs.shape
     dt = xs.dtype
     K = _scan.project(xs, cell.params["kernel"])                # (T, B, G): x W
-    bias = _scan.bias_arg(cell.params.get("bias"), K.shape[2], dt)
+    if cell.use_bias:
+        K += cell.params["bias"]
     h0 = np.ascontiguousarray(states0[0], dt)
     m = _scan.mask_arg(mask)
     Hs = np.empty((T, B, cell.units), dt)
-    _scan.run(fwd, fwd_par, B, K, bias, h0, m, Hs)           # K now holds the gates
+    _scan.run(fwd, fwd_par, B, K, h0, m, Hs)
     return Hs, [Hs[-1].copy()], (xs, K, Hs, h0, m)
 
 
