@@ -348,7 +348,7 @@ def test_parameters_read_as_attributes_and_are_the_layer_weights():
     assert layer.cell.bias.shape == (2, 9)
     assert [s.name for s in layer.cell.param_specs] == ["kernel", "recurrent_kernel", "bias"]
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
-        layer.cell.nope
+        _ = layer.cell.nope
 
 
 # -- RNN(cell) with built-in cells works wherever the presets do ------------------------------
@@ -446,3 +446,31 @@ def test_rnn_of_cell_diagnostics_equal_the_preset_and_use_the_cells_step():
     model.compile(optimizer="sgd", loss="mse")
     res = gradient_flow(model, x.astype("float32"), np.zeros((2, 1), "float32"))
     assert len(res.layers) == 2 and all(np.isfinite(lf.norms).all() for lf in res.layers)
+
+
+def test_a_sequence_kernel_registered_for_a_user_cell_runs_and_trains():
+    """A whole-sequence kernel (e.g. a parallel scan) registered for a non-projected cell gets
+    the (T, B, F) inputs and returns dparams in declaration order; here one that runs the
+    cell's own loop, so its gradients must pass the float64 check."""
+    calls = []
+
+    class ScanLeaky(LeakyCell):
+        pass
+
+    class Kernel:
+        @staticmethod
+        def supports(cell, dtype):
+            return True
+
+        @staticmethod
+        def forward(cell, xs, states0, mask=None, rmask=None):
+            calls.append(xs.shape)
+            return kernels.reference.forward_steps(cell, xs, states0, mask, rmask)
+
+        @staticmethod
+        def backward(cell, cache, dys, dstates, mask=None, rmask=None):
+            return kernels.reference.backward_steps(cell, cache, dys, dstates, mask)
+
+    kernels.register(ScanLeaky, Kernel)
+    check_layer(layers.RNN(ScanLeaky(3), dtype="float64", return_sequences=True), _x(), mask=MASK)
+    assert calls and all(c == (5, 3, 4) for c in calls)       # whole sequences, time-major

@@ -133,19 +133,37 @@ def combine_weights(sample_weight, class_weights):
     return sw * cw
 
 
+def is_array_like(x):
+    """An array, or a list/tuple that is not ragged (becomes one array)."""
+    return isinstance(x, np.ndarray) or (isinstance(x, (list, tuple)) and not is_ragged(x))
+
+
+def is_ragged(x):
+    """A list of per-sample arrays whose lengths differ (or that are themselves arrays)."""
+    if not isinstance(x, (list, tuple)) or len(x) == 0:
+        return False
+    first = x[0]
+    if not hasattr(first, "__len__"):
+        return False
+    try:
+        shapes = {np.shape(s) for s in x}
+    except ValueError:
+        return True
+    return len(shapes) > 1
+
+
 def make_adapter(model, x, y, sample_weight, batch_size, shuffle, class_weight=None, steps=None):
     """Return an adapter iterating over ``(x, y, sample_weight, mask)`` batches."""
-    from .models.model import _is_array_like, _is_ragged
     if x is None:
         raise ValueError("x is required (got None).")
-    if not (_is_array_like(x) or _is_ragged(x)) and hasattr(x, "__iter__"):
+    if not (is_array_like(x) or is_ragged(x)) and hasattr(x, "__iter__"):
         if y is not None:
             raise ValueError("When x is an iterable of batches, y must be None (the batches "
                              "carry the targets).")
         return IterableAdapter(model, x, steps)
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size <= 0:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
-    if _is_ragged(x) and y is not None and isinstance(y, (list, tuple)) and len(y) != len(x):
+    if is_ragged(x) and y is not None and isinstance(y, (list, tuple)) and len(y) != len(x):
         raise ValueError(f"x and y must contain the same number of samples, got x with "
                          f"{len(x)} sequences and y with {len(y)}.")
     x, mask = model._prepare_x(x)
@@ -157,7 +175,7 @@ def make_adapter(model, x, y, sample_weight, batch_size, shuffle, class_weight=N
                         "rnnkit.utils.pad_sequences.")
     check_finite(x, "x")
     if y is not None:
-        if _is_ragged(y):
+        if is_ragged(y):
             y, ymask = model._prepare_x(y)
         else:
             y = np.asarray(y)

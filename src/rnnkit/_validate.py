@@ -52,3 +52,29 @@ def no_unknown_kwargs(owner, kwargs):
         names = ", ".join(sorted(kwargs))
         raise TypeError(f"{owner}() got unexpected keyword argument(s): {names}. Check the "
                         "spelling against the class docstring.")
+
+
+def check_shape(name, value):
+    """``value`` as a tuple; ValueError unless it is a sequence of positive ints or None."""
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        value = (value,)
+    try:
+        out = tuple(value)
+    except TypeError:
+        raise TypeError(f"{name} must be a tuple of positive ints or None, got {value!r}.") \
+            from None
+    for s in out:
+        if s is not None and (isinstance(s, bool) or not isinstance(s, (int, np.integer))
+                              or s <= 0):
+            raise ValueError(f"{name} must be a tuple of positive ints or None (unknown), got "
+                             f"{value!r}.")
+    return tuple(None if s is None else int(s) for s in out)
+
+
+def get_named(module, name, value):
+    """``module.get(value)`` (an activation, initializer or regularizer) with an error that
+    names the argument ``name``."""
+    try:
+        return module.get(value)
+    except (ValueError, TypeError) as e:
+        raise type(e)(f"{name}: {e}") from None

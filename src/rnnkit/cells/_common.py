@@ -6,20 +6,20 @@ from __future__ import annotations
 from .. import activations as _act
 from .. import initializers as _init
 from .. import regularizers as _reg
-from .._validate import check_bool, check_positive_int
+from .._validate import check_bool, check_positive_int, get_named
 from .base import ProjectedCell
+
+
+def keras_args(local_vars, *own):
+    """The :class:`KerasCell` arguments among a subclass constructor's ``locals()`` (without
+    ``self``, ``kwargs`` and the subclass's ``own`` arguments)."""
+    skip = {"self", "__class__", "kwargs", *own}
+    return {k: v for k, v in local_vars.items() if k not in skip}
 
 
 def drop(h, rmask):
     """``h * rmask`` (recurrent dropout), or ``h`` when there is no mask."""
     return h if rmask is None else h * rmask
-
-
-def _get(module, what, value):
-    try:
-        return module.get(value)
-    except (ValueError, TypeError) as e:
-        raise type(e)(f"{what}: {e}") from None
 
 
 class KerasCell(ProjectedCell):
@@ -35,6 +35,7 @@ class KerasCell(ProjectedCell):
         dropout, recurrent_dropout, seed: see :class:`rnnkit.cells.Cell`.
     """
 
+    _abstract = True     # not loadable by name
     n_gates = 1
     supports_recurrent_dropout = True
     #: names of the gate blocks of the (H, G) recurrent kernel, in column order
@@ -49,15 +50,15 @@ class KerasCell(ProjectedCell):
         super().__init__(dropout=dropout, recurrent_dropout=recurrent_dropout, seed=seed,
                          **kwargs)
         self.units = check_positive_int("units", units)
-        self.activation = _get(_act, "activation", activation)
-        self.recurrent_activation = _get(_act, "recurrent_activation", recurrent_activation)
+        self.activation = get_named(_act, "activation", activation)
+        self.recurrent_activation = get_named(_act, "recurrent_activation", recurrent_activation)
         self.use_bias = check_bool("use_bias", use_bias)
-        self.kernel_initializer = _get(_init, "kernel_initializer", kernel_initializer)
-        self.recurrent_initializer = _get(_init, "recurrent_initializer", recurrent_initializer)
-        self.bias_initializer = _get(_init, "bias_initializer", bias_initializer)
-        self.kernel_regularizer = _get(_reg, "kernel_regularizer", kernel_regularizer)
-        self.recurrent_regularizer = _get(_reg, "recurrent_regularizer", recurrent_regularizer)
-        self.bias_regularizer = _get(_reg, "bias_regularizer", bias_regularizer)
+        self.kernel_initializer = get_named(_init, "kernel_initializer", kernel_initializer)
+        self.recurrent_initializer = get_named(_init, "recurrent_initializer", recurrent_initializer)
+        self.bias_initializer = get_named(_init, "bias_initializer", bias_initializer)
+        self.kernel_regularizer = get_named(_reg, "kernel_regularizer", kernel_regularizer)
+        self.recurrent_regularizer = get_named(_reg, "recurrent_regularizer", recurrent_regularizer)
+        self.bias_regularizer = get_named(_reg, "bias_regularizer", bias_regularizer)
         self.state_size = [self.units] * self.n_states
         self.output_size = self.units
 

@@ -6,8 +6,7 @@ from __future__ import annotations
 
 from .. import initializers as _init
 from .. import regularizers as _reg
-from .._validate import check_bool, check_positive_int
-from ._common import _get as get_checked  # module.get(value), the argument named in errors
+from .._validate import check_bool, check_positive_int, get_named
 from .base import Cell
 
 
@@ -25,6 +24,7 @@ class DenseInputCell(Cell):
     after ``kernel`` and ``bias``) and :meth:`get_config`.
     """
 
+    _abstract = True     # a base class, not loadable by name
     n_gates = 1
     output_is_state = True
 
@@ -34,10 +34,10 @@ class DenseInputCell(Cell):
         super().__init__(dropout=dropout, seed=seed, **kwargs)
         self.units = check_positive_int("units", units)
         self.use_bias = check_bool("use_bias", use_bias)
-        self.kernel_initializer = get_checked(_init, "kernel_initializer", kernel_initializer)
-        self.bias_initializer = get_checked(_init, "bias_initializer", bias_initializer)
-        self.kernel_regularizer = get_checked(_reg, "kernel_regularizer", kernel_regularizer)
-        self.bias_regularizer = get_checked(_reg, "bias_regularizer", bias_regularizer)
+        self.kernel_initializer = get_named(_init, "kernel_initializer", kernel_initializer)
+        self.bias_initializer = get_named(_init, "bias_initializer", bias_initializer)
+        self.kernel_regularizer = get_named(_reg, "kernel_regularizer", kernel_regularizer)
+        self.bias_regularizer = get_named(_reg, "bias_regularizer", bias_regularizer)
         self.state_size = [self.units]
         self.output_size = self.units
 

@@ -214,9 +214,21 @@ class Cell:
                 "seed": self.seed}
 
     @classmethod
-    def from_config(cls, config):
-        """``cls(**config)``."""
+    def from_config(cls, config, custom_objects=None):
+        """``cls(**config)`` (``custom_objects``: for cells holding other cells)."""
         return cls(**config)
+
+    def clone(self):
+        """A new, unbuilt cell with this configuration (no registry involved, so it works for
+        unregistered user cells too)."""
+        return type(self).from_config(self.get_config())
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        # rnnkit's own cells are loadable by name; user cells must be registered explicitly
+        if cls.__module__.startswith("rnnkit.") and not cls.__name__.startswith("_") and \
+                "_abstract" not in cls.__dict__:
+            _CLASSES[cls.__name__] = cls
 
     def __repr__(self):
         return f"<{type(self).__name__} state_size={getattr(self, 'state_size', None)}>"
@@ -237,6 +249,7 @@ class ProjectedCell(Cell):
     """
 
     output_is_state = True
+    _abstract = True     # not loadable by name
 
     # -- the pieces a subclass provides ----------------------------------------------------
     def split_bias(self):
@@ -321,7 +334,8 @@ def overrides_protocol(cell) -> bool:
         t.step_backward is not ProjectedCell.step_backward or not cell.projected_path()
 
 
-_CUSTOM: dict[str, type] = {}
+#: cell classes loadable by name: rnnkit's own (registered when defined) and registered ones
+_CLASSES: dict[str, type] = {}
 
 
 def register_cell(cls):
@@ -335,16 +349,32 @@ def register_cell(cls):
     """
     if not (isinstance(cls, type) and issubclass(cls, Cell)):
         raise TypeError(f"register_cell expects a Cell subclass, got {cls!r}.")
-    _CUSTOM[cls.__name__] = cls
+    _CLASSES[cls.__name__] = cls
     return cls
 
 
-def get_cell_class(name, builtin, custom_objects=None):
-    """The cell class called ``name`` among ``builtin``, registered and ``custom_objects``."""
-    classes = {**builtin, **_CUSTOM, **(custom_objects or {})}
+def get_cell_class(name, custom_objects=None):
+    """The cell class called ``name``: built-in, registered, or given in ``custom_objects``."""
+    classes = {**_CLASSES, **(custom_objects or {})}
     cls = classes.get(name)
     if not (isinstance(cls, type) and issubclass(cls, Cell)):
-        raise ValueError(
-            f"Unknown cell class {name!r}. Known cells: {sorted(k for k, v in classes.items() if isinstance(v, type) and issubclass(v, Cell))}. "
-            "Register custom cells with rnnkit.cells.register_cell.")
+        known = sorted(k for k, v in classes.items() if isinstance(v, type) and issubclass(v, Cell))
+        raise ValueError(f"Unknown cell class {name!r}. Known cells: {known}. Register custom "
+                         "cells with rnnkit.cells.register_cell.")
     return cls
+
+
+def serialize(cell):
+    """``{"class_name": ..., "config": {...}}`` for ``cell`` (JSON-ready)."""
+    return {"class_name": type(cell).__name__, "config": cell.get_config()}
+
+
+def deserialize(spec, custom_objects=None):
+    """A cell from :func:`serialize`'s output; only built-in and registered classes (or
+    ``custom_objects``) are instantiated, never a class imported by name from a file."""
+    if not isinstance(spec, dict) or not isinstance(spec.get("class_name"), str) or \
+            not isinstance(spec.get("config", {}), dict):
+        raise ValueError(f"A cell spec must be a dict with 'class_name' and 'config', got "
+                         f"{spec!r}.")
+    cls = get_cell_class(spec["class_name"], custom_objects)
+    return cls.from_config(dict(spec.get("config", {})), custom_objects=custom_objects)

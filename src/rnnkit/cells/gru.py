@@ -23,7 +23,7 @@ import numpy as np
 
 from .._validate import check_bool, check_rate, no_unknown_kwargs
 from . import _zoneout
-from ._common import KerasCell, drop
+from ._common import KerasCell, drop, keras_args
 
 
 class GRUCell(KerasCell):
@@ -58,10 +58,7 @@ class GRUCell(KerasCell):
                  bias_regularizer=None, dropout=0.0, recurrent_dropout=0.0, seed=None,
                  reset_after=True, zoneout=0.0, **kwargs):
         no_unknown_kwargs(type(self).__name__, kwargs)
-        super().__init__(units, activation, recurrent_activation, use_bias, kernel_initializer,
-                         recurrent_initializer, bias_initializer, kernel_regularizer,
-                         recurrent_regularizer, bias_regularizer, dropout, recurrent_dropout,
-                         seed)
+        super().__init__(**keras_args(locals(), "reset_after", "zoneout"))
         self.reset_after = check_bool("reset_after", reset_after)
         self.zoneout = check_rate("zoneout", zoneout)
         #: generator of the zoneout masks (seeded by ``seed``; None: the global one)

@@ -21,8 +21,8 @@ import numpy as np
 from .. import activations as _act
 from .. import initializers as _init
 from .. import regularizers as _reg
-from .._validate import check_positive_int
-from ._dense_input import DenseInputCell, get_checked
+from .._validate import check_positive_int, get_named
+from ._dense_input import DenseInputCell
 
 
 class ClipAbs:
@@ -65,7 +65,7 @@ class IndRNNCell(DenseInputCell):
                  **kwargs):
         super().__init__(units, use_bias, kernel_initializer, bias_initializer,
                          kernel_regularizer, bias_regularizer, dropout, seed, **kwargs)
-        self.activation = get_checked(_act, "activation", activation)
+        self.activation = get_named(_act, "activation", activation)
         if timesteps is not None:
             timesteps = check_positive_int("timesteps", timesteps)
         self.timesteps = timesteps
@@ -82,8 +82,8 @@ class IndRNNCell(DenseInputCell):
             2.0 ** (1.0 / timesteps) if timesteps else 1.0)
         self.recurrent_initializer = (
             None if recurrent_initializer is None else
-            get_checked(_init, "recurrent_initializer", recurrent_initializer))
-        self.recurrent_regularizer = get_checked(_reg, "recurrent_regularizer",
+            get_named(_init, "recurrent_initializer", recurrent_initializer))
+        self.recurrent_regularizer = get_named(_reg, "recurrent_regularizer",
                                                  recurrent_regularizer)
 
     def build(self, input_dim):

@@ -29,9 +29,9 @@ import numpy as np
 from .. import activations as _act
 from .. import initializers as _init
 from .. import regularizers as _reg
-from .._validate import check_bool, check_rate
+from .._validate import check_bool, check_rate, get_named
 from . import _zoneout
-from ._dense_input import DenseInputCell, get_checked
+from ._dense_input import DenseInputCell
 from .lstm import _ForgetBiasOne
 
 _sigmoid = _act.get("sigmoid").forward
@@ -69,9 +69,9 @@ class _LayerNormCell(DenseInputCell):
         self.zoneout = check_rate("zoneout", zoneout)
         #: generator of the zoneout masks (seeded by ``seed``; None: the global one)
         self.zoneout_rng = _zoneout.generator(self.seed)
-        self.recurrent_initializer = get_checked(_init, "recurrent_initializer",
+        self.recurrent_initializer = get_named(_init, "recurrent_initializer",
                                                  recurrent_initializer)
-        self.recurrent_regularizer = get_checked(_reg, "recurrent_regularizer",
+        self.recurrent_regularizer = get_named(_reg, "recurrent_regularizer",
                                                  recurrent_regularizer)
 
     def build(self, input_dim):

@@ -31,8 +31,7 @@ import numpy as np
 
 from .. import initializers as _init
 from .. import regularizers as _reg
-from .._validate import check_positive_int
-from ._dense_input import get_checked
+from .._validate import check_positive_int, get_named
 from .base import Cell
 
 
@@ -106,12 +105,12 @@ class LRUCell(Cell):
                 max_phase, (int, float, np.integer, np.floating)) or not 0 < max_phase < math.inf:
             raise ValueError(f"max_phase must be a positive number, got {max_phase!r}.")
         self.max_phase = float(max_phase)
-        self.kernel_initializer = None if kernel_initializer is None else get_checked(
+        self.kernel_initializer = None if kernel_initializer is None else get_named(
             _init, "kernel_initializer", kernel_initializer)
-        self.output_initializer = None if output_initializer is None else get_checked(
+        self.output_initializer = None if output_initializer is None else get_named(
             _init, "output_initializer", output_initializer)
-        self.kernel_regularizer = get_checked(_reg, "kernel_regularizer", kernel_regularizer)
-        self.output_regularizer = get_checked(_reg, "output_regularizer", output_regularizer)
+        self.kernel_regularizer = get_named(_reg, "kernel_regularizer", kernel_regularizer)
+        self.output_regularizer = get_named(_reg, "output_regularizer", output_regularizer)
         self.state_size = [self.n, self.n]
         self.output_size = self.units
 

@@ -32,7 +32,7 @@ import numpy as np
 from .. import initializers as _init
 from .._validate import check_bool, check_rate, no_unknown_kwargs
 from . import _zoneout
-from ._common import KerasCell, drop
+from ._common import KerasCell, drop, keras_args
 
 
 class _ForgetBiasOne(_init.Initializer):
@@ -82,10 +82,8 @@ class LSTMCell(KerasCell):
                  recurrent_dropout=0.0, seed=None, use_peepholes=False, proj_size=0,
                  zoneout=0.0, **kwargs):
         no_unknown_kwargs(type(self).__name__, kwargs)
-        super().__init__(units, activation, recurrent_activation, use_bias, kernel_initializer,
-                         recurrent_initializer, bias_initializer, kernel_regularizer,
-                         recurrent_regularizer, bias_regularizer, dropout, recurrent_dropout,
-                         seed)
+        super().__init__(**keras_args(locals(), "unit_forget_bias", "use_peepholes", "proj_size",
+                                      "zoneout"))
         self.unit_forget_bias = check_bool("unit_forget_bias", unit_forget_bias)
         self.use_peepholes = check_bool("use_peepholes", use_peepholes)
         if isinstance(proj_size, bool) or not isinstance(proj_size, (int, np.integer)) or \

@@ -10,7 +10,7 @@ r"""The Elman cell (SimpleRNN).
 from __future__ import annotations
 
 from .._validate import no_unknown_kwargs
-from ._common import KerasCell, drop
+from ._common import KerasCell, drop, keras_args
 
 
 class SimpleRNNCell(KerasCell):
@@ -41,10 +41,7 @@ class SimpleRNNCell(KerasCell):
                  bias_regularizer=None, dropout=0.0, recurrent_dropout=0.0, seed=None,
                  **kwargs):
         no_unknown_kwargs(type(self).__name__, kwargs)
-        super().__init__(units, activation, "sigmoid", use_bias, kernel_initializer,
-                         recurrent_initializer, bias_initializer, kernel_regularizer,
-                         recurrent_regularizer, bias_regularizer, dropout, recurrent_dropout,
-                         seed)
+        super().__init__(**keras_args(locals()))
 
     def recurrent_step(self, xw_t, states, recurrent_mask=None):
         (h_prev,) = states

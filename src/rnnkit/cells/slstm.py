@@ -28,8 +28,8 @@ import numpy as np
 from .. import activations as _act
 from .. import initializers as _init
 from .. import regularizers as _reg
-from .._validate import check_bool, check_positive_int
-from ._dense_input import DenseInputCell, get_checked
+from .._validate import check_bool, check_positive_int, get_named
+from ._dense_input import DenseInputCell
 from .lstm import _ForgetBiasOne
 
 _sigmoid = _act.get("sigmoid").forward
@@ -82,9 +82,9 @@ class sLSTMCell(DenseInputCell):  # noqa: N801 - the paper's name
                              f"{self.units % self.num_heads}); pick a divisor of units.")
         self.head_size = self.units // self.num_heads
         self.unit_forget_bias = check_bool("unit_forget_bias", unit_forget_bias)
-        self.recurrent_initializer = None if recurrent_initializer is None else get_checked(
+        self.recurrent_initializer = None if recurrent_initializer is None else get_named(
             _init, "recurrent_initializer", recurrent_initializer)
-        self.recurrent_regularizer = get_checked(_reg, "recurrent_regularizer",
+        self.recurrent_regularizer = get_named(_reg, "recurrent_regularizer",
                                                  recurrent_regularizer)
         self.state_size = [self.units] * 4
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .._validate import no_unknown_kwargs
-from .base import Cell
+from .base import Cell, deserialize, serialize
 
 
 class StackedRNNCells(Cell):
@@ -75,12 +75,15 @@ class StackedRNNCells(Cell):
         return dy_t, dprev_all, dparams
 
     def get_config(self):
-        from . import serialize
         return {"cells": [serialize(c) for c in self.cells]}
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
-        from . import deserialize
         config = dict(config)
-        config["cells"] = [deserialize(s, custom_objects) for s in config.get("cells", [])]
+        config["cells"] = [c if isinstance(c, Cell) else deserialize(c, custom_objects)
+                           for c in config.get("cells", [])]
         return cls(**config)
+
+    def clone(self):
+        """A new, unbuilt stack of clones of the cells."""
+        return StackedRNNCells([c.clone() for c in self.cells])

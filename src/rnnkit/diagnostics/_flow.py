@@ -228,10 +228,12 @@ def gradient_flow(model, x, y, loss=None, sample_weight=None):
       whole sequence).
 
     The memory horizon is the largest ``k`` with ``r_j >= 1e-3`` for all ``j <= k`` (``T-1`` when
-    the signal reaches the first step). The model verdict is the worst layer verdict. With
-    ``return_sequences=True`` every step also receives a direct gradient, so the curve
-    measures the total signal, not only what travels through the recurrence — use
-    :func:`jacobian_spectrum` for the recurrence alone.
+    the signal reaches the first step). The model verdict is the worst layer verdict.
+
+    A layer with ``return_sequences=True`` also receives a direct gradient at every step,
+    which accumulates going back and says nothing about the recurrence (a trained, healthy
+    layer would look 'exploding'); its verdict, ratio and horizon are judged on the last
+    step's gradient carried back through the recurrence alone (``norms`` keeps the total).
 
     Args:
         model: an rnnkit Sequential model with at least one SimpleRNN, LSTM or GRU layer.
@@ -343,26 +345,25 @@ def _layer_flow(name, layer, store):
             f"gradient_flow: replaying layer {name!r} through its cell's step does not "
             f"reproduce its output (max abs difference {err:.3g}); the layer's forward pass and "
             "rnnkit.diagnostics are out of step. Please report this as a bug.")
-    n = len(rp.states0)
     grads = store.get("grads")
-    if layer.return_state:
-        d_out, *d_states = list(grads) if grads is not None else [None] * (n + 1)
-    else:
-        d_out, d_states = grads, [None] * n
-    d_states = [None if d is None else np.asarray(d, rp.dtype) for d in d_states]
-    dhs = None
-    if d_out is not None:
-        d_out = np.asarray(d_out, rp.dtype)
-        if layer.return_sequences:
-            dhs = d_out.transpose(1, 0, 2)
-        elif rp.cell.output_is_state:
-            d_states[0] = d_out if d_states[0] is None else d_states[0] + d_out
-        else:
-            dhs = np.zeros(rp.ys.shape, rp.dtype)
-            dhs[-1] = d_out
+    if grads is None:
+        grads = [None] * (len(rp.states0) + 1) if layer.return_state else None
+    dhs, d_states = layer.step_gradients(grads, rp.xs.shape[0])
+    dhs = None if dhs is None else dhs.astype(rp.dtype)
+    d_states = [None if d is None else d.astype(rp.dtype) for d in d_states]
     state_grads = rp.backward(dys=dhs, dstates=d_states)
     dh, dc = state_grads[0], (state_grads[1] if len(state_grads) > 1 else None)
     norms = np.linalg.norm(dh.astype(np.float64), axis=2).mean(axis=1)      # (T,)
     cnorms = None if dc is None else np.linalg.norm(dc.astype(np.float64), axis=2).mean(axis=1)
+    judged = norms
+    if dhs is not None:
+        # Every step also receives a direct gradient from the layer above, so the total
+        # gradient grows going back simply by accumulating those injections (a healthy
+        # return_sequences layer would look 'exploding'). Judge the recurrence alone: the
+        # last step's gradient carried back with no further injection.
+        last = np.zeros_like(dhs)
+        last[-1] = dhs[-1]
+        carried = rp.backward(dys=last, dstates=d_states)[0]
+        judged = np.linalg.norm(carried.astype(np.float64), axis=2).mean(axis=1)
     return LayerFlow(name=name, cell=type(layer).__name__, norms=norms, cell_norms=cnorms,
-                     **judge(norms))
+                     **judge(judged))

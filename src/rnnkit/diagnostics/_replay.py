@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import cells as _cells
 from ..kernels import reference
 from ..layers.rnn import RNN
 
@@ -61,7 +60,7 @@ def check_recurrent_layer(layer, what="layer"):
 
 def cell_copy(layer, dtype):
     """A copy of ``layer``'s cell holding its current weights in ``dtype`` (same math)."""
-    cell = _cells.clone(layer.cell)
+    cell = layer.cell.clone()
     cell.build_weights(layer.input_shape[-1], dtype)
     for name, w in layer.cell.params.items():
         cell.params[name][...] = w

@@ -18,6 +18,8 @@ A kernel is any object (usually a module) with
   / :func:`~rnnkit.kernels.reference.backward_steps` for any other cell (``xs`` is the
   input, backward returns ``(dxs, dstates0, dparams)``) — a whole-sequence training path
   such as a parallel scan over a linear recurrence plugs in here;
+* a compiled ``forward`` for a projected cell must not keep ``xs`` in its cache: the layer
+  reuses that buffer for ``dxw`` (it owns it through :class:`.threads.Workspace`);
 * optionally ``infer(cell, x, states0, mask, go_backwards, return_sequences)`` (cache-free
   inference, or None when not served) and ``stream_step(cell, x, states)`` (one compiled
   step for streaming, or None).
@@ -118,6 +120,14 @@ def forward_sequence(cell, xw, states0, mask=None, rmask=None, ws=None):
     impl = kernel_for(cell, xw.dtype) or reference
     hs, states, cache = impl.forward(cell, xw, states0, mask, rmask, ws=ws)
     return hs, states, (impl, cache)
+
+
+def reuses_input_buffer(cache):
+    """True when the kernel behind ``cache`` (from :func:`forward_sequence`) is a compiled one,
+    which keeps nothing of its input projection: the layer may then hand that buffer to
+    backward for dL/d(X @ W). (A cell's own ``recurrent_step`` may keep views of it.)"""
+    from . import reference
+    return cache[0] is not reference
 
 
 def backward_sequence(cell, cache, dhs, dstates, mask=None, rmask=None, ws=None):

@@ -206,7 +206,7 @@ class LSTMStream:
     """Streaming LSTM inference: one time step per :meth:`step` call, state kept inside.
 
     The whole step (``x @ kernel``, ``h @ recurrent_kernel``, bias and gates) is one
-    compiled call that allocates nothing. Equations: :class:`rnnkit.cells.LSTMMath`
+    compiled call that allocates nothing. Equations: :class:`rnnkit.cells.LSTMCell`
     (tanh / sigmoid); weights in Keras layout, e.g. taken from a built
     :class:`rnnkit.layers.LSTM` layer's ``params``.
 
@@ -219,7 +219,7 @@ class LSTMStream:
 
     Example:
         >>> import numpy as np
-        >>> from rnnkit.kernels.fast import LSTMStream
+        >>> from rnnkit.kernels.lstm import LSTMStream
         >>> s = LSTMStream(np.zeros((3, 8), np.float32), np.zeros((2, 8), np.float32), None)
         >>> s.step(np.ones((1, 3), np.float32)).shape
         (1, 2)

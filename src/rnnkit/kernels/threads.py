@@ -1,7 +1,7 @@
 """How rnnkit uses the cores: its own parallel regions, OpenBLAS single-threaded inside.
 
 Recurrent layers are split by batch rows: each thread runs the whole compiled time loop on
-its block of rows (:func:`rnnkit.kernels.fast._run`), with one-thread BLAS calls, and the
+its block of rows (:func:`rnnkit.kernels._loops.run`), with one-thread BLAS calls, and the
 threads meet only at the end of the sequence. Mixing that with OpenBLAS's own thread pool
 over-subscribes the cores: after a multi-threaded product OpenBLAS's helper threads keep
 spinning for a while, on the cores our loop threads need. So inside :func:`parallel`

@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import contextvars
+import inspect
 import re
 
 import numpy as np
@@ -12,7 +13,13 @@ import numpy as np
 from .. import _backend
 from .. import initializers as _init
 from .. import regularizers as _reg
-from .._validate import check_positive_int, check_rate  # noqa: F401  (re-exported)
+from .._validate import (  # noqa: F401  (check_rate re-exported)
+    check_bool,
+    check_positive_int,
+    check_rate,
+    check_shape,
+    no_unknown_kwargs,
+)
 
 _NAME_COUNTS: collections.Counter = collections.Counter()
 
@@ -65,15 +72,43 @@ class Layer:
 
     supports_masking = True
 
-    def __init__(self, name=None, trainable=True, dtype=None, input_shape=None, input_dim=None):
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        # rnnkit's own layers are loadable by name; user layers must be registered explicitly
+        if cls.__module__.startswith("rnnkit.") and not cls.__name__.startswith("_"):
+            _CLASSES[cls.__name__] = cls
+
+    def __init__(self, name=None, trainable=True, dtype=None, input_shape=None, input_dim=None,
+                 batch_input_shape=None, **kwargs):
+        no_unknown_kwargs(type(self).__name__, kwargs)
+        if name is not None and (not isinstance(name, str) or not name):
+            raise ValueError(f"name must be None or a non-empty string, got {name!r}.")
         self.name = name or unique_name(_snake(type(self).__name__))
-        self.trainable = bool(trainable)
-        self.dtype = np.dtype(dtype or _backend.floatx()).name
+        self._batch_size_arg = None
+        if batch_input_shape is not None:
+            if input_shape is not None or input_dim is not None:
+                raise ValueError(f"layer {self.name!r}: pass batch_input_shape=(batch, ...) or "
+                                 "input_shape=(...), not both.")
+            batch_input_shape = tuple(batch_input_shape)
+            b = batch_input_shape[0] if batch_input_shape else None
+            if len(batch_input_shape) < 2 or (b is not None and (
+                    isinstance(b, bool) or not isinstance(b, (int, np.integer)) or b <= 0)):
+                raise ValueError(f"batch_input_shape must be (batch_size, ...) with a positive "
+                                 f"batch size (or None), got {batch_input_shape!r}.")
+            self._batch_size_arg = None if b is None else int(b)
+            input_shape = batch_input_shape[1:]
+        self.trainable = check_bool("trainable", trainable)
+        try:
+            self.dtype = np.dtype(dtype or _backend.floatx()).name
+        except TypeError:
+            raise ValueError(f"dtype must be a float dtype such as 'float32', got {dtype!r}.") \
+                from None
         if np.dtype(self.dtype).kind != "f":
             raise ValueError(f"dtype must be a float dtype such as 'float32', got {dtype!r}.")
         if input_shape is None and input_dim is not None:
-            input_shape = (None, input_dim)
-        self._input_shape_arg = None if input_shape is None else tuple(input_shape)
+            input_shape = (None, check_positive_int("input_dim", input_dim))
+        self._input_shape_arg = None if input_shape is None else check_shape("input_shape",
+                                                                              input_shape)
         self.params: dict[str, np.ndarray] = {}
         self.grads: dict[str, np.ndarray] = {}
         self.regularizers: dict[str, object] = {}
@@ -201,11 +236,15 @@ class Layer:
     def get_config(self) -> dict:
         cfg = {"name": self.name, "trainable": self.trainable, "dtype": self.dtype}
         if self._input_shape_arg is not None:
-            cfg["input_shape"] = list(self._input_shape_arg)
+            if self._batch_size_arg is not None:
+                cfg["batch_input_shape"] = [self._batch_size_arg] + list(self._input_shape_arg)
+            else:
+                cfg["input_shape"] = list(self._input_shape_arg)
         return cfg
 
     @classmethod
     def from_config(cls, config: dict):
+        """``cls(**config)``."""
         return cls(**config)
 
     def __repr__(self):
@@ -245,3 +284,53 @@ def check_finite(arr, what, advice="Clean or impute the data first."):
         raise ValueError(
             f"{what} contains NaN or Inf (first at index {tuple(int(i) for i in bad)}). {advice}"
         )
+
+
+#: layer classes loadable by name: rnnkit's own (registered when defined) and registered ones
+_CLASSES: dict[str, type] = {}
+
+
+def register_layer(cls):
+    """Register a custom Layer subclass so that saved models using it can be loaded.
+
+    Loading never imports or runs code named in a file: only built-in and registered classes
+    can be instantiated. Usable as a decorator.
+
+    Args:
+        cls: a :class:`Layer` subclass.
+
+    Returns:
+        ``cls``.
+    """
+    if not (isinstance(cls, type) and issubclass(cls, Layer)):
+        raise TypeError(f"register_layer expects a Layer subclass, got {cls!r}.")
+    _CLASSES[cls.__name__] = cls
+    return cls
+
+
+def get_layer_class(name, custom_objects=None):
+    """The layer class called ``name``: built-in, registered, or in ``custom_objects``."""
+    classes = {**_CLASSES, **(custom_objects or {})}
+    if name not in classes:
+        raise ValueError(
+            f"Unknown layer class {name!r}. Known layers: {sorted(classes)}. Register custom "
+            "layers with rnnkit.layers.register_layer."
+        )
+    return classes[name]
+
+
+def deserialize(spec, custom_objects=None):
+    """Create a layer from ``{"class_name": ..., "config": {...}}`` (no code is executed).
+
+    Args:
+        spec: the dict :meth:`Layer.get_config` and the class name make.
+        custom_objects: optional ``{name: class}`` of extra layer (or cell) classes.
+    """
+    if not isinstance(spec, dict) or "class_name" not in spec or not isinstance(
+            spec.get("config", {}), dict):
+        raise ValueError(f"A layer spec must be a dict with 'class_name' and 'config', got {spec!r}.")
+    cls = get_layer_class(spec["class_name"], custom_objects)
+    cfg = dict(spec.get("config", {}))
+    if "custom_objects" in inspect.signature(cls.from_config).parameters:
+        return cls.from_config(cfg, custom_objects=custom_objects)   # holds other layers/cells
+    return cls.from_config(cfg)

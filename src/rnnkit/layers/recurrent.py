@@ -11,18 +11,21 @@ from __future__ import annotations
 from .. import cells as _cells
 from .rnn import RNN
 
+_RNN_ARGS = ("return_sequences", "return_state", "go_backwards", "stateful", "name",
+             "trainable", "dtype", "input_shape", "input_dim", "batch_input_shape")
+
 
 class _Preset(RNN):
     """RNN with a cell built from flat Keras arguments (not used directly)."""
 
     _cell_class = None
-    _cell_options = ()   # preset-specific cell arguments beyond _CELL_ATTRS
 
-    def __init__(self, cell_args, return_sequences, return_state, go_backwards, stateful,
-                 layer_args):
-        super().__init__(self._cell_class(**cell_args), return_sequences=return_sequences,
-                         return_state=return_state, go_backwards=go_backwards,
-                         stateful=stateful, **layer_args)
+    def __init__(self, args):
+        """``args``: the subclass constructor's ``locals()``; the RNN and Layer arguments go to
+        :class:`RNN`, the rest to the cell."""
+        args = {k: v for k, v in args.items() if k not in ("self", "__class__")}
+        rnn = {k: args.pop(k) for k in _RNN_ARGS}
+        super().__init__(self._cell_class(**args), **rnn)
 
     def get_config(self):
         cfg = super().get_config()
@@ -50,7 +53,8 @@ class SimpleRNN(_Preset):
         seed: None or int, seeds the dropout masks.
         return_sequences, return_state, go_backwards, stateful: see
             :class:`~rnnkit.layers.RNN`.
-        name, trainable, dtype, input_shape, input_dim: see :class:`~rnnkit.layers.Layer`.
+        name, trainable, dtype, input_shape, input_dim, batch_input_shape: see
+            :class:`~rnnkit.layers.Layer`.
 
     Weights (Keras layout): ``kernel`` (F, units), ``recurrent_kernel`` (units, units),
     ``bias`` (units,). Input (B, T, F); output (B, units), or (B, T, units) with
@@ -70,17 +74,8 @@ class SimpleRNN(_Preset):
                  bias_regularizer=None, dropout=0.0, recurrent_dropout=0.0, seed=None,
                  return_sequences=False, return_state=False, go_backwards=False,
                  stateful=False, name=None, trainable=True, dtype=None, input_shape=None,
-                 input_dim=None):
-        super().__init__(
-            dict(units=units, activation=activation, use_bias=use_bias,
-                 kernel_initializer=kernel_initializer,
-                 recurrent_initializer=recurrent_initializer,
-                 bias_initializer=bias_initializer, kernel_regularizer=kernel_regularizer,
-                 recurrent_regularizer=recurrent_regularizer, bias_regularizer=bias_regularizer,
-                 dropout=dropout, recurrent_dropout=recurrent_dropout, seed=seed),
-            return_sequences, return_state, go_backwards, stateful,
-            dict(name=name, trainable=trainable, dtype=dtype, input_shape=input_shape,
-                 input_dim=input_dim))
+                 input_dim=None, batch_input_shape=None):
+        super().__init__(locals())
 
 
 class LSTM(_Preset):
@@ -105,7 +100,8 @@ class LSTM(_Preset):
         proj_size: int in [0, units): projected hidden state as ``torch.nn.LSTM(proj_size=)``
             (0: none).
         zoneout: float in [0, 1): zoneout rate on ``h`` (0: none).
-        name, trainable, dtype, input_shape, input_dim: see :class:`~rnnkit.layers.Layer`.
+        name, trainable, dtype, input_shape, input_dim, batch_input_shape: see
+            :class:`~rnnkit.layers.Layer`.
 
     Weights (Keras layout): ``kernel`` (F, 4u), ``recurrent_kernel`` (u, 4u), ``bias`` (4u,);
     with options also ``input_peephole``, ``forget_peephole``, ``output_peephole`` (u,) and
@@ -128,19 +124,8 @@ class LSTM(_Preset):
                  recurrent_dropout=0.0, seed=None, return_sequences=False, return_state=False,
                  go_backwards=False, stateful=False, use_peepholes=False, proj_size=0,
                  zoneout=0.0, name=None, trainable=True, dtype=None, input_shape=None,
-                 input_dim=None):
-        super().__init__(
-            dict(units=units, activation=activation, recurrent_activation=recurrent_activation,
-                 use_bias=use_bias, kernel_initializer=kernel_initializer,
-                 recurrent_initializer=recurrent_initializer,
-                 bias_initializer=bias_initializer, unit_forget_bias=unit_forget_bias,
-                 kernel_regularizer=kernel_regularizer,
-                 recurrent_regularizer=recurrent_regularizer, bias_regularizer=bias_regularizer,
-                 dropout=dropout, recurrent_dropout=recurrent_dropout, seed=seed,
-                 use_peepholes=use_peepholes, proj_size=proj_size, zoneout=zoneout),
-            return_sequences, return_state, go_backwards, stateful,
-            dict(name=name, trainable=trainable, dtype=dtype, input_shape=input_shape,
-                 input_dim=input_dim))
+                 input_dim=None, batch_input_shape=None):
+        super().__init__(locals())
 
 class GRU(_Preset):
     r"""Gated recurrent unit (Cho et al. 2014), Keras gate order z, r, h.
@@ -162,7 +147,8 @@ class GRU(_Preset):
         zoneout: float in [0, 1): zoneout rate on ``h`` (0: none; docs/new_cells.md).
         return_sequences, return_state, go_backwards, stateful: see
             :class:`~rnnkit.layers.RNN`.
-        name, trainable, dtype, input_shape, input_dim: see :class:`~rnnkit.layers.Layer`.
+        name, trainable, dtype, input_shape, input_dim, batch_input_shape: see
+            :class:`~rnnkit.layers.Layer`.
 
     Weights (Keras layout): ``kernel`` (F, 3u), ``recurrent_kernel`` (u, 3u), ``bias``.
 
@@ -180,15 +166,5 @@ class GRU(_Preset):
                  bias_regularizer=None, dropout=0.0, recurrent_dropout=0.0, seed=None,
                  return_sequences=False, return_state=False, go_backwards=False,
                  stateful=False, reset_after=True, zoneout=0.0, name=None, trainable=True,
-                 dtype=None, input_shape=None, input_dim=None):
-        super().__init__(
-            dict(units=units, activation=activation, recurrent_activation=recurrent_activation,
-                 use_bias=use_bias, kernel_initializer=kernel_initializer,
-                 recurrent_initializer=recurrent_initializer,
-                 bias_initializer=bias_initializer, kernel_regularizer=kernel_regularizer,
-                 recurrent_regularizer=recurrent_regularizer, bias_regularizer=bias_regularizer,
-                 dropout=dropout, recurrent_dropout=recurrent_dropout, seed=seed,
-                 reset_after=reset_after, zoneout=zoneout),
-            return_sequences, return_state, go_backwards, stateful,
-            dict(name=name, trainable=trainable, dtype=dtype, input_shape=input_shape,
-                 input_dim=input_dim))
+                 dtype=None, input_shape=None, input_dim=None, batch_input_shape=None):
+        super().__init__(locals())

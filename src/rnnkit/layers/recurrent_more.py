@@ -9,23 +9,24 @@ call, the flat config Keras-style.
 from __future__ import annotations
 
 from .. import cells as _cells
+from .recurrent import _RNN_ARGS as _LAYER_AND_RNN_ARGS
 from .recurrent import _Preset
 
-_LAYER_ARGS = ("name", "trainable", "dtype", "input_shape", "input_dim")
+_DEFAULTS = {"return_sequences": False, "return_state": False, "go_backwards": False,
+             "stateful": False, "name": None, "trainable": True, "dtype": None,
+             "input_shape": None, "input_dim": None, "batch_input_shape": None}
 
 
 class _CellPreset(_Preset):
     """Preset whose cell arguments are passed through by keyword (the cell validates them:
     an unknown name is a TypeError naming it)."""
 
-    def __init__(self, units, return_sequences=False, return_state=False, go_backwards=False,
-                 stateful=False, **kwargs):
-        layer_args = {k: kwargs.pop(k) for k in _LAYER_ARGS if k in kwargs}
-        super().__init__(dict(units=units, **kwargs), return_sequences, return_state,
-                         go_backwards, stateful, layer_args)
+    def __init__(self, units, **kwargs):
+        super().__init__({**{k: _DEFAULTS[k] for k in _LAYER_AND_RNN_ARGS}, **kwargs,
+                          "units": units})
 
 
-_RNN_ARGS = """
+_RNN_DOC = """
         return_sequences, return_state, go_backwards, stateful: see
             :class:`~rnnkit.layers.RNN`.
         name, trainable, dtype, input_shape, input_dim: see :class:`~rnnkit.layers.Layer`."""
@@ -38,7 +39,7 @@ class MinGRU(_CellPreset):
     Args:
         units: positive int H.
         use_bias, kernel_initializer, bias_initializer, kernel_regularizer,
-        bias_regularizer, dropout, seed: see :class:`~rnnkit.cells.MinGRUCell`.""" + _RNN_ARGS + """
+        bias_regularizer, dropout, seed: see :class:`~rnnkit.cells.MinGRUCell`.""" + _RNN_DOC + """
 
     Weights: ``kernel`` (F, 2H) columns z, h; ``bias`` (2H,). Output (B, H) or (B, T, H).
 
@@ -57,7 +58,7 @@ class MinLSTM(_CellPreset):
     Args:
         units: positive int H.
         use_bias, kernel_initializer, bias_initializer, kernel_regularizer,
-        bias_regularizer, dropout, seed: see :class:`~rnnkit.cells.MinLSTMCell`.""" + _RNN_ARGS + """
+        bias_regularizer, dropout, seed: see :class:`~rnnkit.cells.MinLSTMCell`.""" + _RNN_DOC + """
 
     Weights: ``kernel`` (F, 3H) columns i, f, h; ``bias`` (3H,). Output (B, H) or (B, T, H).
 
@@ -77,7 +78,7 @@ class LRU(_CellPreset):
         units: positive int, the output size.
         state_size, r_min, r_max, max_phase, kernel_initializer, output_initializer,
         kernel_regularizer, output_regularizer, dropout, seed: see
-            :class:`~rnnkit.cells.LRUCell`.""" + _RNN_ARGS + """
+            :class:`~rnnkit.cells.LRUCell`.""" + _RNN_DOC + """
 
     Weights: ``nu_log``, ``theta_log``, ``gamma_log`` (N,), ``kernel`` (F, 2N + units),
     ``output_kernel`` (2N, units). States ``[Re h, Im h]``, each (B, N).
@@ -99,7 +100,7 @@ class IndRNN(_CellPreset):
         activation, recurrent_max_abs, timesteps, recurrent_initializer,
         recurrent_regularizer, use_bias, kernel_initializer, bias_initializer,
         kernel_regularizer, bias_regularizer, dropout, seed: see
-            :class:`~rnnkit.cells.IndRNNCell`.""" + _RNN_ARGS + """
+            :class:`~rnnkit.cells.IndRNNCell`.""" + _RNN_DOC + """
 
     Weights: ``kernel`` (F, H), ``bias`` (H,), ``recurrent_kernel`` (H,).
 
@@ -119,7 +120,7 @@ class sLSTM(_CellPreset):  # noqa: N801 - the paper's name
         units: positive int H.
         num_heads, unit_forget_bias, recurrent_initializer, recurrent_regularizer, use_bias,
         kernel_initializer, bias_initializer, kernel_regularizer, bias_regularizer, dropout,
-        seed: see :class:`~rnnkit.cells.sLSTMCell`.""" + _RNN_ARGS + """
+        seed: see :class:`~rnnkit.cells.sLSTMCell`.""" + _RNN_DOC + """
 
     Weights: ``kernel`` (F, 4H), ``bias`` (4H,), ``recurrent_kernel`` (heads, d, 4d).
     States ``[h, c, n, m]``.
@@ -140,7 +141,7 @@ class LayerNormLSTM(_CellPreset):
         units: positive int H.
         zoneout, unit_forget_bias, recurrent_initializer, recurrent_regularizer, use_bias,
         kernel_initializer, bias_initializer, kernel_regularizer, bias_regularizer, dropout,
-        seed: see :class:`~rnnkit.cells.LayerNormLSTMCell`.""" + _RNN_ARGS + """
+        seed: see :class:`~rnnkit.cells.LayerNormLSTMCell`.""" + _RNN_DOC + """
 
     Weights: ``kernel`` (F, 4H), ``bias`` (4H,), ``recurrent_kernel`` (H, 4H), ``gamma``
     (2, 4H), ``gamma_h``, ``beta_h`` (H,).
@@ -161,7 +162,7 @@ class LayerNormGRU(_CellPreset):
         units: positive int H.
         zoneout, recurrent_initializer, recurrent_regularizer, use_bias, kernel_initializer,
         bias_initializer, kernel_regularizer, bias_regularizer, dropout, seed: see
-            :class:`~rnnkit.cells.LayerNormGRUCell`.""" + _RNN_ARGS + """
+            :class:`~rnnkit.cells.LayerNormGRUCell`.""" + _RNN_DOC + """
 
     Weights: ``kernel`` (F, 3H), ``bias`` (2, 3H), ``recurrent_kernel`` (H, 3H), ``gamma``
     (2, 3H).

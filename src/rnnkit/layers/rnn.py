@@ -40,7 +40,8 @@ class RNN(Layer):
             processing order).
         stateful: carry the final states of a batch into the next call (reset with
             :meth:`reset_states`).
-        name, trainable, dtype, input_shape, input_dim: see :class:`rnnkit.layers.Layer`.
+        name, trainable, dtype, input_shape, input_dim, batch_input_shape: see
+            :class:`rnnkit.layers.Layer`.
 
     Shapes: input (B, T, F); output (B, O) or (B, T, O), ``O = cell.output_size``; states
     (B, n) for each ``n`` in ``cell.state_size``. Masked steps (from ``Masking``,
@@ -56,9 +57,9 @@ class RNN(Layer):
 
     def __init__(self, cell, return_sequences=False, return_state=False, go_backwards=False,
                  stateful=False, name=None, trainable=True, dtype=None, input_shape=None,
-                 input_dim=None):
+                 input_dim=None, batch_input_shape=None):
         super().__init__(name=name, trainable=trainable, dtype=dtype, input_shape=input_shape,
-                         input_dim=input_dim)
+                         input_dim=input_dim, batch_input_shape=batch_input_shape)
         if isinstance(cell, (list, tuple)):
             cell = _cells.StackedRNNCells(list(cell))
         if not isinstance(cell, _cells.Cell):
@@ -115,6 +116,9 @@ class RNN(Layer):
         F = input_shape[-1]
         if F is None:
             raise ValueError(f"Layer {self.name!r}: the feature dimension must be known.")
+        if F <= 0:
+            raise ValueError(f"{type(self).__name__} layer {self.name!r} needs at least one input "
+                             f"feature, got input shape {tuple(input_shape)}.")
 
         def make(spec):
             return self.add_weight(spec.name, spec.shape, spec.initializer, spec.regularizer,
@@ -236,7 +240,8 @@ class RNN(Layer):
                 xw += b_in
             hs, states, kcache = kernels.forward_sequence(cell, xw, states0, mt, rdp, ws=ws)
             del xw
-            self._workspace.release("tbg")
+            if kernels.reuses_input_buffer(kcache):
+                self._workspace.release("tbg")    # backward writes dL/d(X @ W) into it
         else:
             hs, states, kcache = kernels.forward_steps(cell, xt, states0, mt, rdp, training)
         self._cache = (xt, mt, dp, rdp, kcache, has_init, projected)
@@ -266,21 +271,7 @@ class RNN(Layer):
         xt, mt, dp, rdp, kcache, has_init, projected = self._cache
         T, B, F = xt.shape
         cell = self.cell
-        if self.return_state:
-            d_out, *d_states = grads
-        else:
-            d_out, d_states = grads, [None] * self.n_states
-        d_states = [None if d is None else np.asarray(d, self.dtype) for d in d_states]
-        dhs = None
-        if d_out is not None:
-            d_out = np.asarray(d_out, self.dtype)
-            if self.return_sequences:
-                dhs = d_out.transpose(1, 0, 2)
-            elif cell.output_is_state:
-                d_states[0] = d_out if d_states[0] is None else d_states[0] + d_out
-            else:
-                dhs = np.zeros((T, B, cell.output_size), self.dtype)
-                dhs[-1] = d_out
+        dhs, d_states = self.step_gradients(grads, T)
         ws = self._workspace.get()
         if projected:
             W = cell.params["kernel"]
@@ -309,6 +300,37 @@ class RNN(Layer):
         if has_init:
             return [dx, *d0]
         return dx
+
+    def step_gradients(self, grads, T):
+        """Where the gradients of this layer's outputs enter the time loop.
+
+        Args:
+            grads: what :meth:`backward` receives: dL/d(output), or ``[dL/d(output),
+                *dL/d(final states)]`` with ``return_state`` (entries may be None).
+            T: number of time steps.
+
+        Returns:
+            ``(dys, dstates)``: dys (T, B, O) dL/dy_t in processing order, or None when no
+            step output receives gradient directly; dstates a list of dL/d(final state)
+            arrays or None. For cells whose output is their state (all built-in cells) the
+            gradient of a final-step output is added to ``dstates[0]``.
+        """
+        if self.return_state:
+            d_out, *d_states = grads
+        else:
+            d_out, d_states = grads, [None] * self.n_states
+        d_states = [None if d is None else np.asarray(d, self.dtype) for d in d_states]
+        dys = None
+        if d_out is not None:
+            d_out = np.asarray(d_out, self.dtype)
+            if self.return_sequences:
+                dys = d_out.transpose(1, 0, 2)
+            elif self.cell.output_is_state:
+                d_states[0] = d_out if d_states[0] is None else d_states[0] + d_out
+            else:
+                dys = np.zeros((T, d_out.shape[0], self.cell.output_size), self.dtype)
+                dys[-1] = d_out
+        return dys, d_states
 
     def _write_grads(self, dparams):
         for name, g in zip(self.cell.param_names, dparams):

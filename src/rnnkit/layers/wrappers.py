@@ -15,8 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import cells as _cells
-from .base import Layer
+from .base import Layer, deserialize
 from .rnn import RNN, check_mask
 
 MERGE_MODES = ("concat", "sum", "mul", "ave", None)
@@ -79,6 +78,13 @@ class Bidirectional(_Wrapper):
     * ``weights`` (and ``get_weights``) list the forward layer's weights, then the backward
       layer's.
 
+    Args:
+        layer: a recurrent layer (RNN, SimpleRNN, LSTM, GRU); it is copied, not used itself.
+        merge_mode: ``'concat'``, ``'sum'``, ``'mul'``, ``'ave'`` or None.
+        backward_layer: optional recurrent layer for the backward direction.
+        weights: optional list of initial weights (forward layer's, then backward layer's).
+        name, trainable, dtype, input_shape, input_dim: see :class:`Layer`.
+
     Shapes: input (B, T, F); output (B, T, 2u) or (B, 2u) for ``'concat'``, (B, T, u) or
     (B, u) for the other modes.
 
@@ -115,7 +121,7 @@ class Bidirectional(_Wrapper):
             if flip:
                 cfg["go_backwards"] = not cfg["go_backwards"]
             if "cell" in cfg:          # RNN(cell): copy the cell itself, registered or not
-                cfg["cell"] = _cells.clone(layer.cell)
+                cfg["cell"] = layer.cell.clone()
             return type(layer).from_config(cfg)
 
         self.forward_layer = copy("forward_", False)
@@ -129,6 +135,9 @@ class Bidirectional(_Wrapper):
         self.return_sequences = layer.return_sequences
         self.return_state = layer.return_state
         self.stateful = layer.stateful
+        if weights is not None and not isinstance(weights, (list, tuple)):
+            raise TypeError(f"weights must be None or a list of arrays (forward layer's, then "
+                            f"backward layer's), got {type(weights).__name__}.")
         self._initial_weights = None if weights is None else list(weights)
         self._cache = None
 
@@ -324,7 +333,6 @@ class Bidirectional(_Wrapper):
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
-        from . import deserialize
         config = dict(config)
         config["layer"] = deserialize(config["layer"], custom_objects)
         if config.get("backward_layer") is not None:
@@ -339,6 +347,11 @@ class TimeDistributed(_Wrapper):
     (``Dense``, ``Dropout``, ``Activation``, ...) works; its weights are shared across time
     steps. The input mask passes through unchanged, so per-time-step losses skip padded steps.
     ``get_weights()`` returns the inner layer's weights (Keras order).
+
+    Args:
+        layer: the rnnkit layer applied at every step (give ``input_shape`` to the wrapper,
+            not to it).
+        name, trainable, dtype, input_shape, input_dim: see :class:`Layer`.
 
     Example:
         >>> import numpy as np, rnnkit
@@ -421,7 +434,6 @@ class TimeDistributed(_Wrapper):
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
-        from . import deserialize
         config = dict(config)
         config["layer"] = deserialize(config["layer"], custom_objects)
         return cls(**config)

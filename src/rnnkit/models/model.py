@@ -26,8 +26,10 @@ from .. import callbacks as _cb
 from .. import losses as _losses
 from .. import metrics as _metrics
 from .. import optimizers as _opt
+from .._data_adapter import is_ragged as _is_ragged
 from ..kernels import threads as _threads
 from ..layers.base import check_finite, inference
+from ._torch_habits import TorchHabits
 
 
 def _parallel(method):
@@ -46,24 +48,6 @@ def _inference(method):
         with inference():
             return method(*args, **kwargs)
     return wrapper
-
-
-def _is_array_like(x):
-    return isinstance(x, np.ndarray) or (isinstance(x, (list, tuple)) and not _is_ragged(x))
-
-
-def _is_ragged(x):
-    """A list of per-sample arrays whose lengths differ (or that are themselves arrays)."""
-    if not isinstance(x, (list, tuple)) or len(x) == 0:
-        return False
-    first = x[0]
-    if not hasattr(first, "__len__"):
-        return False
-    try:
-        shapes = {np.shape(s) for s in x}
-    except ValueError:
-        return True
-    return len(shapes) > 1
 
 
 class _Interrupt:
@@ -91,7 +75,7 @@ class _Interrupt:
         return False
 
 
-class Model:
+class Model(TorchHabits):
     """Base class holding compile/fit/evaluate/predict. See :class:`rnnkit.Sequential`."""
 
     def __init__(self, name=None):
@@ -516,7 +500,7 @@ class Model:
         data = da.make_adapter(self, x, y, sample_weight, batch_size or 32, False)
         res = self._evaluate_adapter(data, tbptt)
         if verbose not in (0, "auto"):
-            print(" - ".join(f"{k}: {v:.4f}" for k, v in res.items()))
+            print(" - ".join(f"{k}: {_metrics.format_value(v)}" for k, v in res.items()))
         if return_dict:
             return res
         return res["loss"] if not self.metrics else list(res.values())
@@ -628,7 +612,9 @@ class Model:
         return out
 
     @_parallel
-    def __call__(self, x, training=False):
+    def __call__(self, x, training=None):
+        """The model's output for ``x``; ``training`` None follows :meth:`train` / :meth:`eval`."""
+        training = self.training if training is None else training
         x, mask = self._prepare_x(x)
         if training:
             return self.forward(x, training=True, mask=mask)[0]

@@ -266,6 +266,22 @@ class SequencePipeline:
         return self.model.predict(self._model_input(self._prepare_x(x)),
                                   batch_size=max(self.batch_size, 64), verbose=0)
 
+    def transform(self, x, y=None):
+        """What the network is fed for raw ``(x, y)``: the saved preprocessing applied.
+
+        Args:
+            x: raw sequences, as for :meth:`fit`.
+            y: raw targets (labels or numbers), or None.
+
+        Returns:
+            ``(x_model, y_model)``: scaled sequences (one ``(N, T, C)`` float32 array when
+            the lengths are equal, else a ragged list the model pads and masks) and the
+            encoded targets (one-hot (N, K) for a classifier; None when ``y`` is None).
+        """
+        self._check_fitted()
+        return (self._model_input(self._prepare_x(x)),
+                None if y is None else self._encode_y(y))
+
     def evaluate(self, x, y):
         """Loss and metrics on ``(x, y)``; returns a dict such as ``{"loss": .., ...}``."""
         self._check_fitted()
