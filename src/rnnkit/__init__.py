@@ -20,7 +20,7 @@ _SUBMODULES = ("activations", "callbacks", "cells", "data", "diagnostics", "init
                "interop", "kernels", "layers", "losses", "metrics", "models", "optimizers",
                "regularizers", "saving", "tasks", "utils")
 #: top-level names -> the submodule defining them
-_NAMES = {"Sequential": "models", "Model": "models", "load_model": "saving",
+_NAMES = {"Sequential": "models", "Model": "models", "Input": "layers", "load_model": "saving",
           "RnnkitFileError": "saving"}
 
 
@@ -39,8 +39,8 @@ def __dir__():
 
 
 __all__ = [
-    "Sequential", "Model", "layers", "cells", "losses", "metrics", "optimizers", "callbacks",
-    "activations", "data", "initializers", "regularizers", "utils", "interop", "diagnostics",
-    "tasks", "kernels", "models", "saving", "load_model", "RnnkitFileError", "floatx",
-    "set_floatx", "__version__",
+    "Sequential", "Model", "Input", "layers", "cells", "losses", "metrics", "optimizers",
+    "callbacks", "activations", "data", "initializers", "regularizers", "utils", "interop",
+    "diagnostics", "tasks", "kernels", "models", "saving", "load_model", "RnnkitFileError",
+    "floatx", "set_floatx", "__version__",
 ]

@@ -19,16 +19,29 @@ from ..cells import (
     StackedRNNCells,
     sLSTMCell,
 )
+from ._symbolic import SymbolicTensor
+from .attention import AdditiveAttention, Attention, MultiHeadAttention
 from .base import Layer, deserialize, get_layer_class, register_layer
+from .conv import Conv1D
 from .core import Activation, Dense, Dropout, Embedding, Flatten, Input, InputLayer, Masking
+from .merging import Add, Average, Concatenate, Dot, Maximum, Minimum, Multiply, Subtract
+from .normalization import BatchNormalization, LayerNormalization
+from .pooling import AveragePooling1D, GlobalAveragePooling1D, GlobalMaxPooling1D, MaxPooling1D
 from .recurrent import GRU, LSTM, SimpleRNN
 from .recurrent_more import LRU, IndRNN, LayerNormGRU, LayerNormLSTM, MinGRU, MinLSTM, sLSTM
+from .reshaping import Cropping1D, Permute, RepeatVector, Reshape, UpSampling1D, ZeroPadding1D
 from .rnn import RNN
 from .wrappers import Bidirectional, TimeDistributed
 
 __all__ = [
     "Layer", "RNN", "Cell", "SimpleRNNCell", "LSTMCell", "GRUCell", "StackedRNNCells", "Input", "InputLayer", "Dense", "Embedding", "Dropout", "Activation",
     "Flatten", "Masking", "SimpleRNN", "LSTM", "GRU", "Bidirectional", "TimeDistributed",
+    "Conv1D", "MaxPooling1D", "AveragePooling1D", "GlobalAveragePooling1D", "GlobalMaxPooling1D",
+    "UpSampling1D", "ZeroPadding1D", "Cropping1D", "BatchNormalization", "LayerNormalization",
+    "Concatenate", "Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Dot",
+    "Reshape", "Permute", "RepeatVector", "Attention", "AdditiveAttention", "MultiHeadAttention",
+    "SymbolicTensor",
+    "register_layer", "get_layer_class", "deserialize",
     "register_layer", "get_layer_class", "deserialize", "MinGRU", "MinLSTM", "LRU",
     "IndRNN", "sLSTM", "LayerNormLSTM", "LayerNormGRU", "MinGRUCell", "MinLSTMCell",
     "LRUCell", "IndRNNCell", "sLSTMCell", "LayerNormLSTMCell", "LayerNormGRUCell",

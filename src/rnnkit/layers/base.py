@@ -71,6 +71,9 @@ class Layer:
     """
 
     supports_masking = True
+    #: True for layers whose ``forward`` takes a list of inputs of equal standing (merging,
+    #: attention): they build from, and compute output shapes of, a list of shapes.
+    list_inputs = False
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -112,12 +115,15 @@ class Layer:
         self.params: dict[str, np.ndarray] = {}
         self.grads: dict[str, np.ndarray] = {}
         self.regularizers: dict[str, object] = {}
+        self.non_trainable: set[str] = set()  # weights the optimizer leaves alone (BN moving stats)
+        self.inbound_nodes: list = []         # calls on symbolic tensors (functional models)
         self.constraints: dict[str, object] = {}
         self.built = False
         self.input_shape = None  # full shape with batch axis, set by build
 
     # ------------------------------------------------------------------ weights
-    def add_weight(self, name, shape, initializer="zeros", regularizer=None, constraint=None):
+    def add_weight(self, name, shape, initializer="zeros", regularizer=None, trainable=True,
+                   constraint=None):
         """Create a weight ``name`` of ``shape`` (initialised now) and its gradient buffer.
 
         Args:
@@ -125,6 +131,9 @@ class Layer:
             shape: tuple of ints.
             initializer: name, instance or callable ``(shape, dtype) -> array``.
             regularizer: name, instance or None (its penalty joins the loss).
+            trainable: False marks a weight the layer updates itself (e.g.
+                BatchNormalization's moving statistics): it is saved and loaded like any weight
+                but the optimizer skips it.
             constraint: None or a callable ``w -> w`` applied after every optimizer update
                 (:meth:`apply_constraints`).
 
@@ -136,14 +145,21 @@ class Layer:
                                                    self.dtype)
         if value is None:
             value = _init.get(initializer)(tuple(shape), self.dtype)
-        self.params[name] = np.ascontiguousarray(value, dtype=self.dtype)
+        self.params[name] = np.require(np.asarray(value, dtype=self.dtype),
+                                       requirements="C")  # keeps 0-d (scalar) weights 0-d
         self.grads[name] = np.zeros_like(self.params[name])
         reg = _reg.get(regularizer)
         if reg is not None:
             self.regularizers[name] = reg
+        if not trainable:
+            self.non_trainable.add(name)
         if constraint is not None:
             self.constraints[name] = constraint
         return self.params[name]
+
+    def trainable_param_names(self):
+        """Names of the weights the optimizer updates (all but the non-trainable ones)."""
+        return [n for n in self.params if n not in self.non_trainable]
 
     def apply_constraints(self):
         """Project every constrained weight in place: ``w[...] = constraint(w)`` (called by
@@ -158,7 +174,15 @@ class Layer:
 
     @property
     def trainable_weights(self):
-        return self.weights if self.trainable else []
+        if not self.trainable:
+            return []
+        return [self.params[n] for n in self.trainable_param_names()]
+
+    @property
+    def non_trainable_weights(self):
+        if not self.trainable:
+            return self.weights
+        return [w for n, w in self.params.items() if n in self.non_trainable]
 
     def get_weights(self):
         """Copies of the weights, in Keras order and layout."""
@@ -209,14 +233,24 @@ class Layer:
 
     def maybe_build(self, input_shape):
         if not self.built:
-            self.build(tuple(input_shape))
+            self.build(list(map(tuple, input_shape)) if self.list_inputs else tuple(input_shape))
 
     def __call__(self, inputs, training=False, mask=None, **kwargs):
-        """Build on first use, then run :meth:`forward` (inference mode unless training=True)."""
+        """Build on first use, then run :meth:`forward` (inference mode unless training=True).
+
+        Called on symbolic tensors (from :func:`rnnkit.Input` or another layer's output), it
+        records the call for a functional :class:`rnnkit.Model` and returns symbolic output(s).
+        """
+        from . import _symbolic
+        if _symbolic.is_symbolic(inputs) or _symbolic.is_symbolic(kwargs.get("initial_state")):
+            return _symbolic.call(self, inputs, kwargs)
         x0 = inputs[0] if isinstance(inputs, (list, tuple)) else inputs
         x0 = np.asarray(x0)
         check_finite(x0, f"Input to layer {self.name!r}")
-        self.maybe_build(x0.shape)
+        if self.list_inputs and isinstance(inputs, (list, tuple)):
+            self.maybe_build([np.shape(x) for x in inputs])
+        else:
+            self.maybe_build(x0.shape)
         return self.forward(inputs, training=training, mask=mask, **kwargs)
 
     def forward(self, x, training=False, mask=None):
@@ -224,6 +258,33 @@ class Layer:
 
     def backward(self, dy):
         raise NotImplementedError  # abstract
+
+    @property
+    def output(self):
+        """The symbolic output(s) of this layer's call on symbolic tensors (as Keras'
+        ``layer.output``), e.g. to build a model that exposes an inner layer."""
+        if len(self.inbound_nodes) != 1:
+            raise AttributeError(
+                f"Layer {self.name!r} has been called {len(self.inbound_nodes)} times on symbolic "
+                "tensors; layer.output needs exactly one call. Keep the tensors its calls "
+                "returned instead."
+            )
+        node = self.inbound_nodes[0]
+        return list(node.outputs) if node.output_is_list else node.outputs[0]
+
+    def call_state(self):
+        """Everything one call leaves on this layer (and its inner layers) for ``backward``.
+
+        A functional model that calls one layer several times saves this after each forward
+        and gives it back (:meth:`restore_call_state`) before that call's backward.
+        """
+        return [(layer, dict(vars(layer))) for layer in _walk(self)]
+
+    @staticmethod
+    def restore_call_state(state):
+        """Put back a :meth:`call_state` snapshot."""
+        for layer, attrs in state:
+            vars(layer).update(attrs)
 
     def compute_mask(self, x, mask):
         """The mask this layer's output carries, given the input mask (default: unchanged)."""
@@ -249,6 +310,18 @@ class Layer:
 
     def __repr__(self):
         return f"<{type(self).__name__} name={self.name!r} built={self.built}>"
+
+
+def _walk(layer, seen=None):
+    """``layer`` and every Layer held in its attributes (wrappers' inner layers)."""
+    seen = set() if seen is None else seen
+    if id(layer) in seen:
+        return
+    seen.add(id(layer))
+    yield layer
+    for value in list(vars(layer).values()):
+        if isinstance(value, Layer):
+            yield from _walk(value, seen)
 
 
 def as_float_array(x, name, dtype):

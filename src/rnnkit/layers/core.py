@@ -17,7 +17,7 @@ from .._validate import (
     get_named,
 )
 from ..kernels import threads as _threads
-from .base import Layer, as_float_array
+from .base import Layer, as_float_array, unique_name
 
 
 class InputLayer(Layer):
@@ -26,7 +26,8 @@ class InputLayer(Layer):
     Args:
         shape: tuple of positive ints or None (unknown, e.g. the number of time steps), without
             the batch axis: ``(timesteps, features)`` for a recurrent model.
-        name, dtype, trainable: see :class:`Layer`.
+        dtype: dtype of the data ('float32' by default; integer types for Embedding ids).
+        name, trainable: see :class:`Layer`.
         batch_size: None or a positive int: the fixed number of rows per batch (stateful
             models carry one state per row).
 
@@ -34,15 +35,26 @@ class InputLayer(Layer):
     """
 
     def __init__(self, shape, name=None, dtype=None, batch_size=None, **kwargs):
-        super().__init__(name=name, dtype=dtype, **kwargs)
-        if shape is None:
-            shape = (None,)
+        super().__init__(name=name or unique_name("input_layer"), **kwargs)
+        if dtype is not None:
+            try:
+                dt = np.dtype(dtype)
+            except TypeError:
+                dt = None
+            if dt is None or dt.kind not in "biuf":
+                raise ValueError(f"Input dtype must be numeric, e.g. 'float32' (or 'int32' for "
+                                 f"Embedding ids), got {dtype!r}.")
+            self.dtype = dt.name
+        if shape is None or isinstance(shape, int):
+            shape = (shape,)
         self.shape = _check_input_shape(shape)
         if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(
                 batch_size, (int, np.integer)) or batch_size <= 0):
             raise ValueError(f"batch_size must be a positive integer or None, got {batch_size!r}.")
         #: fixed number of rows per batch (stateful models: one carried state per row), or None
         self.batch_size = None if batch_size is None else int(batch_size)
+        self.built = True
+        self.input_shape = (self.batch_size,) + self.shape
 
     def forward(self, x, training=False, mask=None):
         return x
@@ -57,16 +69,40 @@ class InputLayer(Layer):
             cfg["batch_size"] = self.batch_size
         return cfg
 
+    @property
+    def output(self):
+        """The symbolic tensor this layer feeds into a functional model (made once)."""
+        if not self.inbound_nodes:
+            from ._symbolic import Node, SymbolicTensor
+            node = Node(self, [], False, {})
+            node.outputs = [SymbolicTensor(self.input_shape, self.dtype, node, 0)]
+            self.inbound_nodes.append(node)
+        return self.inbound_nodes[0].outputs[0]
 
-def Input(shape=None, name=None, dtype=None, batch_size=None, batch_shape=None):
-    """Keras-style ``Input(shape=(timesteps, features))`` for the start of a Sequential model.
+
+def Input(shape=None, batch_size=None, dtype=None, batch_shape=None, name=None):
+    """A symbolic model input, as ``keras.Input``.
+
+    Start a functional model with it (``x = Input((T, F)); y = LSTM(8)(x);
+    model = rnnkit.Model(x, y)``), or put it first in a :class:`rnnkit.Sequential` list to
+    build the model at once.
 
     Args:
-        shape: input shape without the batch axis, e.g. ``(None, 12)``.
-        name, dtype: as for any layer.
+        shape: shape without the batch axis, e.g. ``(timesteps, features)``; None for unknown.
         batch_size: fix the number of rows per batch (a stateful model carries one state per
             row; batches of another size are refused with a clear error).
+        dtype: 'float32' by default; e.g. 'int32' for the ids fed to an Embedding.
         batch_shape: ``(batch_size, *shape)`` in one tuple (Keras 3), instead of both.
+        name: input name (used for dict inputs to ``fit``).
+
+    Returns:
+        A :class:`rnnkit.layers.SymbolicTensor` of shape ``(batch_size, *shape)``.
+
+    Example:
+        >>> import rnnkit
+        >>> x = rnnkit.Input(shape=(12, 5))
+        >>> rnnkit.layers.LSTM(16)(x).shape
+        (None, 16)
     """
     if batch_shape is not None:
         if shape is not None or batch_size is not None:
@@ -75,7 +111,7 @@ def Input(shape=None, name=None, dtype=None, batch_size=None, batch_shape=None):
         batch_size, shape = batch_shape[0], tuple(batch_shape[1:])
     if shape is None:
         raise ValueError("Input needs shape=(timesteps, features) (or batch_shape=).")
-    return InputLayer(shape, name=name, dtype=dtype, batch_size=batch_size)
+    return InputLayer(shape, name=name, dtype=dtype, batch_size=batch_size).output
 
 
 def _check_input_shape(shape):
