@@ -8,7 +8,8 @@ imports, thread pools and peak memory never mix. Can also be run by hand::
 Frameworks: ``rnnkit``, ``torch`` (nn.Module + torch.optim.Adam), ``keras-torch`` and
 ``keras-jax`` (Keras 3 on that backend; the backend is chosen through KERAS_BACKEND, which
 run.py sets). Special workloads: ``gemm`` (float32 matmul rate), ``compile`` (rnnkit
-kernel first-use time), ``memory`` (peak RSS training seed_train at T=1000).
+kernel first-use time), ``compile_train`` (``rnnkit train --epochs 1``), ``memory`` (peak
+RSS training seed_train at T=1000).
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ WORKLOADS = {
     "lstm_large_train": dict(model="lstm_large", B=128, T=100, F=128, train=True),
     "seed_predict": dict(model="seed", B=256, T=50, F=32, train=False),
     "step_latency": dict(model="step", B=1, T=1, F=32, train=False),
+    # one step through the per-call model API: predict_on_batch on a stateful LSTM(128)
+    "step_keras_path": dict(model="step_model", B=1, T=1, F=32, train=False),
 }
 # issue 14: one row per cell at the speed target's size (T=1000, B=32, 128 units), rnnkit
 # only (no peer has most of these cells); "lstm_t1000_train" is the LSTM they are compared to
@@ -120,6 +123,13 @@ class Rnnkit:
         x2 = x[:, 0, :]
         return lambda: stream.step(x2)
 
+    def model_stepper(self, F, H=128):
+        """One step through ``predict_on_batch`` of a stateful Sequential LSTM(H), batch 1."""
+        L = self.rk.layers
+        x = np.random.default_rng(0).standard_normal((1, 1, F)).astype(np.float32)
+        model = self.rk.Sequential([L.Input((None, F)), L.LSTM(H, stateful=True)])
+        return lambda: model.predict_on_batch(x)
+
 
 # -------------------------------------------------------------------------------- torch ---
 class Torch:
@@ -195,6 +205,19 @@ class Torch:
                 state[0], state[1] = cell(x, (state[0], state[1]))
         return step
 
+    def model_stepper(self, F, H=128):
+        """One eager step of an nn.LSTM module carrying its state, numpy in and out."""
+        torch = self.torch
+        lstm = torch.nn.LSTM(F, H, batch_first=True)
+        x = np.random.default_rng(0).standard_normal((1, 1, F)).astype(np.float32)
+        state = [(torch.zeros(1, 1, H), torch.zeros(1, 1, H))]
+
+        def step():
+            with torch.inference_mode():
+                y, state[0] = lstm(torch.from_numpy(x), state[0])
+            return y.numpy()
+        return step
+
 
 # -------------------------------------------------------------------------------- keras ---
 class Keras:
@@ -246,6 +269,13 @@ class Keras:
             state[:] = new
         return step
 
+    def model_stepper(self, F, H=128):
+        """One step through ``predict_on_batch`` of a stateful Sequential LSTM(H), batch 1."""
+        k = self.keras
+        x = np.random.default_rng(0).standard_normal((1, 1, F)).astype(np.float32)
+        model = k.Sequential([k.Input((None, F), batch_size=1), k.layers.LSTM(H, stateful=True)])
+        return lambda: model.predict_on_batch(x)
+
 
 def framework(name):
     if name == "rnnkit":
@@ -275,9 +305,9 @@ def _time(fn, repeats, warmup=1, cpu=None):
 
 def run_workload(fw, wl, repeats, quick):
     spec = WORKLOADS[wl]
-    if spec["model"] == "step":
-        step = fw.stepper(spec["F"])
-        n = 200 if quick else 2000
+    if spec["model"] in ("step", "step_model"):
+        step = (fw.stepper if spec["model"] == "step" else fw.model_stepper)(spec["F"])
+        n = 200 if quick else (2000 if spec["model"] == "step" else 500)
 
         def many():
             for _ in range(n):
@@ -326,32 +356,39 @@ def blas_info():
 
 
 def compile_time():
-    """Seconds to import the compiled kernels (rnnkit.kernels.simple / lstm / gru) and run
-    every kernel once (float32+float64)."""
+    """Seconds to import rnnkit and run every compiled kernel once (float32 and float64):
+    training forward + backward, inference, the parallel launchers (forced on small shapes)
+    and the LSTM streaming step, through the public layer API."""
     t0 = time.perf_counter()
-    from rnnkit import cells, kernels
-    from rnnkit.kernels import _loops, gru, lstm, simple  # noqa: F401  (the import is timed)
+    import rnnkit
+    from rnnkit.kernels import _loops, threads
     t_import = time.perf_counter() - t0
-    from rnnkit.kernels import threads
+    L = rnnkit.layers
+    _loops._MIN_ROWS, _loops._MIN_WORK, threads._MIN_MACS = 1, 0, 0    # launchers too
     rng = np.random.default_rng(0)
-    _loops._MIN_ROWS, _loops._MIN_WORK, threads._MIN_MACS = 1, 0, 0  # the parallel launchers too
-    for make in (lambda: cells.SimpleRNNCell(3), lambda: cells.LSTMCell(3),
-                 lambda: cells.GRUCell(3), lambda: cells.GRUCell(3, reset_after=False)):
-        for dt in (np.float32, np.float64):
-            cell = make()
-            B, F = 4, 2
-            cell.build_weights(F, dt)
-            G = cell.params["kernel"].shape[1]
-            xw = rng.standard_normal((2, B, G)).astype(dt)
-            s0 = [np.zeros((B, n), dt) for n in cell.state_size]
-            with threads.parallel():
-                hs, st, c = kernels.forward_sequence(cell, xw, s0)
-                kernels.backward_sequence(cell, c, hs, [None] * len(s0))
-                threads.matmul(cell.params["kernel"].T, cell.params["kernel"])
-                kernels.infer_sequence(cell, rng.standard_normal((B, 2, F)).astype(dt), s0)
-    stream = lstm.LSTMStream(np.zeros((4, 12), np.float32), np.zeros((3, 12), np.float32),
-                             None, batch=1)
-    stream.step(np.zeros((1, 4), np.float32))
+    x = rng.standard_normal((4, 3, 2))
+    for make in (lambda d: L.SimpleRNN(3, dtype=d), lambda d: L.LSTM(3, dtype=d),
+                 lambda d: L.GRU(3, dtype=d), lambda d: L.GRU(3, reset_after=False, dtype=d)):
+        for dt in ("float32", "float64"):
+            m = rnnkit.Sequential([L.Input((None, 2)), make(dt)])
+            m.compile(optimizer="sgd", loss="mse")
+            for batch in (4, 1):                   # split across threads, and one block
+                m.fit(x.astype(dt), np.zeros((4, 3)), batch_size=batch, epochs=1, verbose=0)
+                m.predict(x.astype(dt), batch_size=batch, verbose=0)
+    stream = rnnkit.Sequential([L.Input((None, 2)), L.LSTM(3)]).stream(batch_size=1)
+    stream.step(np.zeros((1, 2), np.float32))
+    return {"import_s": t_import, "first_use_s": time.perf_counter() - t0}
+
+
+def compile_train():
+    """Seconds of ``rnnkit train --epochs 1`` (the tutorial's default model and data) in this
+    process: run with an empty NUMBA_CACHE_DIR this is dominated by compiling what it uses."""
+    import tempfile
+    t0 = time.perf_counter()
+    from rnnkit.cli import main as cli
+    t_import = time.perf_counter() - t0
+    with tempfile.TemporaryDirectory() as d:
+        cli(["train", "--epochs", "1", "--quiet", "--out", os.path.join(d, "m.rnnkit")])
     return {"import_s": t_import, "first_use_s": time.perf_counter() - t0}
 
 
@@ -382,6 +419,10 @@ def main(argv=None):
         result["gemm"] = gemm_rate(args.repeats)
     elif wls == ["compile"]:
         result["compile"] = compile_time()
+    elif wls == ["compile_train"]:
+        import contextlib
+        with contextlib.redirect_stdout(sys.stderr):     # keep stdout for the JSON line
+            result["compile_train"] = compile_train()
     else:
         fw = framework(args.framework)
         for wl in wls:

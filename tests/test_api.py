@@ -340,3 +340,12 @@ def test_float64_models_run():
     x = np.random.default_rng(0).normal(size=(4, 3, 2))
     m.fit(x, np.zeros((4, 1)), verbose=0)
     assert m.predict(x).dtype == np.float64
+
+
+@pytest.mark.parametrize("cls", [layers.SimpleRNN, layers.LSTM, layers.GRU])
+def test_recurrent_weights_are_trainable(cls):
+    # a constraint passed positionally into add_weight's `trainable` slot once froze them all
+    layer = cls(3)
+    layer.build((None, 4, 2))
+    assert layer.trainable_param_names() == ["kernel", "recurrent_kernel", "bias"]
+    assert not layer.non_trainable

@@ -16,9 +16,9 @@ from ._backend import floatx, set_floatx
 __version__ = "0.1.0"
 
 #: public submodules, imported on first attribute access
-_SUBMODULES = ("activations", "callbacks", "cells", "data", "diagnostics", "initializers",
-               "interop", "kernels", "layers", "losses", "metrics", "models", "optimizers",
-               "regularizers", "saving", "tasks", "utils")
+_SUBMODULES = ("activations", "callbacks", "cells", "data", "diagnostics", "distributed",
+               "initializers", "interop", "kernels", "layers", "losses", "metrics", "models",
+               "optimizers", "regularizers", "saving", "tasks", "utils")
 #: top-level names -> the submodule defining them
 _NAMES = {"Sequential": "models", "Model": "models", "Input": "layers", "load_model": "saving",
           "RnnkitFileError": "saving"}
@@ -41,6 +41,7 @@ def __dir__():
 __all__ = [
     "Sequential", "Model", "Input", "layers", "cells", "losses", "metrics", "optimizers",
     "callbacks", "activations", "data", "initializers", "regularizers", "utils", "interop",
-    "diagnostics", "tasks", "kernels", "models", "saving", "load_model", "RnnkitFileError",
+    "diagnostics", "distributed", "tasks", "kernels", "models", "saving", "load_model",
+    "RnnkitFileError",
     "floatx", "set_floatx", "__version__",
 ]

@@ -85,15 +85,34 @@ class Loss:
                     f"or {shape} (per time step)."
                 )
             w = w * sw.reshape(sw.shape + (1,) * (len(shape) - sw.ndim))
-        n = float(np.prod(shape)) if len(shape) else 1.0
         if mask is not None:
-            m = np.asarray(mask, bool)
-            if m.shape != shape:
-                m = m.reshape(m.shape + (1,) * (len(shape) - m.ndim))
-                m = np.broadcast_to(m, shape)
-            w = w * m
-            n = float(m.sum())
-        return w, max(n, 1.0)
+            w = w * Loss._broadcast_mask(mask, shape)
+        return w, max(Loss.count(shape, mask), 1.0)
+
+    @staticmethod
+    def _broadcast_mask(mask, shape):
+        m = np.asarray(mask, bool)
+        if m.shape != shape:
+            m = np.broadcast_to(m.reshape(m.shape + (1,) * (len(shape) - m.ndim)), shape)
+        return m
+
+    @staticmethod
+    def count(shape, mask=None) -> float:
+        """The reduction's ``n``: positions in ``shape``, or unmasked positions under ``mask``.
+
+        ``L = sum(l * w) / max(n, 1)``; data-parallel training (:mod:`rnnkit.distributed`)
+        weights each rank's loss and gradient by its ``n`` to recover the global mean.
+
+        Args:
+            shape: shape of the per-position loss values, ``y_pred.shape[:-1]``.
+            mask: None, or a boolean mask broadcastable to ``shape`` ((B, T) for (B, T, C)).
+
+        Returns:
+            float, possibly 0.0 (an empty or fully masked batch).
+        """
+        if mask is not None:
+            return float(Loss._broadcast_mask(mask, shape).sum())
+        return float(np.prod(shape)) if len(shape) else 1.0
 
     def __call__(self, y_true, y_pred, sample_weight=None, mask=None):
         """The reduced loss, a float."""

@@ -42,6 +42,18 @@ class Metric:
     def result(self) -> float:
         return self._total / self._count if self._count else 0.0
 
+    def get_state(self) -> np.ndarray:
+        """The accumulators, a float64 array that adds up across batches and processes.
+
+        Data-parallel training sums it across ranks (:mod:`rnnkit.distributed`). A metric
+        with other accumulators overrides this and :meth:`set_state`.
+        """
+        return np.array([self._total, self._count], dtype=np.float64)
+
+    def set_state(self, state):
+        """Restore accumulators returned by :meth:`get_state` (shape (2,))."""
+        self._total, self._count = float(state[0]), float(state[1])
+
 
 class Mean(Metric):
     """Weighted mean of given values (used for the loss)."""
@@ -181,6 +193,14 @@ class _Confusion(Metric):
     def reset(self):
         self.tp = self.fp = self.fn = 0.0
 
+    def get_state(self):
+        """``[tp, fp, fn]`` (float64); adds up across batches and processes."""
+        return np.array([self.tp, self.fp, self.fn], dtype=np.float64)
+
+    def set_state(self, state):
+        """Restore ``[tp, fp, fn]`` from :meth:`get_state`."""
+        self.tp, self.fp, self.fn = (float(v) for v in state)
+
     def update(self, y_true, y_pred, sample_weight=None, mask=None):
         y_pred = np.asarray(y_pred, np.float64)
         y_true = np.asarray(y_true, np.float64).reshape(y_pred.shape)
@@ -257,7 +277,24 @@ class F1Score(Metric):
         super().__init__(name)
 
     def reset(self):
-        self.tp = self.fp = self.fn = self.support = 0.0
+        # per-class counts keep their (C,) shape once a batch showed C (data-parallel ranks
+        # exchange same-sized states, see get_state)
+        shape = getattr(self, "_shape", ())
+        self.tp, self.fp, self.fn, self.support = (np.zeros(shape) if shape else 0.0
+                                                   for _ in range(4))
+
+    def get_state(self):
+        """``[tp, fp, fn, support]`` (each a count, or (C,) per-class counts) flattened."""
+        return np.concatenate([np.atleast_1d(np.asarray(v, np.float64))
+                               for v in (self.tp, self.fp, self.fn, self.support)])
+
+    def set_state(self, state):
+        """Restore the counts from :meth:`get_state`."""
+        parts = np.asarray(state, np.float64).reshape(4, -1)
+        if self.average == "micro":
+            self.tp, self.fp, self.fn, self.support = (float(p[0]) for p in parts)
+        else:
+            self.tp, self.fp, self.fn, self.support = (p.copy() for p in parts)
 
     def update(self, y_true, y_pred, sample_weight=None, mask=None):
         y_pred = np.asarray(y_pred, np.float64)
@@ -273,6 +310,7 @@ class F1Score(Metric):
         self.fp = self.fp + (w * pos * (1 - y_true)).sum(axis=axes)
         self.fn = self.fn + (w * (1 - pos) * y_true).sum(axis=axes)
         self.support = self.support + (w * y_true).sum(axis=axes)
+        self._shape = np.shape(self.tp)
 
     def result(self):
         e = self._EPS
@@ -331,6 +369,15 @@ class AUC(Metric):
     def reset(self):
         n = len(self._thresholds) if hasattr(self, "_thresholds") else 0
         self.tp, self.fp, self.tn, self.fn = (np.zeros(n) for _ in range(4))
+
+    def get_state(self):
+        """``[tp, fp, tn, fn]`` at every threshold, flattened (4 · num_thresholds,)."""
+        return np.concatenate([self.tp, self.fp, self.tn, self.fn])
+
+    def set_state(self, state):
+        """Restore the counts from :meth:`get_state`."""
+        self.tp, self.fp, self.tn, self.fn = (p.copy() for p in
+                                              np.asarray(state, np.float64).reshape(4, -1))
 
     def update(self, y_true, y_pred, sample_weight=None, mask=None):
         y_pred = np.asarray(y_pred, np.float64)

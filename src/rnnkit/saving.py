@@ -67,7 +67,13 @@ def atomic_write_bytes(path, data: bytes) -> None:
     Args:
         path: target file path.
         data: the complete file content.
+
+    In data-parallel training (:mod:`rnnkit.distributed`) only rank 0 writes; on the other
+    ranks this returns without writing.
     """
+    from .distributed.mpi import is_root
+    if not is_root():
+        return
     path = os.fspath(path)
     if os.path.isdir(path):
         raise ValueError(f"Cannot save to {path!r}: it is a directory; pass a file path such "

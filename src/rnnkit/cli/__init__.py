@@ -13,7 +13,8 @@ import importlib
 import sys
 
 #: Subcommand modules, in the order ``rnnkit --help`` lists them.
-SUBCOMMANDS = ["train", "evaluate", "predict", "generate", "info", "diagnose", "experiment"]
+SUBCOMMANDS = ["train", "evaluate", "predict", "generate", "info", "diagnose", "experiment",
+               "sweep"]
 
 
 def build_parser():

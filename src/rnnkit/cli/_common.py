@@ -50,6 +50,31 @@ def fmt(value, digits=4):
 
 
 # ----------------------------------------------------------------------------- config files
+def read_toml(path, what, example):
+    """Parse a TOML file; a missing, folder or malformed file raises :class:`CLIError`.
+
+    Args:
+        path: the file.
+        what: what the file is, for messages ('config file', 'sweep file').
+        example: where an example is, for the invalid-TOML message.
+
+    Returns:
+        dict, the parsed TOML.
+    """
+    import tomllib
+
+    p = Path(path)
+    try:
+        with open(p, "rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise CLIError(f"{what} {str(p)!r} does not exist.") from None
+    except IsADirectoryError:
+        raise CLIError(f"{what} {str(p)!r} is a directory, expected a .toml file.") from None
+    except tomllib.TOMLDecodeError as e:
+        raise CLIError(f"{p.name}: invalid TOML: {e}. Fix the file ({example}).") from None
+
+
 def load_config(path):
     """Read a TOML run file into a flat dict of option name -> value.
 
@@ -57,19 +82,8 @@ def load_config(path):
     present, is merged over the top-level keys. Relative paths in ``data``, ``test`` and
     ``out`` are resolved against the config file's folder.
     """
-    import tomllib
-
     p = Path(path)
-    try:
-        with open(p, "rb") as f:
-            raw = tomllib.load(f)
-    except FileNotFoundError:
-        raise CLIError(f"config file {str(p)!r} does not exist.") from None
-    except IsADirectoryError:
-        raise CLIError(f"config file {str(p)!r} is a directory, expected a .toml file.") from None
-    except tomllib.TOMLDecodeError as e:
-        raise CLIError(f"{p.name}: invalid TOML: {e}. Fix the file (see docs/cli.md for an "
-                       "example run file).") from None
+    raw = read_toml(p, "config file", "see docs/cli.md for an example run file")
     flat = {k: v for k, v in raw.items() if not isinstance(v, dict)}
     for table, values in raw.items():
         if isinstance(values, dict):

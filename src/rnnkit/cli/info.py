@@ -1,4 +1,5 @@
-"""``rnnkit info MODEL``: what a saved model is, how it was trained and what it expects."""
+"""``rnnkit info MODEL``: what a saved model is, how it was trained and what it expects.
+``rnnkit info --kernels``: which compiled kernel paths are in use, compiled and cached."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import argparse
 import json
 import os
 
-from ._common import Output, fmt, load_model_file
+from ._common import CLIError, Output, fmt, load_model_file
 
 
 def register(subparsers):
@@ -16,10 +17,15 @@ def register(subparsers):
         description="Describe a model file: rnnkit version and creation time, the task, the "
         "layer table with parameter counts, the loss and optimizer, the preprocessing saved "
         "with it (scaler, labels, vocabulary, forecasting transforms) and the training "
-        "settings and test metrics recorded by `rnnkit train`.",
-        epilog="example:\n  rnnkit info rnnkit_model.rnnkit",
+        "settings and test metrics recorded by `rnnkit train`. With --kernels: which "
+        "compiled kernel path each cell takes, where numba's compiled-code cache is and "
+        "which kernels it already holds.",
+        epilog="examples:\n  rnnkit info rnnkit_model.rnnkit\n  rnnkit info --kernels",
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("model", metavar="MODEL", help="model file written by rnnkit")
+    p.add_argument("model", metavar="MODEL", nargs="?", help="model file written by rnnkit")
+    p.add_argument("--kernels", action="store_true",
+                   help="describe the compiled kernels (paths in use, cache directory, which "
+                        "kernels are compiled and cached) instead of / before a model")
     p.add_argument("--json", action="store_true",
                    help="print everything as one JSON line instead")
     p.set_defaults(func=run)
@@ -82,6 +88,20 @@ def preprocessing_summary(pre):
 
 def run(args) -> int:
     """Run ``rnnkit info``; returns the exit status."""
+    if args.kernels:
+        from ..kernels.status import format_status, kernel_status
+        st = kernel_status()
+        if args.json:
+            Output(json_mode=True).result({"kernels": st})
+        else:
+            print("\n".join(format_status(st)))
+        if args.model is None:
+            return 0
+        print()
+    elif args.model is None:
+        raise CLIError("rnnkit info needs a MODEL file to describe (e.g. `rnnkit info "
+                       "rnnkit_model.rnnkit`) or --kernels to describe the compiled kernels; "
+                       "got neither.")
     model = load_model_file(args.model)
     meta = file_metadata(args.model)
     pre = model.preprocessing or {}

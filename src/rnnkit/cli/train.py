@@ -182,6 +182,10 @@ def register(subparsers):
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", metavar="FILE", help="TOML file with any of the options below "
                    "(keys as the option names, e.g. epochs = 30, batch_size = 16)")
+    p.add_argument("--distributed", action="store_true", default=False,
+                   help="data-parallel training on every rank of an MPI job: run as `mpiexec "
+                   "-n N rnnkit train --distributed ...` (needs the mpi extra; only rank 0 "
+                   "prints and saves; see docs/distributed.md)")
     for opt in options():
         flag = "--" + opt.name.replace("_", "-")
         kw = dict(dest=opt.name, default=None, help=_help(opt))
@@ -306,7 +310,7 @@ def _csv_options(v):
     return {k: v[k] for k in ("label", "id", "time", "columns")}
 
 
-def _train_sequences(v, out):
+def _train_sequences(v, out, callbacks=None):
     from ..tasks import SequenceClassifier, SequenceRegressor
     from ..tasks._sequence import stratified_split
 
@@ -355,7 +359,7 @@ def _train_sequences(v, out):
                 + (f"; channels {used}" if v["id"] else f"; time steps {used}"))
     out.say(f"{task}: {len(x_tr)} training sequences, {n_feat} channel(s); test: "
             f"{len(x_te)} from {test_source}")
-    pipe.fit(x_tr, y_tr)
+    pipe.fit(x_tr, y_tr, callbacks=callbacks)
     pipe.info["test_split"] = split
     if v["label"]:
         pipe.info["csv"] = csv_opts
@@ -374,7 +378,7 @@ def _numeric_targets(y, source):
                        "class labels.") from None
 
 
-def _train_forecast(v, out):
+def _train_forecast(v, out, callbacks=None):
     from ..tasks import Forecaster
 
     values, columns, dates, target, left_out = load_series(
@@ -408,7 +412,7 @@ def _train_forecast(v, out):
     pipe.info.update(columns=columns, target=columns[target], test_split=split,
                      date_column=v["date_column"], last_date=(dates[len(train) - 1]
                                                               if dates else None))
-    pipe.fit(train)
+    pipe.fit(train, callbacks=callbacks)
     out.say(f"transforms: log {'on' if pipe.log_channels_ else 'off'}, differencing lags "
             f"{pipe.lags_}, seasonal period {pipe.period_}, window {pipe.window_}, "
             f"{pipe.ensemble} network(s)")
@@ -421,7 +425,7 @@ def _train_forecast(v, out):
     return pipe, res, extra, test_source
 
 
-def _train_lm(v, out):
+def _train_lm(v, out, callbacks=None):
     from ..tasks import CharLanguageModel
 
     text = load_text(v["data"])
@@ -441,7 +445,7 @@ def _train_lm(v, out):
     out.say(f"lm: {len(train_text)} training characters (validation: last "
             f"{v['validation_split']:.0%} of them); test: {len(test_text)} characters "
             f"({test_source})")
-    pipe.fit(train_text)
+    pipe.fit(train_text, callbacks=callbacks)
     metrics = pipe.evaluate(test_text)
     baseline = {"unigram_loss": metrics.pop("baseline_unigram")}
     hist = pipe.history_.history
@@ -457,11 +461,36 @@ def _train_lm(v, out):
 
 
 def run(args) -> int:
-    """Run ``rnnkit train``; returns the exit status."""
+    """Run ``rnnkit train``; returns the exit status.
+
+    With ``--distributed`` every rank runs this; any error on a rank is printed with the
+    rank and aborts the whole MPI job (a rank that stopped alone would leave the others
+    waiting in a collective call).
+    """
+    if not getattr(args, "distributed", False):
+        return _run(args, None)
+    import sys
+
+    from ..distributed.mpi import init
+    world = init()
+    try:
+        return _run(args, world)
+    except BaseException as e:  # noqa: BLE001 - every error must end every rank
+        print(f"rnnkit train: error (rank {world.rank} of {world.size}): "
+              f"{type(e).__name__ + ': ' if not isinstance(e, CLIError) else ''}{e}",
+              file=sys.stderr, flush=True)
+        from ..distributed.mpi import DistributedError
+        world.abort(2 if isinstance(e, CLIError) else 1,
+                    together=isinstance(e, DistributedError))
+        raise  # not reached: abort ends the process
+
+
+def _run(args, world):
     import time
 
     v = resolve(args)
-    out = Output(json_mode=v["json"], quiet=v["quiet"])
+    worker = world is not None and not world.is_root
+    out = Output(json_mode=v["json"] and not worker, quiet=v["quiet"] or worker)
     parse_data_spec(v["data"])
     if v["test"]:
         parse_data_spec(v["test"], "--test")
@@ -473,15 +502,8 @@ def run(args) -> int:
         raise CLIError("--bidirectional does not apply to a language model (it must not see "
                        "the future); remove it.")
     t0 = time.perf_counter()
-    runner = {"classify": _train_sequences, "regress": _train_sequences,
-              "forecast": _train_forecast, "lm": _train_lm}[v["task"]]
-    pipe, metrics, extra, test_source = runner(v, out)
+    pipe, metrics, extra, test_source, settings = train_values(v, out)
     seconds = time.perf_counter() - t0
-    applies = {o.name for o in options() if v["task"] in o.tasks}
-    settings = {k: v[k] for k in v
-                if k in applies and k not in ("json", "verbose", "quiet", "out")}
-    pipe.info.update(data=v["data"], test=test_source, train_settings=settings,
-                     test_metrics=metrics)
     pipe.save(out_path)
     _report(out, v, metrics, extra, seconds, out_path, pipe)
     out.result({"task": v["task"], "data": v["data"], "test_data": test_source,
@@ -490,6 +512,29 @@ def run(args) -> int:
                 "params": pipe.model.count_params() if hasattr(pipe, "model") and pipe.model
                 else sum(m.count_params() for m in pipe.members)})
     return 0
+
+
+def train_values(v, out, callbacks=None):
+    """Train from resolved options ``v`` (see :func:`resolve`); the model is not saved.
+
+    Args:
+        v: dict of every train option (as :func:`resolve` returns).
+        out: :class:`rnnkit.cli._common.Output` for the human-readable lines.
+        callbacks: extra callbacks for every ``fit`` (e.g. a sweep's per-epoch reporter).
+
+    Returns:
+        ``(pipeline, test_metrics, extra, test_source, settings)``; the pipeline's ``info``
+        records the data, the settings and the test metrics.
+    """
+    runner = {"classify": _train_sequences, "regress": _train_sequences,
+              "forecast": _train_forecast, "lm": _train_lm}[v["task"]]
+    pipe, metrics, extra, test_source = runner(v, out, callbacks)
+    applies = {o.name for o in options() if v["task"] in o.tasks}
+    settings = {k: v[k] for k in v
+                if k in applies and k not in ("json", "verbose", "quiet", "out")}
+    pipe.info.update(data=v["data"], test=test_source, train_settings=settings,
+                     test_metrics=metrics)
+    return pipe, metrics, extra, test_source, settings
 
 
 def _report(out, v, metrics, extra, seconds, path, pipe):

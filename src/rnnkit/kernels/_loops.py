@@ -33,16 +33,23 @@ few arrays and always counting from 0 (``range(H)`` plus an offset, never
 its arrays do not overlap, and gives up when a loop touches too many of them. Measured:
 the same gate math is 4-15x slower when written as one big loop.
 
-Each cell module writes its parallel launchers out one by one on purpose: a launcher made
-by a factory closing over the kernel works, but numba cannot cache closures, so every
-process would recompile them (measured: a cache miss on every start). numba's threading
-layer starts a region in ~1 us; a Python thread hand-off costs ~75 us here.
+One parallel launcher (:func:`_launch`) serves every kernel: it receives the compiled
+kernel as a function pointer (numba's first-class function type) and calls it once per row
+block in one parallel region. numba's threading layer starts a region in ~1 us; a Python
+thread hand-off costs ~75 us here. A launcher per kernel that calls the kernel by name
+(the previous layout) made numba link the kernel's code into the launcher and optimise it
+again there: that was half of the whole cold compile time (LSTM forward: kernel 2.2 CPU-s,
+its launcher another 3 s; through the pointer 0.6 s, compiled once per kernel signature and
+cached like the kernels). A launcher made by a factory closing over the kernel cannot be
+cached at all (closures), so every process would recompile it.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from numba import njit, prange, typeof
+from numba.core import types as _types
+from numba.core.types.function_type import CompileResultWAP as _CompiledFunction
 
 from . import _blas
 from . import threads as _threads
@@ -111,13 +118,34 @@ def rec_grad(dtmp, dh, mask, t, rmask, has_mask, has_r, accumulate, b0, b1):
             for j in range(H):
                 dst[j] = src[j]
 
+_SMALL_M = 4   # up to this many rows, a plain loop beats BLAS gemm (which packs U per call)
+
+
 @njit(**JIT)
 def project(x, W, U, h, z, t, b0, b1):
-    """z[b0:b1] = x[b0:b1, t] @ W + h[b0:b1] @ U."""
+    """z[b0:b1] = x[b0:b1, t] @ W + h[b0:b1] @ U.
+
+    Up to ``_SMALL_M`` rows (a stateful model fed one sample at a time) plain vectorized
+    loops: BLAS would repack W and U on every call, 5-8x slower for one row of a
+    LSTM(128) (measured 25-33 us vs ~4 us a step)."""
     K = _consts_like(x)
     B, T, F = x.shape
     H, G = U.shape
     n = b1 - b0
+    if n <= _SMALL_M:
+        for b in range(b0, b1):
+            zb, xb, hb = z[b], x[b, t], h[b]
+            for j in range(G):
+                zb[j] = K[0] - K[0]
+            for k in range(F):
+                a, wk = xb[k], W[k]
+                for j in range(G):
+                    zb[j] += a * wk[j]
+            for k in range(H):
+                a, uk = hb[k], U[k]
+                for j in range(G):
+                    zb[j] += a * uk[j]
+        return
     _blas.gemm(0, 0, n, G, F, K[0], x, b0 * T * F + t * F, T * F, W, 0, G, K[0] - K[0],
                z, b0 * G, G)
     _blas.gemm(0, 0, n, G, H, K[0], h, b0 * H, H, U, 0, G, K[0], z, b0 * G, G)
@@ -130,8 +158,6 @@ def emit(h, out, s, b, has_out):
 
 
 
-
-_SMALL_M = 4   # up to this many rows, a plain loop beats BLAS gemm (which packs U per call)
 
 
 @njit(**JIT)
@@ -163,9 +189,34 @@ def split(B, work, T):
     return _threads.blocks(B, max(n, 1))
 
 
-def run(fn, fn_par, B, work, T, *args):
+@njit(**PAR_JIT)
+def _launch(fn, args, edges):
+    """``fn(*args, b0, b1)`` for every row block ``edges[i]:edges[i + 1]``, one parallel
+    region; ``fn`` is a compiled kernel passed as a function pointer (:func:`_pointer`)."""
+    for i in prange(edges.shape[0] - 1):
+        fn(*args, edges[i], edges[i + 1])
+
+
+_POINTERS = {}
+
+
+def _pointer(fn, args):
+    """Kernel ``fn`` compiled for ``(*args, b0, b1)`` as a first-class function for
+    :func:`_launch` (compiled, or loaded from numba's cache, on first use)."""
+    key = (fn,) + tuple((a.dtype.num, a.ndim, a.flags.c_contiguous, a.flags.f_contiguous,
+                         a.flags.writeable, a.flags.aligned)
+                        if isinstance(a, np.ndarray) else type(a) for a in args)
+    ptr = _POINTERS.get(key)
+    if ptr is None:
+        sig = tuple(typeof(a) for a in args) + (_types.int64, _types.int64)
+        fn.compile(sig)
+        ptr = _POINTERS[key] = _CompiledFunction(fn.overloads[sig])
+    return ptr
+
+
+def run(fn, B, work, T, *args):
     """Call compiled loop ``fn(*args, b0, b1)`` over all B rows, split across threads
-    (``fn_par(*args, edges)`` runs the blocks in one parallel region).
+    (:func:`_launch` runs the blocks in one parallel region).
 
     ``work`` is the multiply-adds of one row's recurrent product per step (H*G), ``T`` the
     number of steps. Unsplit outside :func:`.threads.parallel`, the per-step products of a
@@ -182,8 +233,9 @@ def run(fn, fn_par, B, work, T, *args):
         if len(blocks) == 1:
             fn(*args, 0, B)
         else:
+            ptr = _pointer(fn, args)
             with _threads.launch(len(blocks)):
-                fn_par(*args, edges(blocks))
+                _launch(ptr, args, edges(blocks))
     finally:
         _blas.restore(token)
 
@@ -276,13 +328,32 @@ def prepare_infer(cell, x, states0, mask):
     so shapes that do not fit together are refused here).
 
     Returns ``(x, W, U, b_in, b_rec, states, m)``; ``states`` are fresh copies the loop
-    updates in place, ``m`` the mask or an empty placeholder."""
-    U = cell.params["recurrent_kernel"]
+    updates in place, ``m`` the mask or an empty placeholder.
+
+    The checks and conversions of the weights are planned once per cell and reused while
+    the call has the same input, mask and state shapes and the very same weight arrays (a stateful
+    model fed one step at a time: ``predict_on_batch`` on a batch of 1). Weights updated in
+    place stay valid (the plan holds the arrays, not copies); weights that are replaced, or
+    that need a conversion (dtype, memory order), are planned again on every call."""
+    p = cell.params
+    U = p["recurrent_kernel"]
     dt = U.dtype
     x = np.ascontiguousarray(x, dt)
-    W = np.ascontiguousarray(cell.params["kernel"], dt)
-    U = np.ascontiguousarray(U, dt)
-    b_in, b_rec = cell.split_bias()
-    check_infer_shapes(cell, x, W, U, b_in, b_rec, states0, mask)
+    key = (x.shape, None if mask is None else np.shape(mask),
+           tuple(np.shape(s) for s in states0))
+    plan = cell.__dict__.get("_infer_plan")
+    if (plan is None or plan[0] != key or plan[1] is not p["kernel"] or plan[2] is not U
+            or plan[3] is not p.get("bias")):
+        W = np.ascontiguousarray(p["kernel"], dt)
+        U = np.ascontiguousarray(U, dt)
+        b_in, b_rec = cell.split_bias()
+        check_infer_shapes(cell, x, W, U, b_in, b_rec, states0, mask)
+        bi, br = opt(b_in, dt, 1), opt(b_rec, dt, 1)
+        plan = (key, p["kernel"], p["recurrent_kernel"], p.get("bias"), (W, U, bi, br))
+        if W is p["kernel"] and U is p["recurrent_kernel"] and all(
+                b is None or (c is b and np.shares_memory(b, p["bias"]))
+                for b, c in ((b_in, bi), (b_rec, br))):
+            cell.__dict__["_infer_plan"] = plan      # only arrays that track the weights
+    W, U, b_in, b_rec = plan[4]
     states = [np.array(s, dtype=dt, order="C") for s in states0]
-    return x, W, U, opt(b_in, dt, 1), opt(b_rec, dt, 1), states, opt(mask, np.bool_, 2)
+    return x, W, U, b_in, b_rec, states, opt(mask, np.bool_, 2)

@@ -9,7 +9,7 @@ generic loop over that cell. Contract: :mod:`rnnkit.kernels` (module docstring).
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from ..cells import GRUCell
 from . import _blas
@@ -17,7 +17,6 @@ from . import threads as _threads
 from ._loops import (
     DTYPES,
     JIT,
-    PAR_JIT,
     opt,
     prepare_backward,
     prepare_forward,
@@ -226,34 +225,14 @@ def _gru_after_infer(x, W, U, bias, b_rec, h, z, hu, mask, out, backwards, b0, b
             _emit(h, out, s, b, has_out)
 
 
-@njit(**PAR_JIT)
-def _gru_after_fwd_par(xw, hbuf, U, b_rec, mask, rmask, gates, rec, hu, hp, edges):
-    for i in prange(edges.shape[0] - 1):
-        _gru_after_fwd(xw, hbuf, U, b_rec, mask, rmask, gates, rec, hu, hp, edges[i], edges[i + 1])
 
 
-@njit(**PAR_JIT)
-def _gru_after_bwd_par(hbuf, gates, rec, UT, mask, rmask, dhs, dh, dxw, dzrec, dtmp, edges):
-    for i in prange(edges.shape[0] - 1):
-        _gru_after_bwd(hbuf, gates, rec, UT, mask, rmask, dhs, dh, dxw, dzrec, dtmp, edges[i], edges[i + 1])
 
 
-@njit(**PAR_JIT)
-def _gru_before_fwd_par(xw, hbuf, U, mask, rmask, gates, rec, hu, hp, edges):
-    for i in prange(edges.shape[0] - 1):
-        _gru_before_fwd(xw, hbuf, U, mask, rmask, gates, rec, hu, hp, edges[i], edges[i + 1])
 
 
-@njit(**PAR_JIT)
-def _gru_before_bwd_par(hbuf, gates, UT, mask, rmask, dhs, dh, dxw, drec, dtmp, edges):
-    for i in prange(edges.shape[0] - 1):
-        _gru_before_bwd(hbuf, gates, UT, mask, rmask, dhs, dh, dxw, drec, dtmp, edges[i], edges[i + 1])
 
 
-@njit(**PAR_JIT)
-def _gru_after_infer_par(x, W, U, bias, b_rec, h, z, hu, mask, out, backwards, edges):
-    for i in prange(edges.shape[0] - 1):
-        _gru_after_infer(x, W, U, bias, b_rec, h, z, hu, mask, out, backwards, edges[i], edges[i + 1])
 
 
 
@@ -275,10 +254,10 @@ def forward(cell, xw, states0, mask=None, rmask=None, ws=None):
     rec = _threads.buffer(ws, "rec", (T, B, H), dt)
     hu = np.empty((B, G), dt)
     if cell.reset_after:
-        run(_gru_after_fwd, _gru_after_fwd_par, B, H * G, T, xw, hbuf, U,
+        run(_gru_after_fwd, B, H * G, T, xw, hbuf, U,
             opt(cell.split_bias()[1], dt, 1), m, rm, gates, rec, hu, hp)
     else:
-        run(_gru_before_fwd, _gru_before_fwd_par, B, H * G, T, xw, hbuf, U, m, rm, gates, rec,
+        run(_gru_before_fwd, B, H * G, T, xw, hbuf, U, m, rm, gates, rec,
             hu, np.empty((B, H), dt))
     return hbuf[1:], [hbuf[T].copy()], (hbuf, gates, rec)
 
@@ -293,12 +272,12 @@ def backward(cell, cache, dhs, dstates, mask=None, rmask=None, ws=None):
                                                     dhs, dstates, mask, rmask, ws)
     if cell.reset_after:
         dzrec = _threads.buffer(ws, "dzrec", (T, B, G), dt)
-        run(_gru_after_bwd, _gru_after_bwd_par, B, H * G, T, hbuf, gates, rec, UT, m, rm, d,
+        run(_gru_after_bwd, B, H * G, T, hbuf, gates, rec, UT, m, rm, d,
             dst[0], dxw, dzrec, dtmp)
         dU = recurrent_grad(hbuf, rmask, dzrec)
         db_rec = None if cell.split_bias()[1] is None else dzrec.reshape(T * B, G).sum(axis=0)
         return dxw, dst, dU, db_rec
-    run(_gru_before_bwd, _gru_before_bwd_par, B, H * G, T, hbuf, gates, UT, m, rm, d, dst[0],
+    run(_gru_before_bwd, B, H * G, T, hbuf, gates, UT, m, rm, d, dst[0],
         dxw, np.empty((B, H), dt), dtmp)
     # U_z, U_r multiply h'; U_h multiplies (r * h'), kept in ``rec``
     hprev = hbuf[:-1] if rmask is None else hbuf[:-1] * rm
@@ -319,6 +298,6 @@ def infer(cell, x, states0, mask=None, go_backwards=False, return_sequences=True
     H, G = U.shape
     out = np.empty((B, T, H) if return_sequences else (0, 0, 0), x.dtype)
     z = np.empty((B, G), x.dtype)
-    run(_gru_after_infer, _gru_after_infer_par, B, H * G + G * F, T, x, W, U, bias, b_rec,
+    run(_gru_after_infer, B, H * G + G * F, T, x, W, U, bias, b_rec,
         states[0], z, np.empty((B, G), x.dtype), m, out, go_backwards)
     return (out if return_sequences else None), states

@@ -9,7 +9,7 @@ generic loop over that cell. Contract: :mod:`rnnkit.kernels` (module docstring).
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from ..cells import LSTMCell
 from . import _blas
@@ -18,7 +18,6 @@ from ._loops import (
     _SMALL_M,
     DTYPES,
     JIT,
-    PAR_JIT,
     opt,
     prepare_backward,
     prepare_forward,
@@ -138,22 +137,10 @@ def _lstm_infer(x, W, U, bias, h, c, z, mask, out, backwards, b0, b1):
             _emit(h, out, s, b, has_out)
 
 
-@njit(**PAR_JIT)
-def _lstm_fwd_par(xw, hbuf, cbuf, U, mask, rmask, gates, hp, edges):
-    for i in prange(edges.shape[0] - 1):
-        _lstm_fwd(xw, hbuf, cbuf, U, mask, rmask, gates, hp, edges[i], edges[i + 1])
 
 
-@njit(**PAR_JIT)
-def _lstm_bwd_par(gates, cbuf, UT, mask, rmask, dhs, dh, dc, dxw, dtmp, edges):
-    for i in prange(edges.shape[0] - 1):
-        _lstm_bwd(gates, cbuf, UT, mask, rmask, dhs, dh, dc, dxw, dtmp, edges[i], edges[i + 1])
 
 
-@njit(**PAR_JIT)
-def _lstm_infer_par(x, W, U, bias, h, c, z, mask, out, backwards, edges):
-    for i in prange(edges.shape[0] - 1):
-        _lstm_infer(x, W, U, bias, h, c, z, mask, out, backwards, edges[i], edges[i + 1])
 
 @njit(**JIT)
 def _lstm_stream_step(x, W, U, b, h, c, z):
@@ -278,7 +265,7 @@ def forward(cell, xw, states0, mask=None, rmask=None, ws=None):
     cbuf = _threads.buffer(ws, "cbuf", (T + 1, B, H), xw.dtype)
     cbuf[0] = states0[1]
     gates = _threads.buffer(ws, "gates", (T, B, G), xw.dtype)
-    run(_lstm_fwd, _lstm_fwd_par, B, H * G, T, xw, hbuf, cbuf, U, m, rm, gates, hp)
+    run(_lstm_fwd, B, H * G, T, xw, hbuf, cbuf, U, m, rm, gates, hp)
     return hbuf[1:], [hbuf[T].copy(), cbuf[T].copy()], (hbuf, cbuf, gates)
 
 
@@ -289,7 +276,7 @@ def backward(cell, cache, dhs, dstates, mask=None, rmask=None, ws=None):
     T, B, H = hbuf.shape[0] - 1, hbuf.shape[1], hbuf.shape[2]
     UT, m, rm, d, dst, dxw, dtmp = prepare_backward(hbuf, cell.params["recurrent_kernel"],
                                                     dhs, dstates, mask, rmask, ws)
-    run(_lstm_bwd, _lstm_bwd_par, B, H * 4 * H, T, gates, cbuf, UT, m, rm, d, dst[0], dst[1],
+    run(_lstm_bwd, B, H * 4 * H, T, gates, cbuf, UT, m, rm, d, dst[0], dst[1],
         dxw, dtmp)
     return dxw, dst, recurrent_grad(hbuf, rmask, dxw), None
 
@@ -301,7 +288,7 @@ def infer(cell, x, states0, mask=None, go_backwards=False, return_sequences=True
     H, G = U.shape
     out = np.empty((B, T, H) if return_sequences else (0, 0, 0), x.dtype)
     z = np.empty((B, G), x.dtype)
-    run(_lstm_infer, _lstm_infer_par, B, H * G + G * F, T, x, W, U, bias, states[0], states[1],
+    run(_lstm_infer, B, H * G + G * F, T, x, W, U, bias, states[0], states[1],
         z, m, out, go_backwards)
     return (out if return_sequences else None), states
 

@@ -8,14 +8,13 @@ generic loop over that cell. Contract: :mod:`rnnkit.kernels` (module docstring).
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from ..cells import SimpleRNNCell
 from . import _blas
 from ._loops import (
     DTYPES,
     JIT,
-    PAR_JIT,
     prepare_backward,
     prepare_forward,
     prepare_infer,
@@ -108,22 +107,10 @@ def _simple_infer(x, W, U, bias, h, z, mask, out, act, backwards, b0, b1):
             _emit(h, out, s, b, has_out)
 
 
-@njit(**PAR_JIT)
-def _simple_fwd_par(xw, hbuf, U, mask, rmask, hp, act, edges):
-    for i in prange(edges.shape[0] - 1):
-        _simple_fwd(xw, hbuf, U, mask, rmask, hp, act, edges[i], edges[i + 1])
 
 
-@njit(**PAR_JIT)
-def _simple_bwd_par(hbuf, UT, mask, rmask, dhs, dh, dxw, dtmp, act, edges):
-    for i in prange(edges.shape[0] - 1):
-        _simple_bwd(hbuf, UT, mask, rmask, dhs, dh, dxw, dtmp, act, edges[i], edges[i + 1])
 
 
-@njit(**PAR_JIT)
-def _simple_infer_par(x, W, U, bias, h, z, mask, out, act, backwards, edges):
-    for i in prange(edges.shape[0] - 1):
-        _simple_infer(x, W, U, bias, h, z, mask, out, act, backwards, edges[i], edges[i + 1])
 
 
 
@@ -139,7 +126,7 @@ def forward(cell, xw, states0, mask=None, rmask=None, ws=None):
                                              mask, rmask, ws)
     T, B, G = xw.shape
     H = U.shape[0]
-    run(_simple_fwd, _simple_fwd_par, B, H * G, T, xw, hbuf, U, m, rm, hp,
+    run(_simple_fwd, B, H * G, T, xw, hbuf, U, m, rm, hp,
         _SIMPLE_ACT[cell.activation.name])
     return hbuf[1:], [hbuf[T].copy()], hbuf
 
@@ -150,7 +137,7 @@ def backward(cell, cache, dhs, dstates, mask=None, rmask=None, ws=None):
     T, B, H = hbuf.shape[0] - 1, hbuf.shape[1], hbuf.shape[2]
     UT, m, rm, d, dst, dxw, dtmp = prepare_backward(hbuf, cell.params["recurrent_kernel"],
                                                     dhs, dstates, mask, rmask, ws)
-    run(_simple_bwd, _simple_bwd_par, B, H * H, T, hbuf, UT, m, rm, d, dst[0], dxw, dtmp,
+    run(_simple_bwd, B, H * H, T, hbuf, UT, m, rm, d, dst[0], dxw, dtmp,
         _SIMPLE_ACT[cell.activation.name])
     return dxw, dst, recurrent_grad(hbuf, rmask, dxw), None
 
@@ -162,6 +149,6 @@ def infer(cell, x, states0, mask=None, go_backwards=False, return_sequences=True
     H = U.shape[0]
     out = np.empty((B, T, H) if return_sequences else (0, 0, 0), x.dtype)
     z = np.empty((B, H), x.dtype)
-    run(_simple_infer, _simple_infer_par, B, H * H + H * F, T, x, W, U, bias, states[0], z, m,
+    run(_simple_infer, B, H * H + H * F, T, x, W, U, bias, states[0], z, m,
         out, _SIMPLE_ACT[cell.activation.name], go_backwards)
     return (out if return_sequences else None), states

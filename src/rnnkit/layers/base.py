@@ -122,7 +122,7 @@ class Layer:
         self.input_shape = None  # full shape with batch axis, set by build
 
     # ------------------------------------------------------------------ weights
-    def add_weight(self, name, shape, initializer="zeros", regularizer=None, trainable=True,
+    def add_weight(self, name, shape, initializer="zeros", regularizer=None, *, trainable=True,
                    constraint=None):
         """Create a weight ``name`` of ``shape`` (initialised now) and its gradient buffer.
 

@@ -122,7 +122,7 @@ class RNN(Layer):
 
         def make(spec):
             return self.add_weight(spec.name, spec.shape, spec.initializer, spec.regularizer,
-                                   spec.constraint)
+                                   constraint=spec.constraint)
         self.params, self.grads, self.regularizers = {}, {}, {}
         self.cell.build_weights(F, self.dtype, make=make)
         super().build(input_shape)

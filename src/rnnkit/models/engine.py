@@ -405,8 +405,13 @@ class Engine(TruncatedBPTT, TorchHabits):
     def _targets(self, y):
         return list(y) if self._n_outputs > 1 else [y]
 
-    def _loss_and_grad(self, x, y, sample_weight, mask_in):
+    def _loss_and_grad(self, x, y, sample_weight, mask_in, before_backward=None):
         """Forward, loss (weighted sum over outputs + penalties) and backward for one batch.
+
+        ``before_backward(preds, masks, parts)``, if given, sees the predictions, loss masks
+        and unweighted per-output losses before the backward pass and may return one factor
+        per output that multiplies that output's gradient (data-parallel training,
+        :mod:`rnnkit.distributed`, weights each rank's outputs by their share of the batch).
 
         Returns ``(loss, [y_pred per output], [loss mask per output])``."""
         preds, masks = self._run_outputs(x, True, mask_in)
@@ -424,6 +429,9 @@ class Engine(TruncatedBPTT, TorchHabits):
                 dy = dy * w
             dys.append(dy.astype(yp.dtype, copy=False))
             fused.append(fuse)
+        factors = None if before_backward is None else before_backward(preds, masks, parts)
+        if factors is not None:
+            dys = [dy * f for dy, f in zip(dys, factors)]
         if self._n_outputs == 1:
             dys, fused = dys[0], fused[0]
         # the data needs no gradient (as in PyTorch)
@@ -437,15 +445,28 @@ class Engine(TruncatedBPTT, TorchHabits):
         for tracker, value in zip(self._loss_trackers, parts):
             tracker.update_value(value, n)
 
+    @property
+    def _grad_reducer(self):
+        """The data-parallel reducer after ``rnnkit.distributed.init()``, else None."""
+        from ..distributed.mpi import current
+        return current()
+
     def _train_step(self, x, y, sample_weight=None, mask_in=None):
+        reducer = self._grad_reducer
+        if reducer is not None:  # data parallel: this rank's rows, one allreduce
+            return reducer.train_step(self, x, y, sample_weight, mask_in)
         loss, preds, masks = self._loss_and_grad(x, y, sample_weight, mask_in)
-        params, grads = self._trainable()
-        if math.isfinite(loss):
-            self.optimizer.apply(params, grads)
-            for layer in self.layers:
-                layer.apply_constraints()
+        self._apply_gradients(loss, self._trainable()[1])
         self._update_metrics(self._targets(y), preds, sample_weight, masks)
         return loss
+
+    def _apply_gradients(self, loss, grads):
+        """The optimizer step with ``grads`` (one per trainable weight), then the weight
+        constraints; skipped when the loss is not finite."""
+        if math.isfinite(loss):
+            self.optimizer.apply(self._trainable()[0], grads)
+            for layer in self.layers:
+                layer.apply_constraints()
 
     def _update_metrics(self, ys, preds, sample_weight, masks):
         for ms, yt, yp, m in zip(self._output_metrics, ys, preds, masks):
@@ -526,6 +547,8 @@ class Engine(TruncatedBPTT, TorchHabits):
         self._check_compiled("training")
         from .. import _data_adapter as da
         verbose = 1 if verbose == "auto" else int(verbose)
+        if self._grad_reducer is not None and not self._grad_reducer.is_root:
+            verbose = 0  # data parallel: only rank 0 shows progress
         batch_size = 32 if batch_size is None else batch_size
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size <= 0:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
@@ -618,6 +641,8 @@ class Engine(TruncatedBPTT, TorchHabits):
 
     @_inference
     def _evaluate_adapter(self, data, tbptt=None):
+        if self._grad_reducer is not None and tbptt is None:  # data parallel: shard, reduce
+            return self._grad_reducer.evaluate(self, data)
         for m in self.metrics:
             m.reset()
         total, count = 0.0, 0
