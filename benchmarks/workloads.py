@@ -34,6 +34,19 @@ WORKLOADS = {
     # one step through the per-call model API: predict_on_batch on a stateful LSTM(128)
     "step_keras_path": dict(model="step_model", B=1, T=1, F=32, train=False),
 }
+# issue 14: one row per cell at the speed target's size (T=1000, B=32, 128 units), rnnkit
+# only (no peer has most of these cells); "lstm_t1000_train" is the LSTM they are compared to
+# (the parallel-scan cells' target: at least 5x faster). Run them by name, e.g.
+#   python benchmarks/workloads.py --framework rnnkit --workloads lstm_t1000_train,mingru_train
+CELL_WORKLOADS = {
+    "lstm_t1000_train": "LSTM", "gru_t1000_train": "GRU", "mingru_train": "MinGRU",
+    "minlstm_train": "MinLSTM", "lru_train": "LRU", "indrnn_train": "IndRNN",
+    "slstm_train": "sLSTM", "lnlstm_train": "LayerNormLSTM", "lngru_train": "LayerNormGRU",
+    "lstm_peephole_train": "LSTM:use_peepholes", "lstm_proj_train": "LSTM:proj_size",
+    "lstm_zoneout_train": "LSTM:zoneout",
+}
+for _name, _cell in CELL_WORKLOADS.items():
+    WORKLOADS[_name] = dict(model="cell:" + _cell, B=32, T=1000, F=32, train=True)
 N_OUT = {"seed": 10, "gru_small": 1, "rnn": 10, "lstm_large": 10}
 
 
@@ -42,12 +55,22 @@ def make_data(model, B, T, F, n_batches, seed=0):
     rng = np.random.default_rng(seed)
     n = B * n_batches
     x = rng.standard_normal((n, T, F)).astype(np.float32)
-    k = N_OUT[model]
+    k = N_OUT.get(model, 10)
     if k == 1:
         y = rng.standard_normal((n, 1)).astype(np.float32)
     else:
         y = np.eye(k, dtype=np.float32)[rng.integers(0, k, n)]
     return x, y
+
+
+def cell_layer(L, spec, units):
+    """The rnnkit layer of a cell workload: ``Name`` or ``LSTM:option``."""
+    name, _, option = spec.partition(":")
+    kw = {"use_peepholes": {"use_peepholes": True}, "proj_size": {"proj_size": units // 2},
+          "zoneout": {"zoneout": 0.1}, "": {}}[option]
+    if name == "sLSTM":
+        kw["num_heads"] = 4
+    return getattr(L, name)(units, **kw)
 
 
 # ------------------------------------------------------------------------------- rnnkit ---
@@ -61,7 +84,10 @@ class Rnnkit:
 
     def build(self, model, F):
         L = self.rk.layers
-        if model == "seed":
+        if model.startswith("cell:"):
+            layers = [cell_layer(L, model[5:], 128), L.Dense(10, activation="softmax")]
+            loss = "categorical_crossentropy"
+        elif model == "seed":
             layers = [L.LSTM(128, return_sequences=True), L.LSTM(64),
                       L.Dense(10, activation="softmax")]
             loss = "categorical_crossentropy"
@@ -116,6 +142,8 @@ class Torch:
         torch.set_num_threads(int(os.environ.get("BENCH_THREADS", "2")))
 
     def build(self, model, F):
+        if model.startswith("cell:"):
+            raise ValueError(f"{model}: the issue-14 cell workloads are rnnkit-only.")
         torch, nn = self.torch, self.torch.nn
 
         class Net(nn.Module):
@@ -203,6 +231,8 @@ class Keras:
             torch.set_num_threads(int(os.environ.get("BENCH_THREADS", "2")))
 
     def build(self, model, F):
+        if model.startswith("cell:"):
+            raise ValueError(f"{model}: the issue-14 cell workloads are rnnkit-only.")
         k = self.keras
         L = k.layers
         if model == "seed":

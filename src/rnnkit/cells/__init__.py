@@ -2,7 +2,10 @@
 :mod:`rnnkit.cells.base` and docs/cells.md).
 
 Built-in cells (Keras names, arguments and weight layouts): :class:`SimpleRNNCell`,
-:class:`LSTMCell`, :class:`GRUCell`, and :class:`StackedRNNCells`. Write your own by
+:class:`LSTMCell`, :class:`GRUCell`, and :class:`StackedRNNCells`; beyond Keras
+(docs/new_cells.md): :class:`LayerNormLSTMCell`, :class:`LayerNormGRUCell`,
+:class:`IndRNNCell`, :class:`MinGRUCell`, :class:`MinLSTMCell`, :class:`LRUCell`,
+:class:`sLSTMCell`. Write your own by
 subclassing :class:`Cell`; run any cell over sequences with :class:`rnnkit.layers.RNN`.
 """
 
@@ -16,9 +19,16 @@ from .base import (
     serialize,
 )
 from .gru import GRUCell
+from .indrnn import IndRNNCell
+from .layernorm import LayerNormGRUCell, LayerNormLSTMCell
+from .lru import LRUCell
 from .lstm import LSTMCell
+from .minrnn import MinGRUCell, MinLSTMCell
 from .simple import SimpleRNNCell
+from .slstm import sLSTMCell
 from .stacked import StackedRNNCells
 
 __all__ = ["Cell", "ParamSpec", "ProjectedCell", "SimpleRNNCell", "LSTMCell", "GRUCell",
-           "StackedRNNCells", "register_cell", "get_cell_class", "serialize", "deserialize"]
+           "StackedRNNCells", "LayerNormLSTMCell", "LayerNormGRUCell", "IndRNNCell",
+           "MinGRUCell", "MinLSTMCell", "LRUCell", "sLSTMCell", "register_cell",
+           "get_cell_class", "serialize", "deserialize"]

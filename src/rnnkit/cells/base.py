@@ -290,31 +290,48 @@ class ProjectedCell(Cell):
         return out
 
     # -- the protocol, from the pieces --------------------------------------------------------
+    #: True when :meth:`recurrent_step` takes ``training=`` (e.g. zoneout, which differs
+    #: between training and inference); :meth:`step` then passes it on.
+    recurrent_step_takes_training = False
+
+    def projected_path(self):
+        """True (default) when the layer may run this cell as a projection plus
+        :meth:`recurrent_step` (or a kernel registered for it). A cell whose current options
+        need more than that contract carries — ``training`` in the recurrent step, or
+        gradients of parameters other than the kernel, recurrent kernel and biases (returned
+        as extra entries after ``(dU, db_rec)`` and passed on to :meth:`collect_grads`) —
+        returns False: the layer then runs the generic loop over :meth:`step` /
+        :meth:`step_backward`."""
+        return True
+
     def step(self, x_t, states, training=False, recurrent_mask=None):
         """``recurrent_step(x_t @ kernel + b_in, states)``; see :meth:`Cell.step`."""
         b_in, _ = self.split_bias()
         xw = x_t @ self.params["kernel"]
         if b_in is not None:
             xw = xw + b_in
-        y, new, cache = self.recurrent_step(xw, states, recurrent_mask)
+        kw = {"training": training} if self.recurrent_step_takes_training else {}
+        y, new, cache = self.recurrent_step(xw, states, recurrent_mask, **kw)
         return y, new, (x_t, cache)
 
     def step_backward(self, dy_t, dstates, cache):
         """See :meth:`Cell.step_backward`; ``dparams`` in declaration order."""
         x_t, inner = cache
-        dxw, dprev, (dU, db_rec) = self.recurrent_step_backward(dy_t, dstates, inner)
+        dxw, dprev, rec_grads = self.recurrent_step_backward(dy_t, dstates, inner)
         dx = dxw @ self.params["kernel"].T
         b_in, _ = self.split_bias()
         db_in = None if b_in is None else dxw.sum(axis=0)
-        return dx, dprev, self.collect_grads(x_t.T @ dxw, db_in, dU, db_rec)
+        return dx, dprev, self.collect_grads(x_t.T @ dxw, db_in, *rec_grads)
 
 
 def overrides_protocol(cell) -> bool:
-    """True when ``cell`` is not a :class:`ProjectedCell` or its class overrides ``step`` or
-    ``step_backward``: then only the generic loop over those methods gives its numbers."""
+    """True when ``cell`` is not a :class:`ProjectedCell`, its class overrides ``step`` or
+    ``step_backward``, or its options leave the projected path
+    (:meth:`ProjectedCell.projected_path`): then only the generic loop over those methods
+    gives its numbers."""
     t = type(cell)
     return not isinstance(cell, ProjectedCell) or t.step is not ProjectedCell.step or \
-        t.step_backward is not ProjectedCell.step_backward
+        t.step_backward is not ProjectedCell.step_backward or not cell.projected_path()
 
 
 #: cell classes loadable by name: rnnkit's own (registered when defined) and registered ones

@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._validate import check_bool, no_unknown_kwargs
+from .._validate import check_bool, check_rate, no_unknown_kwargs
+from . import _zoneout
 from ._common import KerasCell, drop, keras_args
 
 
@@ -34,6 +35,8 @@ class GRUCell(KerasCell):
         recurrent_activation: gate activation (default ``'sigmoid'``).
         reset_after: bool (default True): apply the reset gate after the recurrent product,
             with a separate recurrent bias (bias (2, 3H)); False: before it (bias (3H,)).
+        zoneout: float in [0, 1) (default 0): zoneout rate on ``h`` (Krueger et al. 2016,
+            :mod:`rnnkit.cells._zoneout`; the layer then runs the generic loop).
         use_bias, kernel_initializer, recurrent_initializer, bias_initializer,
         kernel_regularizer, recurrent_regularizer, bias_regularizer, dropout,
         recurrent_dropout, seed: as in Keras (see :class:`rnnkit.cells.Cell`).
@@ -53,10 +56,19 @@ class GRUCell(KerasCell):
                  kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal",
                  bias_initializer="zeros", kernel_regularizer=None, recurrent_regularizer=None,
                  bias_regularizer=None, dropout=0.0, recurrent_dropout=0.0, seed=None,
-                 reset_after=True, **kwargs):
+                 reset_after=True, zoneout=0.0, **kwargs):
         no_unknown_kwargs(type(self).__name__, kwargs)
-        super().__init__(**keras_args(locals(), "reset_after"))
+        super().__init__(**keras_args(locals(), "reset_after", "zoneout"))
         self.reset_after = check_bool("reset_after", reset_after)
+        self.zoneout = check_rate("zoneout", zoneout)
+        #: generator of the zoneout masks (seeded by ``seed``; None: the global one)
+        self.zoneout_rng = _zoneout.generator(self.seed)
+
+    recurrent_step_takes_training = True
+
+    def projected_path(self):
+        """False with zoneout (the compiled kernel serves the GRU without it)."""
+        return not self.zoneout
 
     def bias_shape(self):
         return (2, 3 * self.units) if self.reset_after else (3 * self.units,)
@@ -73,7 +85,7 @@ class GRUCell(KerasCell):
             db = np.stack([db_in, db_rec])
         return super().collect_grads(dW, db, dU, None)
 
-    def recurrent_step(self, xw_t, states, recurrent_mask=None):
+    def recurrent_step(self, xw_t, states, recurrent_mask=None, training=False):
         (h_prev,) = states
         H = h_prev.shape[1]
         U = self.params["recurrent_kernel"]
@@ -98,11 +110,17 @@ class GRUCell(KerasCell):
             zh = xw_t[:, 2 * H:] + rec @ U[:, 2 * H:]
         hh = self.activation.forward(zh)
         h = z * h_prev + (1.0 - z) * hh
-        return h, [h], (hp, h_prev, zz, zr, zh, z, r, hh, rec, recurrent_mask)
+        zm = None
+        if self.zoneout:
+            h, zm = _zoneout.apply(self.zoneout_rng, self.zoneout, h_prev, h, training)
+        return h, [h], (hp, h_prev, zz, zr, zh, z, r, hh, rec, recurrent_mask, zm)
 
     def recurrent_step_backward(self, dy_t, dstates, cache):
-        hp, h_prev, zz, zr, zh, z, r, hh, rec, rmask = cache
+        hp, h_prev, zz, zr, zh, z, r, hh, rec, rmask, zm = cache
         dh = dy_t + dstates[0]
+        dh_zone = 0.0
+        if zm is not None:
+            dh, dh_zone = _zoneout.backward(dh, zm)
         H = dh.shape[1]
         U = self.params["recurrent_kernel"]
         ract = self.recurrent_activation
@@ -125,8 +143,8 @@ class GRUCell(KerasCell):
             dU[:, :2 * H] = hp.T @ dxw[:, :2 * H]
             dU[:, 2 * H:] = rec.T @ dzh
             db_rec = None
-        dh_prev = dh * z + drop(dhp, rmask)
+        dh_prev = dh * z + drop(dhp, rmask) + dh_zone
         return dxw, [dh_prev], (dU, db_rec)
 
     def get_config(self):
-        return {**super().get_config(), "reset_after": self.reset_after}
+        return {**super().get_config(), "reset_after": self.reset_after, "zoneout": self.zoneout}

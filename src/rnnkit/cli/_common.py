@@ -58,6 +58,7 @@ LIMITS = {
     "top": ("int", 1, MAX_TOP, False, False),
     "samples": ("int", 1, MAX_SAMPLES, False, False),
     "test_samples": ("int", 1, MAX_SAMPLES, False, False),
+    "train_samples": ("int", 1, MAX_SAMPLES, False, False),
     "T": ("int", 1, _limits.MAX_WINDOW, False, False),
     "steps": ("int", 1, _limits.MAX_EPOCHS, False, False),
 }

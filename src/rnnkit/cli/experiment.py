@@ -1,8 +1,12 @@
 """``rnnkit experiment adding``: SimpleRNN vs LSTM vs GRU on the adding problem.
+``rnnkit experiment long-memory``: every recurrent cell on the long-memory tasks.
 
-Reproduces the tutorial's claim (gated cells carry a signal across long sequences, a plain RNN
-does not) with test MSE against the 0.167 baseline and the gradient-flow curves that explain
-it. See :func:`rnnkit.diagnostics.run_adding_experiment`.
+``adding`` reproduces the tutorial's claim (gated cells carry a signal across long sequences,
+a plain RNN does not) with test MSE against the 0.167 baseline and the gradient-flow curves
+that explain it (:func:`rnnkit.diagnostics.run_adding_experiment`). ``long-memory`` trains
+each cell of :data:`rnnkit.diagnostics._longmemory.CELLS` on the adding problem (T = 100, 500,
+1000), copy memory (delay 100, 500), selective copying, sequential digits and MNIST-1D and
+writes a results table (:func:`rnnkit.diagnostics.run_long_memory`).
 """
 
 from __future__ import annotations
@@ -22,7 +26,15 @@ def register(subparsers):
         description="Run a built-in experiment. 'adding' trains SimpleRNN, LSTM and GRU on the "
                     "adding problem for several sequence lengths and reports the test MSE "
                     "against the 0.167 baseline with the gradient-flow curves.")
-    p.add_argument("name", choices=["adding"], help="the experiment to run")
+    from rnnkit.diagnostics._longmemory import CELLS, TASKS
+    p.add_argument("name", choices=["adding", "long-memory"], help="the experiment to run")
+    p.add_argument("--tasks", nargs="+", choices=TASKS, default=None, metavar="TASK",
+                   help="long-memory: tasks to run (default all: " + " ".join(TASKS) + ")")
+    p.add_argument("--cells", nargs="+", choices=list(CELLS), default=None, metavar="CELL",
+                   help="long-memory: cells to compare (default all: " + " ".join(CELLS) + ")")
+    p.add_argument("--train-samples", type=number_arg("train_samples"), default=None,
+                   help="long-memory: training sequences per task (default 512; 64 with "
+                        "--quick)")
     p.add_argument("--T", type=number_arg("T"), nargs="+", default=None,
                    help=f"sequence lengths (default {' '.join(map(str, FULL['T']))}; "
                         f"{QUICK['T'][0]} with --quick)")
@@ -45,16 +57,50 @@ def register(subparsers):
     p.add_argument("--seed", type=number_arg("seed"), default=0, help="seed for data and weights (default 0)")
     p.add_argument("--quick", action="store_true",
                    help="a tiny run for smoke tests (a few seconds)")
-    p.add_argument("--out", default="adding_experiment", metavar="DIR",
-                   help="folder for adding_results.{json,md}, adding_gradient_flow.png and "
-                        "adding_training.png (default ./adding_experiment)")
+    p.add_argument("--out", default=None, metavar="DIR",
+                   help="adding: folder for adding_results.{json,md}, adding_gradient_flow.png "
+                        "and adding_training.png (default ./adding_experiment); long-memory: "
+                        "folder for long_memory.{json,md} (default ./long_memory)")
     p.set_defaults(func=run)
     return p
+
+
+def _run_long_memory(args) -> int:
+    from rnnkit.diagnostics import run_long_memory
+    from rnnkit.diagnostics._longmemory import CELLS, TASKS
+    q = args.quick
+    settings = dict(units=args.units or (8 if q else 32), epochs=args.epochs or (1 if q else 4),
+                    train_samples=args.train_samples or (64 if q else 512),
+                    test_samples=args.test_samples or (32 if q else 256))
+    for k, v in settings.items():
+        if v < 1:
+            print(f"rnnkit experiment: error: --{k.replace('_', '-')} must be a positive "
+                  f"integer, got {v}.", file=sys.stderr)
+            return 2
+    if not (args.lr > 0 and args.clipnorm > 0):
+        print(f"rnnkit experiment: error: --lr and --clipnorm must be positive, got "
+              f"{args.lr} and {args.clipnorm}.", file=sys.stderr)
+        return 2
+    tasks = args.tasks or (["adding100", "digits"] if q else list(TASKS))
+    cells = args.cells or (["LSTM", "MinGRU"] if q else list(CELLS))
+    res = run_long_memory(tasks=tasks, cells=cells, units=settings["units"],
+                          epochs=settings["epochs"], n_train=settings["train_samples"],
+                          n_test=settings["test_samples"], batch_size=args.batch_size,
+                          learning_rate=args.lr, clipnorm=args.clipnorm, seed=args.seed,
+                          out_dir=args.out or "long_memory", verbose=1)
+    print()
+    print(res.table())
+    return 0
 
 
 def run(args) -> int:
     """Run ``rnnkit experiment``; returns the exit code (0 ok, 2 bad arguments)."""
     from rnnkit.diagnostics import run_adding_experiment
+
+    if args.name == "long-memory":
+        return _run_long_memory(args)
+    if args.out is None:
+        args.out = "adding_experiment"
 
     base = QUICK if args.quick else FULL
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..tasks._common import CELLS
 from ._common import (
     DEFAULT_MODEL_PATH,
     LIMITS,
@@ -79,8 +80,9 @@ def options():
             "--horizon points, lm the last 10%% of the text", None, metavar="PATH"),
         Opt("task", "choice", "classify | regress | forecast | lm (default: inferred from "
             "--data)", None, choices=TASK_NAMES),
-        Opt("cell", "choice", "recurrent cell: lstm | gru | rnn (SimpleRNN)", "lstm",
-            choices=("lstm", "gru", "rnn")),
+        Opt("cell", "choice", "recurrent cell: lstm | gru | rnn (SimpleRNN) | lnlstm | lngru "
+            "(layer-normalised) | indrnn | mingru | minlstm | lru | slstm (docs/new_cells.md)",
+            "lstm", choices=tuple(CELLS)),
         Opt("units", "units", "units per recurrent layer: one number for every layer or a "
             "comma list such as 128,64", d("units"), metavar="N[,N...]"),
         Opt("layers", "int", "number of recurrent layers (default: one per --units entry)",

@@ -7,7 +7,8 @@ Built-in datasets (shipped with the package, see ``docs/datasets.md``):
 * :func:`load_japanese_vowels` -- 12-channel speaker recognition, unequal lengths;
 * :func:`load_airline` -- monthly airline passengers 1949-1960;
 * :func:`load_shakespeare` -- *The Tempest* as plain text;
-* :func:`adding_problem` -- the synthetic adding problem;
+* :func:`adding_problem`, :func:`copy_memory`, :func:`selective_copying` -- synthetic
+  long-memory tasks;
 * :func:`load_builtin` -- any of the above by name.
 
 Readers: :func:`load_ts` (UCR/UEA ``.ts`` files), :func:`load_csv` (a time series),
@@ -35,7 +36,7 @@ from ._csvfile import (
 )
 from ._scaling import StandardScaler
 from ._sequences import pad_sequences
-from ._synthetic import adding_problem
+from ._synthetic import adding_problem, copy_memory, selective_copying
 from ._text import CharVocab, WordVocab
 from ._ts import load_ts
 from ._windows import make_windows, train_test_split_last
@@ -49,6 +50,7 @@ __all__ = [
     "StandardScaler",
     "WordVocab",
     "adding_problem",
+    "copy_memory",
     "csv_column_roles",
     "load_airline",
     "load_builtin",
@@ -59,5 +61,6 @@ __all__ = [
     "load_ts",
     "make_windows",
     "pad_sequences",
+    "selective_copying",
     "train_test_split_last",
 ]

@@ -13,7 +13,9 @@ signal reaches every step back in time:
 * plots (matplotlib, optional): :func:`plot_gradient_flow`, :func:`plot_jacobian_spectrum`,
   :func:`plot_history`, :func:`plot_gradient_history`;
 * :func:`run_adding_experiment` — SimpleRNN vs LSTM vs GRU on the adding problem
-  (``rnnkit experiment adding``).
+  (``rnnkit experiment adding``);
+* :func:`run_long_memory` — every recurrent cell on the long-memory tasks (adding, copy
+  memory, selective copying, sequential digits, MNIST-1D; ``rnnkit experiment long-memory``).
 
 Example:
     >>> import rnnkit
@@ -37,6 +39,7 @@ from ._flow import (
     judge,
 )
 from ._jacobian import JacobianSpectrum, cell_step_jacobian, jacobian_spectrum, step_jacobians
+from ._longmemory import LongMemoryResults, run_long_memory
 from ._monitor import GradientMonitor
 from ._plots import plot_gradient_flow, plot_gradient_history, plot_history, plot_jacobian_spectrum
 
@@ -45,5 +48,5 @@ __all__ = [
     "EXPLODING_RATIO", "jacobian_spectrum", "step_jacobians", "cell_step_jacobian",
     "JacobianSpectrum", "GradientMonitor", "plot_gradient_flow", "plot_jacobian_spectrum",
     "plot_history", "plot_gradient_history", "run_adding_experiment", "write_adding_report",
-    "AddingExperiment", "BASELINE_MSE",
+    "AddingExperiment", "BASELINE_MSE", "run_long_memory", "LongMemoryResults",
 ]

@@ -101,12 +101,13 @@ class JacobianSpectrum:
 
     Attributes:
         layer: layer name; cell: the layer's class name ('SimpleRNN', 'LSTM', 'RNN', ...).
-        kernel_singular_values: (H,) singular values of the whole recurrent kernel (H, G)
-            (empty when the cell has no ``recurrent_kernel``).
+        kernel_singular_values: (H,) singular values of the whole recurrent kernel (H, G),
+            ``|u|`` sorted for an element-wise one (H,) (IndRNN); empty when the cell has no
+            2-D or 1-D ``recurrent_kernel`` (the block-diagonal sLSTM has a 3-D one).
         gate_singular_values: ``{gate: (H,)}`` singular values of each gate's (H, H) block
             (cells that name their gates, ``cell.gate_names``).
         kernel_spectral_radius: largest |eigenvalue| of a square (H, H) recurrent kernel
-            (SimpleRNN), or None.
+            (SimpleRNN) or ``max |u|`` (IndRNN), or None.
         step_singular_values: (T, S) singular values of every step Jacobian, largest first.
         step_spectral_norms: (T,) ``||J_t||_2``.
         product_spectral_norms: (T,) entry ``k-1`` is ``||J_T J_{T-1} ... J_{T-k+1}||_2``, the
@@ -173,7 +174,10 @@ def jacobian_spectrum(layer, x, sample=0, mask=None):
     J = step_jacobians(layer, x, sample, mask)
     U = layer.cell.params.get("recurrent_kernel")
     gate_sv, radius, kernel_sv = {}, None, np.empty(0)
-    if U is not None:
+    if U is not None and np.ndim(U) == 1:      # element-wise recurrence (IndRNN): diag(u)
+        kernel_sv = np.sort(np.abs(np.asarray(U, np.float64)))[::-1]
+        radius = float(kernel_sv[0])
+    elif U is not None and np.ndim(U) == 2:    # (block-diagonal 3-D kernels: no summary)
         U = np.asarray(U, np.float64)
         H = U.shape[0]
         kernel_sv = np.linalg.svd(U, compute_uv=False)

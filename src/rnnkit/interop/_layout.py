@@ -52,32 +52,39 @@ def permute_blocks(a, perm, units, axis):
     return np.concatenate([blocks[p] for p in perm], axis=axis)
 
 
-def _keras_kernels(kind, units, weights):
-    """``(G, kernel (F, G), recurrent_kernel (u, G))`` from Keras-layout ``weights``, checked."""
+def _keras_kernels(kind, units, weights, proj_size=0):
+    """``(G, kernel (F, G), recurrent_kernel (u or p, G))`` from Keras-layout ``weights``,
+    checked (``proj_size`` p: an LSTM with a projection, whose recurrent input has p rows)."""
     G = N_GATES[kind] * units
     kernel, rec = weights[0], weights[1]
     F = np.shape(kernel)[0]
     kernel = check_shape(f"{kind} kernel", kernel, (F, G))
-    rec = check_shape(f"{kind} recurrent_kernel", rec, (units, G))
+    rec = check_shape(f"{kind} recurrent_kernel", rec, (proj_size or units, G))
     return G, kernel, rec
 
 
 # --------------------------------------------------------------------------- PyTorch
-def torch_to_keras(kind, units, input_size, w_ih, w_hh, b_ih=None, b_hh=None):
+def torch_to_keras(kind, units, input_size, w_ih, w_hh, b_ih=None, b_hh=None, w_hr=None):
     """One direction of one PyTorch RNN layer -> rnnkit/Keras weights.
 
     Args:
         kind: 'SimpleRNN', 'LSTM' or 'GRU'.
         units, input_size: hidden size u and input features F.
-        w_ih: (G, F); w_hh: (G, u); b_ih, b_hh: (G,) or None (``bias=False``), G = gates*u.
+        w_ih: (G, F); w_hh: (G, u), or (G, p) with a projection; b_ih, b_hh: (G,) or None
+            (``bias=False``), G = gates*u; w_hr: LSTM ``weight_hr`` (p, u) of
+            ``proj_size=p``, or None.
 
     Returns:
-        ``[kernel (F, G), recurrent_kernel (u, G)]`` plus the bias: (G,) = b_ih + b_hh for
-        SimpleRNN/LSTM, (2, G) = [b_ih, b_hh] (reordered) for GRU (reset_after=True).
+        ``[kernel (F, G), recurrent_kernel (u or p, G)]`` plus the bias: (G,) = b_ih + b_hh for
+        SimpleRNN/LSTM, (2, G) = [b_ih, b_hh] (reordered) for GRU (reset_after=True); plus
+        ``projection_kernel`` (u, p) = ``w_hr.T`` with a projection.
     """
     G = N_GATES[kind] * units
+    p = 0 if w_hr is None else np.shape(w_hr)[0]
+    if p and kind != "LSTM":
+        raise ValueError(f"torch {kind}: weight_hr (a projection) exists only for LSTM.")
     w_ih = check_shape(f"torch {kind} weight_ih", w_ih, (G, input_size))
-    w_hh = check_shape(f"torch {kind} weight_hh", w_hh, (G, units))
+    w_hh = check_shape(f"torch {kind} weight_hh", w_hh, (G, p or units))
     if (b_ih is None) != (b_hh is None):
         raise ValueError(f"torch {kind}: got only one of bias_ih / bias_hh; expected both or none.")
     if b_ih is not None:
@@ -94,21 +101,26 @@ def torch_to_keras(kind, units, input_size, w_ih, w_hh, b_ih=None, b_hh=None):
     out = [w_ih.T, w_hh.T]
     if b_ih is not None:
         out.append(b_ih + b_hh)
+    if p:
+        out.append(check_shape("torch LSTM weight_hr", w_hr, (p, units)).T)
     return [np.ascontiguousarray(w) for w in out]
 
 
-def keras_to_torch(kind, units, weights, reset_after=True, use_bias=True):
+def keras_to_torch(kind, units, weights, reset_after=True, use_bias=True, proj_size=0):
     """rnnkit/Keras weights of one recurrent layer -> PyTorch (w_ih, w_hh, b_ih, b_hh).
 
     Args:
         kind: 'SimpleRNN', 'LSTM' or 'GRU'.
-        weights: ``[kernel (F, G), recurrent_kernel (u, G), bias]`` as from ``get_weights()``.
+        weights: ``[kernel (F, G), recurrent_kernel (u, G), bias]`` as from ``get_weights()``
+            (an LSTM with ``proj_size`` p: recurrent_kernel (p, G), then ``projection_kernel``
+            (u, p) last; its ``weight_hr`` is that kernel's transpose).
+        proj_size: the LSTM's ``proj_size`` (0: none).
 
     Returns:
-        w_ih (G, F), w_hh (G, u), b_ih (G,), b_hh (G,) (biases None when ``use_bias=False``).
-        SimpleRNN/LSTM put the whole bias in b_ih and zeros in b_hh.
+        w_ih (G, F), w_hh (G, u or p), b_ih (G,), b_hh (G,) (biases None when
+        ``use_bias=False``). SimpleRNN/LSTM put the whole bias in b_ih and zeros in b_hh.
     """
-    G, kernel, rec = _keras_kernels(kind, units, weights)
+    G, kernel, rec = _keras_kernels(kind, units, weights, proj_size)
     bias = weights[2] if use_bias else None
     if kind == "GRU":
         if not reset_after:

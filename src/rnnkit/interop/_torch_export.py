@@ -33,9 +33,20 @@ def _torch_rnn_for(kind, parts, F):
             raise ValueError(f"{kind} {sub.name!r} uses activation={act!r}, recurrent_activation="
                              f"{sub.recurrent_activation.name!r}; torch only has tanh/sigmoid.")
     u = first.units
+    proj = getattr(first.cell, "proj_size", 0)
+    for sub, _ in parts:
+        if getattr(sub.cell, "use_peepholes", False) or getattr(sub.cell, "zoneout", 0.0):
+            raise ValueError(f"{kind} {sub.name!r} uses peepholes or zoneout, which torch.nn."
+                             f"{kind} does not have; export it to ONNX (peepholes) or rebuild "
+                             "it without them.")
+        if getattr(sub.cell, "proj_size", 0) != proj:
+            raise ValueError("Bidirectional layer's two directions differ in proj_size; torch "
+                             "needs them equal.")
     bidir = len(parts) == 2
     kw = dict(input_size=F, hidden_size=u, batch_first=True, bias=first.use_bias,
               bidirectional=bidir)
+    if proj:
+        kw["proj_size"] = proj
     if kind == "SimpleRNN":
         mod = nn.RNN(nonlinearity=first.activation.name, **kw)
     else:
@@ -43,9 +54,13 @@ def _torch_rnn_for(kind, parts, F):
     sd = {}
     for sub, backward in parts:
         sfx = "_reverse" if backward else ""
+        ws = sub.get_weights()
         w_ih, w_hh, b_ih, b_hh = _layout.keras_to_torch(
-            kind, u, sub.get_weights(), getattr(sub, "reset_after", True), sub.use_bias)
+            kind, u, ws, getattr(sub, "reset_after", True), sub.use_bias, proj)
         sd[f"weight_ih_l0{sfx}"], sd[f"weight_hh_l0{sfx}"] = w_ih, w_hh
+        if proj:                                     # projection_kernel (u, p) is declared last
+            sd[f"weight_hr_l0{sfx}"] = _layout.check_shape(
+                f"{sub.name} projection_kernel", ws[-1], (u, proj)).T
         if sub.use_bias:
             sd[f"bias_ih_l0{sfx}"], sd[f"bias_hh_l0{sfx}"] = b_ih, b_hh
     for k, v in mod.state_dict().items():
@@ -164,7 +179,7 @@ def _torch_classes():
 
         def forward(self, x, mask):
             T = x.shape[1]
-            u = self.rnn.hidden_size
+            u = getattr(self.rnn, "proj_size", 0) or self.rnn.hidden_size    # output size
             bidir = self.rnn.bidirectional
             if mask is None:
                 xin = torch.flip(x, [1]) if self.go_backwards else x

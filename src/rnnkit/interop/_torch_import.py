@@ -47,9 +47,9 @@ def _bidirectional_cls():
 
 
 # --------------------------------------------------------------------------- import
-def _torch_direction(sd, key_fmt, kind, units, F, has_bias):
+def _torch_direction(sd, key_fmt, kind, units, F, has_bias, proj=False):
     """Keras-layout weights of one direction of one torch layer; ``key_fmt`` like
-    'lstm.{}_l1_reverse'."""
+    'lstm.{}_l1_reverse'; ``proj``: an LSTM with ``proj_size`` (keys ``weight_hr``)."""
     def get(name):
         key = key_fmt.format(name)
         if key not in sd:
@@ -58,7 +58,8 @@ def _torch_direction(sd, key_fmt, kind, units, F, has_bias):
         return _np(sd[key])
     return _layout.torch_to_keras(
         kind, units, F, get("weight_ih"), get("weight_hh"),
-        get("bias_ih") if has_bias else None, get("bias_hh") if has_bias else None)
+        get("bias_ih") if has_bias else None, get("bias_hh") if has_bias else None,
+        get("weight_hr") if proj else None)
 
 
 def _recurrent_layers(sd, prefix, kind, units, input_size, num_layers, bidirectional,
@@ -70,7 +71,10 @@ def _recurrent_layers(sd, prefix, kind, units, input_size, num_layers, bidirecti
     from .. import layers as L
     cls = {"SimpleRNN": L.SimpleRNN, "LSTM": L.LSTM, "GRU": L.GRU}[kind]
     has_bias = f"{prefix}bias_ih_l0" in sd
+    proj = _np(sd[f"{prefix}weight_hr_l0"]).shape[0] if f"{prefix}weight_hr_l0" in sd else 0
     kwargs = dict(units=units, use_bias=has_bias, dtype=dtype)
+    if proj:
+        kwargs["proj_size"] = proj
     if kind == "SimpleRNN":
         if nonlinearity not in ("tanh", "relu"):
             raise ValueError(f"torch nn.RNN nonlinearity must be 'tanh' or 'relu', got "
@@ -88,7 +92,8 @@ def _recurrent_layers(sd, prefix, kind, units, input_size, num_layers, bidirecti
         dirs = [("", False), ("_reverse", True)] if bidirectional else [("", False)]
         subs = []
         for suffix, go_backwards in dirs:
-            ws = _torch_direction(sd, f"{prefix}{{}}_l{k}{suffix}", kind, units, F, has_bias)
+            ws = _torch_direction(sd, f"{prefix}{{}}_l{k}{suffix}", kind, units, F, has_bias,
+                                  bool(proj))
             sub = cls(go_backwards=go_backwards, return_sequences=seqs, **kwargs)
             sub.build((None, None, F))
             sub.set_weights(ws)
@@ -99,7 +104,7 @@ def _recurrent_layers(sd, prefix, kind, units, input_size, num_layers, bidirecti
             layer.set_weights(subs[0].get_weights() + subs[1].get_weights())
         else:
             layer = subs[0]
-        F = len(dirs) * units
+        F = len(dirs) * (proj or units)
         out.append(layer)
         if dropout and not last:
             out.append(L.Dropout(float(dropout), dtype=dtype))
@@ -165,14 +170,11 @@ def from_torch_state_dict(state_dict, nonlinearity="tanh", return_sequences=True
     layers = []
     for i, (prefix, kind, keys) in enumerate(groups):
         if kind == "rnn":
-            if any("weight_hr" in k for k in keys):
-                raise ValueError(
-                    f"torch LSTM {prefix!r} has proj_size > 0 (key {prefix}weight_hr_l0); "
-                    "projected LSTMs are not supported by rnnkit."
-                )
             w_hh = _np(state_dict[f"{prefix}weight_hh_l0"])
             w_ih = _np(state_dict[f"{prefix}weight_ih_l0"])
             units = w_hh.shape[1]
+            if f"{prefix}weight_hr_l0" in state_dict:      # LSTM(proj_size): w_hh is (4u, p)
+                units = _np(state_dict[f"{prefix}weight_hr_l0"]).shape[1]
             rkind = {1: "SimpleRNN", 3: "GRU", 4: "LSTM"}.get(w_hh.shape[0] // units)
             if rkind is None or w_hh.shape[0] % units:
                 raise ValueError(
@@ -213,7 +215,7 @@ def _dense_from(weight, bias, activation, dtype):
 def from_torch(module, return_sequences=True, dtype="float32"):
     """Convert a PyTorch module to an rnnkit Sequential with the same weights.
 
-    Supported: ``nn.RNN`` (tanh/relu), ``nn.LSTM`` (without ``proj_size``), ``nn.GRU`` with any
+    Supported: ``nn.RNN`` (tanh/relu), ``nn.LSTM`` (also with ``proj_size``), ``nn.GRU`` with any
     ``num_layers`` and ``bidirectional``; ``nn.Linear``; activation modules (ReLU, Tanh,
     Sigmoid, Softmax(dim=-1), ...), ``nn.Dropout``, ``nn.Identity``; and an ``nn.Sequential`` of
     these. The rnnkit model is batch-major: feed (B, T, F). A module built with
@@ -247,9 +249,6 @@ def from_torch(module, return_sequences=True, dtype="float32"):
     for i, m in enumerate(mods):
         name = type(m).__name__
         if isinstance(m, (nn.RNN, nn.LSTM, nn.GRU)):
-            if getattr(m, "proj_size", 0):
-                raise ValueError(f"torch {name} has proj_size={m.proj_size}; projected LSTMs are "
-                                 "not supported by rnnkit (expected proj_size=0).")
             kind = _RNN_KINDS[name]
             nonlin = getattr(m, "nonlinearity", "tanh")
             layers += _recurrent_layers(

@@ -112,6 +112,14 @@ def _recurrent(g, layer, spec, x, mask, lens):
         if sub.units != first.units or type(sub.cell) is not type(first.cell):
             raise ValueError(f"export_onnx: Bidirectional {layer.name!r} has directions with "
                              "different types or units; ONNX needs them equal.")
+        cell = sub.cell
+        if getattr(cell, "proj_size", 0) or getattr(cell, "zoneout", 0.0):
+            raise ValueError(f"export_onnx: layer {sub.name!r} uses proj_size or zoneout, "
+                             "which the ONNX LSTM/GRU operators do not have. Export a layer "
+                             "without them (proj_size LSTMs export to PyTorch: to_torch).")
+        if getattr(cell, "use_peepholes", False) != getattr(first.cell, "use_peepholes", False):
+            raise ValueError(f"export_onnx: Bidirectional {layer.name!r} mixes use_peepholes "
+                             "values; ONNX's P input covers both directions.")
         if getattr(sub, "reset_after", True) != getattr(first, "reset_after", True):
             raise ValueError(f"export_onnx: Bidirectional {layer.name!r} mixes GRU reset_after "
                              "values; ONNX's linear_before_reset is shared by both directions.")
@@ -156,6 +164,12 @@ def _recurrent(g, layer, spec, x, mask, lens):
     op = {"SimpleRNN": "RNN", "LSTM": "LSTM", "GRU": "GRU"}[kind]
     xt = g.op("Transpose", [x], perm=[1, 0, 2])                              # (T, B, F)
     ins = [xt, g.const("W", W), g.const("R", R), g.const("B", B), lens or ""]
+    if getattr(first.cell, "use_peepholes", False):
+        # ONNX LSTM input P (num_directions, 3u), order i, o, f; after initial_h/c (absent)
+        P = np.stack([np.concatenate([sub.cell.params[f"{gate}_peephole"]
+                                      for gate in ("input", "output", "forget")])
+                      for sub, _ in parts]).astype(np.float32)
+        ins += ["", "", g.const("P", _layout.check_shape("ONNX P", P, (D, 3 * u)))]
     Y, Y_h = g.op(op, ins, base=first.name, n_out=2, **attrs)               # (T,D,B,u), (D,B,u)
     Yb = g.op("Transpose", [Y], perm=[2, 0, 1, 3])                          # (B, T, D, u)
     return_sequences = first.return_sequences

@@ -43,6 +43,10 @@ _REGISTRY: dict = {
     _cells.SimpleRNNCell: ["rnnkit.kernels.simple"],
     _cells.LSTMCell: ["rnnkit.kernels.lstm"],
     _cells.GRUCell: ["rnnkit.kernels.gru"],
+    _cells.MinGRUCell: ["rnnkit.kernels.minrnn"],
+    _cells.MinLSTMCell: ["rnnkit.kernels.minrnn"],
+    _cells.LRUCell: ["rnnkit.kernels.lru"],
+    _cells.IndRNNCell: ["rnnkit.kernels.indrnn"],
 }
 
 
@@ -146,12 +150,19 @@ def forward_steps(cell, xs, states0, mask=None, rmask=None, training=False):
     return ys, states, (impl, cache)
 
 
-def backward_steps(cell, cache, dys, dstates, mask=None, rmask=None):
-    """BPTT for :func:`forward_steps`; returns ``(dxs, dstates0, dparams)``."""
+def backward_steps(cell, cache, dys, dstates, mask=None, rmask=None, input_grad=True):
+    """BPTT for :func:`forward_steps`; returns ``(dxs, dstates0, dparams)``.
+
+    ``input_grad=False`` tells a kernel that declares ``skips_input_grad = True`` that nobody
+    reads dL/dx (the first layer of a model): it may return None for ``dxs`` and save the
+    product that computes it. Other kernels and the generic loop compute it anyway.
+    """
     from . import reference
     impl, inner = cache
     if impl is None:
         return reference.backward_steps(cell, inner, dys, dstates, mask)
+    if not input_grad and getattr(impl, "skips_input_grad", False):
+        return impl.backward(cell, inner, dys, dstates, mask, rmask, input_grad=False)
     return impl.backward(cell, inner, dys, dstates, mask, rmask)
 
 

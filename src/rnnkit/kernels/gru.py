@@ -237,9 +237,10 @@ def _gru_after_infer(x, W, U, bias, b_rec, h, z, hu, mask, out, backwards, b0, b
 
 
 def supports(cell, dtype) -> bool:
-    """Exactly a GRUCell with tanh / sigmoid, in float32 / float64."""
+    """Exactly a GRUCell with tanh / sigmoid and no zoneout, in float32 / float64."""
     return type(cell) is GRUCell and cell.activation.name == "tanh" and \
-        cell.recurrent_activation.name == "sigmoid" and np.dtype(dtype) in DTYPES
+        cell.recurrent_activation.name == "sigmoid" and np.dtype(dtype) in DTYPES and \
+        cell.projected_path()
 
 
 def forward(cell, xw, states0, mask=None, rmask=None, ws=None):

@@ -249,9 +249,11 @@ class LSTMStream:
 
 
 def supports(cell, dtype) -> bool:
-    """Exactly an LSTMCell with tanh / sigmoid, in float32 / float64."""
+    """Exactly an LSTMCell with tanh / sigmoid and no options (peepholes, projection,
+    zoneout), in float32 / float64."""
     return type(cell) is LSTMCell and cell.activation.name == "tanh" and \
-        cell.recurrent_activation.name == "sigmoid" and np.dtype(dtype) in DTYPES
+        cell.recurrent_activation.name == "sigmoid" and np.dtype(dtype) in DTYPES and \
+        cell.projected_path()
 
 
 def forward(cell, xw, states0, mask=None, rmask=None, ws=None):

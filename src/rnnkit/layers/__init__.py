@@ -5,7 +5,20 @@ The recurrent cells (:mod:`rnnkit.cells`) are re-exported here as in Keras
 """
 
 from .._keras_names import missing_name_hook as _missing_name_hook
-from ..cells import Cell, GRUCell, LSTMCell, SimpleRNNCell, StackedRNNCells
+from ..cells import (
+    Cell,
+    GRUCell,
+    IndRNNCell,
+    LayerNormGRUCell,
+    LayerNormLSTMCell,
+    LRUCell,
+    LSTMCell,
+    MinGRUCell,
+    MinLSTMCell,
+    SimpleRNNCell,
+    StackedRNNCells,
+    sLSTMCell,
+)
 from ._symbolic import SymbolicTensor
 from .attention import AdditiveAttention, Attention, MultiHeadAttention
 from .base import Layer, deserialize, get_layer_class, register_layer
@@ -15,6 +28,7 @@ from .merging import Add, Average, Concatenate, Dot, Maximum, Minimum, Multiply,
 from .normalization import BatchNormalization, LayerNormalization
 from .pooling import AveragePooling1D, GlobalAveragePooling1D, GlobalMaxPooling1D, MaxPooling1D
 from .recurrent import GRU, LSTM, SimpleRNN
+from .recurrent_more import LRU, IndRNN, LayerNormGRU, LayerNormLSTM, MinGRU, MinLSTM, sLSTM
 from .reshaping import Cropping1D, Permute, RepeatVector, Reshape, UpSampling1D, ZeroPadding1D
 from .rnn import RNN
 from .wrappers import Bidirectional, TimeDistributed
@@ -28,6 +42,9 @@ __all__ = [
     "Reshape", "Permute", "RepeatVector", "Attention", "AdditiveAttention", "MultiHeadAttention",
     "SymbolicTensor",
     "register_layer", "get_layer_class", "deserialize",
+    "register_layer", "get_layer_class", "deserialize", "MinGRU", "MinLSTM", "LRU",
+    "IndRNN", "sLSTM", "LayerNormLSTM", "LayerNormGRU", "MinGRUCell", "MinLSTMCell",
+    "LRUCell", "IndRNNCell", "sLSTMCell", "LayerNormLSTMCell", "LayerNormGRUCell",
 ]
 
 

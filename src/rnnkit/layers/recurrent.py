@@ -93,14 +93,20 @@ class LSTM(_Preset):
         unit_forget_bias: bool; when True (default) the forget-gate bias starts at 1.
         kernel_regularizer, recurrent_regularizer, bias_regularizer: names, instances or None.
         dropout, recurrent_dropout: rates in [0, 1) (one mask per sequence, training only).
-        seed: None or int, seeds the dropout masks.
+        seed: None or int, seeds the dropout masks (and zoneout's).
         return_sequences, return_state, go_backwards, stateful: see
             :class:`~rnnkit.layers.RNN`.
+        use_peepholes: bool, peephole connections (ONNX ``P``; docs/new_cells.md).
+        proj_size: int in [0, units): projected hidden state as ``torch.nn.LSTM(proj_size=)``
+            (0: none).
+        zoneout: float in [0, 1): zoneout rate on ``h`` (0: none).
         name, trainable, dtype, input_shape, input_dim, batch_input_shape: see
             :class:`~rnnkit.layers.Layer`.
 
-    Weights (Keras layout): ``kernel`` (F, 4u), ``recurrent_kernel`` (u, 4u), ``bias`` (4u,).
-    States: ``[h, c]``, each (B, u).
+    Weights (Keras layout): ``kernel`` (F, 4u), ``recurrent_kernel`` (u, 4u), ``bias`` (4u,);
+    with options also ``input_peephole``, ``forget_peephole``, ``output_peephole`` (u,) and
+    ``projection_kernel`` (u, p) (then ``recurrent_kernel`` is (p, 4u)). States: ``[h, c]``,
+    each (B, u) (h is (B, p) with a projection).
 
     Example:
         >>> import numpy as np, rnnkit
@@ -116,8 +122,9 @@ class LSTM(_Preset):
                  bias_initializer="zeros", unit_forget_bias=True, kernel_regularizer=None,
                  recurrent_regularizer=None, bias_regularizer=None, dropout=0.0,
                  recurrent_dropout=0.0, seed=None, return_sequences=False, return_state=False,
-                 go_backwards=False, stateful=False, name=None, trainable=True, dtype=None,
-                 input_shape=None, input_dim=None, batch_input_shape=None):
+                 go_backwards=False, stateful=False, use_peepholes=False, proj_size=0,
+                 zoneout=0.0, name=None, trainable=True, dtype=None, input_shape=None,
+                 input_dim=None, batch_input_shape=None):
         super().__init__(locals())
 
 class GRU(_Preset):
@@ -137,6 +144,7 @@ class GRU(_Preset):
         seed: None or int, seeds the dropout masks.
         reset_after: bool (default True): reset gate after the recurrent product, bias
             (2, 3u) (row 0 input, row 1 recurrent); False: before it, bias (3u,).
+        zoneout: float in [0, 1): zoneout rate on ``h`` (0: none; docs/new_cells.md).
         return_sequences, return_state, go_backwards, stateful: see
             :class:`~rnnkit.layers.RNN`.
         name, trainable, dtype, input_shape, input_dim, batch_input_shape: see
@@ -157,6 +165,6 @@ class GRU(_Preset):
                  bias_initializer="zeros", kernel_regularizer=None, recurrent_regularizer=None,
                  bias_regularizer=None, dropout=0.0, recurrent_dropout=0.0, seed=None,
                  return_sequences=False, return_state=False, go_backwards=False,
-                 stateful=False, reset_after=True, name=None, trainable=True, dtype=None,
-                 input_shape=None, input_dim=None, batch_input_shape=None):
+                 stateful=False, reset_after=True, zoneout=0.0, name=None, trainable=True,
+                 dtype=None, input_shape=None, input_dim=None, batch_input_shape=None):
         super().__init__(locals())

@@ -286,7 +286,9 @@ class RNN(Layer):
             # W^T copy: faster BLAS
             dxt = _threads.matmul(dxw2, np.ascontiguousarray(W.T)).reshape(T, B, F)
         else:
-            dxt, d0, dparams = kernels.backward_steps(cell, kcache, dhs, d_states, mt, rdp)
+            dxt, d0, dparams = kernels.backward_steps(
+                cell, kcache, dhs, d_states, mt, rdp,
+                input_grad=self.input_grad_needed or has_init)
             self._write_grads(dparams)
             if not self.input_grad_needed and not has_init:
                 return None
@@ -499,7 +501,8 @@ class RNN(Layer):
 _CELL_OPTIONS = ("units", "activation", "recurrent_activation", "use_bias",
                  "kernel_initializer", "recurrent_initializer", "bias_initializer",
                  "kernel_regularizer", "recurrent_regularizer", "bias_regularizer", "dropout",
-                 "recurrent_dropout", "seed", "n_gates", "reset_after", "unit_forget_bias")
+                 "recurrent_dropout", "seed", "n_gates", "reset_after", "unit_forget_bias",
+                 "use_peepholes", "proj_size", "zoneout")
 
 
 def _cell_option(name):

@@ -11,15 +11,18 @@ from .. import layers as _layers
 from .. import optimizers as _opt
 from .. import utils as _utils
 
-#: Recurrent cell names accepted by every pipeline (``cell=``) and their layer classes.
-CELLS = {"lstm": "LSTM", "gru": "GRU", "rnn": "SimpleRNN"}
+#: Recurrent cell names accepted by every pipeline (``cell=``) and their layer classes
+#: (the cells beyond Keras are described in docs/new_cells.md).
+CELLS = {"lstm": "LSTM", "gru": "GRU", "rnn": "SimpleRNN", "lnlstm": "LayerNormLSTM",
+         "lngru": "LayerNormGRU", "indrnn": "IndRNN", "mingru": "MinGRU", "minlstm": "MinLSTM",
+         "lru": "LRU", "slstm": "sLSTM"}
 
 #: ``model.preprocessing["format"]``: bump when the preprocessing record changes shape.
 PREPROCESSING_FORMAT = 1
 
 
 def check_cell(cell):
-    """Return the layer class for ``cell`` ('lstm', 'gru' or 'rnn')."""
+    """Return the layer class for ``cell`` (a key of :data:`CELLS`, e.g. 'lstm' or 'mingru')."""
     key = str(cell).lower()
     if key not in CELLS:
         raise ValueError(f"cell must be one of {sorted(CELLS)}, got {cell!r}.")
