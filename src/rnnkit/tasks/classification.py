@@ -53,7 +53,7 @@ TARGET_STEPS = 64
 #: Optimizer updates per ensemble member (the epoch budget is derived from it).
 TARGET_UPDATES = 1000
 #: Largest ensemble trained when the time budget allows.
-MAX_ENSEMBLE = 5
+MAX_ENSEMBLE = 3
 #: Estimated CPU seconds per recurrent step of one batch update (forward + backward) of a
 #: bidirectional GRU(64) with a Dense(64) front-end: a fixed part plus a part per batch row
 #: (measured on the project's 2-core machine; small batches are overhead-bound).
@@ -86,7 +86,7 @@ class SequenceClassifier(SequencePipeline):
     defaults: a per-step ``Dense(64, relu)`` front-end over patches of the normalised series,
     ``Bidirectional(GRU(64))``, ``Dense(K, softmax)``, AdamW (learning rate 0.003, weight
     decay 0.01, clipnorm 1.0) with warm-up and cosine decay over about 1,000 updates, and as
-    many networks (up to 5, probabilities averaged) as the 10-minute time budget allows.
+    many networks (up to 3, probabilities averaged) as the 10-minute time budget allows.
 
     Args:
         cell: 'gru' (default), 'lstm' or 'rnn' (SimpleRNN).
@@ -106,10 +106,10 @@ class SequenceClassifier(SequencePipeline):
         normalize: 'series' (each series by its own mean/std), 'channel' (training
             statistics per channel) or 'none' (None: series for univariate data, channel
             for multivariate).
-        patch: time steps per recurrent step (None: ``ceil(length / 64)``).
+        patch: time steps per recurrent step (None: ``ceil(longest / 64)``).
         embed: width of the per-step ``Dense(embed, relu)`` front-end (0: none; None: 64).
         ensemble: networks trained from seeds ``seed, seed+1, ...`` whose probabilities are
-            averaged (None: as many as the time budget allows, at most 5).
+            averaged (None: as many as the time budget allows, at most 3).
         schedule: 'cosine' (warm-up then cosine decay) or 'constant'.
         weight_decay: AdamW's decoupled weight decay (0: Adam).
         time_budget: CPU seconds the whole fit may take (default 600; on a dedicated machine
@@ -159,8 +159,8 @@ class SequenceClassifier(SequencePipeline):
         * normalisation: univariate -> each series by its own mean and standard deviation
           (shape matters, not level or scale: the UCR convention); multivariate -> per
           channel with training statistics (keeps the channels' relative levels);
-        * patch: ``ceil(L / 64)`` time steps per recurrent step, L the 90th percentile of the
-          training lengths, so the recurrence runs at most ~64 steps;
+        * patch: ``ceil(L / 64)`` time steps per recurrent step, L the longest training
+          series, so the recurrence runs at most 64 steps;
         * front-end: ``Dense(64, relu)`` on every patch (learned down-sampling);
         * direction: bidirectional (the whole sequence is known before the label is needed);
         * size: GRU(64) below 1,000 training sequences, GRU(128) from 1,000;
@@ -168,7 +168,7 @@ class SequenceClassifier(SequencePipeline):
         * epochs: about 1,000 updates (between 20 and 300 epochs), fewer if one network would
           not fit the time budget;
         * ensemble: as many networks as the estimated cost fits in 80% of the time budget
-          (at most 5).
+          (at most 3).
 
         Args:
             x: list of ``(T_i, C)`` training sequences.
@@ -198,16 +198,17 @@ class SequenceClassifier(SequencePipeline):
                 self.normalize = choose("normalize", "channel", f"{channels} channels: "
                                         "standardised per channel with training statistics, "
                                         "keeping their relative levels")
-        ref = int(np.percentile(lengths, 90))
+        longest = int(lengths.max())
         if req["patch"] is None:
-            self.patch = max(1, math.ceil(ref / TARGET_STEPS))
-            steps = math.ceil(ref / self.patch)
+            self.patch = max(1, math.ceil(longest / TARGET_STEPS))
+            steps = math.ceil(longest / self.patch)
+            span = (f"{lengths.min()}-{longest}" if lengths.min() < longest else f"{longest}")
             self.patch = choose(
                 "patch", self.patch,
-                f"series of {lengths.min()}-{lengths.max()} steps (90th percentile {ref}): "
-                + (f"{self.patch} steps per recurrent step, so the GRU runs ~{steps} steps"
-                   if self.patch > 1 else f"short enough to feed step by step (<= "
-                   f"{TARGET_STEPS})"))
+                f"series of {span} steps: " + (
+                    f"{self.patch} steps per recurrent step, so the GRU runs at most {steps} "
+                    "steps" if self.patch > 1 else
+                    f"short enough to feed step by step (<= {TARGET_STEPS})"))
         steps = math.ceil(int(lengths.max()) / self.patch)
         if req["embed"] is None:
             choose("embed", self.embed, f"a Dense({self.embed}, relu) layer reads each step's "
