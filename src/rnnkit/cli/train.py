@@ -119,9 +119,10 @@ def options():
             "epochs and the ensemble and stops training when exceeded", d("time_budget"),
             tasks=("classify",), metavar="SECONDS"),
         Opt("normalize", "choice", "classify: series (each series by its own mean/std) | "
-            "channel (training statistics per channel) | none (default: series for "
+            "series+level (that, plus each series' mean and log std as inputs) | channel "
+            "(training statistics per channel) | none (default: series or series+level for "
             "univariate data, channel for multivariate)", None,
-            choices=("series", "channel", "none"), tasks=("classify",)),
+            choices=("series", "series+level", "channel", "none"), tasks=("classify",)),
         Opt("patch", "int", "classify: time steps grouped into one recurrent step (default: "
             "long series are cut into ~64 patches)", None, tasks=("classify",), metavar="N"),
         Opt("embed", "int", "classify: width of the Dense(relu) layer applied to every patch "

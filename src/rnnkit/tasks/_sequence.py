@@ -1,8 +1,8 @@
 """Shared machinery of the many-to-one pipelines (sequence classification and regression).
 
 Input sequences are normalised (per channel with statistics from the training data only, or
-each series by its own mean and standard deviation), missing values (NaN) become 0 after
-scaling, long series are cut into patches of ``patch`` time steps (one recurrent step per
+each series by its own mean and standard deviation, optionally keeping each series' level
+and scale as extra inputs at every step), missing values (NaN) become 0 after scaling, long series are cut into patches of ``patch`` time steps (one recurrent step per
 patch), sequences of different lengths are passed to the model as a ragged list (padded and
 masked by the training engine), and training either holds out a validation set for early
 stopping with best-weight restore or runs a fixed epoch budget under a warm-up + cosine
@@ -103,7 +103,28 @@ def stratified_split(groups, fraction, seed):
     return train, val
 
 
-NORMALIZE_MODES = ("channel", "series", "none")
+NORMALIZE_MODES = ("channel", "series", "series+level", "none")
+
+
+def series_stats(seqs):
+    """Per-series, per-channel mean and standard deviation (NaN ignored).
+
+    Args:
+        seqs: list of ``(T_i, C)`` arrays.
+
+    Returns:
+        ``(mean, std)``: two ``(N, C)`` float64 arrays; a constant channel has std 1.
+    """
+    means, stds = [], []
+    for s in seqs:
+        s = np.asarray(s, np.float64)
+        finite = ~np.isnan(s)
+        n = np.maximum(finite.sum(0), 1)
+        mean = np.where(finite, s, 0.0).sum(0) / n
+        std = np.sqrt((np.where(finite, s - mean, 0.0) ** 2).sum(0) / n)
+        means.append(mean)
+        stds.append(np.where(std > 1e-8 * np.maximum(np.abs(mean), 1.0), std, 1.0))
+    return np.array(means), np.array(stds)
 
 
 def normalize_series(seqs):
@@ -115,17 +136,15 @@ def normalize_series(seqs):
     Returns:
         list of float32 ``(T_i, C)`` arrays; a constant channel becomes 0, NaN stays NaN.
     """
-    out = []
-    for s in seqs:
-        s = np.asarray(s, np.float64)
-        with np.errstate(invalid="ignore"):
-            finite = ~np.isnan(s)
-            n = np.maximum(finite.sum(0), 1)
-            mean = np.where(finite, s, 0.0).sum(0) / n
-            std = np.sqrt((np.where(finite, s - mean, 0.0) ** 2).sum(0) / n)
-        std = np.where(std > 1e-8 * np.maximum(np.abs(mean), 1.0), std, 1.0)
-        out.append(((s - mean) / std).astype(np.float32))
-    return out
+    mean, std = series_stats(seqs)
+    return [((np.asarray(s, np.float64) - m) / d).astype(np.float32)
+            for s, m, d in zip(seqs, mean, std)]
+
+
+def series_level(seqs):
+    """The level and scale of every series: ``(N, 2C)`` = its channels' means, log stds."""
+    mean, std = series_stats(seqs)
+    return np.concatenate([mean, np.log(std)], axis=1)
 
 
 def to_patches(seqs, patch):
@@ -155,6 +174,25 @@ def to_patches(seqs, patch):
         block = np.zeros((n * patch, c), np.float32)
         block[:t] = s
         out.append(block.reshape(n, patch * c))
+    return out
+
+
+def patch_spectra(seqs, patch, channels):
+    """Log magnitude spectrum of every patch: ``log(1 + |rfft|)`` over its ``patch`` steps.
+
+    Args:
+        seqs: list of ``(n_i, patch * C)`` patched arrays (see :func:`to_patches`).
+        patch: time steps per patch.
+        channels: C.
+
+    Returns:
+        list of ``(n_i, (patch // 2 + 1) * C)`` float32 arrays (channel-minor).
+    """
+    out = []
+    for s in seqs:
+        blocks = s.reshape(len(s), patch, channels)
+        mag = np.abs(np.fft.rfft(blocks.astype(np.float64), axis=1))
+        out.append(np.log1p(mag).reshape(len(s), -1).astype(np.float32))
     return out
 
 
@@ -211,13 +249,14 @@ class SequencePipeline:
     #: The settings saved in the preprocessing record and restored by :meth:`from_model`.
     param_names = ("cell", "units", "bidirectional", "dropout", "epochs", "batch_size",
                    "learning_rate", "clipnorm", "validation_split", "patience", "seed",
-                   "normalize", "patch", "embed", "ensemble", "schedule", "weight_decay")
+                   "normalize", "patch", "spectrum", "embed", "ensemble", "schedule",
+                   "weight_decay")
 
     def __init__(self, cell="lstm", units=None, layers=None, bidirectional=False, dropout=None,
                  epochs=None, batch_size=None, learning_rate=None, clipnorm=1.0,
                  validation_split=None, patience=None, standardize=True, seed=0, verbose=1,
                  normalize=None, patch=1, embed=0, ensemble=1, schedule="constant",
-                 weight_decay=0.0, time_budget=None):
+                 weight_decay=0.0, time_budget=None, spectrum=False):
         d = self.defaults
         dropout = d["dropout"] if dropout is None else dropout
         epochs = d["epochs"] if epochs is None else epochs
@@ -252,6 +291,7 @@ class SequencePipeline:
         self.patience = int(patience)
         self.normalize = normalize
         self.patch = int(patch)
+        self.spectrum = bool(spectrum)
         self.embed = int(embed)
         self.ensemble = int(ensemble)
         self.schedule = schedule
@@ -309,12 +349,22 @@ class SequencePipeline:
                 f"{what} has {seqs[0].shape[1]} channel(s) per time step, but the model was "
                 f"trained on {self.n_features}; pass data with the training data's channels."
             )
-        if self.normalize == "series":
+        level = None
+        if self.normalize == "series+level":
+            level = self.scaler.transform(series_level(seqs)).astype(np.float32)
+        if self.normalize in ("series", "series+level"):
             seqs = normalize_series(seqs)
         elif self.scaler is not None:
             seqs = self.scaler.transform(seqs)
         seqs = [np.nan_to_num(s, nan=0.0).astype(np.float32) for s in seqs]
-        return to_patches(seqs, self.patch)
+        seqs = to_patches(seqs, self.patch)
+        if self.spectrum:  # each patch's magnitude spectrum joins its values
+            spectra = patch_spectra(seqs, self.patch, seqs[0].shape[1] // self.patch)
+            seqs = [np.concatenate([s, f], axis=1) for s, f in zip(seqs, spectra)]
+        if level is not None:  # the series' level and scale joins every step
+            seqs = [np.concatenate([s, np.broadcast_to(lv, (len(s), len(lv)))], axis=1)
+                    for s, lv in zip(seqs, np.nan_to_num(level))]
+        return seqs
 
     @staticmethod
     def _model_input(seqs):
@@ -377,7 +427,11 @@ class SequencePipeline:
                              "must match one to one.")
         self.plan(seqs, y)
         self.n_features = int(seqs[0].shape[1])
-        self.scaler = StandardScaler().fit(seqs) if self.normalize == "channel" else None
+        self.scaler = None
+        if self.normalize == "channel":
+            self.scaler = StandardScaler().fit(seqs)
+        elif self.normalize == "series+level":  # scales the (N, 2C) level features
+            self.scaler = StandardScaler().fit(series_level(seqs))
         self._fit_targets(y)
         y_enc = self._encode_y(y)
         xs = self._prepare_x(seqs)

@@ -6,8 +6,9 @@ The pipeline (:class:`SequenceClassifier`):
    (``"2"`` before ``"10"``) and back again in :meth:`~SequenceClassifier.predict`;
 2. decides, from the training data only, every setting left at None (see
    :meth:`SequenceClassifier.plan`, whose choices and reasons are kept in ``choices_``):
-   normalisation (each univariate series by its own mean and standard deviation, multivariate
-   data per channel with training statistics), patches (``patch`` consecutive time steps
+   normalisation (each univariate series by its own mean and standard deviation, with that
+   level and scale kept as inputs unless the data is already z-normalised; multivariate data
+   per channel with training statistics), patches (``patch`` consecutive time steps
    become one recurrent step, so the recurrence sees at most ~64 steps), a per-step
    ``Dense(embed, relu)`` front-end, a bidirectional GRU whose final states (forward: end,
    backward: start) feed a softmax ``Dense`` layer, the batch size, an epoch budget with a
@@ -38,7 +39,7 @@ import numpy as np
 from .. import layers as _layers
 from ..utils import to_categorical
 from ._common import units_list
-from ._sequence import SequencePipeline
+from ._sequence import SequencePipeline, series_stats
 
 __all__ = ["SequenceClassifier", "natural_sort"]
 
@@ -50,6 +51,8 @@ CLASSIFY_DEFAULTS = dict(cell="gru", units=None, epochs=None, batch_size=None,
 
 #: Most recurrent steps the network should see; longer series are cut into patches.
 TARGET_STEPS = 64
+#: Shortest patch whose magnitude spectrum is added to the inputs.
+MIN_SPECTRUM_PATCH = 8
 #: Optimizer updates per ensemble member (the epoch budget is derived from it).
 TARGET_UPDATES = 1000
 #: Largest ensemble trained when the time budget allows.
@@ -103,9 +106,10 @@ class SequenceClassifier(SequencePipeline):
         patience: epochs without validation-loss improvement before stopping (counted after
             the warm-up).
         standardize: False turns normalisation off (same as ``normalize='none'``).
-        normalize: 'series' (each series by its own mean/std), 'channel' (training
-            statistics per channel) or 'none' (None: series for univariate data, channel
-            for multivariate).
+        normalize: 'series' (each series by its own mean/std), 'series+level' (that, plus
+            each series' mean and log std as inputs), 'channel' (training statistics per
+            channel) or 'none' (None: 'series' for z-normalised univariate data,
+            'series+level' for other univariate data, 'channel' for multivariate).
         patch: time steps per recurrent step (None: ``ceil(longest / 64)``).
         embed: width of the per-step ``Dense(embed, relu)`` front-end (0: none; None: 64).
         ensemble: networks trained from seeds ``seed, seed+1, ...`` whose probabilities are
@@ -122,7 +126,8 @@ class SequenceClassifier(SequencePipeline):
         classes_: the user's labels, index = class id.
         choices_: list of ``{"name", "value", "reason"}`` dicts, one per decided setting.
         members: the trained :class:`rnnkit.Sequential` networks; ``model`` is the first.
-        scaler: the fitted :class:`rnnkit.data.StandardScaler` (None unless per channel).
+        scaler: the fitted :class:`rnnkit.data.StandardScaler` of the inputs ('channel') or
+            of the series' levels ('series+level'); None otherwise.
     """
 
     task = "classify"
@@ -135,11 +140,12 @@ class SequenceClassifier(SequencePipeline):
                  epochs=None, batch_size=None, learning_rate=None, clipnorm=1.0,
                  validation_split=None, patience=None, standardize=True, seed=0, verbose=1,
                  normalize=None, patch=None, embed=None, ensemble=None, schedule="cosine",
-                 weight_decay=1e-2, time_budget=CLASSIFY_DEFAULTS["time_budget"]):
+                 weight_decay=1e-2, time_budget=CLASSIFY_DEFAULTS["time_budget"],
+                 spectrum=None):
         self._requested = dict(units=units, layers=layers, bidirectional=bidirectional,
                                epochs=epochs, batch_size=batch_size, normalize=normalize,
                                standardize=standardize, patch=patch, embed=embed,
-                               ensemble=ensemble)
+                               ensemble=ensemble, spectrum=spectrum)
         super().__init__(
             cell=cell, units=units_list(units, layers, (64,)), bidirectional=bidirectional
             is not False, dropout=dropout, epochs=epochs or 1, batch_size=batch_size or 32,
@@ -147,7 +153,7 @@ class SequenceClassifier(SequencePipeline):
             patience=patience, standardize=standardize, seed=seed, verbose=verbose,
             normalize=normalize, patch=patch or 1, embed=64 if embed is None else embed,
             ensemble=ensemble or 1, schedule=schedule, weight_decay=weight_decay,
-            time_budget=time_budget)
+            time_budget=time_budget, spectrum=bool(spectrum))
         self.choices_ = []
 
     # -- choices from the data -------------------------------------------------------------
@@ -157,8 +163,11 @@ class SequenceClassifier(SequencePipeline):
         The rules (each recorded in ``choices_`` with its reason):
 
         * normalisation: univariate -> each series by its own mean and standard deviation
-          (shape matters, not level or scale: the UCR convention); multivariate -> per
-          channel with training statistics (keeps the channels' relative levels);
+          (the shape is then comparable across series); if the training series are not
+          already z-normalised, their level and scale may carry the class too, so each
+          series' mean and log standard deviation (standardised over the training set) are
+          fed as two extra inputs at every step; multivariate -> per channel with training
+          statistics (keeps the channels' relative levels);
         * patch: ``ceil(L / 64)`` time steps per recurrent step, L the longest training
           series, so the recurrence runs at most 64 steps;
         * front-end: ``Dense(64, relu)`` on every patch (learned down-sampling);
@@ -190,10 +199,19 @@ class SequenceClassifier(SequencePipeline):
             return value
 
         if req["normalize"] is None and req["standardize"]:
-            if channels == 1:
-                self.normalize = choose("normalize", "series", "univariate: each series is "
-                                        "scaled by its own mean and standard deviation, so "
-                                        "shape counts, not level or amplitude")
+            mean, std = series_stats(seqs)
+            prenormalised = bool(np.all(np.abs(mean) < 1e-2) and np.all(np.abs(std - 1) < 1e-2))
+            if channels == 1 and prenormalised:
+                self.normalize = choose("normalize", "series", "univariate, every training "
+                                        "series already has mean 0 and std 1: each series is "
+                                        "scaled by its own mean and std (shape counts)")
+            elif channels == 1:
+                self.normalize = choose(
+                    "normalize", "series+level",
+                    f"univariate, series levels {mean.min():.3g}..{mean.max():.3g} and "
+                    f"scales {std.min():.3g}..{std.max():.3g} differ: each series is scaled "
+                    "by its own mean and std, and that mean and log std (standardised over "
+                    "the training set) are fed at every step")
             else:
                 self.normalize = choose("normalize", "channel", f"{channels} channels: "
                                         "standardised per channel with training statistics, "
@@ -210,6 +228,14 @@ class SequenceClassifier(SequencePipeline):
                     "steps" if self.patch > 1 else
                     f"short enough to feed step by step (<= {TARGET_STEPS})"))
         steps = math.ceil(int(lengths.max()) / self.patch)
+        if req["spectrum"] is None:
+            self.spectrum = self.patch >= MIN_SPECTRUM_PATCH
+            choose("spectrum", self.spectrum, (
+                f"patches of {self.patch} steps: each patch's magnitude spectrum "
+                f"({self.patch // 2 + 1} frequencies) joins its values, so rhythms inside a "
+                "patch are visible whatever their phase") if self.spectrum else (
+                f"patches of {self.patch} step(s) are too short for a useful spectrum "
+                f"(< {MIN_SPECTRUM_PATCH})"))
         if req["embed"] is None:
             choose("embed", self.embed, f"a Dense({self.embed}, relu) layer reads each step's "
                    f"{self.patch * channels} values (learned down-sampling) before the GRU")
