@@ -325,15 +325,32 @@ def _shapes(n, length, channels, classes=2, vary=False, seed=0):
 
 def test_plan_long_univariate_series_are_normalised_per_series_and_patched():
     x, y = _shapes(40, 500, 1)
+    x = [(s - s.mean()) / s.std() for s in x]          # z-normalised, as in the UCR archive
     clf = SequenceClassifier(verbose=0)
     ch = {c["name"]: c for c in clf.plan(x, y)}
     assert ch["normalize"]["value"] == "series" and "univariate" in ch["normalize"]["reason"]
     assert ch["patch"]["value"] == 8 and "at most 63 steps" in ch["patch"]["reason"]
+    assert ch["spectrum"]["value"] is True                 # patches of 8 steps
     assert ch["bidirectional"]["value"] is True and clf.bidirectional
     assert ch["units"]["value"] == [64] and ch["batch_size"]["value"] == 8
     assert ch["epochs"]["value"] == 200            # 1000 updates / 5 batches
     assert 1 <= ch["ensemble"]["value"] <= 3
     assert all(c["reason"] for c in clf.choices_)
+
+
+def test_plan_keeps_level_and_scale_of_series_that_are_not_z_normalised(tmp_path):
+    x, y = _shapes(30, 40, 1, classes=2)
+    x = [s * (1 + 2 * (i % 2)) + 5 * (i % 2) for i, s in enumerate(x)]   # class = level/scale
+    clf = SequenceClassifier(verbose=0, epochs=40, ensemble=1, units=8, embed=8)
+    assert _choices(clf) == {} and clf.plan(x, y)[0]["value"] == "series+level"
+    assert _choices(clf)["spectrum"] is False and _choices(clf)["patch"] == 1
+    clf.fit(x, y)
+    assert clf.scaler.mean_.shape == (2,)          # scales the (mean, log std) inputs
+    assert clf._prepare_x(x)[0].shape[1] == 3      # the value, then mean and log std
+    assert float(np.mean(clf.predict(x) == y)) == 1.0     # the level alone separates them
+    clf.save(tmp_path / "l.rnnkit")
+    np.testing.assert_array_equal(load_task(tmp_path / "l.rnnkit").predict_proba(x),
+                                  clf.predict_proba(x))
 
 
 def test_plan_short_multivariate_series_per_channel_without_patches():
@@ -385,14 +402,14 @@ def test_ensemble_save_reload_predicts_identically(tmp_path):
     x, y = _shapes(24, 150, 1, classes=3, vary=True)
     clf = SequenceClassifier(verbose=0, epochs=2, ensemble=2, units=8, embed=8, seed=4)
     clf.fit(x, y)
-    assert len(clf.members) == 2 and clf.patch == 3 and clf.normalize == "series"
+    assert len(clf.members) == 2 and clf.patch == 3 and clf.normalize == "series+level"
     proba = clf.predict_proba(x)
     np.testing.assert_allclose(proba, (clf.members[0].predict(
         clf._model_input(clf._prepare_x(x)), verbose=0) + clf.members[1].predict(
         clf._model_input(clf._prepare_x(x)), verbose=0)) / 2, rtol=1e-5)
     clf.save(tmp_path / "e.rnnkit")
     again = load_task(tmp_path / "e.rnnkit")
-    assert len(again.members) == 2 and again.patch == 3 and again.normalize == "series"
+    assert len(again.members) == 2 and again.patch == 3 and again.normalize == "series+level"
     assert _choices(again) == _choices(clf)
     np.testing.assert_array_equal(again.predict_proba(x), proba)
     assert again.evaluate(x, y) == clf.evaluate(x, y)
