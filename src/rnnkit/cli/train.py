@@ -478,8 +478,8 @@ def run(args) -> int:
     out.result({"task": v["task"], "data": v["data"], "test_data": test_source,
                 "test": metrics, **extra, "model": out_path, "seconds": round(seconds, 2),
                 "settings": settings,
-                "params": pipe.model.count_params() if hasattr(pipe, "model") and pipe.model
-                else sum(m.count_params() for m in pipe.members)})
+                "params": sum(m.count_params() for m in pipe.members)
+                if getattr(pipe, "members", None) else pipe.model.count_params()})
     return 0
 
 
