@@ -237,8 +237,10 @@ class SequenceClassifier(SequencePipeline):
                 f"patches of {self.patch} step(s) are too short for a useful spectrum "
                 f"(< {MIN_SPECTRUM_PATCH})"))
         if req["embed"] is None:
+            width = self.patch * channels * (2 if self.spectrum else 1)
             choose("embed", self.embed, f"a Dense({self.embed}, relu) layer reads each step's "
-                   f"{self.patch * channels} values (learned down-sampling) before the GRU")
+                   f"{width} inputs before the GRU" + (
+                       " (learned down-sampling of the patch)" if self.patch > 1 else ""))
         if req["bidirectional"] is None:
             choose("bidirectional", True, "the whole sequence is known before its label is "
                    "needed: one GRU reads forward, one backward; their final states are read")
