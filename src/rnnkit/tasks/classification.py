@@ -237,7 +237,8 @@ class SequenceClassifier(SequencePipeline):
                 f"patches of {self.patch} step(s) are too short for a useful spectrum "
                 f"(< {MIN_SPECTRUM_PATCH})"))
         if req["embed"] is None:
-            width = self.patch * channels * (2 if self.spectrum else 1)
+            width = channels * (self.patch + (self.patch // 2 + 1 if self.spectrum else 0)
+                                + (2 if self.normalize == "series+level" else 0))
             choose("embed", self.embed, f"a Dense({self.embed}, relu) layer reads each step's "
                    f"{width} inputs before the GRU" + (
                        " (learned down-sampling of the patch)" if self.patch > 1 else ""))
