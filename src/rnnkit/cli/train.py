@@ -112,8 +112,9 @@ def options():
         Opt("strategy", "choice", "forecast: direct (Dense(horizon)) or recursive (one step "
             "fed back)", d("strategy"), choices=("direct", "recursive"), tasks=("forecast",)),
         Opt("ensemble", "int", "forecast/classify: networks trained from seeds "
-            "seed..seed+N-1; their forecasts (probabilities) are combined (classify: as many "
-            "as --time-budget allows, at most 3)", d("ensemble"),
+            "seed..seed+N-1 (classify: seed, seed+1000, ...); their forecasts (probabilities) "
+            "are combined (classify: as many as --time-budget allows, at most 3)",
+            d("ensemble"),
             tasks=("forecast", "classify"), metavar="N"),
         Opt("time_budget", "float", "classify: seconds the training may take; sizes the "
             "epochs and the ensemble and stops training when exceeded", d("time_budget"),

@@ -6,7 +6,7 @@ and scale as extra inputs at every step), missing values (NaN) become 0 after sc
 patch), sequences of different lengths are passed to the model as a ragged list (padded and
 masked by the training engine), and training either holds out a validation set for early
 stopping with best-weight restore or runs a fixed epoch budget under a warm-up + cosine
-learning-rate schedule. Several networks (an ensemble, seeds ``seed, seed+1, ...``) may be
+learning-rate schedule. Several networks (an ensemble, seeds ``seed, seed+1000, ...``) may be
 trained; their predictions are averaged.
 """
 
@@ -102,6 +102,9 @@ def stratified_split(groups, fraction, seed):
     train = np.setdiff1d(np.arange(len(groups)), val)
     return train, val
 
+
+#: Seed distance between the networks of an ensemble (``seed + MEMBER_SEED_STEP * k``).
+MEMBER_SEED_STEP = 1000
 
 NORMALIZE_MODES = ("channel", "series", "series+level", "none")
 
@@ -459,7 +462,8 @@ class SequencePipeline:
         self.stopped_by_budget_ = False
         took = 0.0
         for k in range(self.ensemble):
-            seed = None if self.seed is None else int(self.seed) + k
+            # members 1000 seeds apart: runs with nearby seeds share no network
+            seed = None if self.seed is None else int(self.seed) + MEMBER_SEED_STEP * k
             if k and deadline is not None:
                 # another member only if the last one's duration still fits the budget
                 if cpu_seconds() + took > deadline:

@@ -13,7 +13,7 @@ The pipeline (:class:`SequenceClassifier`):
    ``Dense(embed, relu)`` front-end, a bidirectional GRU whose final states (forward: end,
    backward: start) feed a softmax ``Dense`` layer, the batch size, an epoch budget with a
    warm-up + cosine learning-rate schedule (AdamW), and the size of an ensemble of networks
-   (seeds ``seed, seed+1, ...``; probabilities averaged) that fits the ``time_budget``;
+   (seeds ``seed, seed+1000, ...``; probabilities averaged) that fits the ``time_budget``;
 3. feeds sequences of different lengths as a ragged list, so the training engine pads them
    and masks the padded steps (they neither update the state nor count in the loss);
 4. trains every member for the whole epoch budget on all the training data (no early
@@ -112,7 +112,7 @@ class SequenceClassifier(SequencePipeline):
             'series+level' for other univariate data, 'channel' for multivariate).
         patch: time steps per recurrent step (None: ``ceil(longest / 64)``).
         embed: width of the per-step ``Dense(embed, relu)`` front-end (0: none; None: 64).
-        ensemble: networks trained from seeds ``seed, seed+1, ...`` whose probabilities are
+        ensemble: networks trained from seeds ``seed, seed+1000, ...`` whose probabilities are
             averaged (None: as many as the time budget allows, at most 3).
         schedule: 'cosine' (warm-up then cosine decay) or 'constant'.
         weight_decay: AdamW's decoupled weight decay (0: Adam).
