@@ -27,7 +27,7 @@ rnnkit.utils.set_random_seed(0)
 
 x_train, y_train, x_test, y_test = load_japanese_vowels()
 scaler = StandardScaler().fit(x_train)                      # training statistics only
-x_train = pad_sequences(scaler.transform(x_train), dtype="float32")   # (270, 29, 12)
+x_train = pad_sequences(scaler.transform(x_train), dtype="float32")   # (270, 26, 12)
 x_test = pad_sequences(scaler.transform(x_test), maxlen=x_train.shape[1], dtype="float32")
 y_train = rnnkit.utils.to_categorical(y_train, 9)           # (270, 9) one-hot
 y_test = rnnkit.utils.to_categorical(y_test, 9)

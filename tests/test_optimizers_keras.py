@@ -22,6 +22,8 @@ CASES = [
     ("Adam", {"learning_rate": 0.01, "clipnorm": 0.5}),
     ("SGD", {"learning_rate": 0.1, "global_clipnorm": 0.5}),
     ("SGD", {"learning_rate": 0.1, "clipvalue": 0.3}),
+    ("Nadam", {"learning_rate": 0.01}),
+    ("Nadam", {"learning_rate": 0.02, "beta_1": 0.8, "clipnorm": 0.5}),
 ]
 
 

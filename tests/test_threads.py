@@ -11,7 +11,11 @@ from rnnkit.kernels import _blas, threads
 
 
 def _openblas_threads():
-    return [i["num_threads"] for i in threadpool_info() if i["internal_api"] == "openblas"]
+    """Thread counts of the OpenBLAS that NumPy (and rnnkit) call. Other OpenBLAS copies in the
+    process (scipy's, loaded by keras) serve other libraries and are left alone."""
+    import os
+    return [i["num_threads"] for i in threadpool_info() if i["internal_api"] == "openblas"
+            and os.path.realpath(i["filepath"]) == os.path.realpath(_blas.LIBRARY)]
 
 
 @pytest.fixture

@@ -14,6 +14,8 @@ import warnings
 
 import numpy as np
 
+from ._keras_names import missing_name_hook as _missing_name_hook
+
 
 class Callback:
     """Base class: override any ``on_*`` hook; ``self.model`` is the model being trained.
@@ -320,3 +322,8 @@ class LambdaCallback(Callback):
         for name, fn in list(locals().items()):
             if name.startswith("on_") and fn is not None:
                 setattr(self, name, fn)
+
+
+__getattr__ = _missing_name_hook(__name__, [n for n, v in dict(globals()).items()
+                                             if not n.startswith("_")
+                                             and getattr(v, "__module__", None) == __name__])

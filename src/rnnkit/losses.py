@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._keras_names import missing_name_hook as _missing_name_hook
+
 EPSILON = 1e-7  # Keras backend.epsilon()
 
 
@@ -304,6 +306,116 @@ class Huber(Loss):
         return {"delta": self.delta}
 
 
+def _softplus(z):
+    """``log(1 + exp(z))`` without overflow."""
+    return np.maximum(z, 0.0) + np.log1p(np.exp(-np.abs(z)))
+
+
+class KLDivergence(Loss):
+    """``sum(y_true * log(y_true / y_pred))`` over the last axis (Keras ``kl_divergence``).
+
+    Both arguments are clipped to ``[EPSILON, 1]`` first, as Keras does; the gradient is
+    ``-y_true / y_pred`` where ``y_pred`` lies inside that range and 0 where it was clipped.
+    Shapes: y_true, y_pred (..., C) probability distributions.
+    """
+
+    name = "kl_divergence"
+
+    def __init__(self, name=None):
+        super().__init__(False, name)
+
+    def _values(self, y, p):
+        yc = np.clip(y, EPSILON, 1.0)
+        return (yc * np.log(yc / np.clip(p, EPSILON, 1.0))).sum(axis=-1)
+
+    def _grad(self, y, p):
+        yc = np.clip(y, EPSILON, 1.0)
+        inside = (p >= EPSILON) & (p <= 1.0)
+        return np.where(inside, -yc / np.clip(p, EPSILON, 1.0), 0.0)   # d/dp of -y log p
+
+    def get_config(self):
+        return {}
+
+
+class LogCosh(Loss):
+    """``mean(log(cosh(y_pred - y_true)))`` over the last axis (Keras ``log_cosh``).
+
+    Computed as ``x + softplus(-2x) - log 2`` so that large errors do not overflow; the
+    gradient is ``tanh(x) / C``. Shapes: y_true, y_pred (..., C).
+    """
+
+    name = "log_cosh"
+
+    def __init__(self, name=None):
+        super().__init__(False, name)
+
+    def _values(self, y, p):
+        x = p - y
+        return (x + _softplus(-2.0 * x) - np.log(2.0)).mean(axis=-1)
+
+    def _grad(self, y, p):
+        return np.tanh(p - y) / p.shape[-1]          # d/dx log cosh x = tanh x
+
+    def get_config(self):
+        return {}
+
+
+class Poisson(Loss):
+    """``mean(y_pred - y_true * log(y_pred + EPSILON))`` over the last axis (Keras ``poisson``).
+
+    ``y_pred`` is a predicted rate (make it positive, e.g. with a softplus or exp output).
+    Shapes: y_true, y_pred (..., C).
+    """
+
+    name = "poisson"
+
+    def __init__(self, name=None):
+        super().__init__(False, name)
+
+    def _values(self, y, p):
+        return (p - y * np.log(p + EPSILON)).mean(axis=-1)
+
+    def _grad(self, y, p):
+        return (1.0 - y / (p + EPSILON)) / p.shape[-1]
+
+    def get_config(self):
+        return {}
+
+
+def _l2_normalize(x):
+    """``x / max(||x||, EPSILON)`` over the last axis, and the norm used: Keras' normalize."""
+    n = np.maximum(np.sqrt((x * x).sum(axis=-1, keepdims=True)), EPSILON)
+    return x / n, n
+
+
+class CosineSimilarity(Loss):
+    """``-sum(l2_normalize(y_true) * l2_normalize(y_pred))`` over the last axis.
+
+    Keras ``cosine_similarity``: -1 when the vectors point the same way, 0 when orthogonal.
+    With ``q = y_pred / n`` and ``n = max(||y_pred||, EPSILON)`` the gradient is
+    ``-(a - (a.q) q) / n`` (``a`` the normalised target), or ``-a / EPSILON`` where the norm
+    was clamped. Shapes: y_true, y_pred (..., C).
+    """
+
+    name = "cosine_similarity"
+
+    def __init__(self, name=None):
+        super().__init__(False, name)
+
+    def _values(self, y, p):
+        return -(_l2_normalize(y)[0] * _l2_normalize(p)[0]).sum(axis=-1)
+
+    def _grad(self, y, p):
+        a = _l2_normalize(y)[0]
+        q, n = _l2_normalize(p)
+        clamped = n <= EPSILON
+        projected = a - (a * q).sum(axis=-1, keepdims=True) * q     # through q = p / ||p||
+        return -np.where(clamped, a, projected) / n
+
+    def get_config(self):
+        return {}
+
+
 _REGISTRY = {
     "categorical_crossentropy": CategoricalCrossentropy,
     "sparse_categorical_crossentropy": SparseCategoricalCrossentropy,
@@ -311,6 +423,11 @@ _REGISTRY = {
     "mean_squared_error": MeanSquaredError, "mse": MeanSquaredError,
     "mean_absolute_error": MeanAbsoluteError, "mae": MeanAbsoluteError,
     "huber": Huber, "huber_loss": Huber,
+    "kl_divergence": KLDivergence, "kld": KLDivergence, "kullback_leibler_divergence":
+    KLDivergence,
+    "log_cosh": LogCosh, "logcosh": LogCosh,
+    "poisson": Poisson,
+    "cosine_similarity": CosineSimilarity,
 }
 _CLASS_NAMES = {c.__name__: c for c in set(_REGISTRY.values())}
 
@@ -338,3 +455,8 @@ def get(identifier) -> Loss:
 
 def serialize(loss: Loss) -> dict:
     return {"class_name": type(loss).__name__, "config": loss.get_config()}
+
+
+__getattr__ = _missing_name_hook(__name__, [n for n, v in dict(globals()).items()
+                                             if not n.startswith("_")
+                                             and getattr(v, "__module__", None) == __name__])

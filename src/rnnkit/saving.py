@@ -291,6 +291,34 @@ def _sniff(head: bytes):
     return None
 
 
+def _interop_hint(path, head):
+    """Which rnnkit.interop function reads a Keras or PyTorch file (sniffed by content)."""
+    import zipfile
+
+    keras_h5 = (" A Keras .h5 / .weights.h5 file is read by rnnkit.interop.from_keras(path, "
+                "config=...) (the config from keras_model.to_json()).")
+    torch_hint = (" A PyTorch checkpoint is read by torch itself: module.load_state_dict("
+                  "torch.load(path, weights_only=True)), then rnnkit.interop.from_torch(module) "
+                  "(or rnnkit.interop.from_torch_state_dict(torch.load(path, weights_only=True)) "
+                  "for a state dict).")
+    if head.startswith(b"\x89HDF"):
+        return keras_h5
+    if head.startswith(b"PK"):
+        try:
+            with zipfile.ZipFile(path) as z:
+                names = z.namelist()
+        except (OSError, zipfile.BadZipFile):
+            return ""
+        if "config.json" in names and "model.weights.h5" in names:
+            return " It is a Keras 3 .keras file: read it with rnnkit.interop.from_keras(path)."
+        if any(n.endswith("data.pkl") for n in names):
+            return " It is a PyTorch checkpoint (torch.save)." + torch_hint
+        return ""
+    if len(head) >= 2 and head[0] == 0x80:
+        return " If it was written by torch.save, it is a PyTorch checkpoint." + torch_hint
+    return ""
+
+
 def _no_constants(value):
     raise ValueError(f"non-finite number {value} in the header")
 
@@ -367,7 +395,8 @@ def _read(path):
         what = _sniff(head)
         if what is not None:
             _fail(name, f"this is {what}, not an rnnkit model file. rnnkit only reads its own "
-                        "safetensors-based files and never unpickles anything.")
+                        "safetensors-based files and never unpickles anything."
+                        + _interop_hint(path, head))
         if len(head) < 8:
             _fail(name, f"file is truncated ({len(head)} bytes); not an rnnkit file.")
         header_len = int.from_bytes(head, "little")

@@ -122,8 +122,31 @@ def ts_has_targets(path):
     return False
 
 
+def labelled_csv_hint(path, roles=None):
+    """Why a CSV looks like labelled sequences, with the command that classifies it; or None."""
+    from ..data import csv_column_roles
+
+    roles = roles or csv_column_roles(path)
+    suspects = roles.suggests_labels()
+    if not suspects:
+        return None
+    ids = [c for c in suspects if roles.roles[c] == "id"]
+    labels = [c for c in suspects if c not in ids] or suspects
+    desc = ", ".join(f"{c!r} ({roles.reasons[c]})" for c in suspects)
+    cmd = f"--task classify --label {labels[0] or '?'}" + (f" --id {ids[0]}" if ids and
+                                                         ids[0] != labels[0] else "")
+    return (f"{path.name} looks like labelled sequences, not one time series: column(s) "
+            f"{desc}. To classify it pass `{cmd}` (see docs/datasets.md, 'Labelled CSV "
+            "files'); to forecast it anyway pass --task forecast with --target and --columns "
+            "naming numeric columns.")
+
+
 def infer_task(spec, what="--data"):
-    """The task for a data spec: from the built-in name or the file suffix."""
+    """The task for a data spec: from the built-in name or the file suffix.
+
+    A ``.csv`` file is a forecast only when nothing in it looks like labels (a text column,
+    a column named like a label, sequence ids); otherwise the user must say ``--task``.
+    """
     kind, value = parse_data_spec(spec, what)
     if kind == "builtin":
         return BUILTIN_TASKS[value]
@@ -134,6 +157,10 @@ def infer_task(spec, what="--data"):
                        "pass --task classify|regress|forecast|lm.")
     if suffix == ".ts" and ts_has_targets(value):
         return "regress"
+    if suffix == ".csv":
+        hint = labelled_csv_hint(value)
+        if hint:
+            raise CLIError(f"{what}: {hint}")
     return SUFFIX_TASKS[suffix]
 
 
@@ -143,10 +170,17 @@ def _suffix_check(path, allowed, task, what):
                        f"{path.name!r}.")
 
 
-def load_sequences(spec, task, what="--data", split="train"):
-    """Sequences for classify/regress: ``(x_train, y_train, x_test, y_test)`` for built-ins
-    (``split`` ignored), ``(x, y)`` from a ``.ts`` file."""
-    from ..data import adding_problem, load_japanese_vowels, load_ts
+def load_sequences(spec, task, what="--data", csv_options=None, unlabelled_ok=False,
+                   found=None):
+    """Sequences for classify/regress: ``(x_train, y_train, x_test, y_test)`` for built-ins,
+    ``(x, y)`` from a ``.ts`` file or a labelled ``.csv`` file.
+
+    ``csv_options``: ``{"label", "id", "time", "columns"}`` for a CSV (see
+    :func:`rnnkit.data.load_csv_sequences`); ``label`` is required there unless
+    ``unlabelled_ok`` (prediction), and a label column absent from the file is then ignored.
+    ``found``: a dict that receives ``"channels"``, the CSV columns used as channels.
+    """
+    from ..data import adding_problem, load_csv_sequences, load_japanese_vowels, load_ts
 
     kind, value = parse_data_spec(spec, what)
     if kind == "builtin":
@@ -158,41 +192,46 @@ def load_sequences(spec, task, what="--data", split="train"):
             return x, y, xt, yt
         raise CLIError(f"{what}: builtin:{value} is a {BUILTIN_TASKS[value]} dataset, not "
                        f"for task {task!r}.")
-    _suffix_check(value, (".ts",), task, what)
+    if value.suffix.lower() == ".csv":
+        opts = csv_options or {}
+        if not opts.get("label") and not unlabelled_ok:
+            raise CLIError(f"{what}: task {task!r} on a CSV file needs --label COLUMN (the "
+                           "column holding each sequence's label), and --id COLUMN when each "
+                           "row is one time step of a sequence (docs/datasets.md, 'Labelled "
+                           "CSV files').")
+        columns = opts.get("columns")
+        if isinstance(columns, str):
+            columns = [c.strip() for c in columns.split(",") if c.strip()]
+        label = opts.get("label")
+        if unlabelled_ok and label:
+            from ..data import csv_column_roles
+            if label not in csv_column_roles(value).header:
+                label = None
+        x, y, used = load_csv_sequences(value, label, id_column=opts.get("id"),
+                                        time_column=opts.get("time"), columns=columns)
+        if found is not None:
+            found["channels"] = used
+        return x, y
+    if value.suffix.lower() != ".ts":
+        raise CLIError(f"{what}: task {task!r} reads .ts files or a labelled .csv (with "
+                       f"--label COLUMN), got {value.name!r}.")
     x, y = load_ts(value)
     return x, y
 
 
-def sniff_date_column(path, delimiter=","):
-    """Name of the first column whose first data cell is not a number (a date), or None."""
-    from ..data import MISSING_MARKERS
-
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        rows = [r for r in csv.reader(f, delimiter=delimiter) if r]
-        if len(rows) < 2:
-            return None
-        header, first = rows[0], rows[1]
-    for name, cell in zip(header, first):
-        c = cell.strip()
-        if c.lower() in MISSING_MARKERS:
-            continue
-        try:
-            float(c)
-        except ValueError:
-            return name.strip()
-    return None
-
-
 def load_series(spec, what="--data", columns=None, date_column=None, target=None):
-    """A series for forecasting: ``(values (T, C), column names, dates or None, target idx)``.
+    """A series for forecasting: ``(values (T, C), column names, dates or None, target idx,
+    left out)``.
 
-    ``columns``: comma-separated names or a list (default: every numeric column);
-    ``date_column``: name, or None to detect a non-numeric first column; ``target``: the
-    column to forecast (name or index; default the first).
+    ``columns``: comma-separated names or a list (default: every column whose role is
+    'value', see :func:`rnnkit.data.csv_column_roles` — never a row index, date, counter,
+    id or text column); ``date_column``: name, or None to take the first date (else counter)
+    column; ``target``: the column to forecast (name or index among the value columns;
+    default the first). ``left out``: ``[(name, reason)]`` of the columns not used.
     """
     import numpy as np
 
-    from ..data import load_airline, load_csv
+    from ..data import csv_column_roles, load_airline, load_csv
 
     kind, value = parse_data_spec(spec, what)
     if kind == "builtin":
@@ -200,35 +239,48 @@ def load_series(spec, what="--data", columns=None, date_column=None, target=None
             raise CLIError(f"{what}: builtin:{value} is a {BUILTIN_TASKS[value]} dataset, not "
                            "a time series to forecast.")
         y, dates = load_airline(return_dates=True)
-        return np.asarray(y, np.float64)[:, None], ["Passengers"], dates, 0
+        return np.asarray(y, np.float64)[:, None], ["Passengers"], dates, 0, []
     _suffix_check(value, (".csv",), "forecast", what)
+    roles = csv_column_roles(value)
     if isinstance(columns, str):
         columns = [c.strip() for c in columns.split(",") if c.strip()]
     if date_column is None:
-        date_column = sniff_date_column(value)
+        dated = roles.named("date") or roles.named("counter")
+        date_column = dated[0] if dated else None
+    if columns is None:
+        columns = [c for c in roles.named("value") if c != date_column]
+        if not columns:
+            hint = labelled_csv_hint(value, roles) or ""
+            raise CLIError(f"{what}: {value.name} has no column of measurements to forecast: "
+                           + "; ".join(f"{c!r} is {roles.reasons[c]}" for c in roles.header)
+                           + f". Name the value columns with --columns. {hint}".rstrip())
+    elif date_column in columns:
+        raise CLIError(f"--columns: {date_column!r} is the date column; leave it out.")
     s = load_csv(value, columns=columns, date_column=date_column)
     t = 0
     if target is not None:
-        if isinstance(target, int) or (isinstance(target, str) and target.isdigit()
-                                       and target not in s.columns):
+        if target in s.columns:
+            t = s.columns.index(target)
+        elif isinstance(target, int) or (isinstance(target, str) and target.isdigit()):
             t = int(target)
             if not 0 <= t < len(s.columns):
                 raise CLIError(f"--target {target}: the file has {len(s.columns)} value "
                                f"column(s) {s.columns}.")
-        elif target in s.columns:
-            t = s.columns.index(target)
         else:
-            raise CLIError(f"--target {target!r} is not one of the value columns {s.columns} "
-                           f"of {value.name}.")
-    return np.asarray(s.values, np.float64), list(s.columns), s.dates, t
+            why = f" ({roles.reasons[target]})" if target in roles.roles else ""
+            raise CLIError(f"--target {target!r}{why} is not one of the value columns "
+                           f"{s.columns} of {value.name}; pass --columns to choose them.")
+    left_out = [(c, roles.reasons[c]) for c in roles.header
+                if c not in s.columns and c != date_column]
+    return np.asarray(s.values, np.float64), list(s.columns), s.dates, t, left_out
 
 
 def load_series_for(pipe, spec):
     """The series in ``spec`` read as forecaster ``pipe`` was trained: ``(values, columns,
     dates)`` (same value columns and date column; the channel count is checked)."""
     info = pipe.info
-    values, columns, dates, _ = load_series(spec, columns=info.get("columns"),
-                                            date_column=info.get("date_column"))
+    values, columns, dates, _, _ = load_series(spec, columns=info.get("columns"),
+                                               date_column=info.get("date_column"))
     if values.shape[1] != pipe.n_channels:
         raise CLIError(f"--data {spec}: {values.shape[1]} value column(s) {columns}, but "
                        f"the model was trained on {pipe.n_channels}.")

@@ -6,7 +6,14 @@ import argparse
 
 import numpy as np
 
-from ._common import load_pipeline, load_sequences, load_series_for, load_text, write_table
+from ._common import (
+    Output,
+    load_pipeline,
+    load_sequences,
+    load_series_for,
+    load_text,
+    write_table,
+)
 
 
 def register(subparsers):
@@ -28,6 +35,9 @@ def register(subparsers):
                    "(default: CSV on stdout)")
     p.add_argument("--top", type=int, default=10, metavar="K",
                    help="lm: how many next-character candidates to list (default: 10)")
+    p.add_argument("--json", action="store_true",
+                   help="print one machine-readable JSON line on stdout: task, model, data "
+                   "and the predictions as a list of objects (the CSV table's rows)")
     p.set_defaults(func=run)
     return p
 
@@ -68,7 +78,8 @@ def prediction_table(pipe, spec, top=10):
     """``(header, rows)`` of predictions of ``pipe`` on ``spec``."""
     task = pipe.task
     if task in ("classify", "regress"):
-        loaded = load_sequences(spec, task)
+        loaded = load_sequences(spec, task, csv_options=pipe.info.get("csv"),
+                                unlabelled_ok=True)
         x = loaded[2] if len(loaded) == 4 else loaded[0]
         if task == "classify":
             proba = pipe.predict_proba(x)
@@ -95,13 +106,38 @@ def prediction_table(pipe, spec, top=10):
                                             for i, (c, p) in enumerate(best)]
 
 
+def _quiet_stdout():
+    """The reader of our stdout went away (``rnnkit predict ... | head``): send whatever is
+    still buffered to /dev/null so that Python's exit flush does not complain."""
+    import os
+    import sys
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+
+
 def run(args) -> int:
     """Run ``rnnkit predict``; returns the exit status."""
     import sys
 
     pipe = load_pipeline(args.model)
     header, rows = prediction_table(pipe, args.data, args.top)
-    write_table(args.out, header, rows)
+    try:
+        if args.json and not args.out:
+            Output(json_mode=True).result({
+                "task": pipe.task, "model": args.model, "data": args.data,
+                "predictions": [dict(zip(header, r)) for r in rows]})
+        else:
+            write_table(args.out, header, rows)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _quiet_stdout()
+        return 0
     if args.out:
         print(f"wrote {len(rows)} prediction row(s) to {args.out}", file=sys.stderr)
+        if args.json:
+            Output(json_mode=True).result({"task": pipe.task, "model": args.model,
+                                           "data": args.data, "out": args.out,
+                                           "rows": len(rows)})
     return 0

@@ -141,12 +141,22 @@ def options():
             "auto", choices=("auto", "none"), tasks=("forecast",)),
         Opt("l2", "float", "forecast: L2 penalty on the kernels", d("l2"),
             tasks=("forecast",), metavar="X"),
-        Opt("columns", "str", "forecast: comma list of CSV value columns (default: all)", None,
-            tasks=("forecast",), metavar="A,B"),
+        Opt("columns", "str", "CSV value columns, comma list (default: every numeric column "
+            "that is not a row index, date, counter, id or label)", None,
+            tasks=("classify", "regress", "forecast"), metavar="A,B"),
+        Opt("label", "str", "classify/regress a CSV: the column holding each sequence's "
+            "label (or target value)", None, tasks=("classify", "regress"), metavar="COLUMN"),
+        Opt("id", "str", "classify/regress a CSV with one row per time step: the column "
+            "naming the sequence each row belongs to (without it, each row is one "
+            "univariate sequence)", None, tasks=("classify", "regress"), metavar="COLUMN"),
+        Opt("time", "str", "classify/regress a CSV with --id: the column ordering the steps "
+            "of a sequence (default: file order)", None, tasks=("classify", "regress"),
+            metavar="COLUMN"),
         Opt("target", "str", "forecast: CSV column to forecast (default: the first value "
             "column)", None, tasks=("forecast",), metavar="NAME"),
-        Opt("date_column", "str", "forecast: CSV date column (default: a non-numeric first "
-            "column is detected)", None, tasks=("forecast",), metavar="NAME"),
+        Opt("date_column", "str", "forecast: CSV date column (default: the first column of "
+            "dates, else of a counter such as years)", None, tasks=("forecast",),
+            metavar="NAME"),
         Opt("seq_len", "int", "lm: characters per training sequence", d("seq_len"),
             tasks=("lm",), metavar="N"),
         Opt("embedding_dim", "int", "lm: character embedding size", d("embedding_dim"),
@@ -306,25 +316,38 @@ def _common_kwargs(v):
                 patience=v["patience"], seed=v["seed"], verbose=_verbosity(v))
 
 
+def _abs_spec(spec):
+    """A data spec that still names the same file from another folder."""
+    return spec if spec.startswith("builtin:") else os.path.abspath(spec)
+
+
+def _csv_options(v):
+    return {k: v[k] for k in ("label", "id", "time", "columns")}
+
+
 def _train_sequences(v, out):
     from ..tasks import SequenceClassifier, SequenceRegressor
     from ..tasks._sequence import as_sequences, stratified_split
 
     task = v["task"]
-    loaded = load_sequences(v["data"], task)
+    csv_opts = _csv_options(v)
+    found = {}
+    loaded = load_sequences(v["data"], task, csv_options=csv_opts, found=found)
     if len(loaded) == 4:
         x_tr, y_tr, x_te, y_te = loaded
         test_source = f"{v['data']} (built-in test split)"
+        split = {"kind": "builtin", "data": v["data"]}
     else:
         x_tr, y_tr = loaded
         if y_tr is None:
             raise CLIError(f"--data {v['data']}: the file has no labels (@classLabel / "
                            "@targetLabel), so there is nothing to learn.")
         if v["test"]:
-            x_te, y_te = load_sequences(v["test"], task, "--test")
+            x_te, y_te = load_sequences(v["test"], task, "--test", csv_options=csv_opts)
             if y_te is None:
                 raise CLIError(f"--test {v['test']}: the file has no labels to score against.")
             test_source = v["test"]
+            split = {"kind": "file", "data": _abs_spec(v["test"]), "csv": csv_opts}
         else:
             groups = np.unique(y_tr, return_inverse=True)[1] if task == "classify" else \
                 np.zeros(len(y_tr), dtype=np.int64)
@@ -335,10 +358,18 @@ def _train_sequences(v, out):
             x_te, y_te = [x_tr[i] for i in te], np.asarray(y_tr)[te]
             x_tr, y_tr = [x_tr[i] for i in tr], np.asarray(y_tr)[tr]
             test_source = f"20% stratified hold-out of {v['data']}"
+            split = {"kind": "holdout", "data": _abs_spec(v["data"]), "fraction": 0.2,
+                     "seed": v["seed"], "csv": csv_opts}
     if task == "regress":
         y_tr = _numeric_targets(y_tr, v["data"])
         y_te = _numeric_targets(y_te, v["test"] or v["data"])
     n_feat = (x_tr[0].shape[-1] if np.ndim(x_tr[0]) == 2 else 1)
+    if v["label"]:
+        used = found.get("channels") or []
+        out.say(f"{task}: label column {v['label']!r}"
+                + (f", sequences by {v['id']!r}" if v["id"] else ", one sequence per row")
+                + (f" ordered by {v['time']!r}" if v["time"] else "")
+                + (f"; channels {used}" if v["id"] else f"; time steps {used}"))
     out.say(f"{task}: {len(x_tr)} training sequences, {n_feat} channel(s); test: "
             f"{len(x_te)} from {test_source}")
     if task == "classify":
@@ -352,6 +383,9 @@ def _train_sequences(v, out):
     else:
         pipe = SequenceRegressor(bidirectional=v["bidirectional"], **_common_kwargs(v))
     pipe.fit(x_tr, y_tr)
+    pipe.info["test_split"] = split
+    if v["label"]:
+        pipe.info["csv"] = csv_opts
     metrics = pipe.evaluate(x_te, y_te)
     extra = {"best_epoch": pipe.best_epoch_, "epochs_run": len(pipe.history_.epoch)}
     if task == "classify":
@@ -375,21 +409,24 @@ def _numeric_targets(y, source):
 def _train_forecast(v, out):
     from ..tasks import Forecaster
 
-    values, columns, dates, target = load_series(v["data"], columns=v["columns"],
-                                                 date_column=v["date_column"],
-                                                 target=v["target"])
+    values, columns, dates, target, left_out = load_series(
+        v["data"], columns=v["columns"], date_column=v["date_column"], target=v["target"])
     H = v["horizon"]
     if v["test"]:
-        test_values, _, _, _ = load_series(v["test"], "--test", columns=columns,
-                                               date_column=v["date_column"])
+        test_values, _, _, _, _ = load_series(v["test"], "--test", columns=columns,
+                                              date_column=v["date_column"])
         train, test = values, test_values[:, target]
         test_source = v["test"]
+        split = {"kind": "file", "data": _abs_spec(v["test"])}
     else:
         if len(values) <= H:
             raise CLIError(f"--data {v['data']}: {len(values)} time steps cannot hold out a "
                            f"test set of --horizon {H}; use a smaller horizon or pass --test.")
         train, test = values[:-H], values[-H:, target]
         test_source = f"last {H} steps of {v['data']}"
+        split = {"kind": "tail", "data": _abs_spec(v["data"]), "steps": H}
+    out.say(f"forecast: target {columns[target]!r}; channels {columns}"
+            + ("".join(f"; left out {c!r} ({why})" for c, why in left_out)))
     season = v["season"]
     pipe = Forecaster(
         horizon=H, window=v["window"], stride=v["stride"], strategy=v["strategy"],
@@ -400,7 +437,7 @@ def _train_forecast(v, out):
         **_common_kwargs(v))
     out.say(f"forecast: {len(train)} training steps, {train.shape[1]} channel(s), target "
             f"{columns[target]!r}; test: {len(test)} steps ({test_source})")
-    pipe.info.update(columns=columns, target=columns[target],
+    pipe.info.update(columns=columns, target=columns[target], test_split=split,
                      date_column=v["date_column"], last_date=(dates[len(train) - 1]
                                                               if dates else None))
     pipe.fit(train)
@@ -425,11 +462,14 @@ def _train_lm(v, out):
         test_text = load_text(v["test"], "--test")
         train_text = text
         test_source = v["test"]
+        split = {"kind": "file", "data": _abs_spec(v["test"])}
     else:
         cut = int(len(text) * 0.9)
         train_text, test_text = text[:cut], text[cut:]
         test_source = f"last 10% of {v['data']}"
+        split = {"kind": "tail_fraction", "data": _abs_spec(v["data"]), "fraction": 0.1}
     pipe = CharLanguageModel(seq_len=v["seq_len"], embedding_dim=v["embedding_dim"], **kw)
+    pipe.info["test_split"] = split
     out.say(f"lm: {len(train_text)} training characters (validation: last "
             f"{v['validation_split']:.0%} of them); test: {len(test_text)} characters "
             f"({test_source})")

@@ -228,10 +228,12 @@ def gradient_flow(model, x, y, loss=None, sample_weight=None):
       whole sequence).
 
     The memory horizon is the largest ``k`` with ``r_j >= 1e-3`` for all ``j <= k`` (``T-1`` when
-    the signal reaches the first step). The model verdict is the worst layer verdict. With
-    ``return_sequences=True`` every step also receives a direct gradient, so the curve
-    measures the total signal, not only what travels through the recurrence — use
-    :func:`jacobian_spectrum` for the recurrence alone.
+    the signal reaches the first step). The model verdict is the worst layer verdict.
+
+    A layer with ``return_sequences=True`` also receives a direct gradient at every step,
+    which accumulates going back and says nothing about the recurrence (a trained, healthy
+    layer would look 'exploding'); its verdict, ratio and horizon are judged on the last
+    step's gradient carried back through the recurrence alone (``norms`` keeps the total).
 
     Args:
         model: an rnnkit Sequential model with at least one SimpleRNN, LSTM or GRU layer.
@@ -360,5 +362,14 @@ def _layer_flow(name, layer, store):
     dh, dc = rp.backward(dhs=dhs, dstates=tuple(d_states))
     norms = np.linalg.norm(dh.astype(np.float64), axis=2).mean(axis=1)      # (T,)
     cnorms = None if dc is None else np.linalg.norm(dc.astype(np.float64), axis=2).mean(axis=1)
+    judged = norms
+    if dhs is not None:
+        # Every step also receives a direct gradient from the layer above, so the total
+        # gradient grows going back simply by accumulating those injections (a healthy
+        # return_sequences layer would look 'exploding'). Judge the recurrence alone: the
+        # last step's gradient carried back with no further injection.
+        last = [dhs[-1] if d_states[0] is None else dhs[-1] + d_states[0]] + d_states[1:]
+        carried, _ = rp.backward(dhs=None, dstates=tuple(last))
+        judged = np.linalg.norm(carried.astype(np.float64), axis=2).mean(axis=1)
     return LayerFlow(name=name, cell=type(layer).__name__, norms=norms, cell_norms=cnorms,
-                     **judge(norms))
+                     **judge(judged))

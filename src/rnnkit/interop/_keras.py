@@ -157,11 +157,21 @@ def from_keras(path, config=None, dtype=None):
         >>> model = from_keras("model.keras")
         >>> model.predict(x)          # same numbers as keras model.predict(x)
     """
-    import h5py
-
     from .. import Sequential
     from .. import layers as L
     path = os.fspath(path)
+    if path.endswith(".h5") and config is None:
+        raise ValueError(f"{path!r} holds only weights; pass config= (model.get_config(), "
+                         "model.to_json() or a JSON file) to rebuild the model.")
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"from_keras: file {path!r} does not exist; pass the path of "
+                                "a .keras file (keras_model.save('model.keras')) or of a "
+                                ".weights.h5 file with config=.")
+    if os.path.isdir(path):
+        raise ValueError(f"from_keras: {path!r} is a directory (a TensorFlow SavedModel?); "
+                         "save the model from Keras as 'model.keras' and pass that file.")
+    import h5py
+
     if zipfile.is_zipfile(path):
         with zipfile.ZipFile(path) as z:
             names = z.namelist()
@@ -172,13 +182,11 @@ def from_keras(path, config=None, dtype=None):
             weights_bytes = io.BytesIO(z.read("model.weights.h5"))
         h5 = h5py.File(weights_bytes, "r")
     elif path.endswith(".h5"):
-        if config is None:
-            raise ValueError(f"{path!r} holds only weights; pass config= (model.get_config(), "
-                             "model.to_json() or a JSON file) to rebuild the model.")
         cfg = _read_config(config)
         h5 = h5py.File(path, "r")
     else:
-        raise ValueError(f"from_keras expects a .keras file or a .weights.h5 file, got {path!r}.")
+        raise ValueError(f"from_keras expects a .keras file (a zip) or a .weights.h5 file, got "
+                         f"{path!r}, which is neither.")
     if "class_name" not in cfg and "layers" in cfg:
         cfg = {"class_name": "Sequential", "config": cfg}
     if cfg.get("class_name") != "Sequential":
@@ -244,6 +252,30 @@ def _keras_layer(layer, keras):
     return getattr(keras.layers, name)(name=layer.name, dtype=layer.dtype, **kwargs)
 
 
+def import_keras():
+    """``import keras`` with a backend that the ``keras`` extra installs.
+
+    Keras 3 defaults to TensorFlow, which the extra does not install (it is large and not
+    needed); when ``KERAS_BACKEND`` is unset and keras is not imported yet, use ``torch``.
+    """
+    import sys
+
+    if "keras" not in sys.modules and not os.environ.get("KERAS_BACKEND"):
+        os.environ["KERAS_BACKEND"] = "torch"
+    try:
+        import keras
+    except ModuleNotFoundError as e:
+        if e.name == "keras":
+            raise ModuleNotFoundError(
+                "to_keras needs keras 3: pip install 'rnnkit[keras]' (installs keras, h5py and "
+                "the torch backend).") from None
+        raise ModuleNotFoundError(
+            f"keras could not load its backend ({e}). KERAS_BACKEND is "
+            f"{os.environ.get('KERAS_BACKEND')!r}; install that backend, or unset "
+            "KERAS_BACKEND to use torch (installed by rnnkit[keras]).") from None
+    return keras
+
+
 def to_keras(model, path):
     """Write an rnnkit Sequential as a Keras 3 ``.keras`` file (needs keras installed).
 
@@ -255,10 +287,14 @@ def to_keras(model, path):
         The keras model that was saved (``keras.saving.load_model(path)`` gives the same
         predictions as ``model.predict``).
 
+    Keras needs a backend. When ``KERAS_BACKEND`` is not set, rnnkit sets it to ``torch``
+    before the first import of keras (the ``keras`` extra installs torch, CPU wheels are
+    enough); Keras' own default, TensorFlow, is used only if you choose it.
+
     Example:
         >>> to_keras(model, "model.keras")
     """
-    import keras
+    keras = import_keras()
     path = os.fspath(path)
     if not path.endswith(".keras"):
         raise ValueError(f"to_keras: path must end with '.keras', got {path!r}.")

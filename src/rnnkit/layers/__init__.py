@@ -1,5 +1,6 @@
 """Layers with Keras names, arguments, defaults and weight layouts."""
 
+from .._keras_names import missing_name_hook as _missing_name_hook
 from .base import Layer
 from .core import Activation, Dense, Dropout, Embedding, Flatten, Input, InputLayer, Masking
 from .recurrent import GRU, LSTM, RNNBase, SimpleRNN
@@ -55,3 +56,6 @@ __all__ = [
     "Flatten", "Masking", "SimpleRNN", "LSTM", "GRU", "Bidirectional", "TimeDistributed",
     "register_layer", "deserialize",
 ]
+
+
+__getattr__ = _missing_name_hook(__name__, __all__)

@@ -78,8 +78,22 @@ class Layer:
 
     supports_masking = True
 
-    def __init__(self, name=None, trainable=True, dtype=None, input_shape=None, input_dim=None):
+    def __init__(self, name=None, trainable=True, dtype=None, input_shape=None, input_dim=None,
+                 batch_input_shape=None):
         self.name = name or unique_name(_snake(type(self).__name__))
+        self._batch_size_arg = None
+        if batch_input_shape is not None:
+            if input_shape is not None or input_dim is not None:
+                raise ValueError(f"layer {self.name!r}: pass batch_input_shape=(batch, ...) or "
+                                 "input_shape=(...), not both.")
+            batch_input_shape = tuple(batch_input_shape)
+            b = batch_input_shape[0] if batch_input_shape else None
+            if len(batch_input_shape) < 2 or (b is not None and (
+                    isinstance(b, bool) or not isinstance(b, (int, np.integer)) or b <= 0)):
+                raise ValueError(f"batch_input_shape must be (batch_size, ...) with a positive "
+                                 f"batch size (or None), got {batch_input_shape!r}.")
+            self._batch_size_arg = None if b is None else int(b)
+            input_shape = batch_input_shape[1:]
         self.trainable = bool(trainable)
         self.dtype = np.dtype(dtype or _backend.floatx()).name
         if np.dtype(self.dtype).kind != "f":
@@ -193,7 +207,10 @@ class Layer:
     def get_config(self) -> dict:
         cfg = {"name": self.name, "trainable": self.trainable, "dtype": self.dtype}
         if self._input_shape_arg is not None:
-            cfg["input_shape"] = list(self._input_shape_arg)
+            if self._batch_size_arg is not None:
+                cfg["batch_input_shape"] = [self._batch_size_arg] + list(self._input_shape_arg)
+            else:
+                cfg["input_shape"] = list(self._input_shape_arg)
         return cfg
 
     @classmethod

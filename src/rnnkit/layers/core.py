@@ -15,7 +15,7 @@ from .base import Layer, as_float_array, check_positive_int, check_rate
 class InputLayer(Layer):
     """Declares the input shape (without the batch axis) so a model can build eagerly."""
 
-    def __init__(self, shape, name=None, dtype=None, **kwargs):
+    def __init__(self, shape, name=None, dtype=None, batch_size=None, **kwargs):
         super().__init__(name=name, dtype=dtype, **kwargs)
         if shape is None or isinstance(shape, int):
             shape = (shape,)
@@ -23,6 +23,11 @@ class InputLayer(Layer):
         for s in self.shape:
             if s is not None and s <= 0:
                 raise ValueError(f"Input shape entries must be positive or None, got {self.shape}.")
+        if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(
+                batch_size, (int, np.integer)) or batch_size <= 0):
+            raise ValueError(f"batch_size must be a positive integer or None, got {batch_size!r}.")
+        #: fixed number of rows per batch (stateful models: one carried state per row), or None
+        self.batch_size = None if batch_size is None else int(batch_size)
 
     def forward(self, x, training=False, mask=None):
         return x
@@ -33,12 +38,29 @@ class InputLayer(Layer):
     def get_config(self):
         cfg = super().get_config()
         cfg["shape"] = list(self.shape)
+        if self.batch_size is not None:
+            cfg["batch_size"] = self.batch_size
         return cfg
 
 
-def Input(shape, name=None, dtype=None):
-    """Keras-style ``Input(shape=(timesteps, features))`` for the start of a Sequential model."""
-    return InputLayer(shape, name=name, dtype=dtype)
+def Input(shape=None, name=None, dtype=None, batch_size=None, batch_shape=None):
+    """Keras-style ``Input(shape=(timesteps, features))`` for the start of a Sequential model.
+
+    Args:
+        shape: input shape without the batch axis, e.g. ``(None, 12)``.
+        name, dtype: as for any layer.
+        batch_size: fix the number of rows per batch (a stateful model carries one state per
+            row; batches of another size are refused with a clear error).
+        batch_shape: ``(batch_size, *shape)`` in one tuple (Keras 3), instead of both.
+    """
+    if batch_shape is not None:
+        if shape is not None or batch_size is not None:
+            raise ValueError("Input: pass batch_shape=(batch, ...) or shape=/batch_size=, not "
+                             "both.")
+        batch_size, shape = batch_shape[0], tuple(batch_shape[1:])
+    if shape is None:
+        raise ValueError("Input needs shape=(timesteps, features) (or batch_shape=).")
+    return InputLayer(shape, name=name, dtype=dtype, batch_size=batch_size)
 
 
 class Dense(Layer):

@@ -1,4 +1,34 @@
 from .model import Model
 from .sequential import Sequential
 
-__all__ = ["Model", "Sequential"]
+
+def model_from_json(json_string, custom_objects=None):
+    """Rebuild a model from :meth:`Sequential.to_json` (architecture only, fresh weights).
+
+    Args:
+        json_string: the JSON text (also accepts Keras' own ``{"class_name": "Sequential",
+            "config": {...}}`` written by rnnkit).
+        custom_objects: ``{class name: Layer subclass}`` for custom layers.
+
+    Returns:
+        :class:`rnnkit.Sequential`.
+
+    Raises:
+        ValueError: the text is not JSON or does not describe an rnnkit Sequential model.
+    """
+    import json
+
+    try:
+        record = json.loads(json_string)
+    except (TypeError, json.JSONDecodeError) as e:
+        raise ValueError(f"model_from_json: not a JSON string ({e}); pass model.to_json()'s "
+                         "output.") from None
+    if not isinstance(record, dict) or record.get("class_name") != "Sequential" or \
+            not isinstance(record.get("config"), dict):
+        got = record.get("class_name") if isinstance(record, dict) else type(record).__name__
+        raise ValueError(f"model_from_json: expected a Sequential model's JSON "
+                         f"({{'class_name': 'Sequential', 'config': ...}}), got {got!r}.")
+    return Sequential.from_config(record["config"], custom_objects=custom_objects)
+
+
+__all__ = ["Model", "Sequential", "model_from_json"]

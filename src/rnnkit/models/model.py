@@ -28,6 +28,7 @@ from .. import metrics as _metrics
 from .. import optimizers as _opt
 from ..kernels import threads as _threads
 from ..layers.base import check_finite, inference
+from ._torch_habits import TorchHabits
 
 
 def _parallel(method):
@@ -91,7 +92,7 @@ class _Interrupt:
         return False
 
 
-class Model:
+class Model(TorchHabits):
     """Base class holding compile/fit/evaluate/predict. See :class:`rnnkit.Sequential`."""
 
     def __init__(self, name=None):
@@ -511,7 +512,7 @@ class Model:
         data = da.make_adapter(self, x, y, sample_weight, batch_size or 32, False)
         res = self._evaluate_adapter(data, tbptt)
         if verbose not in (0, "auto"):
-            print(" - ".join(f"{k}: {v:.4f}" for k, v in res.items()))
+            print(" - ".join(f"{k}: {_metrics.format_value(v)}" for k, v in res.items()))
         if return_dict:
             return res
         return res["loss"] if not self.metrics else list(res.values())
@@ -627,7 +628,9 @@ class Model:
         return out
 
     @_parallel
-    def __call__(self, x, training=False):
+    def __call__(self, x, training=None):
+        """The model's output for ``x``; ``training`` None follows :meth:`train` / :meth:`eval`."""
+        training = self.training if training is None else training
         x, mask = self._prepare_x(x)
         if training:
             return self.forward(x, training=True, mask=mask)[0]

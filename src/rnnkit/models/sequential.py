@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from ..layers.base import Layer, unique_name
@@ -53,9 +55,26 @@ class Sequential(Model):
             )
         self.layers.append(layer)
         if len(self.layers) == 1 and layer._input_shape_arg is not None and self._input_layer is None:
-            self._input_layer = InputLayer(layer._input_shape_arg)
+            self._input_layer = InputLayer(layer._input_shape_arg,
+                                           batch_size=layer._batch_size_arg)
         if self._input_layer is not None:
             self.build((None,) + self._input_layer.shape)
+
+    def pop(self):
+        """Remove and return the last layer (``keras.Sequential.pop``).
+
+        The remaining layers keep their weights and the model keeps its compile settings;
+        compile again if the new last layer needs another loss.
+
+        Raises:
+            ValueError: the model has no layers.
+        """
+        if not self.layers:
+            raise ValueError(f"pop: model {self.name!r} has no layers to remove.")
+        layer = self.layers.pop()
+        if self.built and self._input_layer is not None:
+            self.build((None,) + self._input_layer.shape)
+        return layer
 
     @property
     def built(self):
@@ -73,6 +92,13 @@ class Sequential(Model):
         if self._input_layer is None:
             return
         want = self._input_layer.shape
+        rows = self._input_layer.batch_size
+        if rows is not None and len(x) != rows:
+            raise ValueError(
+                f"Model {self.name!r} was built for batches of exactly {rows} rows "
+                f"(batch_input_shape / Input(batch_size={rows})), got a batch of {len(x)}. "
+                f"Pass batch_size={rows} to fit/evaluate/predict with a sample count that is a "
+                f"multiple of {rows}, or rebuild the model without a fixed batch size.")
         got = np.shape(x)[1:]
         if len(got) != len(want) or any(w is not None and w != g for w, g in zip(want, got)):
             raise ValueError(
@@ -174,9 +200,44 @@ class Sequential(Model):
             model.add(deserialize(spec, custom_objects))
         return model
 
+    def to_json(self, **kwargs):
+        """The architecture as a JSON string (``keras.Model.to_json``): class name, config
+        and rnnkit version, no weights. :func:`rnnkit.models.model_from_json` rebuilds it.
+
+        Args:
+            **kwargs: passed to :func:`json.dumps` (e.g. ``indent=2``).
+        """
+        import json
+
+        from .. import __version__
+        return json.dumps({"class_name": type(self).__name__, "config": self.get_config(),
+                           "rnnkit_version": __version__}, **kwargs)
+
     # -- saving (implemented in rnnkit.saving) ---------------------------------------------------
     def save(self, path, include_optimizer=True):
-        """Save config, weights, optimizer state and metadata to one safe file (atomic)."""
+        """Save config, weights, optimizer state and metadata to one safe file (atomic).
+
+        A path ending in ``.keras`` writes a real Keras 3 file instead, through
+        :func:`rnnkit.interop.to_keras` (needs the ``keras`` extra; weights and architecture
+        only, no optimizer state), so that ``keras.saving.load_model`` opens it. Keras'
+        legacy ``.h5`` model format is refused with a pointer to ``.keras`` / ``.rnnkit``.
+
+        Args:
+            path: target file; rnnkit's own format is used for any other suffix (by
+                convention ``.rnnkit``).
+            include_optimizer: store the optimizer slots and step counter (rnnkit format).
+        """
+        suffix = os.path.splitext(os.fspath(path))[1].lower()
+        if suffix == ".keras":
+            from ..interop import to_keras
+            to_keras(self, path)
+            return
+        if suffix == ".h5":
+            raise ValueError(
+                f"save({os.fspath(path)!r}): '.h5' is Keras' legacy HDF5 format, which rnnkit "
+                "does not write. Use a '.keras' path (a real Keras 3 file, written through "
+                "rnnkit.interop.to_keras) or rnnkit's own '.rnnkit' format (exact resume with "
+                "optimizer state; reopen with rnnkit.load_model).")
         from ..saving import save_model
         save_model(self, path, include_optimizer=include_optimizer)
 

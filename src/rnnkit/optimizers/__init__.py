@@ -13,6 +13,10 @@ Update rules (``g`` the clipped gradient, ``lr`` the learning rate at this step,
   the mean gradient squared; ``momentum`` adds a velocity).
 * Adam: ``m += (1-b1)(g-m)``; ``v += (1-b2)(g^2-v)``;
   ``w -= lr*sqrt(1-b2^t)/(1-b1^t) * m/(sqrt(v)+eps)``. AdamW first does ``w -= lr*wd*w``.
+* Nadam (Adam with Nesterov momentum, Dozat 2015, Keras' momentum schedule): with
+  ``u_t = b1 (1 - 0.5 * 0.96^t)`` and ``P_t = u_1 ... u_t``, ``m`` and ``v`` as Adam;
+  ``m_hat = u_{t+1} m / (1 - P_t u_{t+1}) + (1 - u_t) g / (1 - P_t)``,
+  ``v_hat = v / (1 - b2^t)``; ``w -= lr * m_hat / (sqrt(v_hat) + eps)``.
 * Adagrad: ``a += g^2``; ``w -= lr*g/sqrt(a+eps)``.
 """
 
@@ -22,6 +26,7 @@ import math
 
 import numpy as np
 
+from .._keras_names import missing_name_hook as _missing_name_hook
 from . import schedules
 from .schedules import LearningRateSchedule
 
@@ -292,6 +297,65 @@ class AdamW(Adam):
         return {**super().get_config(), "weight_decay": self.weight_decay}
 
 
+class Nadam(Optimizer):
+    """Adam with Nesterov momentum (Keras ``Nadam``: same defaults and momentum schedule).
+
+    Args:
+        learning_rate: float or schedule (default 0.001).
+        beta_1: decay of the first moment (default 0.9).
+        beta_2: decay of the second moment (default 0.999).
+        epsilon: added to ``sqrt(v_hat)`` (default 1e-7).
+        **kwargs: ``clipnorm``, ``clipvalue``, ``global_clipnorm``, ``name``.
+
+    The momentum-schedule product ``P_t`` is a function of the step counter alone, so it is
+    recomputed from ``iterations`` and a resumed run continues exactly.
+    """
+
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7,
+                 **kwargs):
+        super().__init__(learning_rate, **kwargs)
+        self.beta_1, self.beta_2, self.epsilon = beta_1, beta_2, epsilon
+        self._u_product = (0, 1.0)   # (step t, P_t) cache
+
+    def build(self, params):
+        self._slot("m", params)
+        self._slot("v", params)
+
+    def _u(self, t):
+        return self.beta_1 * (1.0 - 0.5 * 0.96 ** t)
+
+    def _product(self, t):
+        """``P_t = u_1 u_2 ... u_t`` (cached for the last step)."""
+        k, p = self._u_product
+        if k > t:
+            k, p = 0, 1.0
+        while k < t:
+            k += 1
+            p *= self._u(k)
+        self._u_product = (k, p)
+        return p
+
+    def _update(self, params, grads, lr):
+        t = self.iterations
+        b1, b2 = self.beta_1, self.beta_2
+        u_t, u_next = self._u(t), self._u(t + 1)
+        p_t = self._product(t)
+        p_next = p_t * u_next
+        c_m = u_next / (1.0 - p_next)          # weight of the moment in m_hat
+        c_g = (1.0 - u_t) / (1.0 - p_t)        # weight of the gradient in m_hat
+        c_v = 1.0 / (1.0 - b2 ** t)            # v_hat = v / (1 - b2^t)
+        for i, (w, g) in enumerate(zip(params, grads)):
+            m, v = self.slots["m"][i], self.slots["v"][i]
+            m += (1.0 - b1) * (g - m)
+            v += (1.0 - b2) * (g * g - v)
+            m_hat = c_m * m + c_g * g
+            w -= lr * m_hat / (np.sqrt(v * c_v) + self.epsilon)
+
+    def get_config(self):
+        return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2,
+                "epsilon": self.epsilon}
+
+
 class Adagrad(Optimizer):
     def __init__(self, learning_rate=0.001, initial_accumulator_value=0.1, epsilon=1e-7,
                  **kwargs):
@@ -313,7 +377,8 @@ class Adagrad(Optimizer):
                 "epsilon": self.epsilon}
 
 
-_REGISTRY = {"sgd": SGD, "rmsprop": RMSprop, "adam": Adam, "adamw": AdamW, "adagrad": Adagrad}
+_REGISTRY = {"sgd": SGD, "rmsprop": RMSprop, "adam": Adam, "adamw": AdamW, "adagrad": Adagrad,
+             "nadam": Nadam}
 
 
 def get(identifier) -> Optimizer:
@@ -339,5 +404,8 @@ def serialize(opt: Optimizer) -> dict:
     return {"class_name": type(opt).__name__, "config": opt.get_config()}
 
 
-__all__ = ["Optimizer", "SGD", "RMSprop", "Adam", "AdamW", "Adagrad", "schedules", "get",
+__all__ = ["Optimizer", "SGD", "RMSprop", "Adam", "AdamW", "Adagrad", "Nadam", "schedules", "get",
            "serialize"]
+
+
+__getattr__ = _missing_name_hook(__name__, __all__)

@@ -513,6 +513,22 @@ class SequencePipeline:
             out = p.astype(np.float64) if out is None else out + p
         return (out / len(self.members)).astype(np.float32)
 
+    def transform(self, x, y=None):
+        """What the network is fed for raw ``(x, y)``: the saved preprocessing applied.
+
+        Args:
+            x: raw sequences, as for :meth:`fit`.
+            y: raw targets (labels or numbers), or None.
+
+        Returns:
+            ``(x_model, y_model)``: scaled sequences (one ``(N, T, C)`` float32 array when
+            the lengths are equal, else a ragged list the model pads and masks) and the
+            encoded targets (one-hot (N, K) for a classifier; None when ``y`` is None).
+        """
+        self._check_fitted()
+        return (self._model_input(self._prepare_x(x)),
+                None if y is None else self._encode_y(y))
+
     def evaluate(self, x, y):
         """Loss and metrics on ``(x, y)``; returns a dict such as ``{"loss": .., ...}``."""
         self._check_fitted()

@@ -1,52 +1,17 @@
-"""Time-series forecasting: a history in, the next ``horizon`` values out.
-
-What :class:`Forecaster` does, in order (every statistic comes from the training series only):
-
-1. **Missing values** (NaN) are filled by linear interpolation (nearest value at the ends).
-2. **Log transform** (``log="auto"``): each channel whose training values are all positive is
-   replaced by its natural log, so multiplicative seasonality and growth become additive.
-3. **Differencing** (``difference="auto"``): a first difference (lag 1) and, when a seasonal
-   period is found (``seasonal_period="auto"``, see :func:`detect_period`), a seasonal
-   difference at that lag. This is the Box-Jenkins "airline model" transformation; the network
-   then only has to predict what changes, and the forecast is integrated back afterwards.
-4. **Standardisation** of every channel of the differenced series.
-5. **Windows**: inputs of ``window`` steps (default two seasons, or 24 steps) with ``stride``;
-   targets are the next ``horizon`` values of the target channel (``strategy="direct"``: one
-   ``Dense(horizon)`` output, all steps at once) or the next step of every channel
-   (``strategy="recursive"``: ``Dense(C)``, applied ``horizon`` times, each prediction fed
-   back into the window).
-6. **Network**: a small recurrent stack with input dropout and an L2 weight penalty, trained
-   with Adam on the mean squared error. The last ``validation_split`` of the windows is held
-   out for early stopping with best-weight restore (when ``validation_split > 0``).
-7. **Back to the original units**: inverse scaling, integration of the differences and
-   ``exp`` turn each network's output into a forecast of the target.
-8. **Ensemble**: ``ensemble`` networks trained from different seeds; their forecasts are
-   combined by the median (``aggregate="median"``, robust to one network that diverged) or
-   the mean.
-
-Metrics are :func:`mae`, :func:`rmse`, :func:`mape` and :func:`smape` (MAPE and sMAPE as
-fractions, not percent), and :func:`seasonal_naive` is the baseline printed beside them.
-
-Example:
-    >>> from rnnkit.data import load_airline
-    >>> from rnnkit.tasks import Forecaster
-    >>> y = load_airline()
-    >>> f = Forecaster(horizon=12, epochs=5, ensemble=1, verbose=0).fit(y[:-12])
-    >>> f.forecast().shape
-    (12,)
-"""
+"""The forecasting pipeline :class:`Forecaster` (the steps are listed in
+:mod:`rnnkit.tasks.forecasting`)."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from .. import callbacks as _cb
-from .. import layers as _layers
-from .. import regularizers as _reg
-from ..data import StandardScaler
-from ..models import Sequential
-from ..saving import load_model
-from ._common import (
+from ... import callbacks as _cb
+from ... import layers as _layers
+from ... import regularizers as _reg
+from ...data import StandardScaler
+from ...models import Sequential
+from ...saving import load_model
+from .._common import (
     PREPROCESSING_FORMAT,
     ProgressBar,
     check_positive_ints,
@@ -61,9 +26,11 @@ from ._common import (
     seed_everything,
     units_list,
 )
+from .baselines import detect_period, seasonal_naive
+from .metrics import forecast_metrics
+from .transforms import _difference, _fill_missing, _undifference
 
-__all__ = ["Forecaster", "mae", "rmse", "mape", "smape", "forecast_metrics",
-           "seasonal_naive", "detect_period", "FORECAST_DEFAULTS"]
+__all__ = ["Forecaster", "FORECAST_DEFAULTS"]
 
 #: Defaults of :class:`Forecaster` (also those of ``rnnkit train --task forecast``).
 FORECAST_DEFAULTS = dict(cell="lstm", units=(16,), horizon=12, window="auto", stride=1,
@@ -71,165 +38,6 @@ FORECAST_DEFAULTS = dict(cell="lstm", units=(16,), horizon=12, window="auto", st
                          clipnorm=1.0, validation_split=0.2, patience=20, dropout=0.2,
                          l2=1e-3, ensemble=10, log="auto", difference="auto",
                          seasonal_period="auto", aggregate="median")
-
-
-# ------------------------------------------------------------------------------- metrics
-def _pair(actual, forecast):
-    a = np.asarray(actual, dtype=np.float64).reshape(-1)
-    f = np.asarray(forecast, dtype=np.float64).reshape(-1)
-    if a.shape != f.shape:
-        raise ValueError(f"actual and forecast must have the same length, got {a.size} and "
-                         f"{f.size}.")
-    if a.size == 0:
-        raise ValueError("actual and forecast are empty; nothing to score.")
-    return a, f
-
-
-def mae(actual, forecast):
-    """Mean absolute error ``mean(|a - f|)``."""
-    a, f = _pair(actual, forecast)
-    return float(np.mean(np.abs(a - f)))
-
-
-def rmse(actual, forecast):
-    """Root mean squared error ``sqrt(mean((a - f)^2))``."""
-    a, f = _pair(actual, forecast)
-    return float(np.sqrt(np.mean((a - f) ** 2)))
-
-
-def mape(actual, forecast):
-    """Mean absolute percentage error as a fraction: ``mean(|a - f| / |a|)`` (0.05 = 5 %).
-
-    Raises:
-        ValueError: an actual value is 0 (MAPE is undefined there; use sMAPE or MAE).
-    """
-    a, f = _pair(actual, forecast)
-    if np.any(a == 0):
-        raise ValueError("MAPE is undefined when an actual value is 0; use smape or mae.")
-    return float(np.mean(np.abs(a - f) / np.abs(a)))
-
-
-def smape(actual, forecast):
-    """Symmetric MAPE as a fraction in [0, 2]: ``mean(2 |a - f| / (|a| + |f|))`` (0/0 = 0)."""
-    a, f = _pair(actual, forecast)
-    den = np.abs(a) + np.abs(f)
-    ratio = np.divide(2.0 * np.abs(a - f), den, out=np.zeros_like(den), where=den > 0)
-    return float(np.mean(ratio))
-
-
-def forecast_metrics(actual, forecast):
-    """``{"mae", "rmse", "mape", "smape"}`` of a forecast (``mape`` None if undefined)."""
-    out = {"mae": mae(actual, forecast), "rmse": rmse(actual, forecast)}
-    try:
-        out["mape"] = mape(actual, forecast)
-    except ValueError:
-        out["mape"] = None
-    out["smape"] = smape(actual, forecast)
-    return out
-
-
-def seasonal_naive(history, horizon, period=None):
-    """Repeat the last season: ``f[h] = history[T - m + (h mod m)]`` for ``h = 0..horizon-1``.
-
-    Args:
-        history: (T,) series.
-        horizon: number of steps to forecast.
-        period: season length ``m``; None or 1 gives the naive forecast (the last value).
-
-    Returns:
-        (horizon,) float64 forecast.
-
-    Example:
-        >>> seasonal_naive([1, 2, 3, 4], 3, period=2)
-        array([3., 4., 3.])
-    """
-    h = np.asarray(history, dtype=np.float64).reshape(-1)
-    m = 1 if not period else int(period)
-    if m > len(h):
-        raise ValueError(f"seasonal_naive needs at least one season ({m} values) of history, "
-                         f"got {len(h)}.")
-    last = h[len(h) - m:]
-    return last[np.arange(int(horizon)) % m].copy()
-
-
-def detect_period(series, max_period=None, threshold=0.3):
-    """Guess the seasonal period of a series from its autocorrelation.
-
-    The series is log-transformed when positive and first-differenced (to remove the trend);
-    the lag ``2 <= m <= max_period`` with the largest autocorrelation is returned when that
-    autocorrelation exceeds ``threshold``, else None.
-
-    Args:
-        series: (T,) values.
-        max_period: largest lag considered (default ``T // 3``).
-        threshold: minimum autocorrelation for a season to count.
-
-    Returns:
-        int or None.
-    """
-    z = np.asarray(series, dtype=np.float64).reshape(-1)
-    z = z[np.isfinite(z)]
-    if len(z) < 8:
-        return None
-    if np.all(z > 0):
-        z = np.log(z)
-    d = np.diff(z)
-    d = d - d.mean()
-    var = float(np.dot(d, d))
-    if var == 0:
-        return None
-    top = min(len(d) // 2, max_period or len(z) // 3)
-    if top < 2:
-        return None
-    acf = np.array([np.dot(d[:-k], d[k:]) / var for k in range(2, top + 1)])
-    best = int(np.argmax(acf))
-    return best + 2 if acf[best] > threshold else None
-
-
-def _fill_missing(values):
-    """Linear interpolation of NaN per channel; the nearest value at the ends."""
-    out = values.astype(np.float64).copy()
-    for c in range(out.shape[1]):
-        col = out[:, c]
-        bad = ~np.isfinite(col)
-        if bad.all():
-            raise ValueError(f"channel {c} has no finite value; cannot forecast it.")
-        if bad.any():
-            idx = np.arange(len(col))
-            col[bad] = np.interp(idx[bad], idx[~bad], col[~bad])
-    return out
-
-
-# ------------------------------------------------------------------------------- differencing
-def _difference(z, lags):
-    """Apply each lag difference in turn; returns the differenced (T - sum(lags), C) array."""
-    for lag in lags:
-        z = z[lag:] - z[:-lag]
-    return z
-
-
-def _undifference(history, diffs, lags):
-    """Integrate ``diffs`` (H, C), the continuation of ``_difference(history, lags)``.
-
-    Args:
-        history: (T, C) series before differencing (the context the diffs continue).
-        diffs: (H, C) predicted values of the fully differenced series after ``history``.
-        lags: the lags used by :func:`_difference`.
-
-    Returns:
-        (H, C) continuation of ``history``.
-    """
-    levels = [history]
-    for lag in lags[:-1]:
-        levels.append(levels[-1][lag:] - levels[-1][:-lag])
-    cur = diffs
-    for lag, base in zip(reversed(lags), reversed(levels)):
-        ext = np.concatenate([base, np.zeros_like(cur)])
-        n = len(base)
-        for h in range(len(cur)):
-            ext[n + h] = cur[h] + ext[n + h - lag]
-        cur = ext[n:]
-    return cur
 
 
 # ------------------------------------------------------------------------------- the pipeline
