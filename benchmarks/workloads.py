@@ -296,30 +296,30 @@ def blas_info():
 
 
 def compile_time():
-    """Seconds to import rnnkit.kernels.fast and run every kernel once (float32+float64)."""
+    """Seconds to import the compiled kernels (rnnkit.kernels.simple / lstm / gru) and run
+    every kernel once (float32+float64)."""
     t0 = time.perf_counter()
-    from rnnkit import cells
-    from rnnkit.kernels import fast
+    from rnnkit import cells, kernels
+    from rnnkit.kernels import _loops, gru, lstm, simple  # noqa: F401  (the import is timed)
     t_import = time.perf_counter() - t0
     from rnnkit.kernels import threads
     rng = np.random.default_rng(0)
-    fast._MIN_ROWS, fast._MIN_WORK, threads._MIN_MACS = 1, 0, 0    # the parallel launchers too
-    for cell in (cells.SimpleRNNMath("tanh"), cells.LSTMMath(), cells.GRUMath(),
-                 cells.GRUMath(reset_after=False)):
+    _loops._MIN_ROWS, _loops._MIN_WORK, threads._MIN_MACS = 1, 0, 0  # the parallel launchers too
+    for make in (lambda: cells.SimpleRNNCell(3), lambda: cells.LSTMCell(3),
+                 lambda: cells.GRUCell(3), lambda: cells.GRUCell(3, reset_after=False)):
         for dt in (np.float32, np.float64):
-            B, H, G, F = 4, 3, 3 * cell.n_gates, 2
+            cell = make()
+            B, F = 4, 2
+            cell.build_weights(F, dt)
+            G = cell.params["kernel"].shape[1]
             xw = rng.standard_normal((2, B, G)).astype(dt)
-            s0 = tuple(np.zeros((B, H), dt) for _ in range(cell.n_states))
-            U = rng.standard_normal((H, G)).astype(dt)
+            s0 = [np.zeros((B, n), dt) for n in cell.state_size]
             with threads.parallel():
-                hs, st, c = fast.forward_sequence(cell, xw, s0, U)
-                fast.backward_sequence(cell, c, hs, (None,) * cell.n_states, U)
-                W = rng.standard_normal((F, G)).astype(dt)
-                threads.matmul(W.T, W)
-                if fast.infer_supported(cell):
-                    fast.infer_sequence(cell, rng.standard_normal((B, 2, F)).astype(dt), W,
-                                        U, None, None, s0)
-    stream = fast.LSTMStream(np.zeros((4, 12), np.float32), np.zeros((3, 12), np.float32),
+                hs, st, c = kernels.forward_sequence(cell, xw, s0)
+                kernels.backward_sequence(cell, c, hs, [None] * len(s0))
+                threads.matmul(cell.params["kernel"].T, cell.params["kernel"])
+                kernels.infer_sequence(cell, rng.standard_normal((B, 2, F)).astype(dt), s0)
+    stream = lstm.LSTMStream(np.zeros((4, 12), np.float32), np.zeros((3, 12), np.float32),
                              None, batch=1)
     stream.step(np.zeros((1, 4), np.float32))
     return {"import_s": t_import, "first_use_s": time.perf_counter() - t0}

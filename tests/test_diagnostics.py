@@ -61,14 +61,11 @@ def _manual_loss(model, x, y, inject=None):
     of that layer right after step t (the perturbed h_t is both output and carried state)."""
     h_in = x
     for li, layer in enumerate(model.layers[:-1]):
-        W, U = layer.params["kernel"], layer.params["recurrent_kernel"]
-        b_in, b_rec = layer._split_bias()
         B, T, _ = h_in.shape
         states = tuple(np.zeros((B, layer.units)) for _ in range(layer.n_states))
         outs = []
         for t in range(T):
-            xw = h_in[:, t] @ W + (0 if b_in is None else b_in)
-            _, states, _ = layer.cell.forward_step(xw, states, U, b_rec)
+            _, states, _ = layer.cell.step(h_in[:, t], list(states))
             if inject is not None and inject[0] == li and inject[1] == t:
                 h = states[0].copy()
                 h[inject[2], inject[3]] += inject[4]
@@ -126,11 +123,10 @@ def test_per_step_norms_under_a_mask_and_go_backwards():
     mask = np.any(x != 0.0, axis=2)
 
     def loss(t_inj, b, i, eps):
-        W, U = layer.params["kernel"], layer.params["recurrent_kernel"]
         s = (np.zeros((B, H)), np.zeros((B, H)))
         for t in range(T):                                   # processing order
             src = T - 1 - t
-            _, new, _ = layer.cell.forward_step(x[:, src] @ W + layer.params["bias"], s, U)
+            _, new, _ = layer.cell.step(x[:, src], list(s))
             m = mask[:, src][:, None]
             s = tuple(np.where(m, n, o) for n, o in zip(new, s, strict=True))
             if t == t_inj:
@@ -166,12 +162,10 @@ def test_per_step_norms_inside_bidirectional():
         f"{model.layers[1].name}/kernel", f"{model.layers[1].name}/bias"}
 
     def final_state(layer, inject):
-        b_in, b_rec = layer._split_bias()
         h = np.zeros((B, H))
         order = range(T - 1, -1, -1) if layer.go_backwards else range(T)
         for t, src in enumerate(order):
-            xw = x[:, src] @ layer.params["kernel"] + b_in
-            _, (h,), _ = layer.cell.forward_step(xw, (h,), layer.params["recurrent_kernel"], b_rec)
+            _, (h,), _ = layer.cell.step(x[:, src], [h])
             if inject is not None and inject[0] == t:
                 h = h.copy()
                 h[inject[1], inject[2]] += inject[3]
@@ -344,15 +338,11 @@ def test_step_jacobians_match_finite_differences(cell):
     J = step_jacobians(layer, x)
     S = H * layer.n_states
     assert J.shape == (T, S, S)
-    W, U = layer.params["kernel"], layer.params["recurrent_kernel"]
-    b_in, b_rec = layer._split_bias()
     s = np.zeros(S)
     for t in range(T):
-        xw = (x[t] @ W + b_in)[None]
-
-        def step(state, xw=xw):
-            parts = tuple(state[k * H:(k + 1) * H][None] for k in range(layer.n_states))
-            _, new, _ = layer.cell.forward_step(xw, parts, U, b_rec)
+        def step(state, x_t=x[t][None]):
+            parts = [state[k * H:(k + 1) * H][None] for k in range(layer.n_states)]
+            _, new, _ = layer.cell.step(x_t, parts)
             return np.concatenate(new, axis=1)[0]
 
         numeric = np.zeros((S, S))
@@ -383,13 +373,13 @@ def test_jacobian_spectrum_products_and_kernel():
     lstm(np.zeros((1, 4, 2)))
     sp = jacobian_spectrum(lstm, np.random.rand(4, 2))
     assert sp.step_singular_values.shape == (4, 6) and set(sp.gate_singular_values) == set("ifco")
-    with pytest.raises(TypeError, match="SimpleRNN, LSTM or GRU"):
+    with pytest.raises(TypeError, match="RNN, SimpleRNN, LSTM or GRU"):
         jacobian_spectrum(rnnkit.layers.Dense(2), np.zeros((3, 2)))
 
 
 def test_cell_step_jacobian_rejects_unknown_cells():
-    with pytest.raises(TypeError, match="SimpleRNNMath, LSTMMath and GRUMath"):
-        cell_step_jacobian(object(), {}, np.zeros((2, 2)))
+    with pytest.raises(TypeError, match="needs a cell following the rnnkit cell protocol"):
+        cell_step_jacobian(object(), np.zeros(2), [np.zeros(2)])
 
 
 # --------------------------------------------------------------------------------------------

@@ -25,8 +25,7 @@ def check_layer(layer, x, initial_state=None, mask=None, training=False, n_out=N
 
     def run():
         if training:  # same dropout masks every call
-            if getattr(layer, "_dropout_rng", None) is not None:
-                layer._dropout_rng = np.random.default_rng(layer.seed)
+            layer.reset_dropout_rng()
         out = layer.forward(x if initial_state is None else [x, *initial_state],
                             training=training, **kw)
         return out if isinstance(out, list) else [out]

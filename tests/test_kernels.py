@@ -1,4 +1,5 @@
-"""The compiled kernels (rnnkit.kernels.fast) equal the pure-NumPy reference.
+"""The compiled kernels (rnnkit.kernels.simple / lstm / gru) equal the generic loop over the
+cell's own step (rnnkit.kernels.reference).
 
 * random cases: forward outputs, final states and every gradient, float32 and float64, with
   masks (right, left, interior padding, fully masked rows), recurrent dropout masks, the GRU
@@ -12,17 +13,35 @@
 import numpy as np
 import pytest
 
+from rnnkit import activations as rnnkit_activations
 from rnnkit import cells, initializers, kernels, layers
-from rnnkit.kernels import fast, reference
+from rnnkit.kernels import _loops, gru, lstm, reference, simple
 
 CELLS = {
-    "simple_tanh": lambda: cells.SimpleRNNMath("tanh"),
-    "simple_relu": lambda: cells.SimpleRNNMath("relu"),
-    "lstm": lambda: cells.LSTMMath(),
-    "gru_after": lambda: cells.GRUMath(reset_after=True),
-    "gru_before": lambda: cells.GRUMath(reset_after=False),
+    "simple_tanh": lambda H, **k: cells.SimpleRNNCell(H, "tanh", **k),
+    "simple_relu": lambda H, **k: cells.SimpleRNNCell(H, "relu", **k),
+    "lstm": lambda H, **k: cells.LSTMCell(H, **k),
+    "gru_after": lambda H, **k: cells.GRUCell(H, reset_after=True, **k),
+    "gru_before": lambda H, **k: cells.GRUCell(H, reset_after=False, **k),
 }
+FAST = {"simple_tanh": simple, "simple_relu": simple, "lstm": lstm, "gru_after": gru,
+        "gru_before": gru}
 TOL = {np.float32: dict(rtol=2e-5, atol=2e-5), np.float64: dict(rtol=1e-12, atol=1e-12)}
+
+
+def make_cell(name, H, dtype, U, W=None, b_in=None, b_rec=None, **kw):
+    """A built cell of ``name`` holding exactly the given weights (absent biases: no bias)."""
+    cell = CELLS[name](H, use_bias=b_in is not None or b_rec is not None, **kw)
+    cell.build_weights(1 if W is None else W.shape[0], dtype)
+    cell.params["recurrent_kernel"][...] = U
+    if W is not None:
+        cell.params["kernel"][...] = W
+    if cell.use_bias:
+        bias = cell.params["bias"]
+        parts = (b_in, b_rec) if bias.ndim == 2 else (b_in,)
+        for k, part in enumerate(parts):
+            (bias[k] if bias.ndim == 2 else bias)[...] = 0 if part is None else part
+    return cell
 
 
 def _mask(kind, T, B, rng):
@@ -43,10 +62,10 @@ def _mask(kind, T, B, rng):
     return m
 
 
-def _run(impl, cell, xw, s0, U, b_rec, mask, rmask, dhs, dst):
-    hs, states, cache = impl.forward_sequence(cell, xw, s0, U, b_rec, mask, rmask)
+def _run(impl, cell, xw, s0, mask, rmask, dhs, dst):
+    hs, states, cache = impl.forward(cell, xw, s0, mask, rmask)
     hs = np.array(hs)
-    dxw, d0, dU, db = impl.backward_sequence(cell, cache, dhs, dst, U, b_rec, mask, rmask)
+    dxw, d0, dU, db = impl.backward(cell, cache, dhs, dst, mask, rmask)
     out = {"hs": hs, "dxw": dxw, "dU": dU}
     out.update({f"state{k}": s for k, s in enumerate(states)})
     out.update({f"dstate0_{k}": s for k, s in enumerate(d0)})
@@ -70,20 +89,22 @@ def _compare(got, want, dtype, what):
 def _random_case(name, dtype, B, T, H, mask_kind=None, rdrop=False, b_rec=False,
                  dhs=True, dstates=True, seed=0):
     rng = np.random.default_rng(seed)
-    cell = CELLS[name]()
-    G = cell.n_gates * H
+    n_gates, n_states = CELLS[name](1).n_gates, CELLS[name](1).n_states
+    G = n_gates * H
     xw = rng.normal(0, 1.0, (T, B, G)).astype(dtype)
-    s0 = tuple(rng.normal(0, 0.5, (B, H)).astype(dtype) for _ in range(cell.n_states))
+    s0 = tuple(rng.normal(0, 0.5, (B, H)).astype(dtype) for _ in range(n_states))
     U = rng.normal(0, 0.6 / np.sqrt(H), (H, G)).astype(dtype)
     br = rng.normal(0, 0.3, G).astype(dtype) if b_rec else None
+    cell = make_cell(name, H, dtype, U, b_rec=br)
     rm = ((rng.random((B, H)) > 0.3) / 0.7).astype(dtype) if rdrop else None
     d = rng.normal(size=(T, B, H)).astype(dtype) if dhs else None
     ds = tuple(rng.normal(size=(B, H)).astype(dtype) if dstates else None
-               for _ in range(cell.n_states))
+               for _ in range(n_states))
     mask = _mask(mask_kind, T, B, rng)
-    args = (cell, xw, s0, U, br, mask, rm, d, ds)
+    args = (cell, xw, s0, mask, rm, d, ds)
     want = _run(reference, *args)
-    got = _run(fast, *args)
+    assert FAST[name].supports(cell, dtype)
+    got = _run(FAST[name], *args)
     _compare(got, want, dtype, f"{name} {np.dtype(dtype).name} B={B} T={T} H={H} "
              f"mask={mask_kind} rdrop={rdrop} b_rec={b_rec} dhs={dhs} dstates={dstates}")
 
@@ -117,12 +138,11 @@ def test_fast_equals_reference_saturating_and_larger():
         _random_case(name, np.float64, 17, 12, 33, mask_kind="interior", rdrop=True,
                      b_rec=name == "gru_after", seed=3)
     rng = np.random.default_rng(0)
-    cell = cells.LSTMMath()
     xw = rng.normal(0, 30.0, (4, 2, 12))
     s0 = (np.zeros((2, 3)), np.zeros((2, 3)))
-    U = rng.normal(0, 5.0, (3, 12))
-    args = (cell, xw, s0, U, None, None, None, np.ones((4, 2, 3)), (None, None))
-    _compare(_run(fast, *args), _run(reference, *args), np.float64, "saturated lstm")
+    cell = make_cell("lstm", 3, np.float64, rng.normal(0, 5.0, (3, 12)))
+    args = (cell, xw, s0, None, None, np.ones((4, 2, 3)), (None, None))
+    _compare(_run(lstm, *args), _run(reference, *args), np.float64, "saturated lstm")
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -131,10 +151,10 @@ def test_fast_equals_reference_saturating_and_larger():
 def test_fast_rows_split_across_threads_equal_reference(monkeypatch, name, dtype, threads):
     """The time loop split by batch rows over 1, 2 and 3 threads (uneven blocks, 11 rows),
     with masks, recurrent dropout and the GRU recurrent bias, equals the reference."""
-    monkeypatch.setattr(fast, "_MIN_ROWS", 1)
-    monkeypatch.setattr(fast, "_MIN_WORK", 0)
-    monkeypatch.setattr(fast._blas, "num_threads", lambda: threads)
-    assert len(fast._split(11, 1, 1)) == threads
+    monkeypatch.setattr(_loops, "_MIN_ROWS", 1)
+    monkeypatch.setattr(_loops, "_MIN_WORK", 0)
+    monkeypatch.setattr(_loops._blas, "num_threads", lambda: threads)
+    assert len(_loops.split(11, 1, 1)) == threads
     for mask_kind in (None, "interior", "full_rows"):
         _random_case(name, dtype, 11, 9, 6, mask_kind=mask_kind, rdrop=mask_kind is not None,
                      b_rec=name == "gru_after", seed=threads)
@@ -144,8 +164,8 @@ def test_rows_split_follows_blas_thread_limit():
     """threadpoolctl's limit decides the split: one BLAS thread, one block of rows."""
     from threadpoolctl import threadpool_limits
     with threadpool_limits(1):
-        assert fast._split(512, 512 * 2048, 100) == [(0, 512)]
-    assert fast._split(4, 512 * 2048, 100) == [(0, 4)]             # too few rows
+        assert _loops.split(512, 512 * 2048, 100) == [(0, 512)]
+    assert _loops.split(4, 512 * 2048, 100) == [(0, 4)]             # too few rows
 
 
 INFER_CELLS = [n for n in CELLS if n != "gru_before"]
@@ -158,14 +178,13 @@ def test_cache_free_inference_equals_reference(monkeypatch, name, dtype, threads
     """infer_sequence (per-step x @ W, (B, T, F) in, (B, T, H) out) equals the reference loop
     on X @ W + b: outputs and final states, with masks, go_backwards, biases (the GRU's
     recurrent one too), with and without return_sequences, rows split over 1 and 3 threads."""
-    monkeypatch.setattr(fast, "_MIN_ROWS", 1)
-    monkeypatch.setattr(fast, "_MIN_WORK", 0)
-    monkeypatch.setattr(fast._blas, "num_threads", lambda: threads)
-    assert fast.infer_supported(CELLS[name]())
+    monkeypatch.setattr(_loops, "_MIN_ROWS", 1)
+    monkeypatch.setattr(_loops, "_MIN_WORK", 0)
+    monkeypatch.setattr(_loops._blas, "num_threads", lambda: threads)
     rng = np.random.default_rng(threads)
     B, T, F, H = 7, 6, 5, 4
-    cell = CELLS[name]()
-    G = cell.n_gates * H
+    n_gates, n_states = CELLS[name](1).n_gates, CELLS[name](1).n_states
+    G = n_gates * H
     for mask_kind in (None, "interior", "full_rows", "left"):
         for backwards in (False, True):
             x = rng.normal(size=(B, T, F)).astype(dtype)
@@ -173,35 +192,35 @@ def test_cache_free_inference_equals_reference(monkeypatch, name, dtype, threads
             U = rng.normal(0, 0.5, (H, G)).astype(dtype)
             b_in = rng.normal(0, 0.3, G).astype(dtype)
             b_rec = rng.normal(0, 0.3, G).astype(dtype) if name == "gru_after" else None
-            s0 = tuple(rng.normal(0, 0.5, (B, H)).astype(dtype) for _ in range(cell.n_states))
+            cell = make_cell(name, H, dtype, U, W, b_in, b_rec)
+            s0 = tuple(rng.normal(0, 0.5, (B, H)).astype(dtype) for _ in range(n_states))
             mask = _mask(mask_kind, T, B, rng)
             xt, mt = x.transpose(1, 0, 2), mask
             if backwards:
                 xt, mt = xt[::-1], None if mask is None else mask[::-1]
-            want, wst, _ = reference.forward_sequence(cell, xt @ W + b_in, s0, U, b_rec, mt)
+            want, wst, _ = reference.forward(cell, xt @ W + b_in, s0, mt)
             s0_copy = tuple(a.copy() for a in s0)
-            out, st = fast.infer_sequence(cell, x, W, U, b_in, b_rec, s0, mask, backwards)
+            out, st = FAST[name].infer(cell, x, s0, mask, backwards)
             what = f"{name} {np.dtype(dtype).name} mask={mask_kind} backwards={backwards}"
             _compare({"out": out, **{f"s{k}": v for k, v in enumerate(st)}},
                      {"out": np.ascontiguousarray(np.asarray(want).transpose(1, 0, 2)),
                       **{f"s{k}": v for k, v in enumerate(wst)}}, dtype, what)
             for a, b in zip(s0, s0_copy):
                 np.testing.assert_array_equal(a, b, err_msg="initial states were modified")
-            none, st2 = fast.infer_sequence(cell, x, W, U, b_in, b_rec, s0, mask, backwards,
-                                            return_sequences=False)
+            none, st2 = FAST[name].infer(cell, x, s0, mask, backwards, return_sequences=False)
             assert none is None
             _compare({f"s{k}": v for k, v in enumerate(st2)},
                      {f"s{k}": v for k, v in enumerate(wst)}, dtype, what + " final only")
 
 
-def test_infer_sequence_refuses_shapes_that_do_not_fit():
+def test_infer_refuses_shapes_that_do_not_fit():
     """The inference kernels index raw memory: mismatched arrays are refused by name."""
-    cell = cells.LSTMMath()
+    cell = cells.LSTMCell(5)
     B, T, F, H = 2, 3, 4, 5
     x = np.zeros((B, T, F), np.float32)
     W, U = np.zeros((F, 4 * H), np.float32), np.zeros((H, 4 * H), np.float32)
     s0 = (np.zeros((B, H), np.float32),) * 2
-    ok = dict(cell=cell, x=x, W=W, U=U, b_in=None, b_rec=None, states0=s0)
+    ok = dict(cell=cell, x=x, W=W, U=U, b_in=None, b_rec=None, states0=s0, mask=None)
     for change, match in [(dict(x=x[0]), r"x must have shape"),
                           (dict(W=W[:-1]), r"kernel W must have shape \(4, 20\)"),
                           (dict(U=U[:, :-1]), r"recurrent_kernel U"),
@@ -210,30 +229,41 @@ def test_infer_sequence_refuses_shapes_that_do_not_fit():
                           (dict(states0=(s0[0], s0[1][:1])), r"states0\[1\] must have shape"),
                           (dict(mask=np.ones((B, T), bool)), r"mask must have shape")]:
         with pytest.raises(ValueError, match=match):
-            fast.infer_sequence(**{**ok, **change})
-    for cell_ in (cells.GRUMath(reset_after=False), cells.SimpleRNNMath("elu")):
-        with pytest.raises(ValueError, match="does not serve"):
-            fast.infer_sequence(**{**ok, "cell": cell_})
+            _loops.check_infer_shapes(**{**ok, **change})
+    cell.build_weights(F, np.float32)
+    with pytest.raises(ValueError, match=r"states0\[0\] must have shape"):
+        lstm.infer(cell, x, (s0[0][:1], s0[1]))
+    for name in ("gru_before",):
+        gcell = make_cell(name, H, np.float32, np.zeros((H, 3 * H), np.float32))
+        assert kernels.infer_sequence(gcell, np.zeros((B, T, 1), np.float32),
+                                      (s0[0],)) is None
+    elu = make_cell("simple_tanh", H, np.float32, np.zeros((H, H), np.float32))
+    elu.activation = rnnkit_activations.get("elu")
+    assert kernels.infer_sequence(elu, np.zeros((B, T, 1), np.float32), (s0[0],)) is None
 
 
-def test_supports_default_activations_only():
-    assert fast.supports(cells.SimpleRNNMath("tanh")) and fast.supports(cells.SimpleRNNMath("relu"))
-    assert fast.supports(cells.LSTMMath()) and fast.supports(cells.GRUMath(reset_after=False))
-    assert not fast.supports(cells.SimpleRNNMath("elu"))
-    assert not fast.supports(cells.LSTMMath(recurrent_activation="hard_sigmoid"))
-    assert not fast.supports(cells.GRUMath(activation="softsign"))
+def test_supports_default_activations_and_exact_types_only():
+    f32 = np.float32
+    assert simple.supports(cells.SimpleRNNCell(2, "tanh"), f32)
+    assert simple.supports(cells.SimpleRNNCell(2, "relu"), f32)
+    assert lstm.supports(cells.LSTMCell(2), f32) and gru.supports(cells.GRUCell(2, reset_after=False), f32)
+    assert not simple.supports(cells.SimpleRNNCell(2, "elu"), f32)
+    assert not lstm.supports(cells.LSTMCell(2, recurrent_activation="hard_sigmoid"), f32)
+    assert not gru.supports(cells.GRUCell(2, activation="softsign"), f32)
+    assert not lstm.supports(cells.LSTMCell(2), np.float16)
+    assert not lstm.supports(type("Sub", (cells.LSTMCell,), {})(2), f32)
 
 
 def test_unsupported_dtype_falls_back_to_reference():
     rng = np.random.default_rng(0)
-    cell = cells.LSTMMath()
+    cell = make_cell("lstm", 2, np.float16, rng.normal(size=(2, 8)))
     xw = rng.normal(size=(3, 2, 8)).astype(np.float16)
     s0 = (np.zeros((2, 2), np.float16),) * 2
-    U = rng.normal(size=(2, 8)).astype(np.float16)
-    hs, st, cache = fast.forward_sequence(cell, xw, s0, U)
-    want = reference.forward_sequence(cell, xw, s0, U)[0]
+    assert kernels.kernel_for(cell, np.float16) is None
+    hs, st, cache = kernels.forward_sequence(cell, xw, s0)
+    want = reference.forward(cell, xw, s0)[0]
     np.testing.assert_array_equal(hs, want)
-    dxw = fast.backward_sequence(cell, cache, np.ones_like(hs), (None, None), U)[0]
+    dxw = kernels.backward_sequence(cell, cache, np.ones_like(hs), (None, None))[0]
     assert dxw.shape == xw.shape
 
 
@@ -246,16 +276,16 @@ def test_lstm_stream_matches_reference():
     x = rng.normal(size=(T, B, F)).astype(np.float32)
     h0 = rng.normal(size=(B, H)).astype(np.float32)
     c0 = rng.normal(size=(B, H)).astype(np.float32)
-    hs, (h, c), _ = reference.forward_sequence(cells.LSTMMath(), x @ W + b, (h0, c0), U)
+    cell = make_cell("lstm", H, np.float32, U, W, b)
+    hs, (h, c), _ = reference.forward(cell, x @ W + b, (h0, c0))
     for bsz, sl in ((B, slice(None)), (1, slice(0, 1)), (9, None)):
         if sl is None:                               # batch > 4 uses the BLAS path
             xs = np.repeat(x, 5, axis=1)[:, :9]
-            ref = reference.forward_sequence(cells.LSTMMath(), xs @ W + b,
-                                             (np.zeros((9, H), np.float32),) * 2, U)[0]
-            s = fast.LSTMStream(W, U, b, batch=9)
+            ref = reference.forward(cell, xs @ W + b, (np.zeros((9, H), np.float32),) * 2)[0]
+            s = lstm.LSTMStream(W, U, b, batch=9)
             got = np.stack([s.step(xt).copy() for xt in xs])
         else:
-            s = fast.LSTMStream(W, U, b, batch=bsz, states=(h0[sl], c0[sl]))
+            s = lstm.LSTMStream(W, U, b, batch=bsz, states=(h0[sl], c0[sl]))
             got = np.stack([s.step(xt[sl]).copy() for xt in x])
             ref = hs[:, sl]
             np.testing.assert_allclose(s.states[1], c[sl], rtol=2e-5, atol=2e-6,
@@ -263,7 +293,7 @@ def test_lstm_stream_matches_reference():
         np.testing.assert_allclose(got, ref, rtol=2e-5, atol=2e-6,
                                    err_msg="rnnkit vs reference: stream outputs")
     with pytest.raises(ValueError, match="features"):
-        fast.LSTMStream(W, U, b).step(np.zeros((1, F + 1), np.float32))
+        lstm.LSTMStream(W, U, b).step(np.zeros((1, F + 1), np.float32))
 
 
 # ---------------------------------------------------------------------------- golden ---
@@ -381,11 +411,11 @@ def test_gradient_checks_pass_with_rows_and_products_split(case, kernel_mode, mo
 
     from rnnkit.kernels import threads
     kernel_mode("fast")
-    monkeypatch.setattr(fast, "_MIN_ROWS", 1)
-    monkeypatch.setattr(fast, "_MIN_WORK", 0)
+    monkeypatch.setattr(_loops, "_MIN_ROWS", 1)
+    monkeypatch.setattr(_loops, "_MIN_WORK", 0)
     monkeypatch.setattr(threads, "_MIN_MACS", 0)
-    monkeypatch.setattr(fast._blas, "num_threads", lambda: 3)
-    assert len(fast._split(3, 1, 1)) == 3
+    monkeypatch.setattr(_loops._blas, "num_threads", lambda: 3)
+    assert len(_loops.split(3, 1, 1)) == 3
     with threads.parallel():
         if case == "stacked":
             for cells_ in [("lstm", "lstm"), ("gru", "simple"), ("simple", "gru_b")]:
@@ -402,20 +432,20 @@ def test_gradient_checks_pass_with_rows_and_products_split(case, kernel_mode, mo
 @pytest.mark.parametrize("dt,tol", [(np.float32, 2e-6), (np.float64, 1e-13)])
 @pytest.mark.parametrize("B", [1, 3, 9])
 def test_lstm_step_matches_reference_and_keeps_states(dt, tol, B):
-    """kernels.lstm_step (behind layer.step / model.stream) == one reference step."""
+    """kernels.stream_step (behind layer.step / model.stream) == one reference step."""
     rng = np.random.default_rng(5)
     F, H = 4, 3
-    cell = cells.LSTMMath()
     W, U = rng.normal(size=(F, 4 * H)).astype(dt), rng.normal(size=(H, 4 * H)).astype(dt)
     b = rng.normal(size=(4 * H,)).astype(dt)
+    cell = make_cell("lstm", H, dt, U, W, b)
     x = rng.normal(size=(B, F)).astype(dt)
     s0 = (rng.normal(size=(B, H)).astype(dt), rng.normal(size=(B, H)).astype(dt))
     keep = (s0[0].copy(), s0[1].copy())
-    h, c = kernels.lstm_step(cell, x, W, U, b, s0)
-    _, want, _ = reference.forward_sequence(cell, (x @ W + b)[None], s0, U)
+    h, c = kernels.stream_step(cell, x, s0)
+    _, want, _ = reference.forward(cell, (x @ W + b)[None], s0)
     np.testing.assert_allclose(h, want[0], rtol=tol, atol=tol, err_msg="rnnkit vs reference")
     np.testing.assert_allclose(c, want[1], rtol=tol, atol=tol, err_msg="rnnkit vs reference")
     np.testing.assert_array_equal(s0[0], keep[0])
     np.testing.assert_array_equal(s0[1], keep[1])
-    assert kernels.lstm_step(cells.LSTMMath(recurrent_activation="hard_sigmoid"), x, W, U, b,
-                             s0) is None
+    hard = make_cell("lstm", H, dt, U, W, b, recurrent_activation="hard_sigmoid")
+    assert kernels.stream_step(hard, x, s0) is None

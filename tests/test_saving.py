@@ -114,12 +114,12 @@ def test_stateful_states_and_layer_rng_are_saved(tmp_path):
     m = rnnkit.Sequential([layers.LSTM(3, stateful=True, dropout=0.5, seed=3,
                                        input_shape=(5, 3))])
     m(x)
-    m.layers[0]._dropout_rng.random(5)  # advance the layer's own generator
+    m.layers[0]._rng.random(5)  # advance the layer's own generator
     m.save(tmp_path / "s.rnnkit")
     m2 = rnnkit.load_model(tmp_path / "s.rnnkit")
     for a, b in zip(m.layers[0].states, m2.layers[0].states):
         np.testing.assert_array_equal(a, b)
-    assert m2.layers[0]._dropout_rng.random() == m.layers[0]._dropout_rng.random()
+    assert m2.layers[0]._rng.random() == m.layers[0]._rng.random()
     np.testing.assert_array_equal(m2.predict(x), m.predict(x))  # continues from the states
 
 
@@ -231,7 +231,7 @@ def test_custom_layers_need_explicit_registration(tmp_path):
         rnnkit.layers.register_layer(Scale)
         np.testing.assert_array_equal(rnnkit.load_model(p).predict(x), m.predict(x))
     finally:
-        rnnkit.layers._CUSTOM.pop("Scale", None)
+        rnnkit.layers.base._CLASSES.pop("Scale", None)
     with pytest.raises(RnnkitFileError, match="neither built"):
         rnnkit.load_model(p)
 

@@ -202,10 +202,9 @@ def test_dropout_masks_are_per_sequence_keras_semantics():
     rdp = (r.random((3, 3)) >= 0.5) / 0.5
     # replay: recurrent dropout multiplies h_{t-1} going into U only (not the carry z*h_{t-1})
     cell = ref.cell
-    W, U, b = ref.params["kernel"], ref.params["recurrent_kernel"], ref.params["bias"]
     h = np.zeros((3, 3))
     for t in range(5):
-        h, _, _ = cell.forward_step((x[:, t] * dp) @ W + b[0], (h,), U, b[1], rdp)
+        h, _, _ = cell.step(x[:, t] * dp, [h], recurrent_mask=rdp)
         np.testing.assert_allclose(y_train[:, t], h, atol=1e-12, err_msg="rnnkit vs reference")
     np.testing.assert_array_equal(lay(x), ref(x))                 # inference: no dropout
     again = layers.GRU(3, dropout=0.5, recurrent_dropout=0.5, seed=9, return_sequences=True,

@@ -57,7 +57,7 @@ def test_windows_carry_states_and_equal_whole_sequence():
                                err_msg="rnnkit tbptt vs reference (whole sequence)")
     assert model.evaluate(x, y, tbptt=10, verbose=0) == pytest.approx(
         model.evaluate(x, y, verbose=0), rel=1e-5)
-    assert all(l.states is None and not l._carry for l in model._recurrent_layers())
+    assert all(l.states is None and not l.carry_states for l in model._recurrent_layers())
     last = rnnkit.Sequential([layers.LSTM(4), layers.Dense(1)])   # final-step output
     np.testing.assert_allclose(last.predict(x, tbptt=7), last.predict(x), rtol=1e-5, atol=1e-6)
 
@@ -80,7 +80,7 @@ def test_window_gradient_float64(cell):
     for i, l in enumerate(model.layers):
         _randomize(l, seed=i)
     rnn = model.layers[0]
-    rnn._carry = True
+    rnn.set_state_carry(True)
     try:
         model.forward(x[:, :4])                      # window 1
         carried = tuple(s.copy() for s in rnn.states)
@@ -94,7 +94,7 @@ def test_window_gradient_float64(cell):
                 assert_close_grad(grads[(l.name, n)], numerical_grad(loss, w),
                                   f"tbptt window 2 {l.name}/{n}")
     finally:
-        rnn._carry, rnn.states = False, None
+        rnn.set_state_carry(False)
 
 
 def test_fit_updates_after_every_window_and_detaches():
@@ -112,11 +112,11 @@ def test_fit_updates_after_every_window_and_detaches():
     rnn = b.layers[0]
     carried = None
     for s in range(0, 12, 5):
-        rnn._carry = True
+        rnn.set_state_carry(True)
         rnn.states = carried
         b._loss_and_grad(x[:, s:s + 5], y[:, s:s + 5], None, None)
         carried = rnn.states
-        rnn._carry = False
+        rnn.set_state_carry(False)
         params, grads = b._trainable()
         for p, g in zip(params, grads):
             p -= 0.1 * g

@@ -88,12 +88,12 @@ def test_training_is_the_same_on_one_thread_and_on_several(monkeypatch):
     with threadpool_limits(1):
         loss1, pred1 = _train()
     # force the row split and the product split on this small model, three threads
-    from rnnkit.kernels import fast
-    monkeypatch.setattr(fast, "_MIN_ROWS", 1)
-    monkeypatch.setattr(fast, "_MIN_WORK", 0)
+    from rnnkit.kernels import _loops
+    monkeypatch.setattr(_loops, "_MIN_ROWS", 1)
+    monkeypatch.setattr(_loops, "_MIN_WORK", 0)
     monkeypatch.setattr(threads, "_MIN_MACS", 0)
     monkeypatch.setattr(_blas, "num_threads", lambda: 3)
-    assert len(fast._split(32, 1, 1)) == 3
+    assert len(_loops.split(32, 1, 1)) == 3
     loss3, pred3 = _train()
     np.testing.assert_allclose(loss3, loss1, rtol=1e-5)
     np.testing.assert_allclose(pred3, pred1, rtol=1e-4, atol=1e-5)
@@ -101,7 +101,7 @@ def test_training_is_the_same_on_one_thread_and_on_several(monkeypatch):
 
 def test_buffers_are_reused_within_a_call_and_dropped_after(monkeypatch):
     loss_ws, pred_ws = _train()
-    monkeypatch.setattr(threads, "workspace", lambda owner: None)
+    monkeypatch.setattr(threads.Workspace, "get", lambda self: None)
     loss_plain, pred_plain = _train()
     np.testing.assert_array_equal(loss_ws, loss_plain)       # same arithmetic, bit for bit
     np.testing.assert_array_equal(pred_ws, pred_plain)
@@ -115,16 +115,19 @@ def test_buffers_are_reused_within_a_call_and_dropped_after(monkeypatch):
     lstm = m.layers[0]
     with threads.parallel():
         m.train_on_batch(x, y)
-        first = {k: id(v) for k, v in lstm._workspace.items()}
+        ws = lstm._workspace
+        first = {k: id(v) for k, v in ws._bufs.items()}
         m.train_on_batch(x, y)
         assert {"tbg", "hbuf", "cbuf", "gates"} <= set(first)
-        assert {k: id(v) for k, v in lstm._workspace.items()} == first    # reused
-        kept = lstm._cache                       # someone holds the last step's cache ...
-        gates_before = kept[4][1][3].copy()
-        m.forward(x)
-        assert id(lstm._workspace["gates"]) != first["gates"]     # ... so it is not reused
-        np.testing.assert_array_equal(kept[4][1][3], gates_before)
-    assert lstm._workspace == {}
+        # reused across steps: the buffers the step used are the ones lent before
+        assert {k: id(v) for k, v in ws._bufs.items()} == first
+        ws.release()
+        lent = ws.take("gates", ws._bufs["gates"].shape, ws._bufs["gates"].dtype)
+        assert lent is ws._bufs["gates"]
+        assert ws.take("gates", lent.shape, lent.dtype) is not lent   # lent: never shared
+        ws.release("gates")
+        assert ws.take("gates", lent.shape, lent.dtype) is lent       # given back: reused
+    assert ws._bufs == {}
 
 
 @pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs fork()")

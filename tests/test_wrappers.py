@@ -155,7 +155,7 @@ def test_bidirectional_dropout_gradients_fixed_seed():
 
     def reseed():
         for sub in (bi.forward_layer, bi.backward_layer):
-            sub._dropout_rng = np.random.default_rng(sub.seed)
+            sub.reset_dropout_rng()
     _randomize(bi)
     w = RNG.normal(size=(3, 5, 6))
 

@@ -3,6 +3,8 @@
 * Arrays: validated once, sliced per batch (shuffled per epoch when asked).
 * A list of sequences of different lengths: padded to the longest (post-padding) and masked,
   so masked steps carry state unchanged and do not count in the loss.
+* A model with several inputs (or outputs) takes a list or dict with one array per input
+  (output); each is sliced alike.
 * Any other iterable (a generator, a ``Sequence``-like object): each item is one batch
   ``(x, y)`` or ``(x, y, sample_weight)``, so memory stays bounded by one batch.
 """
@@ -15,6 +17,24 @@ from . import _backend
 from .layers.base import check_finite
 
 
+def _take(data, sl):
+    """Rows ``sl`` of an array, or of every array in a list (several inputs/outputs)."""
+    if data is None:
+        return None
+    if isinstance(data, list):
+        return [a[sl] for a in data]
+    return data[sl]
+
+
+def _rows(data):
+    return len(data[0]) if isinstance(data, list) else len(data)
+
+
+def _check_finite(x, what):
+    for i, a in enumerate(x if isinstance(x, list) else [x]):
+        check_finite(a, what if not isinstance(x, list) else f"{what}[{i}]")
+
+
 class ArrayAdapter:
     def __init__(self, x, y, sample_weight, mask, batch_size, shuffle):
         self.x, self.y, self.sw, self.mask = x, y, sample_weight, mask
@@ -22,7 +42,7 @@ class ArrayAdapter:
 
     @property
     def n(self):
-        return len(self.x)
+        return _rows(self.x)
 
     @property
     def num_batches(self):
@@ -39,10 +59,8 @@ class ArrayAdapter:
         cut = self.n - n_val
 
         def part(sl):
-            return ArrayAdapter(self.x[sl], None if self.y is None else self.y[sl],
-                                None if self.sw is None else self.sw[sl],
-                                None if self.mask is None else self.mask[sl],
-                                self.batch_size, self.shuffle)
+            return ArrayAdapter(_take(self.x, sl), _take(self.y, sl), _take(self.sw, sl),
+                                _take(self.mask, sl), self.batch_size, self.shuffle)
         val = part(slice(cut, None))
         val.shuffle = False
         return part(slice(0, cut)), val
@@ -51,9 +69,7 @@ class ArrayAdapter:
         idx = _backend.rng().permutation(self.n) if self.shuffle else None
         for start in range(0, self.n, self.batch_size):
             sl = slice(start, start + self.batch_size) if idx is None else idx[start:start + self.batch_size]
-            yield (self.x[sl], None if self.y is None else self.y[sl],
-                   None if self.sw is None else self.sw[sl],
-                   None if self.mask is None else self.mask[sl])
+            yield _take(self.x, sl), _take(self.y, sl), _take(self.sw, sl), _take(self.mask, sl)
 
 
 class IterableAdapter:
@@ -85,7 +101,8 @@ class IterableAdapter:
         y = item[1] if len(item) > 1 else None
         sw = item[2] if len(item) > 2 else None
         x, mask = self.model._prepare_x(x)
-        check_finite(x, "x of a batch from the iterable")
+        _check_finite(x, "x of a batch from the iterable")
+        y = self.model._prepare_y(y)
         if y is not None:
             self.model._validate_xy(x, y, sw)
         return x, y, sw, mask
@@ -133,31 +150,52 @@ def combine_weights(sample_weight, class_weights):
     return sw * cw
 
 
+def is_array_like(x):
+    """An array, or a list/tuple that is not ragged (becomes one array)."""
+    return isinstance(x, np.ndarray) or (isinstance(x, (list, tuple)) and not is_ragged(x))
+
+
+def is_ragged(x):
+    """A list of per-sample arrays whose lengths differ (or that are themselves arrays)."""
+    if not isinstance(x, (list, tuple)) or len(x) == 0:
+        return False
+    first = x[0]
+    if not hasattr(first, "__len__"):
+        return False
+    try:
+        shapes = {np.shape(s) for s in x}
+    except ValueError:
+        return True
+    return len(shapes) > 1
+
+
 def make_adapter(model, x, y, sample_weight, batch_size, shuffle, class_weight=None, steps=None):
     """Return an adapter iterating over ``(x, y, sample_weight, mask)`` batches."""
-    from .models.model import _is_array_like, _is_ragged
     if x is None:
         raise ValueError("x is required (got None).")
-    if not (_is_array_like(x) or _is_ragged(x)) and hasattr(x, "__iter__"):
+    structured = isinstance(x, dict) or (model._n_inputs > 1 and isinstance(x, (list, tuple)))
+    if not (structured or is_array_like(x) or is_ragged(x)) and hasattr(x, "__iter__"):
         if y is not None:
             raise ValueError("When x is an iterable of batches, y must be None (the batches "
                              "carry the targets).")
         return IterableAdapter(model, x, steps)
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size <= 0:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
-    if _is_ragged(x) and y is not None and isinstance(y, (list, tuple)) and len(y) != len(x):
+    if is_ragged(x) and y is not None and isinstance(y, (list, tuple)) and len(y) != len(x):
         raise ValueError(f"x and y must contain the same number of samples, got x with "
                          f"{len(x)} sequences and y with {len(y)}.")
     x, mask = model._prepare_x(x)
-    if not isinstance(x, np.ndarray):
+    if not isinstance(x, (np.ndarray, list)):
         x = np.asarray(x)
-    if x.dtype == object:
+    if any(a.dtype == object for a in (x if isinstance(x, list) else [x])):
         raise TypeError("x must be a numeric array (got dtype object). If your sequences have "
                         "different lengths, pass them as a list of arrays or pad them with "
                         "rnnkit.utils.pad_sequences.")
-    check_finite(x, "x")
-    if y is not None:
-        if _is_ragged(y):
+    _check_finite(x, "x")
+    if y is not None and model._n_outputs > 1:
+        y = model._prepare_y(y)
+    elif y is not None:
+        if is_ragged(y):
             y, ymask = model._prepare_x(y)
         else:
             y = np.asarray(y)

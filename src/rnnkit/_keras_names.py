@@ -9,8 +9,6 @@ from __future__ import annotations
 
 _CONV = ("flatten each frame and use TimeDistributed(Dense(...)) followed by LSTM (rnnkit has "
          "no convolutional recurrent layers)")
-_RNN_CELLS = ("the layer itself, rnnkit.layers.SimpleRNN / LSTM / GRU (each runs its own "
-              "cell)")
 
 #: module -> {Keras name: what to use in rnnkit}
 ALTERNATIVES = {
@@ -20,9 +18,6 @@ ALTERNATIVES = {
         "ConvLSTM3D": _CONV,
         "CuDNNLSTM": "LSTM (same weights and numbers; rnnkit runs compiled CPU kernels)",
         "CuDNNGRU": "GRU (reset_after=True is the cuDNN variant)",
-        "LSTMCell": _RNN_CELLS, "GRUCell": _RNN_CELLS, "SimpleRNNCell": _RNN_CELLS,
-        "StackedRNNCells": "several recurrent layers in a Sequential model, every one but the "
-                           "last with return_sequences=True",
         "Attention": "a recurrent encoder such as Bidirectional(LSTM(...)) (rnnkit has no "
                                "attention layers)",
         "MultiHeadAttention": "a recurrent encoder such as Bidirectional(LSTM(...)) (rnnkit has no "

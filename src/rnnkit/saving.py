@@ -157,8 +157,8 @@ def _layer_rng(layer):
 
 
 def _is_stateful_rnn(layer):
-    from .layers.recurrent import RNNBase
-    return isinstance(layer, RNNBase) and layer.stateful
+    from .layers.rnn import RNN
+    return isinstance(layer, RNN) and layer.stateful
 
 
 def _check_savable(model):
@@ -176,7 +176,7 @@ def _weight_tensors(model):
     out = {}
     for layer in model.layers:
         for name, w in layer.params.items():
-            out[f"weights/{layer.name}/{name}"] = np.ascontiguousarray(w)
+            out[f"weights/{layer.name}/{name}"] = np.require(w, requirements="C")  # keeps 0-d
     return out
 
 
@@ -207,8 +207,6 @@ def _serialize(model, include_optimizer=True):
     from safetensors.numpy import save
 
     from . import _backend
-    from . import losses as _losses
-    from . import optimizers as _opt
 
     tensors = _weight_tensors(model)
     meta = _base_meta(model, "model")
@@ -219,14 +217,11 @@ def _serialize(model, include_optimizer=True):
     meta["config"] = _dumps(record, "config")
     meta["preprocessing"] = _dumps(model.preprocessing, "preprocessing")
     if model.compiled:
-        meta["compile"] = _dumps({
-            "loss": _losses.serialize(model.loss),
-            "optimizer": _opt.serialize(model.optimizer),
-            "metrics": [m.name for m in model.metrics],
-        }, "compile")
+        meta["compile"] = _dumps(model.compile_config(), "compile")
         if include_optimizer:
             for k, v in model.optimizer.get_state().items():
-                tensors[f"optimizer/{k}"] = np.ascontiguousarray(np.atleast_1d(v))
+                tensors[f"optimizer/{k}"] = np.require(np.atleast_1d(v) if k == "iterations"
+                                                       else v, requirements="C")
     layer_rngs = {}
     for top in model.layers:
         for path, layer in _walk_layers(top):
@@ -520,11 +515,11 @@ def _check_shape_list(name, shape):
 def _rebuild(name, record, tensors, custom_objects):
     """Create the Sequential model described by ``record`` and build it under a guard."""
     from .layers import deserialize, get_layer_class
-    from .models import Sequential
+    from .models import Model, Sequential
 
-    if (not isinstance(record, dict) or record.get("class_name") != "Sequential"
+    if (not isinstance(record, dict) or record.get("class_name") not in ("Sequential", "Model")
             or not isinstance(record.get("config"), dict)):
-        _fail(name, "the model config is malformed (expected a Sequential model record).")
+        _fail(name, "the model config is malformed (expected a Sequential or Model record).")
     cfg = record["config"]
     specs = cfg.get("layers")
     if not isinstance(specs, list) or not specs:
@@ -551,6 +546,8 @@ def _rebuild(name, record, tensors, custom_objects):
     guard = _WeightGuard(name, tensors)
     token = WEIGHT_SOURCE.set(guard)
     try:
+        if record["class_name"] == "Model":  # functional: layers connected by the config
+            return Model.from_config(cfg, custom_objects, on_layer=guard.install)
         model = Sequential(name=cfg.get("name"))
         seen = set()
         for spec in specs:
@@ -777,10 +774,6 @@ def load_model(path, custom_objects=None, compile=True, restore_random_state=Fal
         >>> model.save("model.rnnkit")                          # doctest: +SKIP
         >>> model = rnnkit.load_model("model.rnnkit")           # doctest: +SKIP
     """
-    from . import losses as _losses
-    from . import metrics as _metrics
-    from . import optimizers as _opt
-
     custom_objects = _check_custom_objects(custom_objects)
     meta, tensors, name = _read(path)
     if meta.get("kind", "model") != "model":
@@ -798,9 +791,7 @@ def load_model(path, custom_objects=None, compile=True, restore_random_state=Fal
     if compile and "compile" in meta:
         comp = _json_record(meta, "compile", name)
         try:
-            loss = _losses.get(comp["loss"])
-            model.compile(optimizer=_opt.get(comp["optimizer"]), loss=loss,
-                          metrics=[_metrics.get(m, loss) for m in comp["metrics"]])
+            model.compile_from_config(comp)
         except Exception as e:  # hostile records can provoke any error in the constructors
             raise RnnkitFileError(f"{name}: invalid compile record ({type(e).__name__}: {e}).") \
                 from e

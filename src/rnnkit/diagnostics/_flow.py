@@ -338,28 +338,21 @@ def _layer_flow(name, layer, store):
     if s0 is not None and len(s0) != layer.n_states:
         s0 = None
     rp = Replay(layer, x, mask, s0)
-    tol = 1e-9 if rp.U.dtype == np.float64 else 1e-4
+    tol = 1e-9 if rp.dtype == np.float64 else 1e-4
     if not np.allclose(rp.output, store["out"], rtol=tol * 10, atol=tol):
         err = float(np.max(np.abs(rp.output - store["out"])))
         raise RuntimeError(
-            f"gradient_flow: replaying layer {name!r} with the reference kernel does not "
+            f"gradient_flow: replaying layer {name!r} through its cell's step does not "
             f"reproduce its output (max abs difference {err:.3g}); the layer's forward pass and "
             "rnnkit.diagnostics are out of step. Please report this as a bug.")
-    n = len(rp.states0)
     grads = store.get("grads")
-    if layer.return_state:
-        d_out, *d_states = list(grads) if grads is not None else [None] * (n + 1)
-    else:
-        d_out, d_states = grads, [None] * n
-    d_states = [None if d is None else np.asarray(d, rp.U.dtype) for d in d_states]
-    dhs = None
-    if d_out is not None:
-        d_out = np.asarray(d_out, rp.U.dtype)
-        if layer.return_sequences:
-            dhs = d_out.transpose(1, 0, 2)
-        else:
-            d_states[0] = d_out if d_states[0] is None else d_states[0] + d_out
-    dh, dc = rp.backward(dhs=dhs, dstates=tuple(d_states))
+    if grads is None:
+        grads = [None] * (len(rp.states0) + 1) if layer.return_state else None
+    dhs, d_states = layer.step_gradients(grads, rp.xs.shape[0])
+    dhs = None if dhs is None else dhs.astype(rp.dtype)
+    d_states = [None if d is None else d.astype(rp.dtype) for d in d_states]
+    state_grads = rp.backward(dys=dhs, dstates=d_states)
+    dh, dc = state_grads[0], (state_grads[1] if len(state_grads) > 1 else None)
     norms = np.linalg.norm(dh.astype(np.float64), axis=2).mean(axis=1)      # (T,)
     cnorms = None if dc is None else np.linalg.norm(dc.astype(np.float64), axis=2).mean(axis=1)
     judged = norms
@@ -368,8 +361,9 @@ def _layer_flow(name, layer, store):
         # gradient grows going back simply by accumulating those injections (a healthy
         # return_sequences layer would look 'exploding'). Judge the recurrence alone: the
         # last step's gradient carried back with no further injection.
-        last = [dhs[-1] if d_states[0] is None else dhs[-1] + d_states[0]] + d_states[1:]
-        carried, _ = rp.backward(dhs=None, dstates=tuple(last))
+        last = np.zeros_like(dhs)
+        last[-1] = dhs[-1]
+        carried = rp.backward(dys=last, dstates=d_states)[0]
         judged = np.linalg.norm(carried.astype(np.float64), axis=2).mean(axis=1)
     return LayerFlow(name=name, cell=type(layer).__name__, norms=norms, cell_norms=cnorms,
                      **judge(judged))

@@ -1,25 +1,18 @@
-r"""Step Jacobians of the recurrent cells and their spectra along a real sequence.
+r"""Step Jacobians of a recurrent cell and their spectra along a real sequence.
 
 The gradient ``k`` steps back is the last-step gradient times a product of ``k`` step
 Jacobians, ``dL/ds_{T-k} = dL/ds_T · J_T J_{T-1} ... J_{T-k+1}`` with ``J_t = ds_t/ds_{t-1}``.
 If the spectral norms of the ``J_t`` stay below 1 the product — and the gradient — shrinks
 geometrically (vanishing); above 1 it can grow geometrically (exploding).
 
-Matrix convention: ``J[i, j] = d s_t[i] / d s_{t-1}[j]`` for one sample, with the state ``s`` = h
-(SimpleRNN, GRU) or the concatenation ``[h, c]`` (LSTM, size 2H). Derivations (Keras layout,
-``z = xw_t + h_{t-1} U``, ``U_g`` the columns of gate ``g``, ``D(v)`` = diag(v), ``'`` the
-activation derivative at the step's pre-activation):
+Matrix convention: ``J[i, j] = d s_t[i] / d s_{t-1}[j]`` for one sample, with the state ``s``
+the concatenation of the cell's states (h for SimpleRNN and GRU, ``[h, c]`` for LSTM, size 2H).
 
-* SimpleRNN: ``J = D(phi') U^T``.
-* LSTM: ``dI = D(sigma'_i) U_i^T`` and likewise ``dF, dG (tanh'), dO``;
-  ``dc/dh = D(c_{t-1}) dF + D(g) dI + D(i) dG``, ``dc/dc = D(f)``;
-  ``dh/dh = D(tanh(c_t)) dO + D(o * tanh'(c_t)) dc/dh``, ``dh/dc = D(o * tanh'(c_t) * f)``.
-* GRU (reset_after=True): ``dZ = D(sigma'_z) U_z^T``, ``dR = D(sigma'_r) U_r^T``,
-  ``dHH = D(tanh'_h) (D(h_{t-1} U_h + b'_h) dR + D(r) U_h^T)``,
-  ``J = D(z) + D(h_{t-1} - hh) dZ + D(1 - z) dHH``.
-* GRU (reset_after=False): as above with ``dHH = D(tanh'_h) U_h^T (D(h_{t-1}) dR + D(r))``.
-
-A masked step carries the state unchanged, so its Jacobian is the identity.
+The Jacobian is computed with the cell's OWN backward step, not a copy of its equations: the
+step is run on ``S`` copies of the sample and ``step_backward`` is seeded with the ``S`` unit
+vectors of ``ds_t``; row ``i`` of ``J`` is the ``dstates_prev`` of seed ``i``. So it works for
+every cell following the protocol, built-in or not. A masked step carries the state
+unchanged, so its Jacobian is the identity.
 """
 
 from __future__ import annotations
@@ -28,61 +21,32 @@ import dataclasses
 
 import numpy as np
 
-from .. import cells
 from ._replay import Replay, check_recurrent_layer
 
 
-def _d(v):
-    return np.diag(v)
-
-
-def cell_step_jacobian(cell, cache, U, b_rec=None):
-    """Analytic Jacobian ``ds_t/ds_{t-1}`` of one step for one sample.
+def cell_step_jacobian(cell, x_t, states):
+    """Analytic Jacobian ``ds_t/ds_{t-1}`` of one step of ``cell`` for one sample.
 
     Args:
-        cell: a cell-math object from :mod:`rnnkit.cells`.
-        cache: the step cache from ``cell.forward_step`` for a batch of ONE sample.
-        U: (H, G) recurrent kernel; b_rec: (G,) recurrent bias (GRU reset_after) or None.
+        cell: a built cell (:class:`rnnkit.cells.Cell`).
+        x_t: (F,) or (1, F) the step's input.
+        states: the states before the step, each (n,) or (1, n).
 
     Returns:
-        (S, S) array, ``S = H`` (SimpleRNN, GRU) or ``2H`` (LSTM, state ``[h, c]``).
+        (S, S) array, ``S = sum(cell.state_size)``.
     """
-    H = U.shape[0]
-    if isinstance(cell, cells.SimpleRNNMath):
-        z, h = cache["z"][0], cache["h"][0]
-        return _d(cell.act.grad(z, h)) @ U.T
-    if isinstance(cell, cells.LSTMMath):
-        z = cache["z"][0]
-        i, f, g, o = cache["i"][0], cache["f"][0], cache["g"][0], cache["o"][0]
-        c_prev, c, ac = cache["c_prev"][0], cache["c"][0], cache["ac"][0]
-        Ui, Uf, Ug, Uo = U[:, :H], U[:, H:2 * H], U[:, 2 * H:3 * H], U[:, 3 * H:]
-        dI = _d(cell.ract.grad(z[:H], i)) @ Ui.T
-        dF = _d(cell.ract.grad(z[H:2 * H], f)) @ Uf.T
-        dG = _d(cell.act.grad(z[2 * H:3 * H], g)) @ Ug.T
-        dO = _d(cell.ract.grad(z[3 * H:], o)) @ Uo.T
-        dc_dh = _d(c_prev) @ dF + _d(g) @ dI + _d(i) @ dG
-        dc_dc = _d(f)
-        oa = o * cell.act.grad(c, ac)
-        dh_dh = _d(ac) @ dO + _d(oa) @ dc_dh
-        dh_dc = _d(oa * f)
-        return np.block([[dh_dh, dh_dc], [dc_dh, dc_dc]])
-    if isinstance(cell, cells.GRUMath):
-        z, r, hh = cache["z"][0], cache["r"][0], cache["hh"][0]
-        h_prev = cache["h_prev"][0]
-        Uz, Ur, Uh = U[:, :H], U[:, H:2 * H], U[:, 2 * H:]
-        dZ = _d(cell.ract.grad(cache["zz"][0], z)) @ Uz.T
-        dR = _d(cell.ract.grad(cache["zr"][0], r)) @ Ur.T
-        if cell.reset_after:
-            rec = cache["rec"][0]                                # h_{t-1} U_h + b'_h
-            dzh = _d(rec) @ dR + _d(r) @ Uh.T
-        else:
-            dzh = Uh.T @ (_d(h_prev) @ dR + _d(r))
-        dHH = _d(cell.act.grad(cache["zh"][0], hh)) @ dzh
-        return _d(z) + _d(h_prev - hh) @ dZ + _d(1.0 - z) @ dHH
-    raise TypeError(
-        f"cell_step_jacobian supports SimpleRNNMath, LSTMMath and GRUMath cells, got "
-        f"{type(cell).__name__}."
-    )
+    if not callable(getattr(cell, "step_backward", None)) or not hasattr(cell, "state_size"):
+        raise TypeError(f"cell_step_jacobian needs a cell following the rnnkit cell protocol "
+                        f"(rnnkit.cells.Cell), got {type(cell).__name__}.")
+    sizes = list(cell.state_size)
+    S = sum(sizes)
+    x_t = np.asarray(x_t).reshape(1, -1)
+    rep = [np.repeat(np.asarray(s).reshape(1, -1), S, axis=0) for s in states]
+    y, _, cache = cell.step(np.repeat(x_t, S, axis=0), rep)
+    eye = np.eye(S, dtype=y.dtype)
+    seeds = np.split(eye, np.cumsum(sizes)[:-1], axis=1)                 # ds_t = e_i
+    _, dprev, _ = cell.step_backward(np.zeros_like(y), list(seeds), cache)
+    return np.concatenate([np.asarray(d) for d in dprev], axis=1)
 
 
 def _one_sequence(x, sample):
@@ -102,14 +66,14 @@ def step_jacobians(layer, x, sample=0, mask=None):
     """Analytic step Jacobians ``ds_t/ds_{t-1}`` of ``layer`` along one real sequence (float64).
 
     Args:
-        layer: a built SimpleRNN, LSTM or GRU layer (its current weights are used).
+        layer: a built recurrent layer (RNN, SimpleRNN, LSTM, GRU; its current weights).
         x: (T, F) one sequence, or (B, T, F) a batch from which ``sample`` is taken.
         sample: index of the sequence in the batch.
         mask: optional (T,) or (B, T) bool mask; masked steps get the identity.
 
     Returns:
-        (T, S, S) array, ``S = units`` (2 * units for LSTM), in processing order
-        (reversed in time when ``go_backwards``).
+        (T, S, S) array, ``S = sum(cell.state_size)`` (2 * units for LSTM), in processing
+        order (reversed in time when ``go_backwards``).
     """
     check_recurrent_layer(layer)
     xs = _one_sequence(x, sample)
@@ -118,13 +82,16 @@ def step_jacobians(layer, x, sample=0, mask=None):
         m = np.asarray(mask, bool)
         m = m[None] if m.ndim == 1 else m[sample:sample + 1]
     rp = Replay(layer, xs, m, dtype=np.float64)
-    S = layer.units * layer.n_states
-    out = np.empty((len(rp.caches), S, S))
-    for t, cache in enumerate(rp.caches):
+    S = sum(rp.cell.state_size)
+    T = rp.xs.shape[0]
+    out = np.empty((T, S, S))
+    states = rp.states0
+    for t in range(T):
         if rp.mask is not None and not rp.mask[t, 0]:
             out[t] = np.eye(S)
-        else:
-            out[t] = cell_step_jacobian(rp.cell, cache, rp.U, rp.b_rec)
+            continue
+        out[t] = cell_step_jacobian(rp.cell, rp.xs[t], states)
+        states = rp.cell.step(rp.xs[t], states)[1]
     return out
 
 
@@ -133,11 +100,13 @@ class JacobianSpectrum:
     """Spectra of the recurrent kernel and of the step Jacobians along one sequence.
 
     Attributes:
-        layer: layer name; cell: 'SimpleRNN', 'LSTM' or 'GRU'.
-        kernel_singular_values: (H,) singular values of the whole recurrent kernel (H, G).
-        gate_singular_values: ``{gate: (H,)}`` singular values of each gate's (H, H) block.
-        kernel_spectral_radius: largest |eigenvalue| of the (H, H) recurrent matrix
-            (SimpleRNN), or None for gated cells.
+        layer: layer name; cell: the layer's class name ('SimpleRNN', 'LSTM', 'RNN', ...).
+        kernel_singular_values: (H,) singular values of the whole recurrent kernel (H, G)
+            (empty when the cell has no ``recurrent_kernel``).
+        gate_singular_values: ``{gate: (H,)}`` singular values of each gate's (H, H) block
+            (cells that name their gates, ``cell.gate_names``).
+        kernel_spectral_radius: largest |eigenvalue| of a square (H, H) recurrent kernel
+            (SimpleRNN), or None.
         step_singular_values: (T, S) singular values of every step Jacobian, largest first.
         step_spectral_norms: (T,) ``||J_t||_2``.
         product_spectral_norms: (T,) entry ``k-1`` is ``||J_T J_{T-1} ... J_{T-k+1}||_2``, the
@@ -160,11 +129,13 @@ class JacobianSpectrum:
     def summary(self, print_fn=print):
         """Print the main numbers; returns the text."""
         T = len(self.step_spectral_norms)
+        kernel = ("  recurrent kernel: none" if not len(self.kernel_singular_values) else
+                  f"  recurrent kernel: largest singular value "
+                  f"{self.kernel_singular_values[0]:.4g}")
         lines = [
             f"Jacobian spectrum of {self.layer!r} ({self.cell}), T = {T}",
-            f"  recurrent kernel: largest singular value {self.kernel_singular_values[0]:.4g}"
-            + ("" if self.kernel_spectral_radius is None
-               else f", spectral radius {self.kernel_spectral_radius:.4g}"),
+            kernel + ("" if self.kernel_spectral_radius is None
+                      else f", spectral radius {self.kernel_spectral_radius:.4g}"),
             f"  step Jacobians ||J_t||: min {self.step_spectral_norms.min():.4g}, median "
             f"{np.median(self.step_spectral_norms):.4g}, max {self.step_spectral_norms.max():.4g}",
         ]
@@ -177,14 +148,11 @@ class JacobianSpectrum:
         return text
 
 
-_GATES = {"SimpleRNNMath": ("h",), "LSTMMath": ("i", "f", "c", "o"), "GRUMath": ("z", "r", "h")}
-
-
 def jacobian_spectrum(layer, x, sample=0, mask=None):
     """Singular values of ``layer``'s recurrent kernel and of its step Jacobians along ``x``.
 
     Args:
-        layer: a built SimpleRNN, LSTM or GRU layer.
+        layer: a built recurrent layer (RNN, SimpleRNN, LSTM, GRU).
         x: (T, F) one sequence, or (B, T, F) a batch (``sample`` picks the sequence). For a
             layer that is not the first of a model, pass the input that layer receives.
         sample: index of the sequence in the batch.
@@ -203,14 +171,18 @@ def jacobian_spectrum(layer, x, sample=0, mask=None):
         (20,)
     """
     J = step_jacobians(layer, x, sample, mask)
-    U = np.asarray(layer.params["recurrent_kernel"], np.float64)
-    H = U.shape[0]
-    gates = _GATES[type(layer.cell).__name__]
-    gate_sv = {g: np.linalg.svd(U[:, k * H:(k + 1) * H], compute_uv=False)
-               for k, g in enumerate(gates)}
-    radius = None
-    if len(gates) == 1:
-        radius = float(np.max(np.abs(np.linalg.eigvals(U))))
+    U = layer.cell.params.get("recurrent_kernel")
+    gate_sv, radius, kernel_sv = {}, None, np.empty(0)
+    if U is not None:
+        U = np.asarray(U, np.float64)
+        H = U.shape[0]
+        kernel_sv = np.linalg.svd(U, compute_uv=False)
+        gates = getattr(layer.cell, "gate_names", ())
+        if U.shape[1] == len(gates) * H:
+            gate_sv = {g: np.linalg.svd(U[:, k * H:(k + 1) * H], compute_uv=False)
+                       for k, g in enumerate(gates)}
+        if U.shape == (H, H):
+            radius = float(np.max(np.abs(np.linalg.eigvals(U))))
     sv = np.linalg.svd(J, compute_uv=False)                               # (T, S)
     T, S = J.shape[0], J.shape[1]
     logp = np.empty(T)
@@ -228,7 +200,7 @@ def jacobian_spectrum(layer, x, sample=0, mask=None):
         prod = np.power(10.0, logp)
     return JacobianSpectrum(
         layer=layer.name, cell=type(layer).__name__,
-        kernel_singular_values=np.linalg.svd(U, compute_uv=False),
+        kernel_singular_values=kernel_sv,
         gate_singular_values=gate_sv, kernel_spectral_radius=radius,
         step_singular_values=sv, step_spectral_norms=sv[:, 0].copy(),
         product_spectral_norms=prod, log10_product_spectral_norms=logp)

@@ -1,8 +1,9 @@
 """Replaying a recurrent layer's time loop with the pure-NumPy reference kernel.
 
 The diagnostics never touch layer code: they take a layer's weights and the input it saw, and
-re-run the same cell (:mod:`rnnkit.cells`) over time with :mod:`rnnkit.kernels.reference`,
-which keeps one cache per step. Those caches give the per-step gradients and Jacobians.
+re-run the layer's own cell (its ``step`` / ``step_backward``, :mod:`rnnkit.cells`) over time
+with the generic loop of :mod:`rnnkit.kernels.reference`, which keeps one cache per step. The
+per-step gradients and Jacobians come from the cell's own backward step: no copy of its math.
 """
 
 from __future__ import annotations
@@ -10,11 +11,11 @@ from __future__ import annotations
 import numpy as np
 
 from ..kernels import reference
-from ..layers.recurrent import RNNBase
+from ..layers.rnn import RNN
 
 
 def recurrent_layers(model):
-    """The recurrent layers of ``model`` (SimpleRNN, LSTM, GRU), in model order.
+    """The recurrent layers of ``model`` (RNN, SimpleRNN, LSTM, GRU), in model order.
 
     Recurrent layers inside wrappers (e.g. the two directions of a ``Bidirectional``) are
     found through the wrapper's inner layers.
@@ -29,7 +30,7 @@ def recurrent_layers(model):
     out = []
 
     def visit(i, layer, prefix):
-        if isinstance(layer, RNNBase):
+        if isinstance(layer, RNN):
             out.append((i, prefix + layer.name, layer))
             return
         inner = getattr(layer, "_inner_layers", None)
@@ -43,10 +44,11 @@ def recurrent_layers(model):
 
 
 def check_recurrent_layer(layer, what="layer"):
-    """Raise a clear error unless ``layer`` is a built SimpleRNN, LSTM or GRU."""
-    if not isinstance(layer, RNNBase):
+    """Raise a clear error unless ``layer`` is a built recurrent layer (RNN, SimpleRNN, LSTM,
+    GRU)."""
+    if not isinstance(layer, RNN):
         raise TypeError(
-            f"{what} must be an rnnkit recurrent layer (SimpleRNN, LSTM or GRU), got "
+            f"{what} must be an rnnkit recurrent layer (RNN, SimpleRNN, LSTM or GRU), got "
             f"{type(layer).__name__}. Pass e.g. model.layers[0]."
         )
     if not layer.built:
@@ -56,23 +58,33 @@ def check_recurrent_layer(layer, what="layer"):
         )
 
 
+def cell_copy(layer, dtype):
+    """A copy of ``layer``'s cell holding its current weights in ``dtype`` (same math)."""
+    cell = layer.cell.clone()
+    cell.build_weights(layer.input_shape[-1], dtype)
+    for name, w in layer.cell.params.items():
+        cell.params[name][...] = w
+    return cell
+
+
 class Replay:
-    """The reference forward pass of one recurrent layer, time-major, in processing order.
+    """The forward pass of one recurrent layer re-run through its cell's own ``step``
+    (the generic loop, :func:`rnnkit.kernels.reference.forward_steps`), time-major, in
+    processing order, keeping one cache per step.
 
     Attributes:
-        xw: (T, B, G) input projections ``x_t @ kernel + bias``.
-        states0: tuple of (B, H) initial states.
-        hs: (T, B, H) the hidden state after every step (processing order: reversed in time
-            when ``go_backwards``).
-        states: tuple of final (B, H) states.
-        caches: list of T per-step cell caches (see :mod:`rnnkit.cells`).
+        cell: a copy of the layer's cell with its weights in ``dtype``.
+        xs: (T, B, F) the inputs in processing order (reversed in time when ``go_backwards``).
+        states0: list of (B, n) initial states.
+        ys: (T, B, O) the output after every step (processing order).
+        states: list of final states.
         mask: (T, B) bool or None.
-        U: (H, G) recurrent kernel; b_rec: (G,) recurrent bias or None.
+        dtype: the replay's float dtype.
     """
 
     def __init__(self, layer, x, mask=None, states0=None, dtype=None):
         check_recurrent_layer(layer)
-        dtype = np.dtype(dtype or layer.dtype)
+        self.dtype = dtype = np.dtype(dtype or layer.dtype)
         x = np.asarray(x, dtype)
         if x.ndim != 3:
             raise ValueError(
@@ -80,59 +92,49 @@ class Replay:
                 f"{x.shape}."
             )
         B, T, F = x.shape
-        W = layer.params["kernel"].astype(dtype)
-        if F != W.shape[0]:
+        if F != layer.input_shape[-1]:
             raise ValueError(
-                f"Layer {layer.name!r} was built for {W.shape[0]} features, got input with {F} "
-                f"features (shape {x.shape})."
+                f"Layer {layer.name!r} was built for {layer.input_shape[-1]} features, got "
+                f"input with {F} features (shape {x.shape})."
             )
-        self.layer, self.cell = layer, layer.cell
-        self.U = layer.params["recurrent_kernel"].astype(dtype)
-        b_in, b_rec = layer._split_bias()
-        self.b_rec = None if b_rec is None else np.asarray(b_rec, dtype)
+        self.layer, self.cell = layer, cell_copy(layer, dtype)
         xt = x.transpose(1, 0, 2)                                       # (T, B, F)
         mt = None if mask is None else np.asarray(mask, bool).T         # (T, B)
         if layer.go_backwards:
             xt = xt[::-1]
             mt = None if mt is None else mt[::-1]
         self.mask = None if mt is None else np.ascontiguousarray(mt)
-        self.xw = (np.ascontiguousarray(xt).reshape(T * B, F) @ W).reshape(T, B, -1)
-        if b_in is not None:
-            self.xw += np.asarray(b_in, dtype)
-        H = layer.units
+        self.xs = np.ascontiguousarray(xt)
         if states0 is None:
-            states0 = tuple(np.zeros((B, H), dtype) for _ in range(layer.n_states))
-        self.states0 = tuple(np.asarray(s, dtype) for s in states0)
-        self.hs, self.states, self.caches = reference.forward_sequence(
-            self.cell, self.xw, self.states0, self.U, self.b_rec, self.mask, None)
+            states0 = [np.zeros((B, n), dtype) for n in self.cell.state_size]
+        self.states0 = [np.asarray(s, dtype) for s in states0]
+        self.ys, self.states, self._cache = reference.forward_steps(
+            self.cell, self.xs, self.states0, self.mask)
 
     @property
     def output(self):
-        """What the layer returns: (B, T, H) with ``return_sequences`` else (B, H)."""
+        """What the layer returns: (B, T, O) with ``return_sequences`` else (B, O)."""
         if self.layer.return_sequences:
-            return self.hs.transpose(1, 0, 2)
-        return self.states[0]
+            return self.ys.transpose(1, 0, 2)
+        return self.states[0] if self.cell.output_is_state else self.ys[-1]
 
-    def backward(self, dhs=None, dstates=None):
-        """BPTT with the reference loop, recording the total state gradient at every step.
+    def backward(self, dys=None, dstates=None):
+        """BPTT through the cell's ``step_backward``, recording the total state gradient at
+        every step.
 
         Args:
-            dhs: (T, B, H) dL/d(output at step t) in processing order, or None.
-            dstates: tuple of (B, H) dL/d(final states) (entries may be None), or None.
+            dys: (T, B, O) dL/d(output at step t) in processing order, or None.
+            dstates: sequence of dL/d(final states) (entries may be None), or None.
 
         Returns:
-            dh: (T, B, H) ``dL/dh_t`` — the total gradient with respect to the hidden state
-                after step ``t`` (the carried state, after masking): the direct gradient
-                ``dhs[t]`` plus everything that flows back through steps ``t+1 .. T-1``.
-            dc: (T, B, H) the same for the LSTM cell state ``c_t``, or None for other cells.
+            list with one (T, B, n) array per state: ``dL/ds_t``, the total gradient with
+            respect to the state after step ``t`` (the carried state, after masking): the
+            direct output gradient (for cells whose output is their first state) plus
+            everything that flows back through steps ``t+1 .. T-1``. For LSTM: ``[dh, dc]``.
         """
-        T = len(self.caches)
-        B, H = self.states0[0].shape
-        dt = self.U.dtype
-        dh = np.empty((T, B, H), dt)
-        dc = np.empty((T, B, H), dt) if len(self.states0) == 2 else None
-        reference.backward_sequence(self.cell, self.caches, dhs,
-                                    tuple(dstates or (None,) * len(self.states0)), self.U,
-                                    self.b_rec, self.mask, None,
-                                    state_grads=(dh,) if dc is None else (dh, dc))
-        return dh, dc
+        T, B = self.xs.shape[:2]
+        grads = [np.empty((T, B, n), self.dtype) for n in self.cell.state_size]
+        reference.backward_steps(self.cell, self._cache, dys,
+                                 list(dstates or [None] * len(self.states0)), self.mask,
+                                 state_grads=grads)
+        return grads

@@ -14,7 +14,8 @@ See docs/interop.md for the layout table.
 """
 
 from ._keras import from_keras, to_keras
-from ._torch import from_torch, from_torch_state_dict, to_torch
+from ._torch_export import to_torch
+from ._torch_import import from_torch, from_torch_state_dict
 from .onnx import export_onnx
 
 __all__ = ["from_torch", "from_torch_state_dict", "to_torch", "from_keras", "to_keras",

@@ -17,6 +17,8 @@ import zipfile
 
 import numpy as np
 
+from . import _layout
+
 _RNN_KEYS = ("units", "activation", "use_bias", "dropout", "recurrent_dropout", "return_sequences",
              "return_state", "go_backwards", "stateful", "seed", "kernel_regularizer",
              "recurrent_regularizer", "bias_regularizer")
@@ -235,10 +237,18 @@ def _keras_layer(layer, keras):
             backward_layer=_keras_layer(layer.backward_layer, keras), name=layer.name)
     if name == "TimeDistributed":
         return keras.layers.TimeDistributed(_keras_layer(layer.layer, keras), name=layer.name)
-    if name not in _KEYS or not isinstance(layer, getattr(L, name)):
+    from ._keras_graph import keras_layer
+    twin = keras_layer(layer, keras) if isinstance(layer, getattr(L, name, ())) else None
+    if twin is not None:   # convolution, pooling, normalisation, merging, attention
+        return twin
+    cfg = layer.get_config()
+    if isinstance(layer, L.RNN):            # a preset, or RNN(cell) with a built-in cell
+        _layout.recurrent_spec(layer)       # refuses cells without a Keras counterpart
+        name = _layout.recurrent_kind(layer)
+        cfg = {**cfg.pop("cell", {}).get("config", {}), **cfg}
+    if name not in _KEYS or not (isinstance(layer, L.RNN) or isinstance(layer, getattr(L, name))):
         raise ValueError(f"to_keras: layer {layer.name!r} ({name}) is not supported. Supported: "
                          f"{sorted(_KEYS) + ['Bidirectional', 'TimeDistributed']}.")
-    cfg = layer.get_config()
     if cfg.get("stateful"):
         raise ValueError(f"to_keras: layer {layer.name!r} is stateful; Keras needs a fixed batch "
                          "size for that. Rebuild the model with stateful=False (same weights) to "
@@ -277,10 +287,11 @@ def import_keras():
 
 
 def to_keras(model, path):
-    """Write an rnnkit Sequential as a Keras 3 ``.keras`` file (needs keras installed).
+    """Write an rnnkit model as a Keras 3 ``.keras`` file (needs keras installed).
 
     Args:
-        model: a built :class:`rnnkit.Sequential`.
+        model: a built :class:`rnnkit.Sequential`, or a functional :class:`rnnkit.Model`
+            (same graph, shared layers stay shared).
         path: destination, must end with ``.keras``.
 
     Returns:
@@ -301,9 +312,16 @@ def to_keras(model, path):
     if not getattr(model, "built", False):
         raise ValueError("to_keras: the model is not built. Call it on data or start it with "
                          "rnnkit.layers.Input(shape=...) first.")
+    from ..models import Sequential
+    if not isinstance(model, Sequential):  # a functional graph
+        from ._keras_graph import to_keras_graph
+        kmodel = to_keras_graph(model, keras, lambda layer: _keras_layer(layer, keras))
+        kmodel.save(path)
+        return kmodel
     shape = (model._input_layer.shape if model._input_layer is not None
              else tuple(model.layers[0].input_shape[1:]))
-    if type(model.layers[0]).__name__ in ("SimpleRNN", "LSTM", "GRU", "Bidirectional"):
+    from .. import layers as L
+    if isinstance(model.layers[0], L.RNN) or type(model.layers[0]).__name__ == "Bidirectional":
         shape = (None,) + tuple(shape[1:])  # any sequence length
     kmodel = keras.Sequential([keras.Input(shape)] + [_keras_layer(la, keras) for la in model.layers],
                               name=model.name)

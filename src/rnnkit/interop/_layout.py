@@ -156,3 +156,47 @@ def keras_to_onnx(kind, units, weights, reset_after=True, use_bias=True):
     W, R = fix(kernel.T), fix(rec.T)
     B = np.concatenate([fix(wb), fix(rb)])
     return (np.ascontiguousarray(W), np.ascontiguousarray(R), np.ascontiguousarray(B))
+
+
+def recurrent_kind(layer):
+    """'SimpleRNN', 'LSTM' or 'GRU' when ``layer`` is an RNN layer (a preset or ``RNN(cell)``)
+    whose cell is EXACTLY a built-in cell (a subclass may change the math, so it has no
+    counterpart elsewhere), else None."""
+    from ..cells import GRUCell, LSTMCell, SimpleRNNCell
+    from ..layers.rnn import RNN
+    if not isinstance(layer, RNN):
+        return None
+    return {SimpleRNNCell: "SimpleRNN", LSTMCell: "LSTM", GRUCell: "GRU"}.get(type(layer.cell))
+
+
+def recurrent_spec(layer):
+    """(kind, [(sub_layer, is_backward)], merge_mode or None) for a recurrent or Bidirectional
+    layer with built-in cells, else None. ``sub_layer.cell`` holds the cell's options."""
+    if hasattr(layer, "forward_layer") and hasattr(layer, "backward_layer"):
+        f, b = layer.forward_layer, layer.backward_layer
+        kind = recurrent_kind(f)
+        if kind is None or recurrent_kind(b) != kind:
+            raise ValueError(f"Bidirectional layer {layer.name!r} wraps {type(f).__name__} and "
+                             f"{type(b).__name__}; expected the same SimpleRNN/LSTM/GRU type "
+                             "(or RNN with the same built-in cell).")
+        return kind, [(f, False), (b, True)], getattr(layer, "merge_mode", "concat")
+    kind = recurrent_kind(layer)
+    if kind is None:
+        from ..layers.rnn import RNN
+        if isinstance(layer, RNN):
+            raise ValueError(
+                f"Layer {layer.name!r} runs a {type(layer.cell).__name__}, which has no "
+                "counterpart in other frameworks; only RNN layers with a built-in cell "
+                "(SimpleRNNCell, LSTMCell, GRUCell, not subclasses) can be exported.")
+        return None
+    return kind, [(layer, False)], None
+
+
+def unwrap_time_distributed(layer):
+    """TimeDistributed(Dense / Activation / Dropout) acts on the last axis like the inner layer."""
+    from .. import layers as L
+    inner = getattr(layer, "layer", None)
+    if type(layer).__name__ == "TimeDistributed" and isinstance(inner, (L.Dense, L.Activation,
+                                                                        L.Dropout)):
+        return inner
+    return layer

@@ -10,6 +10,14 @@ Masks from ``Masking`` and ``Embedding(mask_zero=True)`` become the operators'
 right-padded batches (valid steps first). At padded steps rnnkit carries the last output of
 a forward layer (reproduced with a ``Where``) and outputs zeros for go_backwards and
 Bidirectional layers, as ONNX does.
+
+Functional models and the convolution / pooling / normalisation / merging / reshaping layers
+(:func:`export_onnx_graph`, :func:`onnx_layer`): Conv1D and pooling become ``Conv`` /
+``MaxPool`` / ``AveragePool`` on a channels-first view; BatchNormalization (inference) is
+``x * scale + shift`` with the moving statistics folded in; LayerNormalization is ONNX's
+``LayerNormalization``; merging layers are ``Concat`` / ``Sum`` / ``Sub`` / ``Mul`` / ``Mean`` /
+``Max`` / ``Min``. Layers ONNX cannot express this way (attention, Dot, UpSampling1D,
+recurrent layers with ``return_state`` or initial states) are refused by name.
 """
 
 from __future__ import annotations
@@ -19,7 +27,8 @@ import os
 import numpy as np
 
 from . import _layout
-from ._torch import _recurrent_spec, _unwrap_time_distributed
+from ._layout import recurrent_spec as _recurrent_spec
+from ._layout import unwrap_time_distributed as _unwrap_time_distributed
 
 DEFAULT_OPSET = 17
 MIN_OPSET = 14
@@ -100,7 +109,7 @@ def _recurrent(g, layer, spec, x, mask, lens):
             raise ValueError(f"export_onnx: layer {sub.name!r} is stateful; ONNX graphs start from "
                              "zero states. Rebuild the model with stateful=False and the same "
                              "weights, then export.")
-        if sub.units != first.units or type(sub) is not type(first):
+        if sub.units != first.units or type(sub.cell) is not type(first.cell):
             raise ValueError(f"export_onnx: Bidirectional {layer.name!r} has directions with "
                              "different types or units; ONNX needs them equal.")
         if getattr(sub, "reset_after", True) != getattr(first, "reset_after", True):
@@ -192,13 +201,65 @@ def _lens_from(g, mask_f):
     return g.op("Cast", [s], to=6)                                            # INT32
 
 
+def _layer_op(g, layer, x, mask, lens, opset=DEFAULT_OPSET):
+    """Emit the ONNX nodes of one single-input layer. x: tensor name; mask: (bool (B, T)
+    tensor name, reversed?) or None; lens: (B,) int32 valid-step counts or None.
+    Returns the new ``(x, mask, lens)``."""
+    from .. import layers as L
+    where = f"{layer.name!r} ({type(layer).__name__})"
+    layer = _unwrap_time_distributed(layer)
+    spec = _recurrent_spec(layer)
+    if spec is not None:
+        x, mask, lens = _recurrent(g, layer, spec, x, mask, lens)
+    elif isinstance(layer, L.Dense):
+        ws = layer.get_weights()
+        x = g.op("MatMul", [x, g.const("kernel", ws[0].astype(np.float32))])
+        if layer.use_bias:
+            x = g.op("Add", [x, g.const("bias", ws[1].astype(np.float32))])
+        x = _activation(g, layer.activation.name, x, where)
+    elif isinstance(layer, L.Embedding):
+        (E,) = layer.get_weights()
+        ids = x
+        x = g.op("Gather", [g.const("embeddings", E.astype(np.float32)), ids], axis=0)
+        if layer.mask_zero:
+            m = g.op("Not", [g.op("Equal", [ids, g.const("zero", np.array(0, np.int64))])])
+            mask = (m, False)
+            lens = _lens_from(g, g.op("Cast", [m], to=1))
+    elif isinstance(layer, L.Masking):
+        v = g.const("mask_value", np.array(layer.mask_value, np.float32))
+        neq = g.op("Cast", [g.op("Not", [g.op("Equal", [x, v])])], to=1)     # (B, T, F)
+        cnt = g.op("ReduceSum", [neq, g.const("axes", np.array([-1], np.int64))], keepdims=0)
+        m = g.op("Greater", [cnt, g.const("zero", np.array(0.0, np.float32))])  # (B, T)
+        if mask is not None:
+            if mask[1]:
+                raise ValueError(f"export_onnx: Masking layer {where} receives a "
+                                 "time-reversed mask from a go_backwards layer; ONNX "
+                                 "sequence_lens cannot express it. Use Bidirectional.")
+            m = g.op("And", [m, mask[0]])
+        mf = g.op("Cast", [m], to=1)
+        x = g.op("Mul", [x, g.op("Unsqueeze", [mf, g.const("axis", np.array([2], np.int64))])])
+        mask, lens = (m, False), _lens_from(g, mf)
+    elif isinstance(layer, L.Activation):
+        x = _activation(g, layer.activation.name, x, where)
+    elif isinstance(layer, L.Dropout):
+        pass  # identity at inference
+    elif isinstance(layer, L.Flatten):
+        x = g.op("Flatten", [x], axis=1)
+        mask = lens = None
+    else:  # convolution, pooling, normalisation, reshaping (one input)
+        x, mask, lens = onnx_layer(g, layer, [x], [(mask, lens)], where, opset)
+    return x, mask, lens
+
+
 def export_onnx(model, path, opset=None, sequence_lens_input=False):
     """Write ``model`` as an ONNX file that ONNX Runtime runs with the same predictions.
 
     Args:
         model: a built :class:`rnnkit.Sequential` of SimpleRNN / LSTM / GRU / Bidirectional /
             Dense / Embedding / Dropout / Activation / Flatten / Masking layers
-            (TimeDistributed(Dense) too).
+            (TimeDistributed(Dense) too), Conv1D, pooling, normalisation, merging and
+            reshaping layers; or a functional :class:`rnnkit.Model` of those (one ONNX input
+            per model input, one output per model output).
         path: destination ``.onnx`` file.
         opset: ONNX opset, default 17, at least 14.
         sequence_lens_input: add a second graph input ``"sequence_lens"`` (B,) int32, the
@@ -230,6 +291,12 @@ def export_onnx(model, path, opset=None, sequence_lens_input=False):
     if not getattr(model, "built", False) or not model.layers:
         raise ValueError("export_onnx: the model is not built. Call it on data or start it with "
                          "rnnkit.layers.Input(shape=...) first.")
+    from ..models import Sequential
+    if not isinstance(model, Sequential):  # a functional graph
+        if sequence_lens_input:
+            raise ValueError("export_onnx: sequence_lens_input=True is for Sequential models; "
+                             "give a functional model a Masking layer instead.")
+        return export_onnx_graph(model, path, opset)
     g = _Graph(helper, numpy_helper)
     shape = (model._input_layer.shape if model._input_layer is not None
              else tuple(model.layers[0].input_shape[1:]))
@@ -251,52 +318,7 @@ def export_onnx(model, path, opset=None, sequence_lens_input=False):
                           g.op("Unsqueeze", [lens64, g.const("axis", np.array([1], np.int64))])])
         mask, lens = (m, False), "sequence_lens"
     for layer in model.layers:
-        where = f"{layer.name!r} ({type(layer).__name__})"
-        layer = _unwrap_time_distributed(layer)
-        spec = _recurrent_spec(layer)
-        if spec is not None:
-            x, mask, lens = _recurrent(g, layer, spec, x, mask, lens)
-        elif isinstance(layer, L.Dense):
-            ws = layer.get_weights()
-            x = g.op("MatMul", [x, g.const("kernel", ws[0].astype(np.float32))])
-            if layer.use_bias:
-                x = g.op("Add", [x, g.const("bias", ws[1].astype(np.float32))])
-            x = _activation(g, layer.activation.name, x, where)
-        elif isinstance(layer, L.Embedding):
-            (E,) = layer.get_weights()
-            ids = x
-            x = g.op("Gather", [g.const("embeddings", E.astype(np.float32)), ids], axis=0)
-            if layer.mask_zero:
-                m = g.op("Not", [g.op("Equal", [ids, g.const("zero", np.array(0, np.int64))])])
-                mask = (m, False)
-                lens = _lens_from(g, g.op("Cast", [m], to=1))
-        elif isinstance(layer, L.Masking):
-            v = g.const("mask_value", np.array(layer.mask_value, np.float32))
-            neq = g.op("Cast", [g.op("Not", [g.op("Equal", [x, v])])], to=1)     # (B, T, F)
-            cnt = g.op("ReduceSum", [neq, g.const("axes", np.array([-1], np.int64))], keepdims=0)
-            m = g.op("Greater", [cnt, g.const("zero", np.array(0.0, np.float32))])  # (B, T)
-            if mask is not None:
-                if mask[1]:
-                    raise ValueError(f"export_onnx: Masking layer {where} receives a "
-                                     "time-reversed mask from a go_backwards layer; ONNX "
-                                     "sequence_lens cannot express it. Use Bidirectional.")
-                m = g.op("And", [m, mask[0]])
-            mf = g.op("Cast", [m], to=1)
-            x = g.op("Mul", [x, g.op("Unsqueeze", [mf, g.const("axis", np.array([2], np.int64))])])
-            mask, lens = (m, False), _lens_from(g, mf)
-        elif isinstance(layer, L.Activation):
-            x = _activation(g, layer.activation.name, x, where)
-        elif isinstance(layer, L.Dropout):
-            pass  # identity at inference
-        elif isinstance(layer, L.Flatten):
-            x = g.op("Flatten", [x], axis=1)
-            mask = lens = None
-        else:
-            raise ValueError(
-                f"export_onnx: layer {where} is not supported. Supported: SimpleRNN, LSTM, GRU, "
-                "Bidirectional, Dense, Embedding, Activation, Dropout, Flatten, Masking, "
-                "TimeDistributed(Dense/Activation/Dropout)."
-            )
+        x, mask, lens = _layer_op(g, layer, x, mask, lens, opset)
     oshape = (None,) + tuple(shape)
     for layer in model.layers:
         oshape = layer.compute_output_shape(oshape)
@@ -304,6 +326,173 @@ def export_onnx(model, path, opset=None, sequence_lens_input=False):
     out = helper.make_tensor_value_info("output", TensorProto.FLOAT, odims)
     g.nodes.append(helper.make_node("Identity", [x], ["output"]))
     graph = helper.make_graph(g.nodes, model.name, inputs, [out], initializer=g.inits)
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", int(opset))],
+                              producer_name="rnnkit")
+    onnx.checker.check_model(proto)
+    onnx.save(proto, os.fspath(path))
+    return proto
+
+
+# ------------------------------------------------- functional models and the non-recurrent layers
+def _ax(g, name, values):
+    return g.const(name, np.array(values, np.int64))
+
+
+def _reduce(g, op, x, axis, keepdims, opset):
+    if opset >= 18 or op == "ReduceSum":
+        return g.op(op, [x, _ax(g, "axes", [axis])], keepdims=int(keepdims))
+    return g.op(op, [x], axes=[axis], keepdims=int(keepdims))
+
+
+def _channels_first(g, x, data_format):
+    return x if data_format == "channels_first" else g.op("Transpose", [x], perm=[0, 2, 1])
+
+
+def onnx_layer(g, layer, xs, masks, where, opset):
+    """Emit ONNX nodes for ``layer`` on input tensor names ``xs`` (one per input) with
+    ``masks`` ``[(mask, lens), ...]``. Returns ``(y, mask, lens)``."""
+    from .. import layers as L
+    x = xs[0]
+    mask, lens = masks[0]
+    if isinstance(layer, L.Conv1D):
+        W, *b = layer.get_weights()
+        attrs = dict(kernel_shape=[layer.kernel_size], strides=[layer.strides],
+                     dilations=[layer.dilation_rate], group=layer.groups)
+        if layer.padding == "same":
+            attrs["auto_pad"] = "SAME_UPPER"      # extra padding at the end, as Keras
+        elif layer.padding == "causal":
+            attrs["pads"] = [layer.dilation_rate * (layer.kernel_size - 1), 0]
+        inputs = [_channels_first(g, x, layer.data_format),
+                  g.const("conv_w", W.transpose(2, 1, 0).astype(np.float32))]  # (F, C/g, k)
+        if b:
+            inputs.append(g.const("conv_b", b[0].astype(np.float32)))
+        y = _channels_first(g, g.op("Conv", inputs, **attrs), layer.data_format)
+        return _activation(g, layer.activation.name, y, where), None, None
+    if isinstance(layer, (L.MaxPooling1D, L.AveragePooling1D)):
+        op = "MaxPool" if isinstance(layer, L.MaxPooling1D) else "AveragePool"
+        y = g.op(op, [_channels_first(g, x, layer.data_format)], kernel_shape=[layer.pool_size],
+                 strides=[layer.strides],
+                 auto_pad="SAME_UPPER" if layer.padding == "same" else "VALID")
+        return _channels_first(g, y, layer.data_format), None, None
+    if isinstance(layer, (L.GlobalAveragePooling1D, L.GlobalMaxPooling1D)):
+        axis = 1 if layer.data_format == "channels_last" else 2
+        if mask is not None and layer.data_format == "channels_last":
+            m3 = g.op("Unsqueeze", [mask[0], _ax(g, "axis", [2])])
+            if isinstance(layer, L.GlobalMaxPooling1D):
+                neg = g.const("neg", np.array(-3.0e38, np.float32))
+                y = _reduce(g, "ReduceMax", g.op("Where", [m3, x, neg]), 1, layer.keepdims,
+                            opset)
+            else:
+                mf = g.op("Cast", [m3], to=1)
+                s = _reduce(g, "ReduceSum", g.op("Mul", [x, mf]), 1, layer.keepdims, opset)
+                n = _reduce(g, "ReduceSum", mf, 1, layer.keepdims, opset)
+                y = g.op("Div", [s, g.op("Max", [n, g.const("one", np.array(1.0, np.float32))])])
+            return y, None, None
+        op = "ReduceMax" if isinstance(layer, L.GlobalMaxPooling1D) else "ReduceMean"
+        return _reduce(g, op, x, axis, layer.keepdims, opset), None, None
+    if isinstance(layer, L.BatchNormalization):
+        p = layer.params
+        scale = (p["gamma"] if layer.scale else 1.0) / np.sqrt(p["moving_variance"] +
+                                                             layer.epsilon)
+        shift = (p["beta"] if layer.center else 0.0) - p["moving_mean"] * scale
+        shape = [1] * len(layer.input_shape)
+        shape[layer._ax] = -1
+        y = g.op("Mul", [x, g.const("bn_scale", scale.reshape(shape).astype(np.float32))])
+        return g.op("Add", [y, g.const("bn_shift", shift.reshape(shape).astype(np.float32))]), \
+            mask, lens
+    if isinstance(layer, L.LayerNormalization):
+        if layer._ax != len(layer.input_shape) - 1 or opset < 17:
+            raise ValueError(f"export_onnx: layer {where} normalises axis {layer.axis}; ONNX "
+                             "export supports the last axis with opset >= 17.")
+        C = layer.input_shape[-1]
+        gamma = layer.params["gamma"] if layer.scale else np.ones(C)
+        beta = layer.params["beta"] if layer.center else np.zeros(C)
+        y = g.op("LayerNormalization", [x, g.const("ln_gamma", gamma.astype(np.float32)),
+                                        g.const("ln_beta", beta.astype(np.float32))],
+                 axis=-1, epsilon=layer.epsilon)
+        return y, mask, lens
+    if isinstance(layer, (L.Concatenate, L.Add, L.Subtract, L.Multiply, L.Average, L.Maximum,
+                          L.Minimum)):
+        if any(m is not None for m, _ in masks):
+            raise ValueError(f"export_onnx: layer {where} merges masked tensors; ONNX export "
+                             "supports merging unmasked tensors only.")
+        if isinstance(layer, L.Concatenate):
+            return g.op("Concat", xs, axis=layer.axis), None, None
+        op = {L.Add: "Sum", L.Subtract: "Sub", L.Multiply: "Mul", L.Average: "Mean",
+              L.Maximum: "Max", L.Minimum: "Min"}[type(layer)]
+        y = xs[0]
+        if op in ("Sub", "Mul"):
+            for other in xs[1:]:
+                y = g.op(op, [y, other])
+            return y, None, None
+        return g.op(op, xs), None, None
+    if isinstance(layer, L.Reshape):
+        return g.op("Reshape", [x, _ax(g, "shape", [0, *layer.target_shape])]), None, None
+    if isinstance(layer, L.Permute):
+        return g.op("Transpose", [x], perm=[0, *layer.dims]), None, None
+    if isinstance(layer, L.RepeatVector):
+        y = g.op("Unsqueeze", [x, _ax(g, "axis", [1])])
+        return g.op("Tile", [y, _ax(g, "repeats", [1, layer.n, 1])]), None, None
+    if isinstance(layer, L.ZeroPadding1D):
+        a, b = layer.padding
+        return g.op("Pad", [x, _ax(g, "pads", [0, a, 0, 0, b, 0])]), None, None
+    if isinstance(layer, L.Cropping1D):
+        a, b = layer.cropping
+        y = g.op("Slice", [x, _ax(g, "start", [a]), _ax(g, "end", [-b if b else
+                                                                 np.iinfo(np.int64).max]),
+                           _ax(g, "axes", [1])])
+        return y, None, None
+    raise ValueError(
+        f"export_onnx: layer {where} is not supported. Supported: SimpleRNN, LSTM, GRU, "
+        "Bidirectional, Dense, Embedding, Activation, Dropout, Flatten, Masking, "
+        "TimeDistributed(Dense/Activation/Dropout), Conv1D, MaxPooling1D, AveragePooling1D, "
+        "GlobalAveragePooling1D, GlobalMaxPooling1D, BatchNormalization, LayerNormalization, "
+        "Concatenate, Add, Subtract, Multiply, Average, Maximum, Minimum, Reshape, Permute, "
+        "RepeatVector, ZeroPadding1D, Cropping1D."
+    )
+
+
+def export_onnx_graph(model, path, opset):
+    """ONNX export of a functional :class:`rnnkit.Model` (see :func:`rnnkit.interop.onnx.
+    export_onnx`). Inputs are named after the model's inputs ('input' when there is one),
+    outputs after its outputs ('output' when there is one)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from ..layers import InputLayer
+    g = _Graph(helper, numpy_helper)
+    values, inputs = {}, []
+    for t in model.inputs:
+        il = t.node.layer
+        name = "input" if len(model.inputs) == 1 else il.name
+        ints = np.dtype(il.dtype).kind in "iub"
+        dims = ["batch"] + [f"{name}_dim{i}" if s is None else int(s)
+                            for i, s in enumerate(il.shape)]
+        inputs.append(helper.make_tensor_value_info(
+            name, TensorProto.INT64 if ints else TensorProto.FLOAT, dims))
+        values[id(t)] = (name, None, None)
+    for node in model.nodes:
+        layer = node.layer
+        if isinstance(layer, InputLayer):
+            continue
+        where = f"{layer.name!r} ({type(layer).__name__})"
+        if node.output_is_list or (node.input_is_list and not layer.list_inputs):
+            raise ValueError(f"export_onnx: layer {where} is called with initial states or "
+                             "returns states; ONNX export supports recurrent layers without "
+                             "return_state and initial_state.")
+        ins = [values[id(t)] for t in node.inputs]
+        if layer.list_inputs:
+            y = onnx_layer(g, layer, [v[0] for v in ins], [v[1:] for v in ins], where, opset)
+        else:
+            y = _layer_op(g, layer, *ins[0], opset)
+        values[id(node.outputs[0])] = y
+    outs = []
+    for i, t in enumerate(model.outputs):
+        name = "output" if len(model.outputs) == 1 else model.output_names[i]
+        dims = [f"{name}_dim{j}" if s is None else int(s) for j, s in enumerate(t.shape)]
+        outs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, dims))
+        g.nodes.append(helper.make_node("Identity", [values[id(t)][0]], [name]))
+    graph = helper.make_graph(g.nodes, model.name, inputs, outs, initializer=g.inits)
     proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", int(opset))],
                               producer_name="rnnkit")
     onnx.checker.check_model(proto)

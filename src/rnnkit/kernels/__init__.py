@@ -1,28 +1,101 @@
 """Sequence kernels: a cell run over all T steps, forward and backward (BPTT).
 
-Two implementations with one signature:
+* :mod:`rnnkit.kernels.reference` — the generic loop over the cell's own step: the ground
+  truth, and the path of every cell without a registered kernel.
+* Compiled (numba) kernels, one module per cell (:mod:`.simple`, :mod:`.lstm`, :mod:`.gru`),
+  registered for the EXACT cell class they were written for (:func:`register`). A subclass
+  of a registered cell never runs its parent's kernel: it gets the generic loop (its own
+  math) until a kernel is registered for it.
 
-* :mod:`rnnkit.kernels.reference` — the pure-NumPy loop over :mod:`rnnkit.cells`, the
-  ground truth.
-* :mod:`rnnkit.kernels.fast` — compiled (numba) kernels for the default activations.
+A kernel is any object (usually a module) with
 
-:func:`forward_sequence` / :func:`backward_sequence` pick the fast path when it supports the
-cell, unless ``RNNKIT_KERNELS=reference`` is set in the environment or
-:func:`set_kernel_mode` chose ``'reference'``.
+* ``supports(cell, dtype) -> bool`` — the options and dtype it implements;
+* ``forward(cell, xs, states0, mask=None, rmask=None, ws=None) -> (ys, states, cache)`` and
+  ``backward(cell, cache, dys, dstates, mask=None, rmask=None, ws=None)``, with the contract
+  of :func:`rnnkit.kernels.reference.forward` / :func:`~rnnkit.kernels.reference.backward`
+  for a :class:`~rnnkit.cells.ProjectedCell` (``xs`` is the input projection, backward
+  returns ``(dxw, dstates0, dU, db_rec)``), or of :func:`~rnnkit.kernels.reference.forward_steps`
+  / :func:`~rnnkit.kernels.reference.backward_steps` for any other cell (``xs`` is the
+  input, backward returns ``(dxs, dstates0, dparams)``) — a whole-sequence training path
+  such as a parallel scan over a linear recurrence plugs in here;
+* a compiled ``forward`` for a projected cell must not keep ``xs`` in its cache: the layer
+  reuses that buffer for ``dxw`` (it owns it through :class:`.threads.Workspace`);
+* optionally ``infer(cell, x, states0, mask, go_backwards, return_sequences)`` (cache-free
+  inference, or None when not served) and ``stream_step(cell, x, states)`` (one compiled
+  step for streaming, or None).
+
+``RNNKIT_KERNELS=reference`` in the environment or :func:`set_kernel_mode` ``('reference')``
+runs the generic loop everywhere.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 
-from .. import cells
-from . import reference
+from .. import cells as _cells
 
 _MODE = os.environ.get("RNNKIT_KERNELS", "auto")
 
+#: exact cell class -> list of kernels (or names of modules to import on first use, so that
+#: numba loads only when a compiled kernel is first needed)
+_REGISTRY: dict = {
+    _cells.SimpleRNNCell: ["rnnkit.kernels.simple"],
+    _cells.LSTMCell: ["rnnkit.kernels.lstm"],
+    _cells.GRUCell: ["rnnkit.kernels.gru"],
+}
+
+
+def register(cell_type, kernel):
+    """Register ``kernel`` for cells of exactly ``cell_type`` (subclasses not included).
+
+    Args:
+        cell_type: a :class:`~rnnkit.cells.Cell` subclass.
+        kernel: an object or module with ``supports`` / ``forward`` / ``backward`` (see the
+            module docstring), or the dotted name of such a module, imported on first use.
+            Kernels registered later are tried first.
+    """
+    if not (isinstance(cell_type, type) and issubclass(cell_type, _cells.Cell)):
+        raise TypeError(f"register expects a Cell subclass, got {cell_type!r}.")
+    if not isinstance(kernel, str) and not all(
+            callable(getattr(kernel, a, None)) for a in ("supports", "forward", "backward")):
+        raise TypeError(f"register: the kernel must provide supports(), forward() and "
+                        f"backward() (or be a module name), got {kernel!r}.")
+    _REGISTRY.setdefault(cell_type, []).insert(0, kernel)
+
+
+def _resolve(entries):
+    for k, e in enumerate(list(entries)):
+        if isinstance(e, str):
+            try:
+                entries[k] = importlib.import_module(e)
+            except ImportError:       # numba or its BLAS missing: the generic loop is correct
+                entries[k] = None
+    return [e for e in entries if e is not None]
+
+
+def kernel_for(cell, dtype):
+    """The registered kernel serving ``cell`` (exact class, options, ``dtype``), else None.
+
+    In mode ``'fast'`` a missing kernel is an error (tests use it so that a silent fallback
+    cannot hide a bug); in mode ``'reference'`` the answer is always None.
+    """
+    if _MODE == "reference":
+        return None
+    entries = _REGISTRY.get(type(cell))
+    if entries:
+        for k in _resolve(entries):
+            if k.supports(cell, dtype):
+                return k
+    if _MODE == "fast":
+        raise ValueError(f"No compiled kernel serves {cell!r} with dtype {dtype}; use mode "
+                         "'auto'.")
+    return None
+
 
 def set_kernel_mode(mode: str) -> None:
-    """Choose 'auto' (fast path where supported) or 'reference' (pure NumPy everywhere)."""
+    """Choose 'auto' (registered kernels where they serve), 'reference' (the generic loop
+    everywhere) or 'fast' (registered kernels, and an error where none serves)."""
     global _MODE
     if mode not in ("auto", "reference", "fast"):
         raise ValueError(f"kernel mode must be 'auto', 'reference' or 'fast', got {mode!r}.")
@@ -30,64 +103,75 @@ def set_kernel_mode(mode: str) -> None:
 
 
 def get_kernel_mode() -> str:
+    """The current mode (see :func:`set_kernel_mode`)."""
     return _MODE
 
 
-def _impl(cell):
-    if _MODE == "reference":
-        return reference
-    try:
-        from . import fast
-    except ImportError:  # numba missing: the reference path is always correct
-        return reference
-    if fast.supports(cell):
-        return fast
-    if _MODE == "fast":
-        raise ValueError(f"The fast kernels do not support {cell!r}; use mode 'auto'.")
-    return reference
+def forward_sequence(cell, xw, states0, mask=None, rmask=None, ws=None):
+    """Run a projected cell over time with its kernel (or the generic loop).
 
-
-def lstm_step(cell, x, W, U, b, states):
-    """One inference step of an LSTM cell with the compiled kernel, or None when the fast
-    path does not serve this cell or dtype (the caller then uses :func:`forward_sequence`).
-
-    Args: x (B, F); W (F, 4H); U (H, 4H); b (4H,) or None; states (h, c) each (B, H).
-    Returns: ``(h, c)`` new (B, H) arrays, or None.
+    Args: as :func:`rnnkit.kernels.reference.forward`. Returns ``(hs, states, cache)``.
     """
-    impl = _impl(cell)
-    if impl is reference or not isinstance(cell, cells.LSTMMath) or U.dtype not in impl._DTYPES:
-        return None
-    return impl.lstm_step(x, W, U, b, states)
+    from . import reference
+    impl = kernel_for(cell, xw.dtype) or reference
+    hs, states, cache = impl.forward(cell, xw, states0, mask, rmask, ws=ws)
+    return hs, states, (impl, cache)
 
 
-def infer_sequence(cell, x, W, U, b_in, b_rec, states0, mask=None, go_backwards=False,
-                   return_sequences=True):
-    """Cache-free inference over a sequence with the compiled kernels, or None when the fast
-    path does not serve this cell or dtype (the caller then uses :func:`forward_sequence`).
-
-    Args: x (B, T, F); W (F, G); U (H, G); b_in / b_rec (G,) or None; states0 tuple of
-    (B, H); mask (T, B) bool or None. Returns ``(out (B, T, H) or None, final states)``;
-    see :func:`rnnkit.kernels.fast.infer_sequence`.
-    """
-    impl = _impl(cell)
-    if impl is reference or not impl.infer_supported(cell) or U.dtype not in impl._DTYPES:
-        return None
-    return impl.infer_sequence(cell, x, W, U, b_in, b_rec, states0, mask, go_backwards,
-                               return_sequences)
+def reuses_input_buffer(cache):
+    """True when the kernel behind ``cache`` (from :func:`forward_sequence`) is a compiled one,
+    which keeps nothing of its input projection: the layer may then hand that buffer to
+    backward for dL/d(X @ W). (A cell's own ``recurrent_step`` may keep views of it.)"""
+    from . import reference
+    return cache[0] is not reference
 
 
-def forward_sequence(cell, xw, states0, U, b_rec=None, mask=None, rmask=None, ws=None):
-    """Run ``cell`` over time. See :func:`rnnkit.kernels.reference.forward_sequence`.
-
-    ``ws``: optional dict of reusable buffers (:func:`rnnkit.kernels.threads.workspace`),
-    used by the compiled path."""
-    impl = _impl(cell)
-    out = impl.forward_sequence(cell, xw, states0, U, b_rec, mask, rmask, ws=ws)
-    return out[0], out[1], (impl, out[2])
-
-
-def backward_sequence(cell, cache, dhs, dstates, U, b_rec=None, mask=None, rmask=None,
-                      ws=None):
-    """BPTT through ``cell``. See :func:`rnnkit.kernels.reference.backward_sequence`."""
+def backward_sequence(cell, cache, dhs, dstates, mask=None, rmask=None, ws=None):
+    """BPTT for :func:`forward_sequence`; returns ``(dxw, dstates0, dU, db_rec)``."""
     impl, inner = cache
-    return impl.backward_sequence(cell, inner, dhs, dstates, U, b_rec, mask, rmask, ws=ws)
+    return impl.backward(cell, inner, dhs, dstates, mask, rmask, ws=ws)
+
+
+def forward_steps(cell, xs, states0, mask=None, rmask=None, training=False):
+    """Run any cell over time: a registered sequence kernel, else the generic loop.
+
+    Args: as :func:`rnnkit.kernels.reference.forward_steps`. Returns ``(ys, states, cache)``.
+    """
+    from . import reference
+    impl = kernel_for(cell, xs.dtype)
+    if impl is None:
+        ys, states, cache = reference.forward_steps(cell, xs, states0, mask, rmask, training)
+        return ys, states, (None, cache)
+    ys, states, cache = impl.forward(cell, xs, states0, mask, rmask)
+    return ys, states, (impl, cache)
+
+
+def backward_steps(cell, cache, dys, dstates, mask=None, rmask=None):
+    """BPTT for :func:`forward_steps`; returns ``(dxs, dstates0, dparams)``."""
+    from . import reference
+    impl, inner = cache
+    if impl is None:
+        return reference.backward_steps(cell, inner, dys, dstates, mask)
+    return impl.backward(cell, inner, dys, dstates, mask, rmask)
+
+
+def infer_sequence(cell, x, states0, mask=None, go_backwards=False, return_sequences=True):
+    """Cache-free inference with the cell's compiled kernel, or None when none serves it
+    (the caller then runs :func:`forward_sequence`).
+
+    Args: x (B, T, F) of the weights' dtype; states0 sequence of (B, H); mask (T, B) or None.
+    Returns ``(out (B, T, H) or None, final states)`` or None.
+    """
+    impl = kernel_for(cell, x.dtype)
+    infer = getattr(impl, "infer", None)
+    if infer is None:
+        return None
+    return infer(cell, x, states0, mask, go_backwards, return_sequences)
+
+
+def stream_step(cell, x, states):
+    """One compiled inference step (x (B, F), states sequence of (B, H)) returning the new
+    states, or None when the cell's kernel has no compiled streaming step."""
+    impl = kernel_for(cell, x.dtype)
+    fn = getattr(impl, "stream_step", None)
+    return None if fn is None else fn(cell, x, states)

@@ -7,7 +7,7 @@ keep ``@njit(cache=True)`` working: the cached object code is relinked on load. 
 library serves ``numpy.matmul``, so threadpoolctl limits both.
 
 :data:`AVAILABLE` is False when no such library is found (e.g. a NumPy built against
-Accelerate or MKL); :mod:`rnnkit.kernels.fast` then reports no support and the reference
+Accelerate or MKL); the compiled kernels (:mod:`rnnkit.kernels`) then fail to import and the reference
 path runs.
 """
 

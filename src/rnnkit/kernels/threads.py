@@ -1,7 +1,7 @@
 """How rnnkit uses the cores: its own parallel regions, OpenBLAS single-threaded inside.
 
 Recurrent layers are split by batch rows: each thread runs the whole compiled time loop on
-its block of rows (:func:`rnnkit.kernels.fast._run`), with one-thread BLAS calls, and the
+its block of rows (:func:`rnnkit.kernels._loops.run`), with one-thread BLAS calls, and the
 threads meet only at the end of the sequence. Mixing that with OpenBLAS's own thread pool
 over-subscribes the cores: after a multi-threaded product OpenBLAS's helper threads keep
 spinning for a while, on the cores our loop threads need. So inside :func:`parallel`
@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import sys
 import threading
 
 import numpy as np
@@ -76,35 +75,60 @@ def parallel():
         _blas.restore(token)
 
 
-def workspace(owner):
-    """A dict of reusable buffers for ``owner`` (a layer) inside :func:`parallel`, else None.
+class Workspace:
+    """Reusable buffers owned by one layer, handed out while :func:`parallel` is active.
 
     Large arrays (a (T, B, 4H) gate buffer is 100 MB for LSTM(512) at B=128, T=100) come
     from fresh ``mmap`` pages that the kernel zeroes on first touch: measured 17% of an
     LSTM(512) training step. Reusing them across the batches of one ``fit``/``predict`` call
-    avoids that; the buffers are dropped when the outermost :func:`parallel` exits.
+    avoids that. Ownership is explicit: :meth:`take` lends a buffer until the owner calls
+    :meth:`release` (a layer releases everything when it drops its cache at the start of its
+    next forward pass); a buffer still lent out is never handed out again. The buffers are
+    dropped when the outermost :func:`parallel` exits.
     """
-    if not active():
-        return None
-    ws = owner.__dict__.get("_workspace")
-    if ws is None:
-        ws = owner.__dict__["_workspace"] = {}
-    if not any(w is ws for w in _state.workspaces):
-        _state.workspaces.append(ws)
-    return ws
+
+    def __init__(self):
+        self._bufs = {}
+        self._lent = set()
+
+    def get(self):
+        """This workspace inside :func:`parallel`, else None (then every buffer is fresh)."""
+        if not active():
+            return None
+        if not any(w is self for w in _state.workspaces):
+            _state.workspaces.append(self)
+        return self
+
+    def take(self, key, shape, dtype):
+        """An uninitialised array of ``shape`` / ``dtype`` lent until :meth:`release`: the
+        one kept under ``key`` when it is free and fits, else a new one."""
+        shape = tuple(shape)
+        a = self._bufs.get(key)
+        if key in self._lent:                 # still in use: never share it
+            return np.empty(shape, dtype)
+        if a is None or a.shape != shape or a.dtype != dtype:
+            a = self._bufs[key] = np.empty(shape, dtype)
+        self._lent.add(key)
+        return a
+
+    def release(self, *keys):
+        """Give back the buffers lent under ``keys`` (all of them when none are named)."""
+        if keys:
+            self._lent.difference_update(keys)
+        else:
+            self._lent.clear()
+
+    def clear(self):
+        """Drop every buffer."""
+        self._bufs.clear()
+        self._lent.clear()
 
 
 def buffer(ws, key, shape, dtype):
-    """An uninitialised array of ``shape``/``dtype``: the one kept in ``ws[key]`` when nothing
-    else references it any more (no cache, output or view still holds it), else a new one."""
+    """``ws.take(key, shape, dtype)``, or a fresh uninitialised array when ``ws`` is None."""
     if ws is None:
         return np.empty(shape, dtype)
-    a = ws.get(key)
-    # references: the dict entry, ``a`` and getrefcount's argument
-    if a is not None and a.shape == tuple(shape) and a.dtype == dtype and sys.getrefcount(a) <= 3:
-        return a
-    a = ws[key] = np.empty(shape, dtype)
-    return a
+    return ws.take(key, shape, dtype)
 
 
 @contextlib.contextmanager
@@ -154,7 +178,11 @@ def matmul(a, b, out=None):
     if get_kernel_mode() == "reference":      # debugging: no compiled code anywhere
         return np.matmul(a, b, out=out)
     try:
-        from .fast import _gemm_split
+        from ._gemm import gemm_split
     except ImportError:          # no numba: one BLAS call
         return np.matmul(a, b, out=out)
-    return _gemm_split(a, b, np.empty((M, N), dt) if out is None else out, n)
+    by_rows = M >= N
+    blks = blocks(M if by_rows else N, n)
+    edges = np.array([e0 for e0, _ in blks] + [blks[-1][1]], np.int64)
+    with launch(len(blks)):
+        return gemm_split(a, b, np.empty((M, N), dt) if out is None else out, by_rows, edges)

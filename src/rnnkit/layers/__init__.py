@@ -1,60 +1,33 @@
-"""Layers with Keras names, arguments, defaults and weight layouts."""
+"""Layers with Keras names, arguments, defaults and weight layouts.
+
+The recurrent cells (:mod:`rnnkit.cells`) are re-exported here as in Keras
+(``rnnkit.layers.LSTMCell``), to be run by :class:`RNN`.
+"""
 
 from .._keras_names import missing_name_hook as _missing_name_hook
-from .base import Layer
+from ..cells import Cell, GRUCell, LSTMCell, SimpleRNNCell, StackedRNNCells
+from ._symbolic import SymbolicTensor
+from .attention import AdditiveAttention, Attention, MultiHeadAttention
+from .base import Layer, deserialize, get_layer_class, register_layer
+from .conv import Conv1D
 from .core import Activation, Dense, Dropout, Embedding, Flatten, Input, InputLayer, Masking
-from .recurrent import GRU, LSTM, RNNBase, SimpleRNN
+from .merging import Add, Average, Concatenate, Dot, Maximum, Minimum, Multiply, Subtract
+from .normalization import BatchNormalization, LayerNormalization
+from .pooling import AveragePooling1D, GlobalAveragePooling1D, GlobalMaxPooling1D, MaxPooling1D
+from .recurrent import GRU, LSTM, SimpleRNN
+from .reshaping import Cropping1D, Permute, RepeatVector, Reshape, UpSampling1D, ZeroPadding1D
+from .rnn import RNN
 from .wrappers import Bidirectional, TimeDistributed
 
-_CUSTOM: dict[str, type] = {}
-
-
-def register_layer(cls):
-    """Register a custom Layer subclass so that saved models using it can be loaded.
-
-    Loading never imports or runs code named in a file: only built-in and registered classes
-    can be instantiated. Usable as a decorator.
-    """
-    if not (isinstance(cls, type) and issubclass(cls, Layer)):
-        raise TypeError(f"register_layer expects a Layer subclass, got {cls!r}.")
-    _CUSTOM[cls.__name__] = cls
-    return cls
-
-
-def _builtin():
-    import sys
-    mod = sys.modules[__name__]
-    out = {}
-    for name in __all__:
-        obj = getattr(mod, name)
-        if isinstance(obj, type) and issubclass(obj, Layer) and obj not in (Layer, RNNBase):
-            out[name] = obj
-    return out
-
-
-def get_layer_class(name, custom_objects=None):
-    classes = {**_builtin(), **_CUSTOM, **(custom_objects or {})}
-    if name not in classes:
-        raise ValueError(
-            f"Unknown layer class {name!r}. Known layers: {sorted(classes)}. Register custom "
-            "layers with rnnkit.layers.register_layer."
-        )
-    return classes[name]
-
-
-def deserialize(spec, custom_objects=None):
-    """Create a layer from ``{"class_name": ..., "config": {...}}`` (no code is executed)."""
-    if not isinstance(spec, dict) or "class_name" not in spec or not isinstance(
-            spec.get("config", {}), dict):
-        raise ValueError(f"A layer spec must be a dict with 'class_name' and 'config', got {spec!r}.")
-    cls = get_layer_class(spec["class_name"], custom_objects)
-    return cls.from_config(dict(spec.get("config", {})))
-
-
 __all__ = [
-    "Layer", "RNNBase", "Input", "InputLayer", "Dense", "Embedding", "Dropout", "Activation",
+    "Layer", "RNN", "Cell", "SimpleRNNCell", "LSTMCell", "GRUCell", "StackedRNNCells", "Input", "InputLayer", "Dense", "Embedding", "Dropout", "Activation",
     "Flatten", "Masking", "SimpleRNN", "LSTM", "GRU", "Bidirectional", "TimeDistributed",
-    "register_layer", "deserialize",
+    "Conv1D", "MaxPooling1D", "AveragePooling1D", "GlobalAveragePooling1D", "GlobalMaxPooling1D",
+    "UpSampling1D", "ZeroPadding1D", "Cropping1D", "BatchNormalization", "LayerNormalization",
+    "Concatenate", "Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Dot",
+    "Reshape", "Permute", "RepeatVector", "Attention", "AdditiveAttention", "MultiHeadAttention",
+    "SymbolicTensor",
+    "register_layer", "get_layer_class", "deserialize",
 ]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import contextvars
+import inspect
 import re
 
 import numpy as np
@@ -12,6 +13,13 @@ import numpy as np
 from .. import _backend
 from .. import initializers as _init
 from .. import regularizers as _reg
+from .._validate import (  # noqa: F401  (check_rate re-exported)
+    check_bool,
+    check_positive_int,
+    check_rate,
+    check_shape,
+    no_unknown_kwargs,
+)
 
 _NAME_COUNTS: collections.Counter = collections.Counter()
 
@@ -52,20 +60,6 @@ def unique_name(base: str) -> str:
     return base if n == 0 else f"{base}_{n}"
 
 
-def check_positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}.")
-    return int(value)
-
-
-def check_rate(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)) or not (
-        0.0 <= float(value) < 1.0
-    ):
-        raise ValueError(f"{name} must be a float in [0, 1), got {value!r}.")
-    return float(value)
-
-
 class Layer:
     """Base class of every rnnkit layer.
 
@@ -77,9 +71,21 @@ class Layer:
     """
 
     supports_masking = True
+    #: True for layers whose ``forward`` takes a list of inputs of equal standing (merging,
+    #: attention): they build from, and compute output shapes of, a list of shapes.
+    list_inputs = False
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        # rnnkit's own layers are loadable by name; user layers must be registered explicitly
+        if cls.__module__.startswith("rnnkit.") and not cls.__name__.startswith("_"):
+            _CLASSES[cls.__name__] = cls
 
     def __init__(self, name=None, trainable=True, dtype=None, input_shape=None, input_dim=None,
-                 batch_input_shape=None):
+                 batch_input_shape=None, **kwargs):
+        no_unknown_kwargs(type(self).__name__, kwargs)
+        if name is not None and (not isinstance(name, str) or not name):
+            raise ValueError(f"name must be None or a non-empty string, got {name!r}.")
         self.name = name or unique_name(_snake(type(self).__name__))
         self._batch_size_arg = None
         if batch_input_shape is not None:
@@ -94,33 +100,72 @@ class Layer:
                                  f"batch size (or None), got {batch_input_shape!r}.")
             self._batch_size_arg = None if b is None else int(b)
             input_shape = batch_input_shape[1:]
-        self.trainable = bool(trainable)
-        self.dtype = np.dtype(dtype or _backend.floatx()).name
+        self.trainable = check_bool("trainable", trainable)
+        try:
+            self.dtype = np.dtype(dtype or _backend.floatx()).name
+        except TypeError:
+            raise ValueError(f"dtype must be a float dtype such as 'float32', got {dtype!r}.") \
+                from None
         if np.dtype(self.dtype).kind != "f":
             raise ValueError(f"dtype must be a float dtype such as 'float32', got {dtype!r}.")
         if input_shape is None and input_dim is not None:
-            input_shape = (None, input_dim)
-        self._input_shape_arg = None if input_shape is None else tuple(input_shape)
+            input_shape = (None, check_positive_int("input_dim", input_dim))
+        self._input_shape_arg = None if input_shape is None else check_shape("input_shape",
+                                                                              input_shape)
         self.params: dict[str, np.ndarray] = {}
         self.grads: dict[str, np.ndarray] = {}
         self.regularizers: dict[str, object] = {}
+        self.non_trainable: set[str] = set()  # weights the optimizer leaves alone (BN moving stats)
+        self.inbound_nodes: list = []         # calls on symbolic tensors (functional models)
+        self.constraints: dict[str, object] = {}
         self.built = False
         self.input_shape = None  # full shape with batch axis, set by build
 
     # ------------------------------------------------------------------ weights
-    def add_weight(self, name, shape, initializer="zeros", regularizer=None):
-        """Create a weight ``name`` of ``shape`` (initialised now) and its gradient buffer."""
+    def add_weight(self, name, shape, initializer="zeros", regularizer=None, trainable=True,
+                   constraint=None):
+        """Create a weight ``name`` of ``shape`` (initialised now) and its gradient buffer.
+
+        Args:
+            name: weight name (key of ``params`` / ``grads``, saved under it).
+            shape: tuple of ints.
+            initializer: name, instance or callable ``(shape, dtype) -> array``.
+            regularizer: name, instance or None (its penalty joins the loss).
+            trainable: False marks a weight the layer updates itself (e.g.
+                BatchNormalization's moving statistics): it is saved and loaded like any weight
+                but the optimizer skips it.
+            constraint: None or a callable ``w -> w`` applied after every optimizer update
+                (:meth:`apply_constraints`).
+
+        Returns:
+            The weight array (live).
+        """
         source = WEIGHT_SOURCE.get()
         value = None if source is None else source(self, name, tuple(int(s) for s in shape),
                                                    self.dtype)
         if value is None:
             value = _init.get(initializer)(tuple(shape), self.dtype)
-        self.params[name] = np.ascontiguousarray(value, dtype=self.dtype)
+        self.params[name] = np.require(np.asarray(value, dtype=self.dtype),
+                                       requirements="C")  # keeps 0-d (scalar) weights 0-d
         self.grads[name] = np.zeros_like(self.params[name])
         reg = _reg.get(regularizer)
         if reg is not None:
             self.regularizers[name] = reg
+        if not trainable:
+            self.non_trainable.add(name)
+        if constraint is not None:
+            self.constraints[name] = constraint
         return self.params[name]
+
+    def trainable_param_names(self):
+        """Names of the weights the optimizer updates (all but the non-trainable ones)."""
+        return [n for n in self.params if n not in self.non_trainable]
+
+    def apply_constraints(self):
+        """Project every constrained weight in place: ``w[...] = constraint(w)`` (called by
+        the model after each optimizer update)."""
+        for n, c in self.constraints.items():
+            self.params[n][...] = c(self.params[n])
 
     @property
     def weights(self):
@@ -129,7 +174,15 @@ class Layer:
 
     @property
     def trainable_weights(self):
-        return self.weights if self.trainable else []
+        if not self.trainable:
+            return []
+        return [self.params[n] for n in self.trainable_param_names()]
+
+    @property
+    def non_trainable_weights(self):
+        if not self.trainable:
+            return self.weights
+        return [w for n, w in self.params.items() if n in self.non_trainable]
 
     def get_weights(self):
         """Copies of the weights, in Keras order and layout."""
@@ -180,14 +233,24 @@ class Layer:
 
     def maybe_build(self, input_shape):
         if not self.built:
-            self.build(tuple(input_shape))
+            self.build(list(map(tuple, input_shape)) if self.list_inputs else tuple(input_shape))
 
     def __call__(self, inputs, training=False, mask=None, **kwargs):
-        """Build on first use, then run :meth:`forward` (inference mode unless training=True)."""
+        """Build on first use, then run :meth:`forward` (inference mode unless training=True).
+
+        Called on symbolic tensors (from :func:`rnnkit.Input` or another layer's output), it
+        records the call for a functional :class:`rnnkit.Model` and returns symbolic output(s).
+        """
+        from . import _symbolic
+        if _symbolic.is_symbolic(inputs) or _symbolic.is_symbolic(kwargs.get("initial_state")):
+            return _symbolic.call(self, inputs, kwargs)
         x0 = inputs[0] if isinstance(inputs, (list, tuple)) else inputs
         x0 = np.asarray(x0)
         check_finite(x0, f"Input to layer {self.name!r}")
-        self.maybe_build(x0.shape)
+        if self.list_inputs and isinstance(inputs, (list, tuple)):
+            self.maybe_build([np.shape(x) for x in inputs])
+        else:
+            self.maybe_build(x0.shape)
         return self.forward(inputs, training=training, mask=mask, **kwargs)
 
     def forward(self, x, training=False, mask=None):
@@ -195,6 +258,33 @@ class Layer:
 
     def backward(self, dy):
         raise NotImplementedError  # abstract
+
+    @property
+    def output(self):
+        """The symbolic output(s) of this layer's call on symbolic tensors (as Keras'
+        ``layer.output``), e.g. to build a model that exposes an inner layer."""
+        if len(self.inbound_nodes) != 1:
+            raise AttributeError(
+                f"Layer {self.name!r} has been called {len(self.inbound_nodes)} times on symbolic "
+                "tensors; layer.output needs exactly one call. Keep the tensors its calls "
+                "returned instead."
+            )
+        node = self.inbound_nodes[0]
+        return list(node.outputs) if node.output_is_list else node.outputs[0]
+
+    def call_state(self):
+        """Everything one call leaves on this layer (and its inner layers) for ``backward``.
+
+        A functional model that calls one layer several times saves this after each forward
+        and gives it back (:meth:`restore_call_state`) before that call's backward.
+        """
+        return [(layer, dict(vars(layer))) for layer in _walk(self)]
+
+    @staticmethod
+    def restore_call_state(state):
+        """Put back a :meth:`call_state` snapshot."""
+        for layer, attrs in state:
+            vars(layer).update(attrs)
 
     def compute_mask(self, x, mask):
         """The mask this layer's output carries, given the input mask (default: unchanged)."""
@@ -215,10 +305,23 @@ class Layer:
 
     @classmethod
     def from_config(cls, config: dict):
+        """``cls(**config)``."""
         return cls(**config)
 
     def __repr__(self):
         return f"<{type(self).__name__} name={self.name!r} built={self.built}>"
+
+
+def _walk(layer, seen=None):
+    """``layer`` and every Layer held in its attributes (wrappers' inner layers)."""
+    seen = set() if seen is None else seen
+    if id(layer) in seen:
+        return
+    seen.add(id(layer))
+    yield layer
+    for value in list(vars(layer).values()):
+        if isinstance(value, Layer):
+            yield from _walk(value, seen)
 
 
 def as_float_array(x, name, dtype):
@@ -254,3 +357,53 @@ def check_finite(arr, what, advice="Clean or impute the data first."):
         raise ValueError(
             f"{what} contains NaN or Inf (first at index {tuple(int(i) for i in bad)}). {advice}"
         )
+
+
+#: layer classes loadable by name: rnnkit's own (registered when defined) and registered ones
+_CLASSES: dict[str, type] = {}
+
+
+def register_layer(cls):
+    """Register a custom Layer subclass so that saved models using it can be loaded.
+
+    Loading never imports or runs code named in a file: only built-in and registered classes
+    can be instantiated. Usable as a decorator.
+
+    Args:
+        cls: a :class:`Layer` subclass.
+
+    Returns:
+        ``cls``.
+    """
+    if not (isinstance(cls, type) and issubclass(cls, Layer)):
+        raise TypeError(f"register_layer expects a Layer subclass, got {cls!r}.")
+    _CLASSES[cls.__name__] = cls
+    return cls
+
+
+def get_layer_class(name, custom_objects=None):
+    """The layer class called ``name``: built-in, registered, or in ``custom_objects``."""
+    classes = {**_CLASSES, **(custom_objects or {})}
+    if name not in classes:
+        raise ValueError(
+            f"Unknown layer class {name!r}. Known layers: {sorted(classes)}. Register custom "
+            "layers with rnnkit.layers.register_layer."
+        )
+    return classes[name]
+
+
+def deserialize(spec, custom_objects=None):
+    """Create a layer from ``{"class_name": ..., "config": {...}}`` (no code is executed).
+
+    Args:
+        spec: the dict :meth:`Layer.get_config` and the class name make.
+        custom_objects: optional ``{name: class}`` of extra layer (or cell) classes.
+    """
+    if not isinstance(spec, dict) or "class_name" not in spec or not isinstance(
+            spec.get("config", {}), dict):
+        raise ValueError(f"A layer spec must be a dict with 'class_name' and 'config', got {spec!r}.")
+    cls = get_layer_class(spec["class_name"], custom_objects)
+    cfg = dict(spec.get("config", {}))
+    if "custom_objects" in inspect.signature(cls.from_config).parameters:
+        return cls.from_config(cfg, custom_objects=custom_objects)   # holds other layers/cells
+    return cls.from_config(cfg)

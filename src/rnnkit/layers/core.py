@@ -8,26 +8,53 @@ from .. import _backend
 from .. import activations as _act
 from .. import initializers as _init
 from .. import regularizers as _reg
+from .._validate import (
+    check_bool,
+    check_positive_int,
+    check_rate,
+    check_seed,
+    check_shape,
+    get_named,
+)
 from ..kernels import threads as _threads
-from .base import Layer, as_float_array, check_positive_int, check_rate
+from .base import Layer, as_float_array, unique_name
 
 
 class InputLayer(Layer):
-    """Declares the input shape (without the batch axis) so a model can build eagerly."""
+    """Declares the input shape (without the batch axis) so a model can build eagerly.
+
+    Args:
+        shape: tuple of positive ints or None (unknown, e.g. the number of time steps), without
+            the batch axis: ``(timesteps, features)`` for a recurrent model.
+        dtype: dtype of the data ('float32' by default; integer types for Embedding ids).
+        name, trainable: see :class:`Layer`.
+        batch_size: None or a positive int: the fixed number of rows per batch (stateful
+            models carry one state per row).
+
+    Shapes: the output is the input, (B, *shape).
+    """
 
     def __init__(self, shape, name=None, dtype=None, batch_size=None, **kwargs):
-        super().__init__(name=name, dtype=dtype, **kwargs)
+        super().__init__(name=name or unique_name("input_layer"), **kwargs)
+        if dtype is not None:
+            try:
+                dt = np.dtype(dtype)
+            except TypeError:
+                dt = None
+            if dt is None or dt.kind not in "biuf":
+                raise ValueError(f"Input dtype must be numeric, e.g. 'float32' (or 'int32' for "
+                                 f"Embedding ids), got {dtype!r}.")
+            self.dtype = dt.name
         if shape is None or isinstance(shape, int):
             shape = (shape,)
-        self.shape = tuple(None if s is None else int(s) for s in shape)
-        for s in self.shape:
-            if s is not None and s <= 0:
-                raise ValueError(f"Input shape entries must be positive or None, got {self.shape}.")
+        self.shape = _check_input_shape(shape)
         if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(
                 batch_size, (int, np.integer)) or batch_size <= 0):
             raise ValueError(f"batch_size must be a positive integer or None, got {batch_size!r}.")
         #: fixed number of rows per batch (stateful models: one carried state per row), or None
         self.batch_size = None if batch_size is None else int(batch_size)
+        self.built = True
+        self.input_shape = (self.batch_size,) + self.shape
 
     def forward(self, x, training=False, mask=None):
         return x
@@ -42,16 +69,40 @@ class InputLayer(Layer):
             cfg["batch_size"] = self.batch_size
         return cfg
 
+    @property
+    def output(self):
+        """The symbolic tensor this layer feeds into a functional model (made once)."""
+        if not self.inbound_nodes:
+            from ._symbolic import Node, SymbolicTensor
+            node = Node(self, [], False, {})
+            node.outputs = [SymbolicTensor(self.input_shape, self.dtype, node, 0)]
+            self.inbound_nodes.append(node)
+        return self.inbound_nodes[0].outputs[0]
 
-def Input(shape=None, name=None, dtype=None, batch_size=None, batch_shape=None):
-    """Keras-style ``Input(shape=(timesteps, features))`` for the start of a Sequential model.
+
+def Input(shape=None, batch_size=None, dtype=None, batch_shape=None, name=None):
+    """A symbolic model input, as ``keras.Input``.
+
+    Start a functional model with it (``x = Input((T, F)); y = LSTM(8)(x);
+    model = rnnkit.Model(x, y)``), or put it first in a :class:`rnnkit.Sequential` list to
+    build the model at once.
 
     Args:
-        shape: input shape without the batch axis, e.g. ``(None, 12)``.
-        name, dtype: as for any layer.
+        shape: shape without the batch axis, e.g. ``(timesteps, features)``; None for unknown.
         batch_size: fix the number of rows per batch (a stateful model carries one state per
             row; batches of another size are refused with a clear error).
+        dtype: 'float32' by default; e.g. 'int32' for the ids fed to an Embedding.
         batch_shape: ``(batch_size, *shape)`` in one tuple (Keras 3), instead of both.
+        name: input name (used for dict inputs to ``fit``).
+
+    Returns:
+        A :class:`rnnkit.layers.SymbolicTensor` of shape ``(batch_size, *shape)``.
+
+    Example:
+        >>> import rnnkit
+        >>> x = rnnkit.Input(shape=(12, 5))
+        >>> rnnkit.layers.LSTM(16)(x).shape
+        (None, 16)
     """
     if batch_shape is not None:
         if shape is not None or batch_size is not None:
@@ -60,7 +111,15 @@ def Input(shape=None, name=None, dtype=None, batch_size=None, batch_shape=None):
         batch_size, shape = batch_shape[0], tuple(batch_shape[1:])
     if shape is None:
         raise ValueError("Input needs shape=(timesteps, features) (or batch_shape=).")
-    return InputLayer(shape, name=name, dtype=dtype, batch_size=batch_size)
+    return InputLayer(shape, name=name, dtype=dtype, batch_size=batch_size).output
+
+
+def _check_input_shape(shape):
+    try:
+        return check_shape("shape", shape)
+    except (TypeError, ValueError):
+        raise ValueError(f"Input shape must be a tuple of positive ints or None (unknown), "
+                         f"e.g. (None, 3) for sequences of 3 features; got {shape!r}.") from None
 
 
 class Dense(Layer):
@@ -69,6 +128,14 @@ class Dense(Layer):
     On (B, F) input gives (B, units); on (B, T, F) input it applies the same weights at every
     time step and gives (B, T, units), as Keras does. Weights: ``kernel`` (F, units),
     ``bias`` (units,).
+
+    Args:
+        units: positive int, the output size.
+        activation: name or instance (default None: linear).
+        use_bias: bool.
+        kernel_initializer, bias_initializer: names or instances.
+        kernel_regularizer, bias_regularizer: names, instances or None.
+        name, trainable, dtype, input_shape, input_dim: see :class:`Layer`.
 
     Example:
         >>> import numpy as np, rnnkit
@@ -83,12 +150,12 @@ class Dense(Layer):
                  kernel_regularizer=None, bias_regularizer=None, **kwargs):
         super().__init__(**kwargs)
         self.units = check_positive_int("units", units)
-        self.activation = _act.get(activation)
-        self.use_bias = bool(use_bias)
-        self.kernel_initializer = _init.get(kernel_initializer)
-        self.bias_initializer = _init.get(bias_initializer)
-        self.kernel_regularizer = _reg.get(kernel_regularizer)
-        self.bias_regularizer = _reg.get(bias_regularizer)
+        self.activation = get_named(_act, "activation", activation)
+        self.use_bias = check_bool("use_bias", use_bias)
+        self.kernel_initializer = get_named(_init, "kernel_initializer", kernel_initializer)
+        self.bias_initializer = get_named(_init, "bias_initializer", bias_initializer)
+        self.kernel_regularizer = get_named(_reg, "kernel_regularizer", kernel_regularizer)
+        self.bias_regularizer = get_named(_reg, "bias_regularizer", bias_regularizer)
         self._cache = None
 
     def build(self, input_shape):
@@ -148,6 +215,15 @@ class Embedding(Layer):
     """Integer ids (B, T) -> vectors (B, T, output_dim). ``mask_zero=True`` masks id 0.
 
     Weight: ``embeddings`` (input_dim, output_dim), Keras default init uniform(-0.05, 0.05).
+
+    Args:
+        input_dim: positive int, the number of distinct ids (ids are in [0, input_dim)).
+        output_dim: positive int, the vector size.
+        embeddings_initializer: name or instance (default ``'uniform'``).
+        embeddings_regularizer: name, instance or None.
+        mask_zero: bool; True makes id 0 padding (the output mask is ``ids != 0``).
+        name, trainable, dtype, input_shape, input_dim: see :class:`Layer` (``input_length``,
+            a Keras 2 argument, is accepted and ignored).
     """
 
     def __init__(self, input_dim, output_dim, embeddings_initializer="uniform",
@@ -158,9 +234,10 @@ class Embedding(Layer):
         self.output_dim = check_positive_int("output_dim", output_dim)
         if embeddings_initializer == "uniform":
             embeddings_initializer = "random_uniform"
-        self.embeddings_initializer = _init.get(embeddings_initializer)
-        self.embeddings_regularizer = _reg.get(embeddings_regularizer)
-        self.mask_zero = bool(mask_zero)
+        self.embeddings_initializer = get_named(_init, "embeddings_initializer",
+                                           embeddings_initializer)
+        self.embeddings_regularizer = get_named(_reg, "embeddings_regularizer", embeddings_regularizer)
+        self.mask_zero = check_bool("mask_zero", mask_zero)
         self._cache = None
 
     def build(self, input_shape):
@@ -215,13 +292,24 @@ class Embedding(Layer):
 
 
 class Dropout(Layer):
-    """Zero a fraction ``rate`` of inputs during training and scale the rest by 1/(1-rate)."""
+    """Zero a fraction ``rate`` of inputs during training and scale the rest by 1/(1-rate).
+
+    Args:
+        rate: float in [0, 1).
+        noise_shape: None (a mask entry per input entry) or a tuple with the input's rank whose
+            entries are 1 (share the mask along that axis), None (the input's size) or the size.
+        seed: None or a non-negative int seeding this layer's masks.
+        name, trainable, dtype, input_shape, input_dim: see :class:`Layer`.
+
+    Shapes: output = input shape.
+    """
 
     def __init__(self, rate, noise_shape=None, seed=None, **kwargs):
         super().__init__(**kwargs)
         self.rate = check_rate("rate", rate)
-        self.noise_shape = None if noise_shape is None else tuple(noise_shape)
-        self.seed = seed
+        self.noise_shape = None if noise_shape is None else check_shape("noise_shape",
+                                                                        noise_shape)
+        self.seed = check_seed("seed", seed)
         self._rng = None if seed is None else np.random.default_rng(seed)
         self._keep = None
 
@@ -247,13 +335,20 @@ class Dropout(Layer):
 
 
 class Activation(Layer):
-    """Apply an activation function element-wise (softmax over the last axis)."""
+    """Apply an activation function element-wise (softmax over the last axis).
+
+    Args:
+        activation: name or instance (``'relu'``, ``'softmax'``, ...).
+        name, trainable, dtype, input_shape, input_dim: see :class:`Layer`.
+
+    Shapes: output = input shape.
+    """
 
     fusable_activation = True
 
     def __init__(self, activation, **kwargs):
         super().__init__(**kwargs)
-        self.activation = _act.get(activation)
+        self.activation = get_named(_act, "activation", activation)
 
     def forward(self, x, training=False, mask=None):
         z = as_float_array(x, f"Activation {self.name!r} input", self.dtype)
@@ -272,7 +367,11 @@ class Activation(Layer):
 
 
 class Flatten(Layer):
-    """(B, d1, d2, ...) -> (B, d1*d2*...)."""
+    """(B, d1, d2, ...) -> (B, d1*d2*...); the mask is dropped.
+
+    Args:
+        name, trainable, dtype, input_shape, input_dim: see :class:`Layer`.
+    """
 
     def forward(self, x, training=False, mask=None):
         x = np.asarray(x)
@@ -295,10 +394,17 @@ class Masking(Layer):
     """Mask time steps whose features all equal ``mask_value``; masked steps are zeroed.
 
     Input (B, T, F); the output mask (B, T) is ``any(x != mask_value, axis=-1)``.
+
+    Args:
+        mask_value: a number; steps whose features all equal it are padding.
+        name, trainable, dtype, input_shape, input_dim: see :class:`Layer`.
     """
 
     def __init__(self, mask_value=0.0, **kwargs):
         super().__init__(**kwargs)
+        if isinstance(mask_value, bool) or not isinstance(mask_value, (int, float, np.integer,
+                                                                       np.floating)):
+            raise TypeError(f"mask_value must be a number, got {mask_value!r}.")
         self.mask_value = float(mask_value)
 
     def forward(self, x, training=False, mask=None):

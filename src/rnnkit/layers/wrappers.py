@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Layer
-from .recurrent import RNNBase, _check_mask
+from .base import Layer, deserialize
+from .rnn import RNN, check_mask
 
 MERGE_MODES = ("concat", "sum", "mul", "ave", None)
 
@@ -47,6 +47,10 @@ class _Wrapper(Layer):
                 self.grads[p + k] = layer.grads[k]
             for k, r in layer.regularizers.items():
                 self.regularizers[p + k] = r
+        self.constraints = {}
+        for layer in self._inner_layers():
+            for k, c in layer.constraints.items():
+                self.constraints[self._prefix(layer) + k] = c
 
     def zero_grads(self):
         for layer in self._inner_layers():
@@ -74,6 +78,13 @@ class Bidirectional(_Wrapper):
     * ``weights`` (and ``get_weights``) list the forward layer's weights, then the backward
       layer's.
 
+    Args:
+        layer: a recurrent layer (RNN, SimpleRNN, LSTM, GRU); it is copied, not used itself.
+        merge_mode: ``'concat'``, ``'sum'``, ``'mul'``, ``'ave'`` or None.
+        backward_layer: optional recurrent layer for the backward direction.
+        weights: optional list of initial weights (forward layer's, then backward layer's).
+        name, trainable, dtype, input_shape, input_dim: see :class:`Layer`.
+
     Shapes: input (B, T, F); output (B, T, 2u) or (B, 2u) for ``'concat'``, (B, T, u) or
     (B, u) for the other modes.
 
@@ -85,9 +96,9 @@ class Bidirectional(_Wrapper):
     """
 
     def __init__(self, layer, merge_mode="concat", backward_layer=None, weights=None, **kwargs):
-        if not isinstance(layer, RNNBase):
+        if not isinstance(layer, RNN):
             raise TypeError(
-                "Bidirectional wraps a recurrent layer (SimpleRNN, LSTM or GRU), got "
+                "Bidirectional wraps a recurrent layer (RNN, SimpleRNN, LSTM or GRU), got "
                 f"{type(layer).__name__}. Example: Bidirectional(LSTM(32))."
             )
         if merge_mode not in MERGE_MODES:
@@ -109,6 +120,8 @@ class Bidirectional(_Wrapper):
             cfg["dtype"] = self.dtype
             if flip:
                 cfg["go_backwards"] = not cfg["go_backwards"]
+            if "cell" in cfg:          # RNN(cell): copy the cell itself, registered or not
+                cfg["cell"] = layer.cell.clone()
             return type(layer).from_config(cfg)
 
         self.forward_layer = copy("forward_", False)
@@ -122,11 +135,14 @@ class Bidirectional(_Wrapper):
         self.return_sequences = layer.return_sequences
         self.return_state = layer.return_state
         self.stateful = layer.stateful
+        if weights is not None and not isinstance(weights, (list, tuple)):
+            raise TypeError(f"weights must be None or a list of arrays (forward layer's, then "
+                            f"backward layer's), got {type(weights).__name__}.")
         self._initial_weights = None if weights is None else list(weights)
         self._cache = None
 
     def _check_backward(self, bw):
-        if not isinstance(bw, RNNBase):
+        if not isinstance(bw, RNN):
             raise TypeError(
                 f"backward_layer must be a recurrent layer (SimpleRNN, LSTM or GRU), got "
                 f"{type(bw).__name__}."
@@ -206,7 +222,7 @@ class Bidirectional(_Wrapper):
         m = None
         x_shape = np.shape(inputs)
         if mask is not None and len(x_shape) == 3:
-            mask = _check_mask(mask, x_shape[0], x_shape[1], self.name)
+            mask = check_mask(mask, x_shape[0], x_shape[1], self.name)
         yf = self.forward_layer.forward(inputs, training=training, mask=mask,
                                         initial_state=fw_init)
         yb = self.backward_layer.forward(inputs, training=training, mask=mask,
@@ -317,7 +333,6 @@ class Bidirectional(_Wrapper):
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
-        from . import deserialize
         config = dict(config)
         config["layer"] = deserialize(config["layer"], custom_objects)
         if config.get("backward_layer") is not None:
@@ -332,6 +347,11 @@ class TimeDistributed(_Wrapper):
     (``Dense``, ``Dropout``, ``Activation``, ...) works; its weights are shared across time
     steps. The input mask passes through unchanged, so per-time-step losses skip padded steps.
     ``get_weights()`` returns the inner layer's weights (Keras order).
+
+    Args:
+        layer: the rnnkit layer applied at every step (give ``input_shape`` to the wrapper,
+            not to it).
+        name, trainable, dtype, input_shape, input_dim: see :class:`Layer`.
 
     Example:
         >>> import numpy as np, rnnkit
@@ -414,7 +434,6 @@ class TimeDistributed(_Wrapper):
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
-        from . import deserialize
         config = dict(config)
         config["layer"] = deserialize(config["layer"], custom_objects)
         return cls(**config)

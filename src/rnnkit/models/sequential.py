@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 
+from ..layers._symbolic import SymbolicTensor
 from ..layers.base import Layer, unique_name
 from ..layers.core import Embedding, InputLayer
-from .model import Model
+from .engine import Engine
+from .functional import Model
 
 
 class Sequential(Model):
@@ -29,8 +29,10 @@ class Sequential(Model):
     flow through every layer.
     """
 
+    _n_inputs = 1   # one input, one output (the engine's defaults), whatever the graph API says
+
     def __init__(self, layers=None, name=None):
-        super().__init__(name=name or unique_name("sequential"))
+        Engine.__init__(self, name=name or unique_name("sequential"))
         self.layers: list[Layer] = []
         self._input_layer = None
         for layer in layers or []:
@@ -38,6 +40,8 @@ class Sequential(Model):
 
     def add(self, layer):
         """Append a layer; an ``Input``/``InputLayer`` only sets the input shape."""
+        if isinstance(layer, SymbolicTensor) and isinstance(layer.node.layer, InputLayer):
+            layer = layer.node.layer
         if not isinstance(layer, Layer):
             raise TypeError(
                 f"Sequential accepts rnnkit layers only, got {type(layer).__name__}."
@@ -121,16 +125,32 @@ class Sequential(Model):
             x = out
         return x, mask
 
-    def backward(self, dy, wrt_logits=False):
-        """Backpropagate dL/dy_pred (or dL/dlogits) through every layer; returns dL/dx."""
-        for i, layer in enumerate(reversed(self.layers)):
-            if i == 0 and wrt_logits:
-                dy = layer.backward(dy, wrt_logits=True)
-            else:
-                dy = layer.backward(dy)
-            if dy is None:  # e.g. Embedding: integer inputs have no gradient
-                break
+    def backward(self, dy, wrt_logits=False, input_grad=True):
+        """Backpropagate dL/dy_pred (or dL/dlogits) through every layer; returns dL/dx.
+
+        ``input_grad=False`` (a training step) lets the first layer skip dL/dx."""
+        first = self.layers[0]
+        needed = getattr(first, "input_grad_needed", None)
+        if needed is not None:
+            first.input_grad_needed = needed and input_grad
+        try:
+            for i, layer in enumerate(reversed(self.layers)):
+                if i == 0 and wrt_logits:
+                    dy = layer.backward(dy, wrt_logits=True)
+                else:
+                    dy = layer.backward(dy)
+                if dy is None:  # e.g. Embedding: integer inputs have no gradient
+                    break
+        finally:
+            if needed is not None:
+                first.input_grad_needed = needed
         return dy
+
+    def _final_activation(self, i=0):
+        last = self.layers[-1] if self.layers else None
+        if not getattr(last, "fusable_activation", False):
+            return None
+        return last.activation.name
 
     # -- streaming ---------------------------------------------------------------------
     def stream(self, batch_size=1):
@@ -168,21 +188,7 @@ class Sequential(Model):
             rows.append((f"{layer.name} ({type(layer).__name__})",
                          "(" + ", ".join(str(s) for s in shape) + ")",
                          f"{layer.count_params():,}"))
-        w = [max(len(h), *(len(r[i]) for r in rows)) for i, h in
-             enumerate(("Layer (type)", "Output Shape", "Param #"))]
-        line = "─" * (sum(w) + 6)
-        print_fn(f'Model: "{self.name}"')
-        print_fn(line)
-        print_fn(f"{'Layer (type)':<{w[0]}}   {'Output Shape':<{w[1]}}   {'Param #':>{w[2]}}")
-        print_fn(line)
-        for r in rows:
-            print_fn(f"{r[0]:<{w[0]}}   {r[1]:<{w[1]}}   {r[2]:>{w[2]}}")
-        print_fn(line)
-        total = self.count_params()
-        trainable = sum(layer.count_params() for layer in self.layers if layer.trainable)
-        print_fn(f"Total params: {total:,}")
-        print_fn(f"Trainable params: {trainable:,}")
-        print_fn(f"Non-trainable params: {total - trainable:,}")
+        self._print_table(("Layer (type)", "Output Shape", "Param #"), rows, print_fn)
 
     def get_config(self):
         layers = []
@@ -199,62 +205,6 @@ class Sequential(Model):
         for spec in config["layers"]:
             model.add(deserialize(spec, custom_objects))
         return model
-
-    def to_json(self, **kwargs):
-        """The architecture as a JSON string (``keras.Model.to_json``): class name, config
-        and rnnkit version, no weights. :func:`rnnkit.models.model_from_json` rebuilds it.
-
-        Args:
-            **kwargs: passed to :func:`json.dumps` (e.g. ``indent=2``).
-        """
-        import json
-
-        from .. import __version__
-        return json.dumps({"class_name": type(self).__name__, "config": self.get_config(),
-                           "rnnkit_version": __version__}, **kwargs)
-
-    # -- saving (implemented in rnnkit.saving) ---------------------------------------------------
-    def save(self, path, include_optimizer=True):
-        """Save config, weights, optimizer state and metadata to one safe file (atomic).
-
-        A path ending in ``.keras`` writes a real Keras 3 file instead, through
-        :func:`rnnkit.interop.to_keras` (needs the ``keras`` extra; weights and architecture
-        only, no optimizer state), so that ``keras.saving.load_model`` opens it. Keras'
-        legacy ``.h5`` model format is refused with a pointer to ``.keras`` / ``.rnnkit``.
-
-        Args:
-            path: target file; rnnkit's own format is used for any other suffix (by
-                convention ``.rnnkit``).
-            include_optimizer: store the optimizer slots and step counter (rnnkit format).
-        """
-        suffix = os.path.splitext(os.fspath(path))[1].lower()
-        if suffix == ".keras":
-            from ..interop import to_keras
-            to_keras(self, path)
-            return
-        if suffix == ".h5":
-            raise ValueError(
-                f"save({os.fspath(path)!r}): '.h5' is Keras' legacy HDF5 format, which rnnkit "
-                "does not write. Use a '.keras' path (a real Keras 3 file, written through "
-                "rnnkit.interop.to_keras) or rnnkit's own '.rnnkit' format (exact resume with "
-                "optimizer state; reopen with rnnkit.load_model).")
-        from ..saving import save_model
-        save_model(self, path, include_optimizer=include_optimizer)
-
-    def save_weights(self, path):
-        """Save only the weights (safetensors, atomic)."""
-        from ..saving import save_weights
-        save_weights(self, path)
-
-    def export_onnx(self, path, opset=None, sequence_lens_input=False):
-        """Export to ONNX with ONNX's own RNN/LSTM/GRU operators (see rnnkit.interop)."""
-        from ..interop.onnx import export_onnx
-        return export_onnx(self, path, opset=opset, sequence_lens_input=sequence_lens_input)
-
-    def load_weights(self, path):
-        """Load weights saved by :meth:`save_weights` (or a full model file)."""
-        from ..saving import load_weights
-        load_weights(self, path)
 
 
 class Stream:
@@ -282,7 +232,7 @@ class Stream:
     """
 
     def __init__(self, model, batch_size=1):
-        from ..layers.recurrent import RNNBase
+        from ..layers.rnn import RNN
         from ..layers.wrappers import Bidirectional
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
                 or batch_size <= 0:
@@ -298,7 +248,7 @@ class Stream:
                 )
         self.model = model
         self.batch_size = int(batch_size)
-        self._is_rnn = [isinstance(layer, RNNBase) for layer in model.layers]
+        self._is_rnn = [isinstance(layer, RNN) for layer in model.layers]
         self._ids = isinstance(model.layers[0], Embedding)  # ids in, not features
         self.states = [None] * len(model.layers)
 
@@ -357,13 +307,8 @@ class Stream:
                     raise ValueError(f"Layer {layer.name!r} needs a time axis, but the layer before "
                                      "it returns only the last step.")
                 xin = h[:, 0] if single else h
-                if self.states[i] is None:   # first step: validated public path
-                    out, self.states[i] = layer.step(xin, None, mask=m)
-                else:
-                    if xin.dtype != layer.dtype:
-                        xin = xin.astype(layer.dtype)
-                    mt = None if m is None else np.ascontiguousarray(m.T)
-                    out, self.states[i] = layer._step(xin, self.states[i], mt)
+                first = self.states[i] is None   # the first step is validated in full
+                out, self.states[i] = layer.step(xin, self.states[i], mask=m, validate=first)
                 if layer.return_sequences:
                     h = out[:, None] if single else out
                 else:

@@ -1,7 +1,9 @@
 """The training engine shared by every model: compile, fit, evaluate, predict.
 
-A concrete model provides ``forward(x, training) -> (y_pred, mask)``,
-``backward(dy, wrt_logits)`` and ``layers``. One training step is:
+A concrete model (:class:`rnnkit.Sequential`, the functional :class:`rnnkit.Model`) provides
+``layers``, ``forward(x, training, mask) -> (y_pred, mask)`` and
+``backward(dy, wrt_logits, input_grad)``. A model with several outputs returns lists
+(one prediction and one mask per output) and takes a list of gradients. One training step is:
 
     y_pred = forward(x)              # layers keep their caches
     L      = loss(y, y_pred) + sum(regularisation penalties)
@@ -26,9 +28,11 @@ from .. import callbacks as _cb
 from .. import losses as _losses
 from .. import metrics as _metrics
 from .. import optimizers as _opt
+from .._data_adapter import is_ragged as _is_ragged
 from ..kernels import threads as _threads
 from ..layers.base import check_finite, inference
 from ._torch_habits import TorchHabits
+from .tbptt import TruncatedBPTT
 
 
 def _parallel(method):
@@ -47,24 +51,6 @@ def _inference(method):
         with inference():
             return method(*args, **kwargs)
     return wrapper
-
-
-def _is_array_like(x):
-    return isinstance(x, np.ndarray) or (isinstance(x, (list, tuple)) and not _is_ragged(x))
-
-
-def _is_ragged(x):
-    """A list of per-sample arrays whose lengths differ (or that are themselves arrays)."""
-    if not isinstance(x, (list, tuple)) or len(x) == 0:
-        return False
-    first = x[0]
-    if not hasattr(first, "__len__"):
-        return False
-    try:
-        shapes = {np.shape(s) for s in x}
-    except ValueError:
-        return True
-    return len(shapes) > 1
 
 
 class _Interrupt:
@@ -92,14 +78,21 @@ class _Interrupt:
         return False
 
 
-class Model(TorchHabits):
-    """Base class holding compile/fit/evaluate/predict. See :class:`rnnkit.Sequential`."""
+class Engine(TruncatedBPTT, TorchHabits):
+    """Base class holding compile/fit/evaluate/predict (and the PyTorch habits of
+    :mod:`._torch_habits`: state_dict, train and eval modes).
+
+    See :class:`rnnkit.Sequential` and the functional :class:`rnnkit.Model`.
+    """
 
     def __init__(self, name=None):
         self.name = name or "model"
         self.optimizer = None
-        self.loss = None
-        self.metrics = []
+        self.loss = None            # one Loss, or a list with one per output
+        self.loss_weights = None    # None, or one float per output
+        self.metrics = []           # flat list; names prefixed by the output's for several outputs
+        self._output_metrics = [[]]  # the same metrics, one list per output
+        self._loss_trackers = []     # per-output losses (several outputs)
         self.compiled = False
         self.stop_training = False
         self.history = None
@@ -111,10 +104,22 @@ class Model(TorchHabits):
     # -- to be provided by subclasses -----------------------------------------------------
     layers: list
 
-    def forward(self, x, training=False):
+    def forward(self, x, training=False, mask=None):
         raise NotImplementedError  # abstract
 
-    def backward(self, dy, wrt_logits=False):
+    def backward(self, dy, wrt_logits=False, input_grad=True):
+        raise NotImplementedError  # abstract
+
+    #: names of the model outputs (one entry per output); a single-output model has one
+    output_names: list = ["output"]
+
+    @property
+    def _n_outputs(self):
+        return len(self.output_names)
+
+    def _final_activation(self, i=0):
+        """The activation name of the layer producing output ``i`` when that layer's backward
+        can start from dL/dlogits (``fusable_activation``), else None."""
         raise NotImplementedError  # abstract
 
     # -- weights -------------------------------------------------------------------------------
@@ -122,7 +127,7 @@ class Model(TorchHabits):
         params, grads = [], []
         for layer in self.layers:
             if layer.trainable:
-                for n in layer.params:
+                for n in layer.trainable_param_names():
                     params.append(layer.params[n])
                     grads.append(layer.grads[n])
         return params, grads
@@ -161,19 +166,100 @@ class Model(TorchHabits):
         return sum(layer.regularization_loss() for layer in self.layers)
 
     # -- compile ---------------------------------------------------------------------------------
-    def compile(self, optimizer="rmsprop", loss=None, metrics=None):
-        """Configure training: optimizer, loss and metrics (names or objects), as in Keras."""
+    def compile(self, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None):
+        """Configure training: optimizer, loss and metrics (names or objects), as in Keras.
+
+        Args:
+            optimizer: name or :class:`rnnkit.optimizers.Optimizer`.
+            loss: name or Loss object; for a model with several outputs also a list (one per
+                output) or a dict ``{output name: loss}``. One loss is used for every output.
+            metrics: list of names or Metric objects; for several outputs also a list of lists
+                or a dict ``{output name: [metrics]}`` (a flat list applies to every output).
+            loss_weights: for several outputs, a list or dict of floats: the total loss is
+                ``sum(w_i * loss_i)`` (default 1 each).
+        """
         if loss is None:
             raise ValueError(
                 "compile needs a loss, e.g. loss='categorical_crossentropy' or loss='mse'. "
                 f"Valid names: {sorted(_losses._REGISTRY)}."
             )
+        n = self._n_outputs
+        losses = [_losses.get(v) for v in self._per_output(loss, "loss", single_ok=True)]
+        weights = ([1.0] * n if loss_weights is None else
+                   [float(w) for w in self._per_output(loss_weights, "loss_weights")])
+        if metrics is None:
+            metrics = []
+        if isinstance(metrics, dict) or (n > 1 and metrics and all(
+                isinstance(m, (list, tuple)) or m is None for m in metrics)):
+            per = [list(m or []) if isinstance(m, (list, tuple)) or m is None else [m]
+                   for m in self._per_output(metrics, "metrics")]
+        else:
+            flat = list(metrics) if isinstance(metrics, (list, tuple)) else [metrics]
+            per = [flat] * n
         self.optimizer = _opt.get(optimizer)
-        self.loss = _losses.get(loss)
-        if metrics is not None and not isinstance(metrics, (list, tuple)):
-            metrics = [metrics]
-        self.metrics = [_metrics.get(m, self.loss) for m in (metrics or [])]
+        self.loss = losses[0] if n == 1 else losses
+        self.loss_weights = None if loss_weights is None else weights
+        self._losses, self._loss_w = losses, weights
+        self._output_metrics = [[_metrics.get(m, losses[i]) for m in per[i]] for i in range(n)]
+        self._metric_names = [[m.name for m in ms] for ms in self._output_metrics]
+        if n > 1:  # Keras names: "<output>_<metric>"
+            for name, ms in zip(self.output_names, self._output_metrics):
+                for m in ms:
+                    m.name = f"{name}_{m.name}"
+        # several outputs: each output's (unweighted) loss is logged as "<output>_loss"
+        self._loss_trackers = [_metrics.Mean(name=f"{name}_loss") for name in self.output_names] \
+            if n > 1 else []
+        self.metrics = self._loss_trackers + [m for ms in self._output_metrics for m in ms]
         self.compiled = True
+
+    def compile_config(self):
+        """The JSON record of :meth:`compile`'s arguments (what a saved file stores)."""
+        if self._n_outputs == 1:
+            return {"loss": _losses.serialize(self.loss), "optimizer": _opt.serialize(self.optimizer),
+                    "metrics": self._metric_names[0]}
+        return {"loss": [_losses.serialize(fn) for fn in self._losses],
+                "optimizer": _opt.serialize(self.optimizer), "metrics": self._metric_names,
+                "loss_weights": self._loss_w}
+
+    def compile_from_config(self, record):
+        """Compile from a :meth:`compile_config` record."""
+        if not isinstance(record, dict):
+            raise ValueError(f"A compile record must be a JSON object, got {record!r}.")
+        missing = sorted({"loss", "optimizer", "metrics"} - set(record))
+        if missing:
+            raise ValueError(f"A compile record needs the keys loss, optimizer and metrics "
+                             f"(KeyError: {missing} missing).")
+        if not isinstance(record["metrics"], list):
+            raise ValueError(f"Unknown metric record {record['metrics']!r}: a compile record "
+                             "lists metric names (one list per output for several outputs).")
+        loss = record["loss"]
+        losses = [_losses.get(v) for v in loss] if isinstance(loss, list) else _losses.get(loss)
+        self.compile(optimizer=_opt.get(record["optimizer"]), loss=losses,
+                     metrics=record["metrics"], loss_weights=record.get("loss_weights"))
+
+    def _per_output(self, value, what, single_ok=False):
+        """``value`` as a list with one entry per output (from a list, a dict by output name,
+        or, when ``single_ok``, one value shared by every output)."""
+        n, names = self._n_outputs, self.output_names
+        if isinstance(value, dict):
+            unknown = sorted(set(value) - set(names))
+            if unknown:
+                raise ValueError(f"compile: {what} names outputs {unknown}, but the model's "
+                                 f"outputs are {names}.")
+            missing = [k for k in names if k not in value]
+            if missing and what != "metrics":
+                raise ValueError(f"compile: {what} has no entry for outputs {missing}; give one "
+                                 f"for each of {names}.")
+            return [value.get(k) for k in names]
+        if isinstance(value, (list, tuple)):
+            if len(value) != n:
+                raise ValueError(f"compile: {what} is a list of {len(value)} entries, but the "
+                                 f"model has {n} output(s) {names}; give one per output.")
+            return list(value)
+        if single_ok or n == 1:
+            return [value] * n
+        raise ValueError(f"compile: {what} must be a list or a dict with one entry per output "
+                         f"{names}, got {value!r}.")
 
     def _check_compiled(self, what):
         if not self.compiled:
@@ -196,21 +282,50 @@ class Model(TorchHabits):
                 return layer.dtype
         return _backend.floatx()
 
+    _n_inputs = 1
+
+    def _prepare_y(self, y):
+        """Targets as given for one output; a list of arrays (one per output) for several."""
+        if y is None or self._n_outputs == 1:
+            return y
+        return self._structure(y, self.output_names, "y", "output")
+
+    def _structure(self, v, names, what, kind):
+        """A list or dict holding one array per model input/output -> list of arrays."""
+        if isinstance(v, dict):
+            missing = [k for k in names if k not in v]
+            if missing or len(v) != len(names):
+                raise ValueError(f"{what} must have one entry per {kind} {names}, got keys "
+                                 f"{sorted(v)}.")
+            v = [v[k] for k in names]
+        if not isinstance(v, (list, tuple)) or len(v) != len(names):
+            got = f"{len(v)} arrays" if isinstance(v, (list, tuple)) else type(v).__name__
+            raise ValueError(f"Model {self.name!r} has {len(names)} {kind}s {names}: {what} must "
+                             f"be a list (or a dict by name) of {len(names)} arrays, got {got}. "
+                             "(Batches for such a model come from a generator or another "
+                             "iterable that is not a list.)")
+        return [np.asarray(a) for a in v]
+
     def _validate_xy(self, x, y, sample_weight=None):
-        if np.ndim(x) == 0:
+        xs = list(x) if self._n_inputs > 1 else [x]
+        if any(np.ndim(a) == 0 for a in xs):
             raise ValueError(
                 "x must be an array with a batch axis, e.g. (samples, timesteps, features), got "
                 f"a scalar {x!r}."
             )
-        n = len(x)
+        n = len(xs[0])
+        if any(len(a) != n for a in xs):
+            raise ValueError(f"All inputs must contain the same number of samples, got "
+                             f"{[len(a) for a in xs]}.")
         if y is not None:
-            yl = len(y) if not isinstance(y, np.ndarray) or y.ndim else 0
-            if yl != n:
-                raise ValueError(
-                    f"x and y must contain the same number of samples, got x with {n} and y "
-                    f"with {yl}."
-                )
-            check_finite(y, "y", "Clean the targets before training.")
+            for yi in (y if self._n_outputs > 1 else [y]):
+                yl = len(yi) if not isinstance(yi, np.ndarray) or yi.ndim else 0
+                if yl != n:
+                    raise ValueError(
+                        f"x and y must contain the same number of samples, got x with {n} and "
+                        f"y with {yl}."
+                    )
+                check_finite(yi, "y", "Clean the targets before training.")
         if sample_weight is not None and (np.ndim(sample_weight) == 0
                                           or len(sample_weight) != n):
             raise ValueError(
@@ -226,6 +341,10 @@ class Model(TorchHabits):
         Labels are integer ids for a sparse loss (y (N,) or (N, T), optional trailing 1),
         otherwise one-hot rows (argmax of the last axis) or binary labels (last axis of size 1).
         """
+        if self._n_outputs > 1:
+            raise ValueError(f"class_weight is for models with one output; model {self.name!r} "
+                             f"has {self._n_outputs} {self.output_names}. Pass sample_weight "
+                             "(one array per output) instead.")
         y = np.asarray(y)
         if not isinstance(class_weight, dict):
             raise TypeError(f"class_weight must be a dict {{class id: weight}}, got "
@@ -251,11 +370,11 @@ class Model(TorchHabits):
     # -- recurrent state helpers ---------------------------------------------------------
     def _recurrent_layers(self):
         """Every recurrent layer, including those inside wrappers (Bidirectional)."""
-        from ..layers.recurrent import RNNBase
+        from ..layers.rnn import RNN
         out = []
 
         def walk(layer):
-            if isinstance(layer, RNNBase):
+            if isinstance(layer, RNN):
                 out.append(layer)
             inner = getattr(layer, "_inner_layers", None)
             if inner is not None:
@@ -276,46 +395,69 @@ class Model(TorchHabits):
         """The mask the loss and metrics use: only per-time-step outputs (B, T, C) are masked."""
         return mask if (mask is not None and y_pred.ndim == 3) else None
 
+    def _run_outputs(self, x, training, mask_in):
+        """Forward pass as lists: ``([y_pred per output], [mask per output])``."""
+        y_pred, mask = self.forward(x, training=training, mask=mask_in)
+        if self._n_outputs == 1:
+            return [y_pred], [mask]
+        return list(y_pred), list(mask)
+
+    def _targets(self, y):
+        return list(y) if self._n_outputs > 1 else [y]
+
     def _loss_and_grad(self, x, y, sample_weight, mask_in):
-        y_pred, mask = self.forward(x, training=True, mask=mask_in)
-        mask = self._output_mask(y_pred, mask)
-        loss = self.loss(y, y_pred, sample_weight, mask) + self.regularization_loss()
-        fuse = (self.loss.fused_activation is not None
-                and self._final_activation() == self.loss.fused_activation)
-        if fuse:
-            dy = self.loss.gradient_logits(y, y_pred, sample_weight, mask)
-        else:
-            dy = self.loss.gradient(y, y_pred, sample_weight, mask)
-        first = self.layers[0]
-        first._skip_input_grad = True  # the data needs no gradient (as in PyTorch)
-        try:
-            self.backward(dy.astype(y_pred.dtype, copy=False), wrt_logits=fuse)
-        finally:
-            first._skip_input_grad = False
+        """Forward, loss (weighted sum over outputs + penalties) and backward for one batch.
+
+        Returns ``(loss, [y_pred per output], [loss mask per output])``."""
+        preds, masks = self._run_outputs(x, True, mask_in)
+        masks = [self._output_mask(p, m) for p, m in zip(preds, masks)]
+        loss = self.regularization_loss()
+        dys, fused, parts = [], [], []
+        for i, (yt, yp, m) in enumerate(zip(self._targets(y), preds, masks)):
+            fn, w = self._losses[i], self._loss_w[i]
+            parts.append(fn(yt, yp, sample_weight, m))
+            loss += w * parts[-1]
+            fuse = (fn.fused_activation is not None
+                    and self._final_activation(i) == fn.fused_activation)
+            dy = (fn.gradient_logits if fuse else fn.gradient)(yt, yp, sample_weight, m)
+            if w != 1.0:
+                dy = dy * w
+            dys.append(dy.astype(yp.dtype, copy=False))
+            fused.append(fuse)
+        if self._n_outputs == 1:
+            dys, fused = dys[0], fused[0]
+        # the data needs no gradient (as in PyTorch)
+        self.backward(dys, wrt_logits=fused, input_grad=False)
         for layer in self.layers:
             layer.add_regularization_grads()
-        return loss, y_pred, mask
+        self._track_losses(parts, len(preds[0]))
+        return loss, preds, masks
 
-    def _final_activation(self):
-        last = self.layers[-1] if self.layers else None
-        if not getattr(last, "fusable_activation", False):
-            return None
-        return last.activation.name
+    def _track_losses(self, parts, n):
+        for tracker, value in zip(self._loss_trackers, parts):
+            tracker.update_value(value, n)
 
     def _train_step(self, x, y, sample_weight=None, mask_in=None):
-        loss, y_pred, mask = self._loss_and_grad(x, y, sample_weight, mask_in)
+        loss, preds, masks = self._loss_and_grad(x, y, sample_weight, mask_in)
         params, grads = self._trainable()
         if math.isfinite(loss):
             self.optimizer.apply(params, grads)
-        for m in self.metrics:
-            m.update(y, y_pred, sample_weight, mask)
+            for layer in self.layers:
+                layer.apply_constraints()
+        self._update_metrics(self._targets(y), preds, sample_weight, masks)
         return loss
+
+    def _update_metrics(self, ys, preds, sample_weight, masks):
+        for ms, yt, yp, m in zip(self._output_metrics, ys, preds, masks):
+            for metric in ms:
+                metric.update(yt, yp, sample_weight, m)
 
     @_parallel
     def train_on_batch(self, x, y, sample_weight=None, class_weight=None, return_dict=False):
         """One gradient update on one batch. Returns the loss (and metrics)."""
         self._check_compiled("training")
         x, mask_in = self._prepare_x(x)
+        y = self._prepare_y(y)
         self._validate_xy(x, y, sample_weight)
         if class_weight is not None:
             from .._data_adapter import combine_weights
@@ -330,6 +472,7 @@ class Model(TorchHabits):
         """Loss (and metrics) on one batch, no update."""
         self._check_compiled("evaluation")
         x, mask_in = self._prepare_x(x)
+        y = self._prepare_y(y)
         self._validate_xy(x, y, sample_weight)
         res = self._evaluate_adapter([(x, y, sample_weight, mask_in)])
         return res if return_dict else self._step_result(res["loss"], False)
@@ -431,7 +574,7 @@ class Model(TorchHabits):
                         loss = self._train_step(xb, yb, swb, mb)
                     else:
                         loss = self._train_tbptt(xb, yb, swb, mb, tbptt)
-                    n = len(yb)
+                    n = len(self._targets(yb)[0])
                     total += loss * n
                     count += n
                     logs = {"loss": total / count, **{m.name: m.result() for m in self.metrics}}
@@ -480,18 +623,22 @@ class Model(TorchHabits):
         total, count = 0.0, 0
         for xb, yb, swb, mb in data:
             if tbptt is None:
-                y_pred, mask = self.forward(xb, training=False, mask=mb)
-                pieces = [(yb, swb, y_pred, mask, 1.0)]
-            else:
-                pieces = self._windowed_forward(xb, yb, swb, mb, tbptt)
+                preds, masks = self._run_outputs(xb, False, mb)
+                pieces = [(self._targets(yb), swb, preds, masks, 1.0)]
+            else:  # one output (checked by _check_tbptt)
+                pieces = [([yw], sww, [yp], [m], frac) for yw, sww, yp, m, frac
+                          in self._windowed_forward(xb, yb, swb, mb, tbptt)]
             loss = 0.0
-            for yw, sww, y_pred, mask, frac in pieces:
-                mask = self._output_mask(y_pred, mask)
-                loss += frac * self.loss(yw, y_pred, sww, mask)
-                for m in self.metrics:
-                    m.update(yw, y_pred, sww, mask)
-            total += loss * len(yb)
-            count += len(yb)
+            for ys, sww, preds, masks, frac in pieces:
+                masks = [self._output_mask(p, m) for p, m in zip(preds, masks)]
+                parts = [fn(yw, yp, sww, m) for fn, yw, yp, m
+                         in zip(self._losses, ys, preds, masks)]
+                loss += frac * sum(w * v for w, v in zip(self._loss_w, parts))
+                self._track_losses(parts, len(preds[0]))
+                self._update_metrics(ys, preds, sww, masks)
+            n = len(self._targets(yb)[0])
+            total += loss * n
+            count += n
         if count == 0:
             raise ValueError("evaluate got no batches (no data): the data is empty, or a "
                              "generator was already used up.")
@@ -532,104 +679,23 @@ class Model(TorchHabits):
         outs = []
         for xb, _, _, mb in data:
             if tbptt is None:
-                outs.append(self.forward(xb, training=False, mask=mb)[0])
+                outs.append(self._run_outputs(xb, False, mb)[0])
                 continue
             preds = [p[2] for p in self._windowed_forward(xb, None, None, mb, tbptt)]
-            outs.append(np.concatenate(preds, axis=1) if preds[-1].ndim == 3 else preds[-1])
+            outs.append([np.concatenate(preds, axis=1) if preds[-1].ndim == 3 else preds[-1]])
         if not outs:
             raise ValueError("predict got no data (0 samples).")
-        return np.concatenate(outs, axis=0)
-
-    # -- truncated BPTT ------------------------------------------------------------------------
-    def _check_tbptt(self, tbptt, training=False):
-        if tbptt is None:
-            return None
-        if isinstance(tbptt, bool) or not isinstance(tbptt, (int, np.integer)) or tbptt <= 0:
-            raise ValueError(
-                f"tbptt must be a positive integer (the window length in time steps), got "
-                f"{tbptt!r}. Use tbptt=None to backpropagate through whole sequences."
-            )
-        rnns = self._recurrent_layers()
-        if not rnns:
-            raise ValueError("tbptt needs a model with a recurrent layer (SimpleRNN, LSTM, GRU).")
-        back = [r.name for r in rnns if r.go_backwards]
-        if back:
-            raise ValueError(
-                f"tbptt cannot be used with layers that read sequences backwards ({back}, e.g. "
-                "inside Bidirectional): their state at a window boundary depends on the future. "
-                "Train without tbptt, or use forward-only recurrent layers."
-            )
-        return int(tbptt)
-
-    def _windows(self, x, y, sample_weight, mask, k, training):
-        """Yield ``(x_w, y_w, sw_w, mask_w, frac)`` for windows of k steps along axis 1."""
-        x = np.asarray(x) if not isinstance(x, np.ndarray) else x
-        if x.ndim < 2:
-            raise ValueError(f"tbptt needs sequences shaped (batch, timesteps, ...), got {x.shape}.")
-        T = x.shape[1]
-        if training:
-            ya = np.asarray(y)
-            if ya.ndim < 2 or ya.shape[1] != T:
-                raise ValueError(
-                    f"tbptt needs per-time-step targets: y must have shape (batch, {T}, ...) like "
-                    f"x (timesteps={T}), got y with shape {ya.shape}. Use a model whose last "
-                    "recurrent layer has return_sequences=True, or train without tbptt."
-                )
-            y = ya
-        sw = None if sample_weight is None else np.asarray(sample_weight)
-        for start in range(0, T, k):
-            sl = slice(start, min(start + k, T))
-            yield (x[:, sl], None if y is None else (y[:, sl] if y.ndim >= 2 and y.shape[1] == T
-                                                     else y),
-                   None if sw is None else (sw[:, sl] if sw.ndim == 2 else sw),
-                   None if mask is None else mask[:, sl], (sl.stop - sl.start) / T)
-
-    class _Carry:
-        """Within one batch, recurrent layers carry their final states to the next window."""
-
-        def __init__(self, layers):
-            self.layers = layers
-
-        def __enter__(self):
-            for layer in self.layers:
-                if not layer.stateful:
-                    layer.states = None
-                layer._carry = True
-            return self
-
-        def __exit__(self, *exc):
-            for layer in self.layers:
-                layer._carry = False
-                if not layer.stateful:
-                    layer.states = None
-            return False
-
-    def _train_tbptt(self, x, y, sample_weight, mask, k):
-        """One batch with truncated BPTT: a gradient update per window of k steps.
-
-        Returns the batch loss: the window losses weighted by window length.
-        """
-        loss = 0.0
-        with self._Carry(self._recurrent_layers()):
-            for xw, yw, sww, mw, frac in self._windows(x, y, sample_weight, mask, k, True):
-                loss += frac * self._train_step(xw, yw, sww, mw)
-        return loss
-
-    def _windowed_forward(self, x, y, sample_weight, mask, k):
-        """Inference window by window; returns ``[(y_w, sw_w, y_pred_w, mask_w, frac)]``."""
-        out = []
-        with self._Carry(self._recurrent_layers()):
-            for xw, yw, sww, mw, frac in self._windows(x, y, sample_weight, mask, k, False):
-                y_pred, m = self.forward(xw, training=False, mask=mw)
-                out.append((yw, sww, y_pred, m, frac))
-        if out and out[-1][2].ndim != 3 and len(out) > 1:  # a final-step output: last window only
-            yw, sww, y_pred, m, _ = out[-1]
-            out = [(y, sample_weight, y_pred, m, 1.0)]
-        return out
+        res = [np.concatenate([o[i] for o in outs], axis=0) for i in range(len(outs[0]))]
+        return res[0] if self._n_outputs == 1 else res
 
     @_parallel
     def __call__(self, x, training=None):
         """The model's output for ``x``; ``training`` None follows :meth:`train` / :meth:`eval`."""
+        from ..layers._symbolic import is_symbolic
+        if is_symbolic(x):
+            raise TypeError(f"Model {self.name!r} cannot be called on symbolic tensors (nesting "
+                            "models is not supported): call its layers on them instead, or "
+                            "build one rnnkit.Model from all the layers.")
         training = self.training if training is None else training
         x, mask = self._prepare_x(x)
         if training:

@@ -1,0 +1,323 @@
+"""Compiled GRU kernels (registered for exactly :class:`rnnkit.cells.GRUCell`).
+
+Serves activation tanh and recurrent activation sigmoid, both ``reset_after`` variants,
+float32 and float64 (cache-free inference: ``reset_after=True`` only). The equations are the
+cell's (:mod:`rnnkit.cells.gru`); tests/test_kernels.py holds every path equal to the
+generic loop over that cell. Contract: :mod:`rnnkit.kernels` (module docstring).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from ..cells import GRUCell
+from . import _blas
+from . import threads as _threads
+from ._loops import (
+    DTYPES,
+    JIT,
+    PAR_JIT,
+    opt,
+    prepare_backward,
+    prepare_forward,
+    prepare_infer,
+    recurrent_grad,
+    run,
+)
+from ._loops import add_row as _add_row
+from ._loops import copy as _copy
+from ._loops import dropped as _dropped
+from ._loops import emit as _emit
+from ._loops import fill as _fill
+from ._loops import rec_grad as _rec_grad
+from ._math import consts_like as _consts_like
+from ._math import sigmoid as _sigmoid
+from ._math import tanh as _tanh
+
+
+@njit(**JIT)
+def _gru_after_fwd(xw, hbuf, U, b_rec, mask, rmask, gates, rec, hu, hp, b0, b1):
+    K = _consts_like(xw)
+    T, B, G = xw.shape
+    n = b1 - b0
+    H = G // 3
+    has_mask, has_r, has_b = mask.shape[0] > 0, rmask.shape[0] > 0, b_rec.shape[0] > 0
+    zero = K[0] - K[0]
+    for t in range(T):
+        if has_r:
+            _dropped(hbuf, t, rmask, hp, b0, b1)
+            _blas.gemm(0, 0, n, G, H, K[0], hp, b0 * H, H, U, 0, G, zero, hu, b0 * G, G)
+        else:
+            _blas.gemm(0, 0, n, G, H, K[0], hbuf, t * B * H + b0 * H, H, U, 0, G, zero, hu, b0 * G, G)
+        for b in range(b0, b1):
+            hprev, hn, rc = hbuf[t, b], hbuf[t + 1, b], rec[t, b]
+            if has_mask and not mask[t, b]:
+                _copy(hprev, hn)
+                _fill(rc, zero)
+                continue
+            x, u, g = xw[t, b], hu[b], gates[t, b]
+            if has_b:
+                for j in range(G):
+                    u[j] += b_rec[j]                               # h'U + b'
+            for j in range(2 * H):
+                g[j] = _sigmoid(x[j] + u[j], K)                    # z, r
+            for j in range(H):
+                rc[j] = u[2 * H + j]
+            for j in range(H):
+                g[2 * H + j] = _tanh(x[2 * H + j] + g[H + j] * rc[j], K)
+            for j in range(H):
+                z = g[j]
+                hn[j] = z * hprev[j] + (K[0] - z) * g[2 * H + j]
+
+
+@njit(**JIT)
+def _gru_after_bwd(hbuf, gates, rec, UT, mask, rmask, dhs, dh, dxw, dzrec, dtmp, b0, b1):
+    K = _consts_like(hbuf)
+    T, B, G = dxw.shape
+    n = b1 - b0
+    H = G // 3
+    has_mask, has_r, has_dhs = mask.shape[0] > 0, rmask.shape[0] > 0, dhs.shape[0] > 0
+    zero = K[0] - K[0]
+    for t in range(T - 1, -1, -1):
+        for b in range(b0, b1):
+            d, dx, dr = dh[b], dxw[t, b], dzrec[t, b]
+            _add_row(d, dhs, t, b, has_dhs)
+            if has_mask and not mask[t, b]:
+                _fill(dx, zero)
+                _fill(dr, zero)
+                continue
+            g, hprev, rc = gates[t, b], hbuf[t, b], rec[t, b]
+            for j in range(H):                                   # h = z*h_prev + (1-z)*hh
+                z, hh = g[j], g[2 * H + j]
+                dx[2 * H + j] = (d[j] * (K[0] - z)) * (K[0] - hh * hh)
+            for j in range(H):
+                z, hh = g[j], g[2 * H + j]
+                dx[j] = (d[j] * (hprev[j] - hh)) * (z * (K[0] - z))
+            for j in range(H):                                   # zh = xw_h + r*(h'U_h + b'_h)
+                r = g[H + j]
+                dx[H + j] = (dx[2 * H + j] * rc[j]) * (r * (K[0] - r))
+            for j in range(2 * H):
+                dr[j] = dx[j]
+            for j in range(H):
+                dr[2 * H + j] = dx[2 * H + j] * g[H + j]
+            for j in range(H):
+                d[j] = d[j] * g[j]
+        _blas.gemm(0, 0, n, H, G, K[0], dzrec, t * B * G + b0 * G, G, UT, 0, H, zero, dtmp, b0 * H, H)
+        _rec_grad(dtmp, dh, mask, t, rmask, has_mask, has_r, True, b0, b1)
+
+
+@njit(**JIT)
+def _gru_before_fwd(xw, hbuf, U, mask, rmask, gates, rec, hu, hp, b0, b1):
+    K = _consts_like(xw)
+    T, B, G = xw.shape
+    n = b1 - b0
+    H = G // 3
+    has_mask, has_r = mask.shape[0] > 0, rmask.shape[0] > 0
+    zero = K[0] - K[0]
+    for t in range(T):
+        if has_r:
+            _dropped(hbuf, t, rmask, hp, b0, b1)
+        else:
+            for b in range(b0, b1):
+                _copy(hbuf[t, b], hp[b])
+        _blas.gemm(0, 0, n, 2 * H, H, K[0], hp, b0 * H, H, U, 0, G, zero, hu, b0 * G, G)
+        for b in range(b0, b1):
+            x, u, g, rc, h1 = xw[t, b], hu[b], gates[t, b], rec[t, b], hp[b]
+            for j in range(2 * H):
+                g[j] = _sigmoid(x[j] + u[j], K)                    # z, r
+            for j in range(H):
+                rc[j] = g[H + j] * h1[j]                           # (r * h') multiplies U_h
+        _blas.gemm(0, 0, n, H, H, K[0], rec, t * B * H + b0 * H, H, U, 2 * H, G, zero, hu, 2 * H + b0 * G, G)
+        for b in range(b0, b1):
+            hprev, hn = hbuf[t, b], hbuf[t + 1, b]
+            if has_mask and not mask[t, b]:
+                _copy(hprev, hn)
+                continue
+            x, u, g = xw[t, b], hu[b], gates[t, b]
+            for j in range(H):
+                g[2 * H + j] = _tanh(x[2 * H + j] + u[2 * H + j], K)
+            for j in range(H):
+                z = g[j]
+                hn[j] = z * hprev[j] + (K[0] - z) * g[2 * H + j]
+
+
+@njit(**JIT)
+def _gru_before_bwd(hbuf, gates, UT, mask, rmask, dhs, dh, dxw, drec, dtmp, b0, b1):
+    K = _consts_like(hbuf)
+    T, B, G = dxw.shape
+    n = b1 - b0
+    H = G // 3
+    has_mask, has_r, has_dhs = mask.shape[0] > 0, rmask.shape[0] > 0, dhs.shape[0] > 0
+    zero = K[0] - K[0]
+    for t in range(T - 1, -1, -1):
+        for b in range(b0, b1):
+            d, dx = dh[b], dxw[t, b]
+            _add_row(d, dhs, t, b, has_dhs)
+            if has_mask and not mask[t, b]:
+                _fill(dx, zero)
+                continue
+            g, hprev = gates[t, b], hbuf[t, b]
+            for j in range(H):                                   # h = z*h_prev + (1-z)*hh
+                z, hh = g[j], g[2 * H + j]
+                dx[2 * H + j] = (d[j] * (K[0] - z)) * (K[0] - hh * hh)
+            for j in range(H):
+                z, hh = g[j], g[2 * H + j]
+                dx[j] = (d[j] * (hprev[j] - hh)) * (z * (K[0] - z))
+            for j in range(H):
+                d[j] = d[j] * g[j]
+        # drec = dzh @ U_h^T: the gradient reaching (r * h')
+        _blas.gemm(0, 0, n, H, H, K[0], dxw, t * B * G + 2 * H + b0 * G, G, UT, 2 * H * H, H, zero,
+                   drec, b0 * H, H)
+        for b in range(b0, b1):
+            dx = dxw[t, b]
+            if has_mask and not mask[t, b]:
+                continue
+            g, hprev, dr = gates[t, b], hbuf[t, b], drec[b]
+            if has_r:
+                rm = rmask[b]
+                for j in range(H):
+                    r = g[H + j]
+                    dx[H + j] = (dr[j] * (hprev[j] * rm[j])) * (r * (K[0] - r))
+            else:
+                for j in range(H):
+                    r = g[H + j]
+                    dx[H + j] = (dr[j] * hprev[j]) * (r * (K[0] - r))
+        # dh' = [dzz, dzr] @ U_zr^T + drec * r
+        _blas.gemm(0, 0, n, H, 2 * H, K[0], dxw, t * B * G + b0 * G, G, UT, 0, H, zero, dtmp, b0 * H, H)
+        for b in range(b0, b1):
+            if has_mask and not mask[t, b]:
+                continue
+            g, dr, dt_ = gates[t, b], drec[b], dtmp[b]
+            for j in range(H):
+                dt_[j] = dt_[j] + dr[j] * g[H + j]
+        _rec_grad(dtmp, dh, mask, t, rmask, has_mask, has_r, True, b0, b1)
+@njit(**JIT)
+def _gru_after_infer(x, W, U, bias, b_rec, h, z, hu, mask, out, backwards, b0, b1):
+    """reset_after GRU; ``z`` (B, G) takes x_t @ W + b, ``hu`` (B, G) h @ U + b_rec."""
+    K = _consts_like(x)
+    B, T, F = x.shape
+    H, G = U.shape
+    n = b1 - b0
+    has_mask, has_b, has_rb = mask.shape[0] > 0, bias.shape[0] > 0, b_rec.shape[0] > 0
+    has_out = out.shape[0] > 0
+    zero = K[0] - K[0]
+    for s in range(T):
+        t = T - 1 - s if backwards else s
+        _blas.gemm(0, 0, n, G, F, K[0], x, b0 * T * F + t * F, T * F, W, 0, G, zero,
+                   z, b0 * G, G)
+        _blas.gemm(0, 0, n, G, H, K[0], h, b0 * H, H, U, 0, G, zero, hu, b0 * G, G)
+        for b in range(b0, b1):
+            if not (has_mask and not mask[t, b]):
+                g, u, hr = z[b], hu[b], h[b]
+                if has_b:
+                    for j in range(G):
+                        g[j] += bias[j]
+                if has_rb:
+                    for j in range(G):
+                        u[j] += b_rec[j]
+                for j in range(2 * H):
+                    g[j] = _sigmoid(g[j] + u[j], K)                     # z, r
+                for j in range(H):
+                    g[2 * H + j] = _tanh(g[2 * H + j] + g[H + j] * u[2 * H + j], K)
+                for j in range(H):
+                    zz = g[j]
+                    hr[j] = zz * hr[j] + (K[0] - zz) * g[2 * H + j]
+            _emit(h, out, s, b, has_out)
+
+
+@njit(**PAR_JIT)
+def _gru_after_fwd_par(xw, hbuf, U, b_rec, mask, rmask, gates, rec, hu, hp, edges):
+    for i in prange(edges.shape[0] - 1):
+        _gru_after_fwd(xw, hbuf, U, b_rec, mask, rmask, gates, rec, hu, hp, edges[i], edges[i + 1])
+
+
+@njit(**PAR_JIT)
+def _gru_after_bwd_par(hbuf, gates, rec, UT, mask, rmask, dhs, dh, dxw, dzrec, dtmp, edges):
+    for i in prange(edges.shape[0] - 1):
+        _gru_after_bwd(hbuf, gates, rec, UT, mask, rmask, dhs, dh, dxw, dzrec, dtmp, edges[i], edges[i + 1])
+
+
+@njit(**PAR_JIT)
+def _gru_before_fwd_par(xw, hbuf, U, mask, rmask, gates, rec, hu, hp, edges):
+    for i in prange(edges.shape[0] - 1):
+        _gru_before_fwd(xw, hbuf, U, mask, rmask, gates, rec, hu, hp, edges[i], edges[i + 1])
+
+
+@njit(**PAR_JIT)
+def _gru_before_bwd_par(hbuf, gates, UT, mask, rmask, dhs, dh, dxw, drec, dtmp, edges):
+    for i in prange(edges.shape[0] - 1):
+        _gru_before_bwd(hbuf, gates, UT, mask, rmask, dhs, dh, dxw, drec, dtmp, edges[i], edges[i + 1])
+
+
+@njit(**PAR_JIT)
+def _gru_after_infer_par(x, W, U, bias, b_rec, h, z, hu, mask, out, backwards, edges):
+    for i in prange(edges.shape[0] - 1):
+        _gru_after_infer(x, W, U, bias, b_rec, h, z, hu, mask, out, backwards, edges[i], edges[i + 1])
+
+
+
+def supports(cell, dtype) -> bool:
+    """Exactly a GRUCell with tanh / sigmoid, in float32 / float64."""
+    return type(cell) is GRUCell and cell.activation.name == "tanh" and \
+        cell.recurrent_activation.name == "sigmoid" and np.dtype(dtype) in DTYPES
+
+
+def forward(cell, xw, states0, mask=None, rmask=None, ws=None):
+    """Compiled :func:`rnnkit.kernels.reference.forward` for this cell."""
+    xw, U, m, rm, hp, hbuf = prepare_forward(xw, states0, cell.params["recurrent_kernel"],
+                                             mask, rmask, ws)
+    T, B, G = xw.shape
+    H = U.shape[0]
+    dt = xw.dtype
+    gates = _threads.buffer(ws, "gates", (T, B, G), dt)
+    rec = _threads.buffer(ws, "rec", (T, B, H), dt)
+    hu = np.empty((B, G), dt)
+    if cell.reset_after:
+        run(_gru_after_fwd, _gru_after_fwd_par, B, H * G, T, xw, hbuf, U,
+            opt(cell.split_bias()[1], dt, 1), m, rm, gates, rec, hu, hp)
+    else:
+        run(_gru_before_fwd, _gru_before_fwd_par, B, H * G, T, xw, hbuf, U, m, rm, gates, rec,
+            hu, np.empty((B, H), dt))
+    return hbuf[1:], [hbuf[T].copy()], (hbuf, gates, rec)
+
+
+def backward(cell, cache, dhs, dstates, mask=None, rmask=None, ws=None):
+    """Compiled :func:`rnnkit.kernels.reference.backward` for this cell."""
+    hbuf, gates, rec = cache
+    T, B, H = hbuf.shape[0] - 1, hbuf.shape[1], hbuf.shape[2]
+    G = 3 * H
+    dt = hbuf.dtype
+    UT, m, rm, d, dst, dxw, dtmp = prepare_backward(hbuf, cell.params["recurrent_kernel"],
+                                                    dhs, dstates, mask, rmask, ws)
+    if cell.reset_after:
+        dzrec = _threads.buffer(ws, "dzrec", (T, B, G), dt)
+        run(_gru_after_bwd, _gru_after_bwd_par, B, H * G, T, hbuf, gates, rec, UT, m, rm, d,
+            dst[0], dxw, dzrec, dtmp)
+        dU = recurrent_grad(hbuf, rmask, dzrec)
+        db_rec = None if cell.split_bias()[1] is None else dzrec.reshape(T * B, G).sum(axis=0)
+        return dxw, dst, dU, db_rec
+    run(_gru_before_bwd, _gru_before_bwd_par, B, H * G, T, hbuf, gates, UT, m, rm, d, dst[0],
+        dxw, np.empty((B, H), dt), dtmp)
+    # U_z, U_r multiply h'; U_h multiplies (r * h'), kept in ``rec``
+    hprev = hbuf[:-1] if rmask is None else hbuf[:-1] * rm
+    dz2 = dxw.reshape(T * B, G)
+    dU = np.empty((H, G), dt)
+    _threads.matmul(hprev.reshape(T * B, H).T, dz2[:, :2 * H], out=dU[:, :2 * H])
+    _threads.matmul(rec.reshape(T * B, H).T, dz2[:, 2 * H:], out=dU[:, 2 * H:])
+    return dxw, dst, dU, None
+
+
+def infer(cell, x, states0, mask=None, go_backwards=False, return_sequences=True):
+    """Cache-free inference (``reset_after=True``; None for the other variant, which then
+    runs :func:`forward`): x (B, T, F) -> ``(out (B, T, H) or None, final states)``."""
+    if not cell.reset_after:
+        return None
+    x, W, U, bias, b_rec, states, m = prepare_infer(cell, x, states0, mask)
+    B, T, F = x.shape
+    H, G = U.shape
+    out = np.empty((B, T, H) if return_sequences else (0, 0, 0), x.dtype)
+    z = np.empty((B, G), x.dtype)
+    run(_gru_after_infer, _gru_after_infer_par, B, H * G + G * F, T, x, W, U, bias, b_rec,
+        states[0], z, np.empty((B, G), x.dtype), m, out, go_backwards)
+    return (out if return_sequences else None), states
