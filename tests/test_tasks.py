@@ -309,3 +309,135 @@ def test_classifier_explicit_validation_data_and_early_stopping():
         x, y, validation_data=(xv, yv))
     assert "val_loss" in clf.history_.history
     assert 1 <= clf.best_epoch_ <= len(clf.history_.epoch) <= 3
+
+
+# ------------------------------------------------------------------------------- adaptive defaults
+def _choices(clf):
+    return {c["name"]: c["value"] for c in clf.choices_}
+
+
+def _shapes(n, length, channels, classes=2, vary=False, seed=0):
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(length // 3, length + 1, n) if vary else np.full(n, length)
+    x = [rng.normal(size=(int(t), channels)).astype(np.float32) for t in lengths]
+    return x, np.arange(n) % classes
+
+
+def test_plan_long_univariate_series_are_normalised_per_series_and_patched():
+    x, y = _shapes(40, 500, 1)
+    x = [(s - s.mean()) / s.std() for s in x]          # z-normalised, as in the UCR archive
+    clf = SequenceClassifier(verbose=0)
+    ch = {c["name"]: c for c in clf.plan(x, y)}
+    assert ch["normalize"]["value"] == "series" and "univariate" in ch["normalize"]["reason"]
+    assert ch["patch"]["value"] == 8 and "at most 63 steps" in ch["patch"]["reason"]
+    assert ch["spectrum"]["value"] is True                 # patches of 8 steps
+    assert ch["bidirectional"]["value"] is True and clf.bidirectional
+    assert ch["units"]["value"] == [64] and ch["batch_size"]["value"] == 8
+    assert ch["epochs"]["value"] == 200            # 1000 updates / 5 batches
+    assert 1 <= ch["ensemble"]["value"] <= 3
+    assert all(c["reason"] for c in clf.choices_)
+
+
+def test_plan_keeps_level_and_scale_of_series_that_are_not_z_normalised(tmp_path):
+    x, y = _shapes(30, 40, 1, classes=2)
+    x = [s * (1 + 2 * (i % 2)) + 5 * (i % 2) for i, s in enumerate(x)]   # class = level/scale
+    clf = SequenceClassifier(verbose=0, epochs=40, ensemble=1, units=8, embed=8)
+    assert _choices(clf) == {} and clf.plan(x, y)[0]["value"] == "series+level"
+    assert _choices(clf)["spectrum"] is False and _choices(clf)["patch"] == 1
+    clf.fit(x, y)
+    assert clf.scaler.mean_.shape == (2,)          # scales the (mean, log std) inputs
+    assert clf._prepare_x(x)[0].shape[1] == 3      # the value, then mean and log std
+    assert float(np.mean(clf.predict(x) == y)) == 1.0     # the level alone separates them
+    clf.save(tmp_path / "l.rnnkit")
+    np.testing.assert_array_equal(load_task(tmp_path / "l.rnnkit").predict_proba(x),
+                                  clf.predict_proba(x))
+
+
+def test_plan_short_multivariate_series_per_channel_without_patches():
+    x, y = _shapes(300, 20, 3, classes=3)
+    clf = SequenceClassifier(verbose=0)
+    ch = _choices(clf) if clf.plan(x, y) else {}
+    assert ch["normalize"] == "channel" and ch["patch"] == 1
+    assert ch["batch_size"] == 30 and ch["epochs"] == 100
+
+
+def test_plan_variable_lengths_patch_by_the_longest_and_size_grows_with_data():
+    x, y = _shapes(1200, 1000, 1, vary=True)
+    clf = SequenceClassifier(verbose=0)
+    ch = _choices(clf) if clf.plan(x, y) else {}
+    assert ch["patch"] == -(-max(len(s) for s in x) // 64)
+    assert ch["units"] == [128] and ch["batch_size"] == 64
+
+
+def test_plan_time_budget_limits_epochs_and_ensemble_and_user_settings_win():
+    x, y = _shapes(1000, 1000, 1)
+    big = SequenceClassifier(verbose=0, time_budget=10_000)
+    small = SequenceClassifier(verbose=0, time_budget=30)
+    b, s = (_choices(c) if c.plan(x, y) else {} for c in (big, small))
+    assert b["ensemble"] == 3 and s["ensemble"] == 1
+    assert s["epochs"] < b["epochs"] and "budget" in small.choices_[-1]["reason"] + str(
+        small.choices_)
+    fixed = SequenceClassifier(verbose=0, patch=4, normalize="channel", units=16, epochs=3,
+                               ensemble=2, batch_size=5, bidirectional=False)
+    names = {c["name"] for c in fixed.plan(x, y)}
+    assert not names & {"patch", "normalize", "units", "epochs", "ensemble", "batch_size",
+                        "bidirectional"}
+    assert (fixed.patch, fixed.normalize, fixed.units, fixed.epochs, fixed.ensemble,
+            fixed.bidirectional) == (4, "channel", [16], 3, 2, False)
+
+
+def test_patches_and_series_normalisation():
+    from rnnkit.tasks._sequence import normalize_series, to_patches
+
+    s = np.arange(10, dtype=np.float32).reshape(5, 2)
+    p = to_patches([s], 2)[0]
+    assert p.shape == (3, 4)
+    np.testing.assert_array_equal(p[0], [0, 1, 2, 3])
+    np.testing.assert_array_equal(p[2], [8, 9, 0, 0])          # zero-padded last patch
+    z = normalize_series([np.array([[1.0, 5.0], [3.0, 5.0]])])[0]
+    np.testing.assert_allclose(z, [[-1, 0], [1, 0]])           # constant channel -> 0
+
+
+def test_ensemble_save_reload_predicts_identically(tmp_path):
+    x, y = _shapes(24, 150, 1, classes=3, vary=True)
+    clf = SequenceClassifier(verbose=0, epochs=2, ensemble=2, units=8, embed=8, seed=4)
+    clf.fit(x, y)
+    assert len(clf.members) == 2 and clf.patch == 3 and clf.normalize == "series+level"
+    proba = clf.predict_proba(x)
+    np.testing.assert_allclose(proba, (clf.members[0].predict(
+        clf._model_input(clf._prepare_x(x)), verbose=0) + clf.members[1].predict(
+        clf._model_input(clf._prepare_x(x)), verbose=0)) / 2, rtol=1e-5)
+    clf.save(tmp_path / "e.rnnkit")
+    again = load_task(tmp_path / "e.rnnkit")
+    assert len(again.members) == 2 and again.patch == 3 and again.normalize == "series+level"
+    assert _choices(again) == _choices(clf)
+    np.testing.assert_array_equal(again.predict_proba(x), proba)
+    assert again.evaluate(x, y) == clf.evaluate(x, y)
+
+
+def test_cli_and_sequence_classifier_give_the_same_result(tmp_path, capsys):
+    import json
+
+    from rnnkit.cli import main
+    from rnnkit.data import load_ts
+
+    rng = np.random.default_rng(0)
+    lines = ["@problemName Waves", "@timeStamps false", "@missing false", "@univariate true",
+             "@equalLength true", "@seriesLength 120", "@classLabel true a b", "@data"]
+    for i in range(16):
+        t = np.linspace(0, 1, 120)
+        v = np.sin(2 * np.pi * (2 + 2 * (i % 2)) * t) + rng.normal(0, 0.1, 120)
+        lines.append(",".join(f"{a:.4f}" for a in v) + (":a" if i % 2 else ":b"))
+    data = tmp_path / "w.ts"
+    data.write_text("\n".join(lines) + "\n")
+    args = ["--units", "8", "--embed", "8", "--epochs", "3", "--ensemble", "2", "--seed", "5"]
+    assert main(["train", "--data", str(data), "--test", str(data), "--json", "--quiet",
+                 "--out", str(tmp_path / "w.rnnkit"), *args]) == 0
+    rec = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    x, y = load_ts(data)
+    clf = SequenceClassifier(units=8, embed=8, epochs=3, ensemble=2, seed=5, verbose=0)
+    res = clf.fit(x, y).evaluate(x, y)
+    assert rec["test"] == res
+    assert {c["name"] for c in rec["choices"]} >= {"normalize", "patch", "batch_size"}
+    cli_model = load_task(tmp_path / "w.rnnkit")
+    np.testing.assert_array_equal(cli_model.predict_proba(x), clf.predict_proba(x))

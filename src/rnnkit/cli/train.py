@@ -63,7 +63,7 @@ def _task_defaults(key):
     for task, table in tables.items():
         if key in table:
             v = table[key]
-            out[task] = ",".join(str(u) for u in v) if key == "units" else v
+            out[task] = ",".join(str(u) for u in v) if key == "units" and v else v
     return out
 
 
@@ -82,18 +82,23 @@ def options():
             "--data)", None, choices=TASK_NAMES),
         Opt("cell", "choice", "recurrent cell: lstm | gru | rnn (SimpleRNN) | lnlstm | lngru "
             "(layer-normalised) | indrnn | mingru | minlstm | lru | slstm (docs/new_cells.md)",
-            "lstm", choices=tuple(CELLS)),
+            {t: d("cell").get(t, "lstm") for t in TASK_NAMES}, choices=tuple(CELLS)),
         Opt("units", "units", "units per recurrent layer: one number for every layer or a "
-            "comma list such as 128,64", d("units"), metavar="N[,N...]"),
+            "comma list such as 128,64 (classify: decided from the data size)", d("units"),
+            metavar="N[,N...]"),
         Opt("layers", "int", "number of recurrent layers (default: one per --units entry)",
             None, metavar="N"),
         Opt("bidirectional", "bool", "wrap every recurrent layer in Bidirectional "
-            "(classify/regress/forecast)", False, tasks=("classify", "regress", "forecast")),
+            "(classify/regress/forecast; classify: on unless --no-bidirectional)",
+            {"classify": None, "regress": False, "forecast": False},
+            tasks=("classify", "regress", "forecast")),
         Opt("dropout", "float", "input dropout of every recurrent layer", d("dropout"),
             metavar="RATE"),
-        Opt("epochs", "int", "maximum training epochs (early stopping may stop sooner)",
-            d("epochs"), metavar="N"),
-        Opt("batch_size", "int", "samples per gradient step", d("batch_size"), metavar="N"),
+        Opt("epochs", "int", "maximum training epochs (early stopping may stop sooner; "
+            "classify: decided from the data size and --time-budget)", d("epochs"),
+            metavar="N"),
+        Opt("batch_size", "int", "samples per gradient step (classify: a tenth of the data, "
+            "8-64)", d("batch_size"), metavar="N"),
         Opt("lr", "float", "Adam learning rate", d("learning_rate"), metavar="LR"),
         Opt("clipnorm", "float", "clip each gradient to this norm (0: off)", d("clipnorm"),
             metavar="X"),
@@ -112,8 +117,24 @@ def options():
             tasks=("forecast",), metavar="N"),
         Opt("strategy", "choice", "forecast: direct (Dense(horizon)) or recursive (one step "
             "fed back)", d("strategy"), choices=("direct", "recursive"), tasks=("forecast",)),
-        Opt("ensemble", "int", "forecast: networks trained from seeds seed..seed+N-1; their "
-            "forecasts are combined", d("ensemble"), tasks=("forecast",), metavar="N"),
+        Opt("ensemble", "int", "forecast/classify: networks trained from seeds "
+            "seed..seed+N-1 (classify: seed, seed+1000, ...); their forecasts (probabilities) "
+            "are combined (classify: as many as --time-budget allows, at most 3)",
+            d("ensemble"),
+            tasks=("forecast", "classify"), metavar="N"),
+        Opt("time_budget", "float", "classify: seconds the training may take; sizes the "
+            "epochs and the ensemble and stops training when exceeded", d("time_budget"),
+            tasks=("classify",), metavar="SECONDS"),
+        Opt("normalize", "choice", "classify: series (each series by its own mean/std) | "
+            "series+level (that, plus each series' mean and log std as inputs) | channel "
+            "(training statistics per channel) | none (default: series or series+level for "
+            "univariate data, channel for multivariate)", None,
+            choices=("series", "series+level", "channel", "none"), tasks=("classify",)),
+        Opt("patch", "int", "classify: time steps grouped into one recurrent step (default: "
+            "long series are cut into ~64 patches)", None, tasks=("classify",), metavar="N"),
+        Opt("embed", "int", "classify: width of the Dense(relu) layer applied to every patch "
+            "before the recurrent layer (0: none; default 64)", None, tasks=("classify",),
+            metavar="N"),
         Opt("aggregate", "choice", "forecast: combine the ensemble's forecasts by their "
             "median or mean", d("aggregate"), choices=("median", "mean"),
             tasks=("forecast",)),
@@ -342,7 +363,7 @@ def _csv_options(v):
 
 def _train_sequences(v, out, callbacks=None):
     from ..tasks import SequenceClassifier, SequenceRegressor
-    from ..tasks._sequence import stratified_split
+    from ..tasks._sequence import as_sequences, stratified_split
 
     task = v["task"]
     csv_opts = _csv_options(v)
@@ -378,8 +399,6 @@ def _train_sequences(v, out, callbacks=None):
     if task == "regress":
         y_tr = _numeric_targets(y_tr, v["data"])
         y_te = _numeric_targets(y_te, v["test"] or v["data"])
-    cls = SequenceClassifier if task == "classify" else SequenceRegressor
-    pipe = cls(bidirectional=v["bidirectional"], **_common_kwargs(v))
     n_feat = (x_tr[0].shape[-1] if np.ndim(x_tr[0]) == 2 else 1)
     if v["label"]:
         used = found.get("channels") or []
@@ -389,6 +408,16 @@ def _train_sequences(v, out, callbacks=None):
                 + (f"; channels {used}" if v["id"] else f"; time steps {used}"))
     out.say(f"{task}: {len(x_tr)} training sequences, {n_feat} channel(s); test: "
             f"{len(x_te)} from {test_source}")
+    if task == "classify":
+        pipe = SequenceClassifier(
+            bidirectional=v["bidirectional"], ensemble=v["ensemble"], normalize=v["normalize"],
+            patch=v["patch"], embed=v["embed"], time_budget=v["time_budget"],
+            **_common_kwargs(v))
+        out.say("choices (from the training data):")
+        for c in pipe.plan(as_sequences(x_tr), y_tr):
+            out.say(f"  {c['name']:<14}{fmt(c['value'])!s:<10} {c['reason']}")
+    else:
+        pipe = SequenceRegressor(bidirectional=v["bidirectional"], **_common_kwargs(v))
     pipe.fit(x_tr, y_tr, callbacks=callbacks)
     pipe.info["test_split"] = split
     if v["label"]:
@@ -397,6 +426,11 @@ def _train_sequences(v, out, callbacks=None):
     extra = {"best_epoch": pipe.best_epoch_, "epochs_run": len(pipe.history_.epoch)}
     if task == "classify":
         extra["classes"] = [str(c) for c in pipe.classes_]
+        extra["choices"] = pipe.choices_
+        extra["networks"] = len(pipe.members)
+        if pipe.stopped_by_budget_:
+            out.say(f"time budget of {v['time_budget']:.0f} s reached: kept "
+                    f"{len(pipe.members)} network(s)")
     return pipe, metrics, extra, test_source
 
 
@@ -539,8 +573,8 @@ def _run(args, world):
     out.result({"task": v["task"], "data": v["data"], "test_data": test_source,
                 "test": metrics, **extra, "model": out_path, "seconds": round(seconds, 2),
                 "settings": settings,
-                "params": pipe.model.count_params() if hasattr(pipe, "model") and pipe.model
-                else sum(m.count_params() for m in pipe.members)})
+                "params": sum(m.count_params() for m in pipe.members)
+                if getattr(pipe, "members", None) else pipe.model.count_params()})
     return 0
 
 
@@ -572,8 +606,8 @@ def _report(out, v, metrics, extra, seconds, path, pipe):
     out.say("")
     if task == "classify":
         out.say(f"test accuracy: {fmt(metrics['accuracy'])}   test loss: "
-                f"{fmt(metrics['loss'])}   (best epoch {extra['best_epoch']} of "
-                f"{extra['epochs_run']} run)")
+                f"{fmt(metrics['loss'])}   ({extra['networks']} network(s); best epoch "
+                f"{extra['best_epoch']} of {extra['epochs_run']} run)")
     elif task == "regress":
         out.say(f"test mse: {fmt(metrics['mse'])}   test mae: {fmt(metrics['mae'])}   "
                 f"(best epoch {extra['best_epoch']} of {extra['epochs_run']} run)")

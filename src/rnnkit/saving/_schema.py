@@ -330,7 +330,7 @@ _SCALER = Obj({"class_name": Const("StandardScaler"),
 _LABEL = OneOf(Str(MAX_NAME), Int(), Num(), Bool(), what="a class label (string or number)")
 #: Pipeline settings saved under ``preprocessing.params`` (every task uses a subset).
 _PARAMS = Obj({
-    "cell": Str(20, choices=("lstm", "gru", "rnn")),
+    "cell": Str(20),  # a name from rnnkit.tasks.CELLS, checked where the pipeline uses it
     "units": List(Int(1, MAX_UNITS), 1, 1000),
     "bidirectional": Bool(),
     "dropout": Num(0.0, 1.0),

@@ -1,18 +1,24 @@
 """Shared machinery of the many-to-one pipelines (sequence classification and regression).
 
-Input sequences are standardised per channel with statistics from the training data only,
-missing values (NaN) become 0 after scaling (the channel's training mean), sequences of
-different lengths are passed to the model as a ragged list (padded and masked by the
-training engine), and training holds out a validation set for early stopping with
-best-weight restore.
+Input sequences are normalised (per channel with statistics from the training data only, or
+each series by its own mean and standard deviation, optionally keeping each series' level
+and scale as extra inputs at every step), missing values (NaN) become 0 after scaling, long series are cut into patches of ``patch`` time steps (one recurrent step per
+patch), sequences of different lengths are passed to the model as a ragged list (padded and
+masked by the training engine), and training either holds out a validation set for early
+stopping with best-weight restore or runs a fixed epoch budget under a warm-up + cosine
+learning-rate schedule. Several networks (an ensemble, seeds ``seed, seed+1000, ...``) may be
+trained; their predictions are averaged.
 """
 
 from __future__ import annotations
+
+import time
 
 import numpy as np
 
 from .. import callbacks as _cb
 from .. import layers as _layers
+from .. import optimizers as _opt
 from ..data import StandardScaler
 from ..models import Sequential
 from ..saving import load_model
@@ -20,10 +26,10 @@ from ._common import (
     PREPROCESSING_FORMAT,
     ProgressBar,
     check_file_fits,
+    check_positive_ints,
     check_task,
     check_validation_split,
     jsonable,
-    make_optimizer,
     params_record,
     recurrent_stack,
     save_pipeline,
@@ -98,13 +104,144 @@ def stratified_split(groups, fraction, seed):
     return train, val
 
 
+#: Seed distance between the networks of an ensemble (``seed + MEMBER_SEED_STEP * k``).
+MEMBER_SEED_STEP = 1000
+
+NORMALIZE_MODES = ("channel", "series", "series+level", "none")
+
+
+def series_stats(seqs):
+    """Per-series, per-channel mean and standard deviation (NaN ignored).
+
+    Args:
+        seqs: list of ``(T_i, C)`` arrays.
+
+    Returns:
+        ``(mean, std)``: two ``(N, C)`` float64 arrays; a constant channel has std 1.
+    """
+    means, stds = [], []
+    for s in seqs:
+        s = np.asarray(s, np.float64)
+        finite = ~np.isnan(s)
+        n = np.maximum(finite.sum(0), 1)
+        mean = np.where(finite, s, 0.0).sum(0) / n
+        std = np.sqrt((np.where(finite, s - mean, 0.0) ** 2).sum(0) / n)
+        means.append(mean)
+        stds.append(np.where(std > 1e-8 * np.maximum(np.abs(mean), 1.0), std, 1.0))
+    return np.array(means), np.array(stds)
+
+
+def normalize_series(seqs):
+    """Each sequence minus its own per-channel mean, divided by its own standard deviation.
+
+    Args:
+        seqs: list of ``(T_i, C)`` arrays (NaN ignored in the statistics).
+
+    Returns:
+        list of float32 ``(T_i, C)`` arrays; a constant channel becomes 0, NaN stays NaN.
+    """
+    mean, std = series_stats(seqs)
+    return [((np.asarray(s, np.float64) - m) / d).astype(np.float32)
+            for s, m, d in zip(seqs, mean, std)]
+
+
+def series_level(seqs):
+    """The level and scale of every series: ``(N, 2C)`` = its channels' means, log stds."""
+    mean, std = series_stats(seqs)
+    return np.concatenate([mean, np.log(std)], axis=1)
+
+
+def to_patches(seqs, patch):
+    """Group every ``patch`` consecutive time steps into one step of ``patch * C`` features.
+
+    A series of T steps becomes ``ceil(T / patch)`` steps; the last patch is zero-padded.
+    Row k of the result holds steps ``k*patch .. k*patch+patch-1``, channel-minor (the
+    reshape of the ``(patch, C)`` block).
+
+    Args:
+        seqs: list of ``(T_i, C)`` arrays.
+        patch: positive int (1 returns the input unchanged).
+
+    Returns:
+        list of ``(ceil(T_i / patch), patch * C)`` float32 arrays.
+
+    Example:
+        >>> to_patches([np.arange(5.0)[:, None]], 2)[0].tolist()
+        [[0.0, 1.0], [2.0, 3.0], [4.0, 0.0]]
+    """
+    if patch == 1:
+        return seqs
+    out = []
+    for s in seqs:
+        t, c = s.shape
+        n = -(-t // patch)
+        block = np.zeros((n * patch, c), np.float32)
+        block[:t] = s
+        out.append(block.reshape(n, patch * c))
+    return out
+
+
+def patch_spectra(seqs, patch, channels):
+    """Log magnitude spectrum of every patch: ``log(1 + |rfft|)`` over its ``patch`` steps.
+
+    Args:
+        seqs: list of ``(n_i, patch * C)`` patched arrays (see :func:`to_patches`).
+        patch: time steps per patch.
+        channels: C.
+
+    Returns:
+        list of ``(n_i, (patch // 2 + 1) * C)`` float32 arrays (channel-minor).
+    """
+    out = []
+    for s in seqs:
+        blocks = s.reshape(len(s), patch, channels)
+        mag = np.abs(np.fft.rfft(blocks.astype(np.float64), axis=1))
+        out.append(np.log1p(mag).reshape(len(s), -1).astype(np.float32))
+    return out
+
+
+def warmup_cosine(learning_rate, total_steps, warmup_fraction=0.1, floor=0.01):
+    """Linear warm-up from ``learning_rate / 10`` over the first ``warmup_fraction`` of the
+    updates, then cosine decay to ``floor * learning_rate`` at ``total_steps``."""
+    warm = int(round(total_steps * warmup_fraction))
+    return _opt.schedules.CosineDecay(learning_rate / 10.0, max(1, total_steps - warm),
+                                      alpha=floor, warmup_target=learning_rate,
+                                      warmup_steps=warm)
+
+
+def cpu_seconds():
+    """CPU seconds used by this process so far (all threads).
+
+    The time budget counts CPU time: on a dedicated machine it bounds the wall time from
+    above (the process never uses less than one core while it trains), and on a shared
+    machine it does not shrink because other jobs take the cores.
+    """
+    return time.process_time()
+
+
+class _Deadline(_cb.Callback):
+    """Stop training (after the current epoch) once :func:`cpu_seconds` passes ``deadline``."""
+
+    def __init__(self, deadline):
+        super().__init__()
+        self.deadline = deadline
+        self.hit = False
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.deadline is not None and cpu_seconds() > self.deadline:
+            self.hit = True
+            self.model.stop_training = True
+
+
+
 class SequencePipeline:
     """Base class of :class:`SequenceClassifier` and :class:`SequenceRegressor`.
 
     Subclasses set ``task``, ``loss``, ``metrics`` and ``defaults`` and implement
     ``_output_layer``, ``_encode_y`` / ``_decode`` and the preprocessing record of their
     targets. A setting left at None (``units``, ``dropout``, ``epochs``, ``batch_size``,
-    ``learning_rate``, ``validation_split``, ``patience``) takes its value from ``defaults``.
+    ``learning_rate``, ``validation_split``, ``patience``) takes its value from ``defaults``;
+    a subclass may instead decide it from the training data in :meth:`plan`.
     """
 
     task = ""
@@ -115,11 +252,15 @@ class SequencePipeline:
                     validation_split=0.2, patience=10)
     #: The settings saved in the preprocessing record and restored by :meth:`from_model`.
     param_names = ("cell", "units", "bidirectional", "dropout", "epochs", "batch_size",
-                   "learning_rate", "clipnorm", "validation_split", "patience", "seed")
+                   "learning_rate", "clipnorm", "validation_split", "patience", "seed",
+                   "normalize", "patch", "spectrum", "embed", "ensemble", "schedule",
+                   "weight_decay")
 
     def __init__(self, cell="lstm", units=None, layers=None, bidirectional=False, dropout=None,
                  epochs=None, batch_size=None, learning_rate=None, clipnorm=1.0,
-                 validation_split=None, patience=None, standardize=True, seed=0, verbose=1):
+                 validation_split=None, patience=None, standardize=True, seed=0, verbose=1,
+                 normalize=None, patch=1, embed=0, ensemble=1, schedule="constant",
+                 weight_decay=0.0, time_budget=None, spectrum=False):
         d = self.defaults
         dropout = d["dropout"] if dropout is None else dropout
         epochs = d["epochs"] if epochs is None else epochs
@@ -128,6 +269,20 @@ class SequencePipeline:
         validation_split = d["validation_split"] if validation_split is None else \
             validation_split
         patience = d["patience"] if patience is None else patience
+        if normalize is None:
+            normalize = "channel" if standardize else "none"
+        if normalize not in NORMALIZE_MODES:
+            raise ValueError(f"normalize must be one of {list(NORMALIZE_MODES)}, got "
+                             f"{normalize!r}.")
+        if schedule not in ("constant", "cosine"):
+            raise ValueError(f"schedule must be 'constant' or 'cosine', got {schedule!r}.")
+        check_positive_ints(patch=patch, ensemble=ensemble)
+        if isinstance(embed, bool) or not isinstance(embed, (int, np.integer)) or embed < 0:
+            raise ValueError(f"embed must be a non-negative integer (0: no per-step Dense "
+                             f"layer), got {embed!r}.")
+        if time_budget is not None and not float(time_budget) > 0:
+            raise ValueError(f"time_budget must be a positive number of seconds or None, got "
+                             f"{time_budget!r}.")
         self.cell = cell
         self.units = units_list(units, layers, d["units"])
         self.bidirectional = bool(bidirectional)
@@ -138,15 +293,33 @@ class SequencePipeline:
         self.clipnorm = clipnorm
         self.validation_split = check_validation_split(validation_split)
         self.patience = int(patience)
-        self.standardize = bool(standardize)
+        self.normalize = normalize
+        self.patch = int(patch)
+        self.spectrum = bool(spectrum)
+        self.embed = int(embed)
+        self.ensemble = int(ensemble)
+        self.schedule = schedule
+        self.weight_decay = float(weight_decay)
+        self.time_budget = None if time_budget is None else float(time_budget)
         self.seed = seed
         self.verbose = int(verbose)
-        self.model = None
+        self.members = []
         self.scaler = None
         self.n_features = None
         self.history_ = None
         self.best_epoch_ = None
+        self.histories_, self.best_epochs_ = [], []
         self.info = {}
+
+    @property
+    def standardize(self):
+        """True when inputs are standardised per channel with training statistics."""
+        return self.normalize == "channel"
+
+    @property
+    def model(self):
+        """The first trained network (None before ``fit``); ``members`` holds all of them."""
+        return self.members[0] if self.members else None
 
     # -- hooks -------------------------------------------------------------------------------
     def _fit_targets(self, y):
@@ -168,6 +341,10 @@ class SequencePipeline:
     def _restore_targets(self, record):
         raise NotImplementedError  # abstract
 
+    def plan(self, x, y):
+        """Decide the data-dependent settings before training (none in the base class)."""
+        return []
+
     # -- inputs -----------------------------------------------------------------------------
     def _prepare_x(self, x, what="x"):
         seqs = as_sequences(x, what)
@@ -176,9 +353,22 @@ class SequencePipeline:
                 f"{what} has {seqs[0].shape[1]} channel(s) per time step, but the model was "
                 f"trained on {self.n_features}; pass data with the training data's channels."
             )
-        if self.scaler is not None:
+        level = None
+        if self.normalize == "series+level":
+            level = self.scaler.transform(series_level(seqs)).astype(np.float32)
+        if self.normalize in ("series", "series+level"):
+            seqs = normalize_series(seqs)
+        elif self.scaler is not None:
             seqs = self.scaler.transform(seqs)
-        return [np.nan_to_num(s, nan=0.0).astype(np.float32) for s in seqs]
+        seqs = [np.nan_to_num(s, nan=0.0).astype(np.float32) for s in seqs]
+        seqs = to_patches(seqs, self.patch)
+        if self.spectrum:  # each patch's magnitude spectrum joins its values
+            spectra = patch_spectra(seqs, self.patch, seqs[0].shape[1] // self.patch)
+            seqs = [np.concatenate([s, f], axis=1) for s, f in zip(seqs, spectra)]
+        if level is not None:  # the series' level and scale joins every step
+            seqs = [np.concatenate([s, np.broadcast_to(lv, (len(s), len(lv)))], axis=1)
+                    for s, lv in zip(seqs, np.nan_to_num(level))]
+        return seqs
 
     @staticmethod
     def _model_input(seqs):
@@ -188,19 +378,38 @@ class SequencePipeline:
         return seqs
 
     # -- training ---------------------------------------------------------------------------
-    def build_model(self, n_features):
-        """A fresh Sequential: the recurrent stack and the task's output layer."""
+    def _optimizer(self, total_steps):
+        lr = self.learning_rate
+        if self.schedule == "cosine":
+            lr = warmup_cosine(lr, total_steps)
+        clip = None if not self.clipnorm else float(self.clipnorm)
+        if self.weight_decay:
+            return _opt.AdamW(learning_rate=lr, weight_decay=self.weight_decay, clipnorm=clip)
+        return _opt.Adam(learning_rate=lr, clipnorm=clip)
+
+    def build_model(self, n_features, total_steps=1, seed=None):
+        """A fresh Sequential: [per-step Dense(embed, relu)], the recurrent stack, the output.
+
+        Args:
+            n_features: inputs per recurrent step (``patch * channels``).
+            total_steps: optimizer updates the run will make (for the cosine schedule).
+            seed: seed of the dropout generators (default: the pipeline's seed).
+        """
+        seed = self.seed if seed is None else seed
+        front = []
+        if self.embed:
+            front = [_layers.TimeDistributed(_layers.Dense(self.embed, activation="relu"))]
         model = Sequential(
-            [_layers.Input((None, n_features))]
+            [_layers.Input((None, n_features))] + front
             + recurrent_stack(self.cell, self.units, bidirectional=self.bidirectional,
-                              dropout=self.dropout, seed=self.seed)
+                              dropout=self.dropout, seed=seed)
             + [self._output_layer()])
-        model.compile(optimizer=make_optimizer(self.learning_rate, self.clipnorm),
-                      loss=self.loss, metrics=list(self.metrics))
+        model.compile(optimizer=self._optimizer(total_steps), loss=self.loss,
+                      metrics=list(self.metrics))
         return model
 
     def fit(self, x, y, validation_data=None, callbacks=None):
-        """Fit the scaler and the network.
+        """Fit the preprocessing and the network(s).
 
         Args:
             x: training sequences (see :func:`as_sequences`): ``(N, T, C)``, ``(N, T)`` or a
@@ -208,20 +417,25 @@ class SequencePipeline:
             y: (N,) targets (class labels of any type for classification; numbers for
                 regression, or (N, K)).
             validation_data: optional ``(x_val, y_val)``; by default a (stratified) share
-                ``validation_split`` of the training data is held out.
+                ``validation_split`` of the training data is held out (none when 0).
             callbacks: extra :class:`rnnkit.callbacks.Callback` objects.
 
         Returns:
-            self (``model``, ``history_``, ``best_epoch_`` are set).
+            self (``members``, ``model``; ``history_`` and ``best_epoch_`` of the first
+            network, ``histories_`` and ``best_epochs_`` of all of them).
         """
-        seed_everything(self.seed)
+        started = cpu_seconds()
         seqs = as_sequences(x, "x")
         if len(seqs) != len(y):
             raise ValueError(f"x has {len(seqs)} sequences but y has {len(y)} targets; they "
                              "must match one to one.")
+        self.plan(seqs, y)
         self.n_features = int(seqs[0].shape[1])
-        if self.standardize:
+        self.scaler = None
+        if self.normalize == "channel":
             self.scaler = StandardScaler().fit(seqs)
+        elif self.normalize == "series+level":  # scales the (N, 2C) level features
+            self.scaler = StandardScaler().fit(series_level(seqs))
         self._fit_targets(y)
         y_enc = self._encode_y(y)
         xs = self._prepare_x(seqs)
@@ -239,34 +453,67 @@ class SequencePipeline:
             x_val, y_val = [xs[i] for i in va], y_enc[va]
         else:
             tr, x_val, y_val = np.arange(len(xs)), None, None
-        x_tr = [xs[i] for i in tr]
-        self.model = self.build_model(self.n_features)
-        check_file_fits(self, self.model)
-        cbs = list(callbacks or [])
-        stopper = None
-        if x_val is not None:
-            stopper = _cb.EarlyStopping(monitor="val_loss", patience=self.patience,
-                                        restore_best_weights=True)
-            cbs.append(stopper)
-        bar = ProgressBar(self.epochs, desc=self.task, enabled=self.verbose == 1)
-        self.history_ = self.model.fit(
-            self._model_input(x_tr), y_enc[tr], batch_size=self.batch_size, epochs=self.epochs,
-            validation_data=None if x_val is None else (self._model_input(x_val), y_val),
-            callbacks=cbs + [bar], verbose=2 if self.verbose >= 2 else 0)
+        x_tr = self._model_input([xs[i] for i in tr])
+        val = None if x_val is None else (self._model_input(x_val), y_val)
+        total_steps = self.epochs * -(-len(tr) // self.batch_size)
+        deadline = None if self.time_budget is None else started + self.time_budget
+        self.members, self.histories_, best = [], [], []
+        bar = ProgressBar(self.epochs, runs=self.ensemble, desc=self.task,
+                          enabled=self.verbose == 1)
+        self.stopped_by_budget_ = False
+        took = 0.0
+        for k in range(self.ensemble):
+            # members 1000 seeds apart: runs with nearby seeds share no network
+            seed = None if self.seed is None else int(self.seed) + MEMBER_SEED_STEP * k
+            if k and deadline is not None:
+                # another member only if the last one's duration still fits the budget
+                if cpu_seconds() + took > deadline:
+                    self.stopped_by_budget_ = True
+                    break
+            member_start = cpu_seconds()
+            seed_everything(seed)
+            model = self.build_model(xs[0].shape[1], total_steps, seed)
+            check_file_fits(self, model)
+            cbs = list(callbacks or [])
+            stopper = None
+            if val is not None:
+                # patience counts only after the warm-up (a tenth of the epochs, at least 5)
+                stopper = _cb.EarlyStopping(
+                    monitor="val_loss", patience=self.patience, restore_best_weights=True,
+                    start_from_epoch=max(5, self.epochs // 10)
+                    if self.schedule == "cosine" else 0)
+                cbs.append(stopper)
+            guard = _Deadline(deadline)
+            hist = model.fit(x_tr, y_enc[tr], batch_size=self.batch_size, epochs=self.epochs,
+                             validation_data=val, callbacks=cbs + [guard, bar],
+                             verbose=2 if self.verbose >= 2 else 0)
+            took = cpu_seconds() - member_start
+            self.members.append(model)
+            self.histories_.append(hist)
+            best.append((stopper.best_epoch + 1) if stopper is not None and
+                        stopper.best is not None else len(hist.epoch))
+            if guard.hit:
+                self.stopped_by_budget_ = True
+                break
         bar.close()
-        self.best_epoch_ = (stopper.best_epoch + 1) if stopper is not None and \
-            stopper.best is not None else len(self.history_.epoch)
+        self.history_, self.best_epoch_ = self.histories_[0], best[0]
+        self.best_epochs_ = best
         return self
 
     def _check_fitted(self):
-        if self.model is None:
+        if not self.members:
             raise RuntimeError(f"{type(self).__name__} is not fitted: call fit(x, y) first, or "
                                f"load a saved one with {type(self).__name__}.load(path).")
 
     def _raw_predict(self, x):
+        """The members' outputs for ``x``, averaged."""
         self._check_fitted()
-        return self.model.predict(self._model_input(self._prepare_x(x)),
-                                  batch_size=max(self.batch_size, 64), verbose=0)
+        xin = self._model_input(self._prepare_x(x))
+        out = None
+        for model in self.members:
+            p = model.predict(xin, batch_size=max(self.batch_size, 64), verbose=0)
+            out = p.astype(np.float64) if out is None else out + p
+        return (out / len(self.members)).astype(np.float32)
 
     def transform(self, x, y=None):
         """What the network is fed for raw ``(x, y)``: the saved preprocessing applied.
@@ -287,10 +534,16 @@ class SequencePipeline:
     def evaluate(self, x, y):
         """Loss and metrics on ``(x, y)``; returns a dict such as ``{"loss": .., ...}``."""
         self._check_fitted()
+        if len(self.members) > 1:
+            return self._evaluate_outputs(self._raw_predict(x), y)
         res = self.model.evaluate(self._model_input(self._prepare_x(x)), self._encode_y(y),
                                   batch_size=max(self.batch_size, 64), verbose=0,
                                   return_dict=True)
         return {k: float(v) for k, v in res.items()}
+
+    def _evaluate_outputs(self, outputs, y):
+        """Loss and metrics of averaged ensemble outputs (subclasses with ensembles)."""
+        raise NotImplementedError  # abstract
 
     # -- saving ------------------------------------------------------------------------------
     def preprocessing_record(self):
@@ -302,11 +555,13 @@ class SequencePipeline:
             "scaler": None if self.scaler is None else self.scaler.to_config(),
             **self._targets_record(),
             "params": params_record(self, self.param_names),
+            # members 2..E: weights as nested lists, same config as member 1
+            "ensemble_weights": [m.get_weights() for m in self.members[1:]],
             "info": self.info,
         })
 
     def save(self, path):
-        """Save the network with its scaler and target encoding (one ``.rnnkit`` file)."""
+        """Save the network(s) with the preprocessing and target encoding (one file)."""
         save_pipeline(self, self.model, path)
 
     @classmethod
@@ -315,10 +570,16 @@ class SequencePipeline:
         check_task(model, cls.task)
         pre = model.preprocessing
         obj = cls(**saved_params(pre, cls.param_names), verbose=0)
-        obj.model = model
         obj.n_features = pre.get("n_features")
         obj.scaler = None if not pre.get("scaler") else StandardScaler.from_config(pre["scaler"])
         obj._restore_targets(pre)
+        obj.members = [model]
+        for weights in pre.get("ensemble_weights") or []:
+            member = Sequential.from_config(model.get_config())
+            member.set_weights([np.asarray(w, dtype=np.float32) for w in weights])
+            member.compile(optimizer="adam", loss=obj.loss, metrics=list(obj.metrics))
+            obj.members.append(member)
+        obj.ensemble = len(obj.members)
         obj.info = dict(pre.get("info") or {})
         return obj
 

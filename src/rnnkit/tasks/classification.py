@@ -4,40 +4,63 @@ The pipeline (:class:`SequenceClassifier`):
 
 1. maps the user's labels (strings or numbers) to class ids ``0..K-1`` in natural sort order
    (``"2"`` before ``"10"``) and back again in :meth:`~SequenceClassifier.predict`;
-2. standardises every channel with mean and standard deviation from the training sequences
-   only (saved with the model); missing values become 0 after scaling;
+2. decides, from the training data only, every setting left at None (see
+   :meth:`SequenceClassifier.plan`, whose choices and reasons are kept in ``choices_``):
+   normalisation (each univariate series by its own mean and standard deviation, with that
+   level and scale kept as inputs unless the data is already z-normalised; multivariate data
+   per channel with training statistics), patches (``patch`` consecutive time steps
+   become one recurrent step, so the recurrence sees at most ~64 steps), a per-step
+   ``Dense(embed, relu)`` front-end, a bidirectional GRU whose final states (forward: end,
+   backward: start) feed a softmax ``Dense`` layer, the batch size, an epoch budget with a
+   warm-up + cosine learning-rate schedule (AdamW), and the size of an ensemble of networks
+   (seeds ``seed, seed+1000, ...``; probabilities averaged) that fits the ``time_budget``;
 3. feeds sequences of different lengths as a ragged list, so the training engine pads them
    and masks the padded steps (they neither update the state nor count in the loss);
-4. holds out a stratified ``validation_split`` of the training data and stops early on the
-   validation loss, restoring the best epoch's weights;
-5. trains a stack of recurrent layers and a softmax ``Dense`` layer with categorical
-   cross-entropy and Adam (with gradient clipping).
+4. trains every member for the whole epoch budget on all the training data (no early
+   stopping by default; ``validation_split > 0`` holds out a stratified share and stops
+   early on its loss, patience counted only after the warm-up).
 
 Example:
     >>> from rnnkit.data import load_japanese_vowels
     >>> from rnnkit.tasks import SequenceClassifier
     >>> x_train, y_train, x_test, y_test = load_japanese_vowels()
-    >>> clf = SequenceClassifier(epochs=2, verbose=0).fit(x_train, y_train)
+    >>> clf = SequenceClassifier(epochs=2, ensemble=1, verbose=0).fit(x_train, y_train)
     >>> clf.predict(x_test[:3]).shape
     (3,)
 """
 
 from __future__ import annotations
 
+import math
 import re
 
 import numpy as np
 
 from .. import layers as _layers
 from ..utils import to_categorical
-from ._sequence import SequencePipeline
+from ._common import units_list
+from ._sequence import SequencePipeline, series_stats
 
 __all__ = ["SequenceClassifier", "natural_sort"]
 
 #: Defaults of :class:`SequenceClassifier` (also those of ``rnnkit train --task classify``).
-CLASSIFY_DEFAULTS = dict(cell="lstm", units=(128, 64), epochs=100, batch_size=32,
-                         learning_rate=2e-3, clipnorm=1.0, validation_split=0.2, patience=20,
-                         dropout=0.3)
+#: None means "decided from the training data" (:meth:`SequenceClassifier.plan`).
+CLASSIFY_DEFAULTS = dict(cell="gru", units=None, epochs=None, batch_size=None,
+                         learning_rate=3e-3, clipnorm=1.0, validation_split=0.0, patience=20,
+                         dropout=0.0, time_budget=600.0)
+
+#: Most recurrent steps the network should see; longer series are cut into patches.
+TARGET_STEPS = 64
+#: Shortest patch whose magnitude spectrum is added to the inputs.
+MIN_SPECTRUM_PATCH = 8
+#: Optimizer updates per ensemble member (the epoch budget is derived from it).
+TARGET_UPDATES = 1000
+#: Largest ensemble trained when the time budget allows.
+MAX_ENSEMBLE = 3
+#: Estimated CPU seconds per recurrent step of one batch update (forward + backward) of a
+#: bidirectional GRU(64) with a Dense(64) front-end: a fixed part plus a part per batch row
+#: (measured on the project's 2-core machine; small batches are overhead-bound).
+SECONDS_PER_STEP = (2.5e-4, 2.5e-5)
 
 
 def _natural_key(label):
@@ -61,33 +84,50 @@ def natural_sort(labels):
 class SequenceClassifier(SequencePipeline):
     """Many-to-one classifier over variable-length sequences, with its preprocessing.
 
-    The default network is the tutorial's: ``LSTM(128, return_sequences=True) -> LSTM(64) ->
-    Dense(K, softmax)``, categorical cross-entropy, Adam (learning rate 0.001, clipnorm 1.0),
-    batch size 32, input dropout 0.3 in every LSTM layer, up to 100 epochs with early stopping
-    (patience 10) on a stratified 20% validation split. On Japanese Vowels these defaults
-    reach test accuracy 0.965-0.978 (mean 0.972 over seeds 0-7; see ``docs/results.md``).
+    Every setting left at None is decided from the training data by :meth:`plan` (the
+    decisions and their reasons are in ``choices_``; ``rnnkit train`` prints them). With all
+    defaults: a per-step ``Dense(64, relu)`` front-end over patches of the normalised series,
+    ``Bidirectional(GRU(64))``, ``Dense(K, softmax)``, AdamW (learning rate 0.003, weight
+    decay 0.01, clipnorm 1.0) with warm-up and cosine decay over about 1,000 updates, and as
+    many networks (up to 3, probabilities averaged) as the 10-minute time budget allows.
 
     Args:
-        cell: 'lstm', 'gru' or 'rnn' (SimpleRNN).
-        units: int, list of ints (one per recurrent layer) or '128,64'.
-        layers: number of recurrent layers (None: one per entry of ``units``).
-        bidirectional: wrap every recurrent layer in ``Bidirectional``.
+        cell: 'gru' (default), 'lstm' or 'rnn' (SimpleRNN).
+        units: int, list of ints (one per recurrent layer) or '128,64' (None: by data size).
+        layers: number of recurrent layers (None: one per entry of ``units``, else 1).
+        bidirectional: wrap every recurrent layer in ``Bidirectional`` (None: yes).
         dropout: input dropout of every recurrent layer.
-        epochs: maximum epochs (early stopping usually ends sooner).
-        batch_size: sequences per gradient step.
-        learning_rate: Adam's learning rate.
+        epochs: epochs per network (None: about 1,000 updates, within the time budget).
+        batch_size: sequences per gradient step (None: a tenth of the data, 8-64).
+        learning_rate: peak learning rate.
         clipnorm: per-variable gradient-norm clipping (None or 0: off).
         validation_split: stratified share of the training data held out for early stopping
-            (0 trains for ``epochs`` epochs without early stopping).
-        patience: epochs without validation-loss improvement before stopping.
-        standardize: standardise each channel with training statistics.
+            (default 0: train the whole epoch budget on all the data).
+        patience: epochs without validation-loss improvement before stopping (counted after
+            the warm-up).
+        standardize: False turns normalisation off (same as ``normalize='none'``).
+        normalize: 'series' (each series by its own mean/std), 'series+level' (that, plus
+            each series' mean and log std as inputs), 'channel' (training statistics per
+            channel) or 'none' (None: 'series' for z-normalised univariate data,
+            'series+level' for other univariate data, 'channel' for multivariate).
+        patch: time steps per recurrent step (None: ``ceil(longest / 64)``).
+        embed: width of the per-step ``Dense(embed, relu)`` front-end (0: none; None: 64).
+        ensemble: networks trained from seeds ``seed, seed+1000, ...`` whose probabilities are
+            averaged (None: as many as the time budget allows, at most 3).
+        schedule: 'cosine' (warm-up then cosine decay) or 'constant'.
+        weight_decay: AdamW's decoupled weight decay (0: Adam).
+        time_budget: CPU seconds the whole fit may take (default 600; on a dedicated machine
+            an upper bound of the wall time); sizes the ensemble and the epochs, and stops
+            training when exceeded (None: no limit).
         seed: seed for weights, shuffling and the validation split (None: not seeded).
         verbose: 0 silent, 1 one progress bar, 2 one line per epoch.
 
     Attributes:
         classes_: the user's labels, index = class id.
-        model: the trained :class:`rnnkit.Sequential`.
-        scaler: the fitted :class:`rnnkit.data.StandardScaler` (None if not standardising).
+        choices_: list of ``{"name", "value", "reason"}`` dicts, one per decided setting.
+        members: the trained :class:`rnnkit.Sequential` networks; ``model`` is the first.
+        scaler: the fitted :class:`rnnkit.data.StandardScaler` of the inputs ('channel') or
+            of the series' levels ('series+level'); None otherwise.
     """
 
     task = "classify"
@@ -96,6 +136,151 @@ class SequenceClassifier(SequencePipeline):
     defaults = CLASSIFY_DEFAULTS
     classes_ = None  # set by fit / from_model
 
+    def __init__(self, cell="gru", units=None, layers=None, bidirectional=None, dropout=None,
+                 epochs=None, batch_size=None, learning_rate=None, clipnorm=1.0,
+                 validation_split=None, patience=None, standardize=True, seed=0, verbose=1,
+                 normalize=None, patch=None, embed=None, ensemble=None, schedule="cosine",
+                 weight_decay=1e-2, time_budget=CLASSIFY_DEFAULTS["time_budget"],
+                 spectrum=None):
+        self._requested = dict(units=units, layers=layers, bidirectional=bidirectional,
+                               epochs=epochs, batch_size=batch_size, normalize=normalize,
+                               standardize=standardize, patch=patch, embed=embed,
+                               ensemble=ensemble, spectrum=spectrum)
+        super().__init__(
+            cell=cell, units=units_list(units, layers, (64,)), bidirectional=bidirectional
+            is not False, dropout=dropout, epochs=epochs or 1, batch_size=batch_size or 32,
+            learning_rate=learning_rate, clipnorm=clipnorm, validation_split=validation_split,
+            patience=patience, standardize=standardize, seed=seed, verbose=verbose,
+            normalize=normalize, patch=patch or 1, embed=64 if embed is None else embed,
+            ensemble=ensemble or 1, schedule=schedule, weight_decay=weight_decay,
+            time_budget=time_budget, spectrum=bool(spectrum))
+        self.choices_ = []
+
+    # -- choices from the data -------------------------------------------------------------
+    def plan(self, x, y):
+        """Decide every setting left at None from the training data ``(x, y)`` only.
+
+        The rules (each recorded in ``choices_`` with its reason):
+
+        * normalisation: univariate -> each series by its own mean and standard deviation
+          (the shape is then comparable across series); if the training series are not
+          already z-normalised, their level and scale may carry the class too, so each
+          series' mean and log standard deviation (standardised over the training set) are
+          fed as two extra inputs at every step; multivariate -> per channel with training
+          statistics (keeps the channels' relative levels);
+        * patch: ``ceil(L / 64)`` time steps per recurrent step, L the longest training
+          series, so the recurrence runs at most 64 steps;
+        * front-end: ``Dense(64, relu)`` on every patch (learned down-sampling);
+        * direction: bidirectional (the whole sequence is known before the label is needed);
+        * size: GRU(64) below 1,000 training sequences, GRU(128) from 1,000;
+        * batch size: a tenth of the training sequences, between 8 and 64;
+        * epochs: about 1,000 updates (between 20 and 300 epochs), fewer if one network would
+          not fit the time budget;
+        * ensemble: as many networks as the estimated cost fits in 80% of the time budget
+          (at most 3).
+
+        Args:
+            x: list of ``(T_i, C)`` training sequences.
+            y: (N,) labels.
+
+        Returns:
+            ``choices_``: list of ``{"name", "value", "reason"}`` dicts.
+        """
+        req = self._requested
+        seqs = x
+        n = len(seqs)
+        lengths = np.array([len(s) for s in seqs])
+        channels = int(seqs[0].shape[1])
+        counts = np.unique(np.asarray(y).astype(str), return_counts=True)[1]
+        choices = []
+
+        def choose(name, value, reason):
+            choices.append({"name": name, "value": value, "reason": reason})
+            return value
+
+        if req["normalize"] is None and req["standardize"]:
+            mean, std = series_stats(seqs)
+            prenormalised = bool(np.all(np.abs(mean) < 1e-2) and np.all(np.abs(std - 1) < 1e-2))
+            if channels == 1 and prenormalised:
+                self.normalize = choose("normalize", "series", "univariate, every training "
+                                        "series already has mean 0 and std 1: each series is "
+                                        "scaled by its own mean and std (shape counts)")
+            elif channels == 1:
+                self.normalize = choose(
+                    "normalize", "series+level",
+                    f"univariate, series levels {mean.min():.3g}..{mean.max():.3g} and "
+                    f"scales {std.min():.3g}..{std.max():.3g} differ: each series is scaled "
+                    "by its own mean and std, and that mean and log std (standardised over "
+                    "the training set) are fed at every step")
+            else:
+                self.normalize = choose("normalize", "channel", f"{channels} channels: "
+                                        "standardised per channel with training statistics, "
+                                        "keeping their relative levels")
+        longest = int(lengths.max())
+        if req["patch"] is None:
+            self.patch = max(1, math.ceil(longest / TARGET_STEPS))
+            steps = math.ceil(longest / self.patch)
+            span = (f"{lengths.min()}-{longest}" if lengths.min() < longest else f"{longest}")
+            self.patch = choose(
+                "patch", self.patch,
+                f"series of {span} steps: " + (
+                    f"{self.patch} steps per recurrent step, so the GRU runs at most {steps} "
+                    "steps" if self.patch > 1 else
+                    f"short enough to feed step by step (<= {TARGET_STEPS})"))
+        steps = math.ceil(int(lengths.max()) / self.patch)
+        if req["spectrum"] is None:
+            self.spectrum = self.patch >= MIN_SPECTRUM_PATCH
+            choose("spectrum", self.spectrum, (
+                f"patches of {self.patch} steps: each patch's magnitude spectrum "
+                f"({self.patch // 2 + 1} frequencies) joins its values, so rhythms inside a "
+                "patch are visible whatever their phase") if self.spectrum else (
+                f"patches of {self.patch} step(s) are too short for a useful spectrum "
+                f"(< {MIN_SPECTRUM_PATCH})"))
+        if req["embed"] is None:
+            width = channels * (self.patch + (self.patch // 2 + 1 if self.spectrum else 0)
+                                + (2 if self.normalize == "series+level" else 0))
+            choose("embed", self.embed, f"a Dense({self.embed}, relu) layer reads each step's "
+                   f"{width} inputs before the GRU" + (
+                       " (learned down-sampling of the patch)" if self.patch > 1 else ""))
+        if req["bidirectional"] is None:
+            choose("bidirectional", True, "the whole sequence is known before its label is "
+                   "needed: one GRU reads forward, one backward; their final states are read")
+        if req["units"] is None:
+            size = 64 if n < 1000 else 128
+            self.units = [size] * (req["layers"] or 1)
+            choose("units", self.units, f"{n} training sequences: {size} units per direction")
+        if req["batch_size"] is None:
+            self.batch_size = choose("batch_size", int(np.clip(n // 10, 8, 64)),
+                                     f"a tenth of {n} sequences, between 8 and 64")
+        n_train = n - (int(round(n * self.validation_split)) if self.validation_split else 0)
+        batches = math.ceil(n_train / self.batch_size)
+        width = max(self.units) / 64.0
+        step_cost = SECONDS_PER_STEP[0] + SECONDS_PER_STEP[1] * self.batch_size
+        per_epoch = batches * steps * step_cost * max(1.0, width) * len(self.units)
+        budget = self.time_budget
+        if req["epochs"] is None:
+            epochs = int(np.clip(round(TARGET_UPDATES / batches), 20, 300))
+            reason = (f"~{TARGET_UPDATES} updates of {batches} batches per epoch, warm-up "
+                      "then cosine decay, no early stopping")
+            if budget is not None and epochs * per_epoch > 0.8 * budget:
+                epochs = max(1, int(0.8 * budget / per_epoch))
+                reason = (f"as many epochs as fit 80% of the {budget:.0f} s budget (est. "
+                          f"{per_epoch:.1f} s per epoch), warm-up then cosine decay")
+            self.epochs = choose("epochs", epochs, reason)
+        member = self.epochs * per_epoch
+        if req["ensemble"] is None:
+            if budget is None:
+                k, reason = 1, "no time budget: one network"
+            else:
+                k = int(np.clip(0.8 * budget // max(member, 1e-9), 1, MAX_ENSEMBLE))
+                reason = (f"est. {member:.0f} s per network: {k} network(s) fit 80% of the "
+                          f"{budget:.0f} s budget; probabilities averaged")
+            self.ensemble = choose("ensemble", k, reason)
+        if counts.min() * 2 < counts.max():
+            choose("class_balance", "unweighted", f"class sizes {counts.min()}-{counts.max()}: "
+                   "left unweighted (accuracy is the target)")
+        self.choices_ = choices
+        return choices
     # -- labels --------------------------------------------------------------------------------
     def _fit_targets(self, y):
         y = np.asarray(y)
@@ -151,3 +336,21 @@ class SequenceClassifier(SequencePipeline):
     def evaluate(self, x, y):
         """``{"loss": cross-entropy, "accuracy": share of correct labels}`` on ``(x, y)``."""
         return super().evaluate(x, y)
+
+    def _evaluate_outputs(self, outputs, y):
+        ids = self._encode_ids(y)
+        p = np.clip(outputs[np.arange(len(ids)), ids].astype(np.float64), 1e-7, 1.0)
+        return {"loss": float(-np.log(p).mean()),
+                "accuracy": float(np.mean(outputs.argmax(-1) == ids))}
+
+    # -- saving ------------------------------------------------------------------------------
+    def preprocessing_record(self):
+        """The JSON-able record (see the base class) plus ``choices``: what was decided why."""
+        return {**super().preprocessing_record(), "choices": list(self.choices_)}
+
+    @classmethod
+    def from_model(cls, model):
+        """Rebuild the classifier around a loaded model (reads ``model.preprocessing``)."""
+        obj = super().from_model(model)
+        obj.choices_ = list(model.preprocessing.get("choices") or [])
+        return obj
