@@ -294,7 +294,7 @@ def _check_memory(v):
     except ValueError as e:
         raise CLIError(f"--units/--layers: {e}") from None
     need, params = estimate_training_bytes(
-        v["cell"], units, features=1, outputs=1, batch_size=v["batch_size"],
+        v["cell"], units, features=1, outputs=1, batch_size=v["batch_size"] or 1,
         bidirectional=bool(v["bidirectional"]),
         ensemble=v["ensemble"] if v["task"] == "forecast" else 1)
     check_memory(need, params, f"--units {v['units']} ({v['cell']}, "

@@ -59,7 +59,8 @@ class CosineDecay(LearningRateSchedule):
         decay_steps: positive integer: length of the cosine decay.
         alpha: floor as a fraction of the peak learning rate, in [0, 1].
         warmup_target: peak learning rate reached after the warm-up (None: no warm-up).
-        warmup_steps: non-negative integer length of the linear warm-up.
+        warmup_steps: non-negative integer length of the linear warm-up (0 with a
+            ``warmup_target``: the decay starts from the target, as in Keras).
 
     Example:
         >>> CosineDecay(0.1, decay_steps=100)(100)
@@ -76,9 +77,6 @@ class CosineDecay(LearningRateSchedule):
         self.warmup_target = _v.number(o, "warmup_target", warmup_target, 0.0, lo_open=True,
                                        allow_none=True)
         self.warmup_steps = _v.number(o, "warmup_steps", warmup_steps, 0, integer=True)
-        if self.warmup_target is not None and self.warmup_steps == 0:
-            raise ValueError(f"{o}: warmup_target={warmup_target} needs warmup_steps > 0, got "
-                             "0.")
 
     def __call__(self, step):
         if self.warmup_target is not None and step < self.warmup_steps:
