@@ -352,7 +352,9 @@ _PARAMS = Obj({
     "embedding_dim": Int(1, MAX_UNITS),
     "seq_len": Int(1, MAX_WINDOW),
     "standardize": Bool(),
-}, optional=("cell", "units", "bidirectional", "dropout", "l2", "epochs", "batch_size",
+    "normalize": Str(20, choices=("series", "series+level", "channel", "none")).or_null(),
+    "patch": Int(1, MAX_WINDOW).or_null(),
+}, optional=("normalize", "patch", "cell", "units", "bidirectional", "dropout", "l2", "epochs", "batch_size",
              "learning_rate", "clipnorm", "validation_split", "patience", "ensemble",
              "aggregate", "log", "difference", "seasonal_period", "seed", "embedding_dim",
              "seq_len", "standardize"), extra=ANY)
@@ -420,8 +422,11 @@ def _check_task_consistency(pre, task, path):
     if scaler and len(scaler["mean"]) != len(scaler["scale"]):
         raise SchemaError(f"{path}.scaler", f"'mean' has {len(scaler['mean'])} entries but "
                                             f"'scale' has {len(scaler['scale'])}.")
+    params = pre.get("params") or {}
+    # normalize='series+level' scales each series' (mean, log std) per channel: 2 per channel
+    per_channel = 2 if params.get("normalize") == "series+level" else 1
     if task in ("classify", "regress") and scaler and pre.get("n_features") is not None \
-            and len(scaler["mean"]) != pre["n_features"]:
+            and len(scaler["mean"]) != per_channel * pre["n_features"]:
         raise SchemaError(f"{path}.scaler", f"scales {len(scaler['mean'])} features but "
                                             f"n_features is {pre['n_features']}.")
     if task == "regress":
@@ -477,8 +482,13 @@ def check_against_model(pre, model, path="preprocessing"):
     if task == "regress" and out_dim is not None and pre["n_outputs"] != out_dim:
         raise SchemaError(f"{path}.n_outputs", f"is {pre['n_outputs']} but the model has "
                                                f"{out_dim} outputs.")
+    params = pre.get("params") or {}
+    patch = params.get("patch") or 1
+    # with patches (and the level/spectrum features that may join them) the network reads at
+    # least patch * n_features values per step; without, exactly n_features
     if task in ("classify", "regress") and pre.get("n_features") is not None \
-            and in_dim is not None and pre["n_features"] != in_dim:
+            and in_dim is not None and (in_dim < patch * pre["n_features"] if "patch" in params
+                                        else pre["n_features"] != in_dim):
         raise SchemaError(f"{path}.n_features", f"is {pre['n_features']} but the model reads "
                                                 f"{in_dim} features.")
     if task == "forecast":
