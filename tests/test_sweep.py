@@ -143,7 +143,11 @@ def test_sweep_interrupted_resumed_saves_best_model(tmp_path):
     assert best["val_loss"] == min(t["val_loss"] for t in completed)
     model = rnnkit.load_model(record["best_model"])
     assert model.preprocessing["task"] == "classify"
-    assert model.layers[0].units == best["units"]
+    # the recurrent layer (the classify defaults may put a per-step Dense before it and a
+    # Bidirectional around it)
+    rnn = next(getattr(la, "forward_layer", la) for la in model.layers
+               if isinstance(getattr(la, "forward_layer", la), rnnkit.layers.RNN))
+    assert rnn.units == best["units"]
     folder = Path(record["path"])
     with open(folder / "results.csv") as f:
         assert len(list(csv.DictReader(f))) == 4
@@ -170,6 +174,10 @@ def test_search_and_scheduler_from_the_spec():
     assert isinstance(cfg.search_alg, BasicVariantGenerator) and cfg.scheduler is None
     spec = SweepSpec(train={"lr": 0.01}, space={"epochs": {"choice": [3, 9]}}, search="tpe",
                      grace_period=2)
+    # the default data is a classification set: a classifier trains up to 3 members
+    assert _max_iterations(spec) == 9 * 3 + 1
+    spec = SweepSpec(train={"lr": 0.01, "ensemble": 1}, space={"epochs": {"choice": [3, 9]}},
+                     search="tpe", grace_period=2)
     assert _max_iterations(spec) == 9 + 1
     cfg = _tune_config(spec, 10)
     assert isinstance(cfg.search_alg, OptunaSearch) and isinstance(cfg.scheduler, ASHAScheduler)

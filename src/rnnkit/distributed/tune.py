@@ -98,7 +98,7 @@ def _domain(spec):
 
 
 def _max_iterations(spec):
-    """Most reports a trial can make: epochs (x ensemble members for a forecast) + 1 final."""
+    """Most reports a trial can make: epochs (x ensemble members) + 1 final."""
     from ..cli.train import resolve
 
     def upper(key, default):
@@ -108,9 +108,17 @@ def _max_iterations(spec):
         kind, args = next(iter(dist.items()))
         return max(args) if kind == "choice" else args[1]
 
+    from ..cli._common import LIMITS
+    from ..tasks.classification import MAX_ENSEMBLE
+
     v = resolve(_namespace(spec.train))
-    ensemble = (v.get("ensemble") or 1) if v["task"] == "forecast" else 1
-    return int(upper("epochs", v["epochs"])) * int(upper("ensemble", ensemble)) + 1
+    # forecasts and classifiers train ensembles (a classifier sizes its own from the data)
+    ensemble = {"forecast": v.get("ensemble") or 1,
+                "classify": v.get("ensemble") or MAX_ENSEMBLE}.get(v["task"], 1)
+    epochs = upper("epochs", v["epochs"])
+    if epochs is None:  # decided from the data (classify): bounded by the option's limit
+        epochs = LIMITS["epochs"][2]
+    return int(epochs) * int(upper("ensemble", ensemble)) + 1
 
 
 @dataclass
