@@ -16,8 +16,9 @@ A kernel is any object (usually a module) with
   for a :class:`~rnnkit.cells.ProjectedCell` (``xs`` is the input projection, backward
   returns ``(dxw, dstates0, dU, db_rec)``), or of :func:`~rnnkit.kernels.reference.forward_steps`
   / :func:`~rnnkit.kernels.reference.backward_steps` for any other cell (``xs`` is the
-  input, backward returns ``(dxs, dstates0, dparams)``) — a whole-sequence training path
-  such as a parallel scan over a linear recurrence plugs in here;
+  input, ``forward`` also takes ``training=False`` — training-only randomness such as
+  zoneout depends on it —, backward returns ``(dxs, dstates0, dparams)``) — a whole-sequence
+  training path such as a parallel scan over a linear recurrence plugs in here;
 * a compiled ``forward`` for a projected cell must not keep ``xs`` in its cache: the layer
   reuses that buffer for ``dxw`` (it owns it through :class:`.threads.Workspace`);
 * optionally ``infer(cell, x, states0, mask, go_backwards, return_sequences)`` (cache-free
@@ -146,7 +147,7 @@ def forward_steps(cell, xs, states0, mask=None, rmask=None, training=False):
     if impl is None:
         ys, states, cache = reference.forward_steps(cell, xs, states0, mask, rmask, training)
         return ys, states, (None, cache)
-    ys, states, cache = impl.forward(cell, xs, states0, mask, rmask)
+    ys, states, cache = impl.forward(cell, xs, states0, mask, rmask, training=training)
     return ys, states, (impl, cache)
 
 

@@ -84,7 +84,7 @@ def _bwd_par(Hs, u, h0, dY, mask, dK, g, du, edges):
         _bwd(Hs, u, h0, dY, mask, dK, g, du, edges[i], edges[i + 1])
 
 
-def forward(cell, xs, states0, mask=None, rmask=None, ws=None):
+def forward(cell, xs, states0, mask=None, rmask=None, ws=None, training=False):
     """Run the cell over xs (T, B, F); returns ``(hs (T, B, H), [h_T], cache)``."""
     T, B, _ = xs.shape
     dt = xs.dtype

@@ -112,7 +112,7 @@ def _hold_masked_backward(dY, mask):
         carry = np.where(m, 0, d)
 
 
-def forward(cell, xs, states0, mask=None, rmask=None, ws=None):
+def forward(cell, xs, states0, mask=None, rmask=None, ws=None, training=False):
     """Run the cell over xs (T, B, F); returns ``(ys (T, B, units), [Re h_T, Im h_T], cache)``."""
     T, B, F = xs.shape
     N, dt = cell.n, xs.dtype

@@ -185,7 +185,7 @@ _LOOPS = {MinGRUCell: (_mingru_fwd, _mingru_fwd_par, _mingru_bwd, _mingru_bwd_pa
           MinLSTMCell: (_minlstm_fwd, _minlstm_fwd_par, _minlstm_bwd, _minlstm_bwd_par)}
 
 
-def forward(cell, xs, states0, mask=None, rmask=None, ws=None):
+def forward(cell, xs, states0, mask=None, rmask=None, ws=None, training=False):
     """Run the cell over xs (T, B, F); returns ``(hs (T, B, H), [h_T], cache)``."""
     fwd, fwd_par = _LOOPS[type(cell)][:2]
     T, B, _ = xs.shape
