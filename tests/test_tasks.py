@@ -326,7 +326,7 @@ def _shapes(n, length, channels, classes=2, vary=False, seed=0):
 def test_plan_long_univariate_series_are_normalised_per_series_and_patched():
     x, y = _shapes(40, 500, 1)
     x = [(s - s.mean()) / s.std() for s in x]          # z-normalised, as in the UCR archive
-    clf = SequenceClassifier(verbose=0)
+    clf = SequenceClassifier(verbose=0, view="time")   # the view trials: tests below
     ch = {c["name"]: c for c in clf.plan(x, y)}
     assert ch["normalize"]["value"] == "series" and "univariate" in ch["normalize"]["reason"]
     assert ch["patch"]["value"] == 8 and "at most 63 steps" in ch["patch"]["reason"]
@@ -341,7 +341,7 @@ def test_plan_long_univariate_series_are_normalised_per_series_and_patched():
 def test_plan_keeps_level_and_scale_of_series_that_are_not_z_normalised(tmp_path):
     x, y = _shapes(30, 40, 1, classes=2)
     x = [s * (1 + 2 * (i % 2)) + 5 * (i % 2) for i, s in enumerate(x)]   # class = level/scale
-    clf = SequenceClassifier(verbose=0, epochs=40, ensemble=1, units=8, embed=8)
+    clf = SequenceClassifier(verbose=0, epochs=40, ensemble=1, units=8, embed=8, view="time")
     assert _choices(clf) == {} and clf.plan(x, y)[0]["value"] == "series+level"
     assert _choices(clf)["spectrum"] is False and _choices(clf)["patch"] == 1
     clf.fit(x, y)
@@ -363,7 +363,7 @@ def test_plan_short_multivariate_series_per_channel_without_patches():
 
 def test_plan_variable_lengths_patch_by_the_longest_and_size_grows_with_data():
     x, y = _shapes(1200, 1000, 1, vary=True)
-    clf = SequenceClassifier(verbose=0)
+    clf = SequenceClassifier(verbose=0, view="time")
     ch = _choices(clf) if clf.plan(x, y) else {}
     assert ch["patch"] == -(-max(len(s) for s in x) // 64)
     assert ch["units"] == [128] and ch["batch_size"] == 64
@@ -371,8 +371,8 @@ def test_plan_variable_lengths_patch_by_the_longest_and_size_grows_with_data():
 
 def test_plan_time_budget_limits_epochs_and_ensemble_and_user_settings_win():
     x, y = _shapes(1000, 1000, 1)
-    big = SequenceClassifier(verbose=0, time_budget=10_000)
-    small = SequenceClassifier(verbose=0, time_budget=30)
+    big = SequenceClassifier(verbose=0, time_budget=10_000, view="time")
+    small = SequenceClassifier(verbose=0, time_budget=30, view="time")
     b, s = (_choices(c) if c.plan(x, y) else {} for c in (big, small))
     assert b["ensemble"] == 3 and s["ensemble"] == 1
     assert s["epochs"] < b["epochs"] and "budget" in small.choices_[-1]["reason"] + str(
@@ -384,6 +384,78 @@ def test_plan_time_budget_limits_epochs_and_ensemble_and_user_settings_win():
                         "bidirectional"}
     assert (fixed.patch, fixed.normalize, fixed.units, fixed.epochs, fixed.ensemble,
             fixed.bidirectional) == (4, "channel", [16], 3, 2, False)
+
+
+def test_spectrum_view_is_the_log_magnitude_spectrum_without_the_mean():
+    from rnnkit.tasks._sequence import spectrum_view
+
+    t = np.arange(64)
+    s = (3.0 + np.sin(2 * np.pi * 5 * t / 64))[:, None]        # level 3, 5 cycles
+    v = spectrum_view([s, np.roll(s, 7)])
+    assert v[0].shape == (33, 1) and v[0].dtype == np.float32
+    assert int(np.argmax(v[0][:, 0])) == 5 and v[0][0, 0] < 1e-6   # the mean is gone
+    np.testing.assert_allclose(v[0], v[1], atol=1e-5)          # a shift changes nothing
+    np.testing.assert_allclose(v[0][5, 0], np.log1p(32.0), rtol=1e-6)   # |rfft| = A*T/2
+    with_nan = s.copy()
+    with_nan[3] = np.nan
+    assert np.isfinite(spectrum_view([with_nan])[0]).all()
+
+
+def _rhythm_classes(n, length, seed=0):
+    """Class = the frequency of a rhythm at a random phase, buried in noise (the values at a
+    given time say nothing about the class; the spectrum says it all)."""
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % 2
+    t = np.arange(length)
+    x = [(np.sin(2 * np.pi * (4 + 5 * c) * t / length + rng.uniform(0, 2 * np.pi))
+          + rng.normal(0, 0.5, length))[:, None].astype(np.float32) for c in y]
+    return x, y
+
+
+def _bump_classes(n, length, seed=0):
+    """Class = where a bump sits (early or late): a shape at a position, phase matters."""
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % 2
+    t = np.arange(length)
+    x = [(np.exp(-0.5 * ((t - (0.25 if c == 0 else 0.75) * length) / 3.0) ** 2) * 3
+          + rng.normal(0, 0.3, length))[:, None].astype(np.float32) for c in y]
+    return x, y
+
+
+@pytest.mark.slow
+def test_view_is_chosen_by_cross_validation_on_the_training_data(tmp_path):
+    kw = dict(verbose=0, epochs=30, units=8, embed=8, ensemble=1, seed=1)
+    x, y = _rhythm_classes(40, 64)
+    clf = SequenceClassifier(**kw).fit(x, y)
+    ch = {c["name"]: c for c in clf.choices_}
+    assert ch["view"]["value"] == "spectrum" and clf.view == "spectrum"
+    assert "cross-validation" in ch["view"]["reason"]
+    assert clf.choices_[0]["name"] == "view"          # the rules after it read the spectrum
+    assert clf._prepare_x(x)[0].shape[0] <= 33        # 33 frequencies, maybe patched
+    xt, yt = _rhythm_classes(40, 64, seed=5)
+    assert float(np.mean(clf.predict(xt) == yt)) >= 0.9
+    clf.save(tmp_path / "v.rnnkit")
+    again = load_task(tmp_path / "v.rnnkit")
+    assert again.view == "spectrum"
+    np.testing.assert_array_equal(again.predict_proba(xt), clf.predict_proba(xt))
+    xb, yb = _bump_classes(40, 64)
+    bump = SequenceClassifier(**kw)
+    assert _choices(bump) == {} and bump.plan(xb, yb)[0]["value"] == "time"
+    first = bump._selection
+    bump.plan(xb, yb)                                  # planned again (rnnkit train): reused
+    assert bump._selection is first and bump.selection_seconds_before_fit_ > 0
+
+
+def test_view_short_series_or_single_member_classes_skip_the_trials():
+    x, y = _shapes(30, 20, 1)
+    clf = SequenceClassifier(verbose=0)
+    ch = {c["name"]: c for c in clf.plan(x, y)}
+    assert ch["view"]["value"] == "time" and "no spectrum trial" in ch["view"]["reason"]
+    x, y = _shapes(5, 40, 1, classes=5)               # one series per class
+    ch = {c["name"]: c for c in SequenceClassifier(verbose=0).plan(x, y)}
+    assert ch["view"]["value"] == "time" and "single training series" in ch["view"]["reason"]
+    with pytest.raises(ValueError, match="view must be one of"):
+        SequenceClassifier(view="frequency")
 
 
 def test_patches_and_series_normalisation():

@@ -130,6 +130,10 @@ def options():
             "(training statistics per channel) | none (default: series or series+level for "
             "univariate data, channel for multivariate)", None,
             choices=("series", "series+level", "channel", "none"), tasks=("classify",)),
+        Opt("view", "choice", "classify: time (the values over time) | spectrum (each series' "
+            "log magnitude spectrum read as a sequence) (default: chosen by 2-fold "
+            "cross-validation on the training data for series of 32 steps or more)", None,
+            choices=("time", "spectrum"), tasks=("classify",)),
         Opt("patch", "int", "classify: time steps grouped into one recurrent step (default: "
             "long series are cut into ~64 patches)", None, tasks=("classify",), metavar="N"),
         Opt("embed", "int", "classify: width of the Dense(relu) layer applied to every patch "
@@ -411,7 +415,7 @@ def _train_sequences(v, out, callbacks=None):
     if task == "classify":
         pipe = SequenceClassifier(
             bidirectional=v["bidirectional"], ensemble=v["ensemble"], normalize=v["normalize"],
-            patch=v["patch"], embed=v["embed"], time_budget=v["time_budget"],
+            patch=v["patch"], embed=v["embed"], time_budget=v["time_budget"], view=v["view"],
             **_common_kwargs(v))
         out.say("choices (from the training data):")
         for c in pipe.plan(as_sequences(x_tr), y_tr):

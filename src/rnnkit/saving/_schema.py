@@ -354,7 +354,8 @@ _PARAMS = Obj({
     "standardize": Bool(),
     "normalize": Str(20, choices=("series", "series+level", "channel", "none")).or_null(),
     "patch": Int(1, MAX_WINDOW).or_null(),
-}, optional=("normalize", "patch", "cell", "units", "bidirectional", "dropout", "l2", "epochs", "batch_size",
+    "view": Str(10, choices=("time", "spectrum")),
+}, optional=("normalize", "patch", "view", "cell", "units", "bidirectional", "dropout", "l2", "epochs", "batch_size",
              "learning_rate", "clipnorm", "validation_split", "patience", "ensemble",
              "aggregate", "log", "difference", "seasonal_period", "seed", "embedding_dim",
              "seq_len", "standardize"), extra=ANY)

@@ -181,6 +181,38 @@ def to_patches(seqs, patch):
     return out
 
 
+#: How a sequence is shown to the network: its values over time, or its magnitude spectrum.
+VIEWS = ("time", "spectrum")
+
+
+def spectrum_view(seqs):
+    """Each series as its log magnitude spectrum: ``log(1 + |rfft(s - mean(s))|)`` per channel.
+
+    The spectrum is a sequence over frequency (low to high) that the recurrent network reads
+    like a time series; it does not depend on where in the series a rhythm sits (phase), which
+    helps where the class is in the rhythms rather than in the shape at a position. The
+    series' amplitude stays in the spectrum; its mean level does not. NaN counts as the
+    series' mean.
+
+    Args:
+        seqs: list of ``(T_i, C)`` arrays.
+
+    Returns:
+        list of ``(T_i // 2 + 1, C)`` float32 arrays.
+
+    Example:
+        >>> spectrum_view([np.ones((6, 1))])[0].shape
+        (4, 1)
+    """
+    out = []
+    for s in seqs:
+        s = np.asarray(s, np.float64)
+        mean = np.nanmean(s, axis=0) if np.isnan(s).any() else s.mean(axis=0)
+        s = np.nan_to_num(s - mean, nan=0.0)
+        out.append(np.log1p(np.abs(np.fft.rfft(s, axis=0))).astype(np.float32))
+    return out
+
+
 def patch_spectra(seqs, patch, channels):
     """Log magnitude spectrum of every patch: ``log(1 + |rfft|)`` over its ``patch`` steps.
 
@@ -254,13 +286,13 @@ class SequencePipeline:
     param_names = ("cell", "units", "bidirectional", "dropout", "epochs", "batch_size",
                    "learning_rate", "clipnorm", "validation_split", "patience", "seed",
                    "normalize", "patch", "spectrum", "embed", "ensemble", "schedule",
-                   "weight_decay")
+                   "weight_decay", "view")
 
     def __init__(self, cell="lstm", units=None, layers=None, bidirectional=False, dropout=None,
                  epochs=None, batch_size=None, learning_rate=None, clipnorm=1.0,
                  validation_split=None, patience=None, standardize=True, seed=0, verbose=1,
                  normalize=None, patch=1, embed=0, ensemble=1, schedule="constant",
-                 weight_decay=0.0, time_budget=None, spectrum=False):
+                 weight_decay=0.0, time_budget=None, spectrum=False, view="time"):
         d = self.defaults
         dropout = d["dropout"] if dropout is None else dropout
         epochs = d["epochs"] if epochs is None else epochs
@@ -274,6 +306,8 @@ class SequencePipeline:
         if normalize not in NORMALIZE_MODES:
             raise ValueError(f"normalize must be one of {list(NORMALIZE_MODES)}, got "
                              f"{normalize!r}.")
+        if view not in VIEWS:
+            raise ValueError(f"view must be one of {list(VIEWS)}, got {view!r}.")
         if schedule not in ("constant", "cosine"):
             raise ValueError(f"schedule must be 'constant' or 'cosine', got {schedule!r}.")
         check_positive_ints(patch=patch, ensemble=ensemble)
@@ -296,6 +330,7 @@ class SequencePipeline:
         self.normalize = normalize
         self.patch = int(patch)
         self.spectrum = bool(spectrum)
+        self.view = view
         self.embed = int(embed)
         self.ensemble = int(ensemble)
         self.schedule = schedule
@@ -346,6 +381,10 @@ class SequencePipeline:
         return []
 
     # -- inputs -----------------------------------------------------------------------------
+    def _view(self, seqs):
+        """The sequences the network reads: as they are, or their spectra (``view``)."""
+        return spectrum_view(seqs) if self.view == "spectrum" else seqs
+
     def _prepare_x(self, x, what="x"):
         seqs = as_sequences(x, what)
         if self.n_features is not None and seqs[0].shape[1] != self.n_features:
@@ -353,6 +392,7 @@ class SequencePipeline:
                 f"{what} has {seqs[0].shape[1]} channel(s) per time step, but the model was "
                 f"trained on {self.n_features}; pass data with the training data's channels."
             )
+        seqs = self._view(seqs)
         level = None
         if self.normalize == "series+level":
             level = self.scaler.transform(series_level(seqs)).astype(np.float32)
@@ -430,12 +470,16 @@ class SequencePipeline:
             raise ValueError(f"x has {len(seqs)} sequences but y has {len(y)} targets; they "
                              "must match one to one.")
         self.plan(seqs, y)
+        # CPU time a choice made by cross-validation took before this call (``rnnkit train``
+        # plans first, to print the choices) counts against the budget too
+        started -= getattr(self, "selection_seconds_before_fit_", 0.0)
         self.n_features = int(seqs[0].shape[1])
         self.scaler = None
+        viewed = self._view(seqs)
         if self.normalize == "channel":
-            self.scaler = StandardScaler().fit(seqs)
+            self.scaler = StandardScaler().fit(viewed)
         elif self.normalize == "series+level":  # scales the (N, 2C) level features
-            self.scaler = StandardScaler().fit(series_level(seqs))
+            self.scaler = StandardScaler().fit(series_level(viewed))
         self._fit_targets(y)
         y_enc = self._encode_y(y)
         xs = self._prepare_x(seqs)

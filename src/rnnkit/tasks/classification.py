@@ -39,7 +39,7 @@ import numpy as np
 from .. import layers as _layers
 from ..utils import to_categorical
 from ._common import units_list
-from ._sequence import SequencePipeline, series_stats
+from ._sequence import VIEWS, SequencePipeline, cpu_seconds, series_stats, stratified_split
 
 __all__ = ["SequenceClassifier", "natural_sort"]
 
@@ -53,6 +53,10 @@ CLASSIFY_DEFAULTS = dict(cell="gru", units=None, epochs=None, batch_size=None,
 TARGET_STEPS = 64
 #: Shortest patch whose magnitude spectrum is added to the inputs.
 MIN_SPECTRUM_PATCH = 8
+#: Shortest series (time steps) for which the spectrum view is tried.
+MIN_VIEW_LENGTH = 32
+#: Share of the time budget the view's cross-validation may use (split over its trials).
+VIEW_TRIAL_SHARE = 0.4
 #: Optimizer updates per ensemble member (the epoch budget is derived from it).
 TARGET_UPDATES = 1000
 #: Largest ensemble trained when the time budget allows.
@@ -110,6 +114,10 @@ class SequenceClassifier(SequencePipeline):
             each series' mean and log std as inputs), 'channel' (training statistics per
             channel) or 'none' (None: 'series' for z-normalised univariate data,
             'series+level' for other univariate data, 'channel' for multivariate).
+        view: 'time' (the series' values over time) or 'spectrum' (each series' log magnitude
+            spectrum, read as a sequence over frequency); None: chosen by 2-fold
+            cross-validation on the training data for series of 32 steps or more, else
+            'time'.
         patch: time steps per recurrent step (None: ``ceil(longest / 64)``).
         embed: width of the per-step ``Dense(embed, relu)`` front-end (0: none; None: 64).
         ensemble: networks trained from seeds ``seed, seed+1000, ...`` whose probabilities are
@@ -141,11 +149,19 @@ class SequenceClassifier(SequencePipeline):
                  validation_split=None, patience=None, standardize=True, seed=0, verbose=1,
                  normalize=None, patch=None, embed=None, ensemble=None, schedule="cosine",
                  weight_decay=1e-2, time_budget=CLASSIFY_DEFAULTS["time_budget"],
-                 spectrum=None):
+                 spectrum=None, view=None):
         self._requested = dict(units=units, layers=layers, bidirectional=bidirectional,
                                epochs=epochs, batch_size=batch_size, normalize=normalize,
                                standardize=standardize, patch=patch, embed=embed,
-                               ensemble=ensemble, spectrum=spectrum)
+                               ensemble=ensemble, spectrum=spectrum, view=view)
+        # what a candidate network of the view selection is built from (plan)
+        self._arguments = dict(cell=cell, units=units, layers=layers, bidirectional=bidirectional,
+                               dropout=dropout, epochs=epochs, batch_size=batch_size,
+                               learning_rate=learning_rate, clipnorm=clipnorm,
+                               standardize=standardize, normalize=normalize, patch=patch,
+                               embed=embed, schedule=schedule, weight_decay=weight_decay,
+                               spectrum=spectrum)
+        self._selection = None   # (data fingerprint, view, reason, CPU seconds) of plan
         super().__init__(
             cell=cell, units=units_list(units, layers, (64,)), bidirectional=bidirectional
             is not False, dropout=dropout, epochs=epochs or 1, batch_size=batch_size or 32,
@@ -153,7 +169,7 @@ class SequenceClassifier(SequencePipeline):
             patience=patience, standardize=standardize, seed=seed, verbose=verbose,
             normalize=normalize, patch=patch or 1, embed=64 if embed is None else embed,
             ensemble=ensemble or 1, schedule=schedule, weight_decay=weight_decay,
-            time_budget=time_budget, spectrum=bool(spectrum))
+            time_budget=time_budget, spectrum=bool(spectrum), view=view or "time")
         self.choices_ = []
 
     # -- choices from the data -------------------------------------------------------------
@@ -162,6 +178,11 @@ class SequenceClassifier(SequencePipeline):
 
         The rules (each recorded in ``choices_`` with its reason):
 
+        * view: for series of at least 32 steps, one network per view ('time', 'spectrum')
+          and fold is trained on half the training data and scored on the other half (2-fold
+          stratified cross-validation, at most 40% of the time budget); the spectrum is read
+          instead of the values only if it wins by more than one standard error. The rules
+          below then apply to the chosen view's sequences;
         * normalisation: univariate -> each series by its own mean and standard deviation
           (the shape is then comparable across series); if the training series are not
           already z-normalised, their level and scale may carry the class too, so each
@@ -187,16 +208,24 @@ class SequenceClassifier(SequencePipeline):
             ``choices_``: list of ``{"name", "value", "reason"}`` dicts.
         """
         req = self._requested
-        seqs = x
-        n = len(seqs)
-        lengths = np.array([len(s) for s in seqs])
-        channels = int(seqs[0].shape[1])
-        counts = np.unique(np.asarray(y).astype(str), return_counts=True)[1]
         choices = []
 
         def choose(name, value, reason):
             choices.append({"name": name, "value": value, "reason": reason})
             return value
+
+        self.selection_seconds_before_fit_ = 0.0
+        spent = 0.0
+        if req["view"] is None:
+            view, reason, spent, fresh = self._select_view(x, y)
+            self.view = choose("view", view, reason)
+            if not fresh:
+                self.selection_seconds_before_fit_ = spent
+        seqs = self._view(x)
+        n = len(seqs)
+        lengths = np.array([len(s) for s in seqs])
+        channels = int(seqs[0].shape[1])
+        counts = np.unique(np.asarray(y).astype(str), return_counts=True)[1]
 
         if req["normalize"] is None and req["standardize"]:
             mean, std = series_stats(seqs)
@@ -257,7 +286,7 @@ class SequenceClassifier(SequencePipeline):
         width = max(self.units) / 64.0
         step_cost = SECONDS_PER_STEP[0] + SECONDS_PER_STEP[1] * self.batch_size
         per_epoch = batches * steps * step_cost * max(1.0, width) * len(self.units)
-        budget = self.time_budget
+        budget = None if self.time_budget is None else max(self.time_budget - spent, 1.0)
         if req["epochs"] is None:
             epochs = int(np.clip(round(TARGET_UPDATES / batches), 20, 300))
             reason = (f"~{TARGET_UPDATES} updates of {batches} batches per epoch, warm-up "
@@ -281,6 +310,60 @@ class SequenceClassifier(SequencePipeline):
                    "left unweighted (accuracy is the target)")
         self.choices_ = choices
         return choices
+    def _select_view(self, x, y):
+        """Choose ``view`` ('time' or 'spectrum') by 2-fold stratified cross-validation on
+        the training data: one network per view and fold, trained on one half and scored on
+        the other; the spectrum is chosen only when its accuracy is higher by more than one
+        standard error of the difference (``sqrt((a(1-a) + b(1-b)) / N)``; when in doubt,
+        the time view). Series shorter than :data:`MIN_VIEW_LENGTH` steps
+        keep the time view without trials. The result is remembered for the same data
+        (``rnnkit train`` plans before it fits).
+
+        Returns:
+            ``(view, reason, CPU seconds the trials took, True if computed by this call)``.
+        """
+        lengths = [len(s) for s in x]
+        key = (len(x), int(np.sum(lengths)), float(np.nansum(x[0])), float(np.nansum(x[-1])),
+               tuple(np.asarray(y).astype(str)[:50]))
+        if self._selection is not None and self._selection[0] == key:
+            return self._selection[1], self._selection[2], self._selection[3], False
+        start = cpu_seconds()
+        ids = np.unique(np.asarray(y).astype(str), return_inverse=True)[1]
+        if min(lengths) < MIN_VIEW_LENGTH:
+            view, reason = "time", (f"series as short as {min(lengths)} steps (< "
+                                    f"{MIN_VIEW_LENGTH}): read over time, no spectrum trial")
+        elif np.bincount(ids).min() < 2:
+            view, reason = "time", ("a class with a single training series: no "
+                                    "cross-validation of the view possible; read over time")
+        else:
+            half, other = stratified_split(ids, 0.5, 0 if self.seed is None else self.seed)
+            folds = [(half, other), (other, half)]
+            share = None if self.time_budget is None else VIEW_TRIAL_SHARE * self.time_budget \
+                / (len(VIEWS) * len(folds))
+            scores = {}
+            for view in VIEWS:
+                acc = []
+                for k, (tr, va) in enumerate(folds):
+                    trial = type(self)(**self._arguments, view=view, ensemble=1, verbose=0,
+                                       seed=None if self.seed is None else self.seed + 7 * k,
+                                       time_budget=share)
+                    trial.fit([x[i] for i in tr], np.asarray(y)[tr])
+                    acc.append(trial.evaluate([x[i] for i in va], np.asarray(y)[va])
+                               ["accuracy"])
+                scores[view] = float(np.mean(acc))
+            # every series is scored once; the spectrum must win by more than one standard
+            # error of the difference of two accuracies (and by at least one series)
+            a, b, n = scores["time"], scores["spectrum"], len(ids)
+            margin = max(math.sqrt((a * (1 - a) + b * (1 - b)) / n), 1.0 / n)
+            view = "spectrum" if b - a > margin else "time"
+            reason = (f"2-fold cross-validation on the training data, accuracy over time "
+                      f"{scores['time']:.3f}, over the spectrum {scores['spectrum']:.3f}: "
+                      + ("each series' log magnitude spectrum is read as the sequence"
+                         if view == "spectrum" else "the series is read over time"))
+        spent = cpu_seconds() - start
+        self._selection = (key, view, reason, spent)
+        return view, reason, spent, True
+
     # -- labels --------------------------------------------------------------------------------
     def _fit_targets(self, y):
         y = np.asarray(y)
