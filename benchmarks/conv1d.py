@@ -39,7 +39,7 @@ def main():
         y = conv(x)
         dy = np.ones_like(y)
 
-        def ours():
+        def ours(conv=conv, x=x, dy=dy):
             conv.forward(x, training=True)
             conv.backward(dy)
 
@@ -47,7 +47,7 @@ def main():
         xt = torch.tensor(x.transpose(0, 2, 1).copy(), requires_grad=True)
         dyt = torch.ones(a.batch, f, a.steps)
 
-        def theirs():
+        def theirs(tconv=tconv, xt=xt, dyt=dyt):
             tconv.zero_grad()
             xt.grad = None
             tconv(xt).backward(dyt)
