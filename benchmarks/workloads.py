@@ -43,7 +43,7 @@ CELL_WORKLOADS = {
     "minlstm_train": "MinLSTM", "lru_train": "LRU", "indrnn_train": "IndRNN",
     "slstm_train": "sLSTM", "lnlstm_train": "LayerNormLSTM", "lngru_train": "LayerNormGRU",
     "lstm_peephole_train": "LSTM:use_peepholes", "lstm_proj_train": "LSTM:proj_size",
-    "lstm_zoneout_train": "LSTM:zoneout",
+    "lstm_zoneout_train": "LSTM:zoneout", "gru_zoneout_train": "GRU:zoneout",
 }
 for _name, _cell in CELL_WORKLOADS.items():
     WORKLOADS[_name] = dict(model="cell:" + _cell, B=32, T=1000, F=32, train=True)
@@ -64,7 +64,8 @@ def make_data(model, B, T, F, n_batches, seed=0):
 
 
 def cell_layer(L, spec, units):
-    """The rnnkit layer of a cell workload: ``Name`` or ``LSTM:option``."""
+    """The rnnkit layer of a cell workload: ``Name`` or ``Name:option`` (``LSTM:proj_size``,
+    ``GRU:zoneout``, ...)."""
     name, _, option = spec.partition(":")
     kw = {"use_peepholes": {"use_peepholes": True}, "proj_size": {"proj_size": units // 2},
           "zoneout": {"zoneout": 0.1}, "": {}}[option]

@@ -36,7 +36,7 @@ class GRUCell(KerasCell):
         reset_after: bool (default True): apply the reset gate after the recurrent product,
             with a separate recurrent bias (bias (2, 3H)); False: before it (bias (3H,)).
         zoneout: float in [0, 1) (default 0): zoneout rate on ``h`` (Krueger et al. 2016,
-            :mod:`rnnkit.cells._zoneout`; the layer then runs the generic loop).
+            :mod:`rnnkit.cells._zoneout`; the layer then runs :mod:`rnnkit.kernels.gru_zoneout`).
         use_bias, kernel_initializer, recurrent_initializer, bias_initializer,
         kernel_regularizer, recurrent_regularizer, bias_regularizer, dropout,
         recurrent_dropout, seed: as in Keras (see :class:`rnnkit.cells.Cell`).

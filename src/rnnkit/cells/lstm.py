@@ -22,7 +22,8 @@ Options (docs/new_cells.md):
 * ``zoneout`` (Krueger et al. 2016, on ``h`` as in haste, :mod:`rnnkit.cells._zoneout`).
 
 The compiled kernel (:mod:`rnnkit.kernels.lstm`) serves the cell without options; with any
-option the layer runs the generic loop over this cell's step (:meth:`LSTMCell.projected_path`).
+option the cell leaves the projected path (:meth:`LSTMCell.projected_path`) and the layer runs
+:mod:`rnnkit.kernels.lstm_options` (tanh / sigmoid; else the generic loop over this step).
 """
 
 from __future__ import annotations

@@ -42,8 +42,8 @@ _MODE = os.environ.get("RNNKIT_KERNELS", "auto")
 #: numba loads only when a compiled kernel is first needed)
 _REGISTRY: dict = {
     _cells.SimpleRNNCell: ["rnnkit.kernels.simple"],
-    _cells.LSTMCell: ["rnnkit.kernels.lstm"],
-    _cells.GRUCell: ["rnnkit.kernels.gru"],
+    _cells.LSTMCell: ["rnnkit.kernels.lstm", "rnnkit.kernels.lstm_options"],
+    _cells.GRUCell: ["rnnkit.kernels.gru", "rnnkit.kernels.gru_zoneout"],
     _cells.MinGRUCell: ["rnnkit.kernels.minrnn"],
     _cells.MinLSTMCell: ["rnnkit.kernels.minrnn"],
     _cells.LRUCell: ["rnnkit.kernels.lru"],

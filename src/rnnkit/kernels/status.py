@@ -114,7 +114,11 @@ def kernel_status():
         st["threading_layer"] = f"not started yet (configured: {numba.config.THREADING_LAYER})"
     examples = {"SimpleRNN (tanh)": _cells.SimpleRNNCell(1), "LSTM": _cells.LSTMCell(1),
                 "GRU (reset_after=True)": _cells.GRUCell(1),
-                "GRU (reset_after=False)": _cells.GRUCell(1, reset_after=False)}
+                "GRU (reset_after=False)": _cells.GRUCell(1, reset_after=False),
+                "LSTM (use_peepholes)": _cells.LSTMCell(1, use_peepholes=True),
+                "LSTM (proj_size)": _cells.LSTMCell(2, proj_size=1),
+                "LSTM (zoneout)": _cells.LSTMCell(1, zoneout=0.1),
+                "GRU (zoneout)": _cells.GRUCell(1, zoneout=0.1)}
     st["cells"] = {}
     for label, cell in examples.items():
         impl = kernels.kernel_for(cell, "float32")
