@@ -19,6 +19,9 @@ read only head k's ``h``. ``recurrent_kernel`` is (num_heads, d, 4 d): head k ma
 ``h`` (B, d) to its four gate blocks ``[i | f | z | o]`` (each d wide), which land in columns
 ``g * H + k * d + j`` of the (B, 4H) pre-activation (the ``xlstm`` layout, transposed).
 States ``[h, c, n, m]``; the output is ``h``.
+
+Training and inference run the compiled kernel :mod:`rnnkit.kernels.slstm` (one gemm per
+head and step), which equals the generic loop over :meth:`sLSTMCell.step` / ``step_backward``.
 """
 
 from __future__ import annotations

@@ -48,6 +48,7 @@ _REGISTRY: dict = {
     _cells.MinLSTMCell: ["rnnkit.kernels.minrnn"],
     _cells.LRUCell: ["rnnkit.kernels.lru"],
     _cells.IndRNNCell: ["rnnkit.kernels.indrnn"],
+    _cells.sLSTMCell: ["rnnkit.kernels.slstm"],
 }
 
 
