@@ -118,7 +118,12 @@ def kernel_status():
                 "LSTM (use_peepholes)": _cells.LSTMCell(1, use_peepholes=True),
                 "LSTM (proj_size)": _cells.LSTMCell(2, proj_size=1),
                 "LSTM (zoneout)": _cells.LSTMCell(1, zoneout=0.1),
-                "GRU (zoneout)": _cells.GRUCell(1, zoneout=0.1)}
+                "GRU (zoneout)": _cells.GRUCell(1, zoneout=0.1),
+                "LayerNormLSTM": _cells.LayerNormLSTMCell(1),
+                "LayerNormGRU": _cells.LayerNormGRUCell(1),
+                "IndRNN (relu)": _cells.IndRNNCell(1), "MinGRU": _cells.MinGRUCell(1),
+                "MinLSTM": _cells.MinLSTMCell(1), "LRU": _cells.LRUCell(1),
+                "sLSTM": _cells.sLSTMCell(1)}
     st["cells"] = {}
     for label, cell in examples.items():
         impl = kernels.kernel_for(cell, "float32")
