@@ -48,6 +48,8 @@ _REGISTRY: dict = {
     _cells.MinLSTMCell: ["rnnkit.kernels.minrnn"],
     _cells.LRUCell: ["rnnkit.kernels.lru"],
     _cells.IndRNNCell: ["rnnkit.kernels.indrnn"],
+    _cells.LayerNormLSTMCell: ["rnnkit.kernels.layernorm"],
+    _cells.LayerNormGRUCell: ["rnnkit.kernels.layernorm"],
 }
 
 
