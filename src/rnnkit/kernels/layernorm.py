@@ -38,7 +38,6 @@ from ._loops import DTYPES, JIT, recurrent_grad, run
 from ._loops import add_row as _add_row
 from ._loops import copy as _copy
 from ._loops import fill as _fill
-from ._loops import rec_grad as _rec_grad
 from ._math import consts_like as _consts_like
 from ._math import sigmoid as _sigmoid
 from ._math import tanh as _tanh

@@ -114,7 +114,9 @@ def kernel_status():
         st["threading_layer"] = f"not started yet (configured: {numba.config.THREADING_LAYER})"
     examples = {"SimpleRNN (tanh)": _cells.SimpleRNNCell(1), "LSTM": _cells.LSTMCell(1),
                 "GRU (reset_after=True)": _cells.GRUCell(1),
-                "GRU (reset_after=False)": _cells.GRUCell(1, reset_after=False)}
+                "GRU (reset_after=False)": _cells.GRUCell(1, reset_after=False),
+                "LayerNormLSTM": _cells.LayerNormLSTMCell(1),
+                "LayerNormGRU": _cells.LayerNormGRUCell(1)}
     st["cells"] = {}
     for label, cell in examples.items():
         impl = kernels.kernel_for(cell, "float32")
