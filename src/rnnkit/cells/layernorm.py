@@ -20,6 +20,10 @@ LayerNormGRU, Keras gate order **z, r, h**, reset after the product (haste's var
 Parameters (haste's names): ``kernel``, ``recurrent_kernel``, ``bias`` ((4H,) LSTM,
 (2, 3H) GRU), ``gamma`` (2, G) starting at 1, and for the LSTM ``gamma_h``, ``beta_h`` (H,)
 starting at 1 and 0. Both take ``zoneout`` (:mod:`rnnkit.cells._zoneout`) on ``h``.
+
+Layers run these cells over time with the compiled kernel :mod:`rnnkit.kernels.layernorm`
+(training and inference, float32 / float64); ``step`` / ``step_backward`` below are the
+reference it is tested against (and what a subclass runs).
 """
 
 from __future__ import annotations

@@ -49,6 +49,8 @@ _REGISTRY: dict = {
     _cells.LRUCell: ["rnnkit.kernels.lru"],
     _cells.IndRNNCell: ["rnnkit.kernels.indrnn"],
     _cells.sLSTMCell: ["rnnkit.kernels.slstm"],
+    _cells.LayerNormLSTMCell: ["rnnkit.kernels.layernorm"],
+    _cells.LayerNormGRUCell: ["rnnkit.kernels.layernorm"],
 }
 
 
