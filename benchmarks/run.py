@@ -214,10 +214,13 @@ def main(argv=None):
     overrides = dict(kv.split("=", 1) for kv in args.python_for)
     fws = args.frameworks.split(",")
     wls = args.workloads.split(",")
-    unknown = [x for x in fws if x not in FRAMEWORKS] + [x for x in wls if x not in WORKLOADS]
+    sys.path.insert(0, HERE)
+    from workloads import CELL_WORKLOADS  # issue 14: one row per cell (--workloads NAME,...)
+    known = WORKLOADS + list(CELL_WORKLOADS)
+    unknown = [x for x in fws if x not in FRAMEWORKS] + [x for x in wls if x not in known]
     if unknown:
         ap.error(f"unknown framework/workload {unknown}; frameworks: {FRAMEWORKS}, "
-                 f"workloads: {WORKLOADS}")
+                 f"workloads: {WORKLOADS} (default), cell rows: {list(CELL_WORKLOADS)}")
     settings = settings_to_run(args.openblas_env)
     out = {"machine": machine(), "threads": args.threads, "repeats": repeats,
            "rounds": args.rounds, "quick": args.quick,
