@@ -56,3 +56,60 @@ def test_gemm_with_offsets_touches_only_its_block():
     want = np.full_like(out, 7.0)
     want[t, b0:b1] = h[t, b0:b1] @ U
     np.testing.assert_allclose(out, want, rtol=2e-5, atol=1e-5)
+
+
+@pytest.fixture(params=[True, False], ids=["packed", "openblas"])
+def packed_mode(request, monkeypatch):
+    """Run a test with the packed product forced on (counting the packings) and off."""
+    calls = []
+    real = _packed.pack
+
+    def counting(U, out=None):
+        calls.append(U.shape)
+        return real(U, out)
+
+    monkeypatch.setattr(_packed, "ENABLED", request.param)
+    monkeypatch.setattr(_packed, "pack", counting)
+    yield request.param, calls
+    assert bool(calls) == (request.param and _packed.AVAILABLE), calls
+
+
+@pytest.mark.parametrize("name", ["simple_tanh", "lstm", "gru_after", "gru_before"])
+@pytest.mark.parametrize("B,T,H", [(11, 5, 20), (16, 4, 32), (3, 6, 17)])
+def test_kernels_equal_reference_packed_on_and_off(packed_mode, name, B, T, H):
+    """Training forward + backward of the compiled kernels, float32, equal the generic loop
+    with the packed product on and off: row blocks of 8, 2 and 1 rows, partial last panels
+    (N = 20, 60, 80) and whole ones, masks and recurrent dropout."""
+    from test_kernels import _random_case
+    for mask_kind, rdrop in ((None, False), ("interior", True)):
+        _random_case(name, np.float32, B, T, H, mask_kind=mask_kind, rdrop=rdrop,
+                     b_rec=name == "gru_after", seed=B + T + H)
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+def test_kernels_split_across_threads_packed(packed_mode, monkeypatch, threads):
+    """Rows split over threads: each thread's block uses its own scratch tile."""
+    from test_kernels import _loops, _random_case
+    monkeypatch.setattr(_loops, "_MIN_ROWS", 1)
+    monkeypatch.setattr(_loops, "_MIN_WORK", 0)
+    monkeypatch.setattr(_loops._blas, "num_threads", lambda: threads)
+    for name in ("simple_tanh", "lstm", "gru_after", "gru_before"):
+        _random_case(name, np.float32, 19, 5, 12, mask_kind="interior", rdrop=True,
+                     b_rec=name == "gru_after", seed=threads)
+
+
+@pytest.mark.parametrize("name", ["simple_tanh", "lstm", "gru_after"])
+@pytest.mark.parametrize("threads", [1, 3])
+def test_inference_equals_reference_packed_on_and_off(packed_mode, monkeypatch, name,
+                                                      threads):
+    from test_kernels import test_cache_free_inference_equals_reference
+    test_cache_free_inference_equals_reference(monkeypatch, name, np.float32, threads)
+
+
+def test_for_call_placeholder_when_off(monkeypatch):
+    """float64, few inference rows and RNNKIT_PACKED=0 (ENABLED False) select OpenBLAS."""
+    U = np.ones((4, 8), np.float32)
+    assert _packed.for_call(U.astype(np.float64), np.float64).shape[0] == 0
+    assert _packed.for_call(U, np.float32, rows=4).shape[0] == 0
+    monkeypatch.setattr(_packed, "ENABLED", False)
+    assert _packed.for_call(U, np.float32).shape[0] == 0

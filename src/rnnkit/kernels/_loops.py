@@ -51,7 +51,7 @@ from numba import njit, prange, typeof
 from numba.core import types as _types
 from numba.core.types.function_type import CompileResultWAP as _CompiledFunction
 
-from . import _blas
+from . import _blas, _packed
 from . import threads as _threads
 from ._math import consts_like as _consts_like
 
@@ -122,8 +122,9 @@ _SMALL_M = 4   # up to this many rows, a plain loop beats BLAS gemm (which packs
 
 
 @njit(**JIT)
-def project(x, W, U, h, z, t, b0, b1):
-    """z[b0:b1] = x[b0:b1, t] @ W + h[b0:b1] @ U.
+def project(x, W, U, P, h, z, t, tile, b0, b1):
+    """z[b0:b1] = x[b0:b1, t] @ W + h[b0:b1] @ U (``P``: U packed or empty, ``tile``: its
+    scratch, :func:`._packed.product`).
 
     Up to ``_SMALL_M`` rows (a stateful model fed one sample at a time) plain vectorized
     loops: BLAS would repack W and U on every call, 5-8x slower for one row of a
@@ -148,7 +149,7 @@ def project(x, W, U, h, z, t, b0, b1):
         return
     _blas.gemm(0, 0, n, G, F, K[0], x, b0 * T * F + t * F, T * F, W, 0, G, K[0] - K[0],
                z, b0 * G, G)
-    _blas.gemm(0, 0, n, G, H, K[0], h, b0 * H, H, U, 0, G, K[0], z, b0 * G, G)
+    _packed.product(n, G, H, h, b0 * H, H, U, 0, G, P, z, b0 * G, G, True, tile)
 
 
 @njit(**JIT)

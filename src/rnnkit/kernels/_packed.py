@@ -19,9 +19,17 @@ plain dot product); it differs from OpenBLAS only by float32 rounding.
 
 Only float32 is served, and only where the CPU has AVX-512F (:data:`AVAILABLE`): the kernel
 is written for 32 vector registers of 16 lanes. float64 and other CPUs keep OpenBLAS.
+
+The compiled cell kernels call :func:`product` for their per-step recurrent product; their
+Python wrappers pack ``U`` (or ``U^T`` for backward) once per call with :func:`for_call`,
+which returns an empty placeholder (meaning: OpenBLAS) when the packed path is off:
+float64, no AVX-512F, or ``RNNKIT_PACKED=0`` in the environment (read at import; tests flip
+:data:`ENABLED`).
 """
 
 from __future__ import annotations
+
+import os
 
 import numpy as np
 
@@ -30,6 +38,7 @@ MR = 8           # rows per register block (16 accumulators)
 _LANES = 16
 
 AVAILABLE = False
+ENABLED = os.environ.get("RNNKIT_PACKED", "1") != "0"
 try:
     import llvmlite.binding as _llvm
     from llvmlite import ir as _ir
@@ -37,6 +46,10 @@ try:
     from numba import types as _types
     from numba.core import cgutils as _cgutils
     from numba.extending import intrinsic as _intrinsic
+    from numba.extending import overload as _overload
+
+    from . import _blas
+    from ._math import consts_like as _consts_like
 
     _FEATURES = _llvm.get_host_cpu_features()
     AVAILABLE = bool(_FEATURES.get("avx512f", False))
@@ -244,3 +257,61 @@ def matmul(A, P, N, out=None, accumulate=False):
         out = np.zeros((A.shape[0], N), np.float32)
     packed_matmul(A, P, out, accumulate)
     return out
+
+
+def for_call(U, dtype, rows=None):
+    """``U`` packed for one kernel call, or the empty placeholder that selects OpenBLAS.
+
+    Args:
+        U: (K, N) matrix of the per-step product ``A @ U``.
+        dtype: the kernel's dtype (only float32 is packed).
+        rows: rows of that product; ``None`` for training loops (always packed when on).
+            Inference packs only when ``rows`` is above the few-row threshold of
+            :func:`._loops.project` (below it a plain loop runs, and a stateful model fed one
+            step per call would pay the packing on every call).
+
+    Returns:
+        ``P`` from :func:`pack`, or a (0, 0, NR) float32 array.
+    """
+    if not (ENABLED and AVAILABLE and np.dtype(dtype) == np.float32) or (
+            rows is not None and rows <= 4):
+        return np.empty((0, 0, NR), np.float32)
+    return pack(np.asarray(U, np.float32))
+
+
+def scratch(rows):
+    """The (rows, NR) float32 tile :func:`product` needs for a partial last panel."""
+    return np.empty((rows, NR), np.float32)
+
+
+def product(n, N, K, A, a_off, lda, U, u_off, ldu, P, C, c_off, ldc, accumulate, tile):
+    """Compiled code only: ``C[c_off:] (+)= A[a_off:] @ U[u_off:]`` (row-major, n x K times
+    K x N, leading dimensions ``lda``/``ldu``/``ldc``) by the packed kernel when ``P`` is a
+    packing of that ``U`` block (non-empty, float32), by OpenBLAS otherwise."""
+    raise NotImplementedError("product is callable from numba-compiled code only")
+
+
+if njit is not None:
+
+    @_overload(product, jit_options=dict(cache=True))
+    def _product(n, N, K, A, a_off, lda, U, u_off, ldu, P, C, c_off, ldc, accumulate, tile):
+        if AVAILABLE and A.dtype == _types.float32:
+            def impl(n, N, K, A, a_off, lda, U, u_off, ldu, P, C, c_off, ldc, accumulate,
+                     tile):
+                if P.shape[0] > 0:
+                    gemm(n, N, A, a_off, lda, P, C, c_off, ldc, accumulate, tile)
+                else:
+                    _blas_product(n, N, K, A, a_off, lda, U, u_off, ldu, C, c_off, ldc,
+                                  accumulate)
+        else:
+            def impl(n, N, K, A, a_off, lda, U, u_off, ldu, P, C, c_off, ldc, accumulate,
+                     tile):
+                _blas_product(n, N, K, A, a_off, lda, U, u_off, ldu, C, c_off, ldc,
+                              accumulate)
+        return impl
+
+    @njit(cache=True, nogil=True)
+    def _blas_product(n, N, K, A, a_off, lda, U, u_off, ldu, C, c_off, ldc, accumulate):
+        KK = _consts_like(C)
+        beta = KK[0] if accumulate else KK[0] - KK[0]
+        _blas.gemm(0, 0, n, N, K, KK[0], A, a_off, lda, U, u_off, ldu, beta, C, c_off, ldc)
