@@ -14,6 +14,10 @@ shared: the best round is the least disturbed one). Columns:
 * np.matmul: OpenBLAS through ``np.matmul(a, u, out=c)`` from Python (includes ~1 us of call
   overhead per product);
 * pack us: the one-off cost of packing U, microseconds.
+
+Then, with ``--kernels``, the LSTM kernels themselves on one thread (rows not split), float32,
+milliseconds per call, best of the rounds, packed path on and off in alternation: training
+forward + backward (B, T, H) and cache-free inference.
 """
 
 from __future__ import annotations
@@ -83,9 +87,50 @@ def measure(M, K, N, rounds, rng):
             f"{flops / tn / 1e9:10.0f} {tk * 1e6:8.1f}")
 
 
+KERNEL_SHAPES = [(32, 50, 128), (64, 50, 128), (64, 50, 64), (128, 100, 512), (256, 50, 128)]
+
+
+def measure_kernels(rounds, rng):
+    """LSTM kernel times (ms), packed on / off, one thread."""
+    from rnnkit import cells
+    from rnnkit.kernels import _loops, lstm
+
+    _loops._MIN_ROWS = 1 << 30                     # one block of rows: one thread
+    print(f"\nLSTM kernels, one thread, float32, ms per call, best of {rounds} "
+          "(packed / OpenBLAS)")
+    print(f"{'B x T x H':>16s} {'fwd+bwd':>18s} {'infer (F=32)':>18s}")
+    for B, T, H in KERNEL_SHAPES:
+        cell = cells.LSTMCell(H)
+        cell.build_weights(32, np.float32)
+        cell.params["recurrent_kernel"][...] = rng.normal(0, 0.1, (H, 4 * H))
+        xw = rng.standard_normal((T, B, 4 * H)).astype(np.float32)
+        x = rng.standard_normal((B, T, 32)).astype(np.float32)
+        s0 = [np.zeros((B, H), np.float32)] * 2
+        dhs = rng.standard_normal((T, B, H)).astype(np.float32)
+
+        def train(cell=cell, xw=xw, s0=s0, dhs=dhs):
+            _, _, cache = lstm.forward(cell, xw.copy(), s0)
+            lstm.backward(cell, cache, dhs, [None, None])
+
+        def infer(cell=cell, x=x, s0=s0):
+            lstm.infer(cell, x, s0)
+
+        best_t = {}
+        for on in (True, False) * 2:
+            _packed.ENABLED = on
+            for name, fn in (("train", train), ("infer", infer)):
+                t = best(fn, max(1, rounds // 2))
+                best_t[on, name] = min(best_t.get((on, name), t), t)
+        _packed.ENABLED = True
+        print(f"{B:4d} x {T:3d} x {H:3d} {best_t[True, 'train'] * 1e3:8.2f} / "
+              f"{best_t[False, 'train'] * 1e3:7.2f} {best_t[True, 'infer'] * 1e3:8.2f} / "
+              f"{best_t[False, 'infer'] * 1e3:7.2f}")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=15)
+    ap.add_argument("--kernels", action="store_true", help="also time the LSTM kernels")
     args = ap.parse_args()
     blas = [(i["internal_api"], i.get("architecture")) for i in threadpool_info()
             if i["user_api"] == "blas"]
@@ -98,6 +143,8 @@ def main():
     with threadpool_limits(1):
         for M, K, N in SHAPES:
             print(measure(M, K, N, args.rounds, rng))
+        if args.kernels:
+            measure_kernels(args.rounds, rng)
 
 if __name__ == "__main__":
     main()
