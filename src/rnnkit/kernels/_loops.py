@@ -5,8 +5,10 @@ Where the speed comes from (see docs/performance.md):
 * The input projection ``X @ kernel + bias`` for all steps is done by the layer before the
   loop, as one matrix product.
 * The time loop runs inside compiled code. The per-step recurrent product ``h_{t-1} @ U``
-  is a direct call into the OpenBLAS that ships with NumPy (:mod:`._blas`), so there is
-  no Python overhead per step at any batch size, and no SciPy dependency.
+  is, in float32 on a CPU with AVX-512F, rnnkit's own micro-kernel over ``U`` packed once
+  per call (:mod:`._packed`; ``RNNKIT_PACKED=0`` turns it off), otherwise a direct call into
+  the OpenBLAS that ships with NumPy (:mod:`._blas`); no Python overhead per step at any
+  batch size, and no SciPy dependency.
 * The element-wise gate math of a step (sigmoids, tanh, cell update; in backward their
   derivatives) is one fused pass that LLVM vectorizes (branch-free sigmoid/tanh from
   :mod:`._math`).
@@ -51,7 +53,7 @@ from numba import njit, prange, typeof
 from numba.core import types as _types
 from numba.core.types.function_type import CompileResultWAP as _CompiledFunction
 
-from . import _blas
+from . import _blas, _packed
 from . import threads as _threads
 from ._math import consts_like as _consts_like
 
@@ -122,8 +124,9 @@ _SMALL_M = 4   # up to this many rows, a plain loop beats BLAS gemm (which packs
 
 
 @njit(**JIT)
-def project(x, W, U, h, z, t, b0, b1):
-    """z[b0:b1] = x[b0:b1, t] @ W + h[b0:b1] @ U.
+def project(x, W, U, P, h, z, t, tile, b0, b1):
+    """z[b0:b1] = x[b0:b1, t] @ W + h[b0:b1] @ U (``P``: U packed or empty, ``tile``: its
+    scratch, :func:`._packed.product`).
 
     Up to ``_SMALL_M`` rows (a stateful model fed one sample at a time) plain vectorized
     loops: BLAS would repack W and U on every call, 5-8x slower for one row of a
@@ -148,7 +151,7 @@ def project(x, W, U, h, z, t, b0, b1):
         return
     _blas.gemm(0, 0, n, G, F, K[0], x, b0 * T * F + t * F, T * F, W, 0, G, K[0] - K[0],
                z, b0 * G, G)
-    _blas.gemm(0, 0, n, G, H, K[0], h, b0 * H, H, U, 0, G, K[0], z, b0 * G, G)
+    _packed.product(n, G, H, h, b0 * H, H, U, 0, G, P, z, b0 * G, G, True, tile)
 
 
 @njit(**JIT)

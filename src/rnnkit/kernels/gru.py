@@ -12,7 +12,7 @@ import numpy as np
 from numba import njit
 
 from ..cells import GRUCell
-from . import _blas
+from . import _blas, _packed
 from . import threads as _threads
 from ._loops import (
     DTYPES,
@@ -33,22 +33,25 @@ from ._loops import rec_grad as _rec_grad
 from ._math import consts_like as _consts_like
 from ._math import sigmoid as _sigmoid
 from ._math import tanh as _tanh
+from ._packed import product as _product
 
 
 @njit(**JIT)
-def _gru_after_fwd(xw, hbuf, U, b_rec, mask, rmask, gates, rec, hu, hp, b0, b1):
+def _gru_after_fwd(xw, hbuf, U, P, b_rec, mask, rmask, gates, rec, hu, hp, b0, b1):
     K = _consts_like(xw)
     T, B, G = xw.shape
     n = b1 - b0
     H = G // 3
     has_mask, has_r, has_b = mask.shape[0] > 0, rmask.shape[0] > 0, b_rec.shape[0] > 0
     zero = K[0] - K[0]
+    tile = np.empty((n, _packed.NR), np.float32)
     for t in range(T):
         if has_r:
             _dropped(hbuf, t, rmask, hp, b0, b1)
-            _blas.gemm(0, 0, n, G, H, K[0], hp, b0 * H, H, U, 0, G, zero, hu, b0 * G, G)
+            _product(n, G, H, hp, b0 * H, H, U, 0, G, P, hu, b0 * G, G, False, tile)
         else:
-            _blas.gemm(0, 0, n, G, H, K[0], hbuf, t * B * H + b0 * H, H, U, 0, G, zero, hu, b0 * G, G)
+            _product(n, G, H, hbuf, t * B * H + b0 * H, H, U, 0, G, P, hu, b0 * G, G, False,
+                     tile)
         for b in range(b0, b1):
             hprev, hn, rc = hbuf[t, b], hbuf[t + 1, b], rec[t, b]
             if has_mask and not mask[t, b]:
@@ -71,13 +74,14 @@ def _gru_after_fwd(xw, hbuf, U, b_rec, mask, rmask, gates, rec, hu, hp, b0, b1):
 
 
 @njit(**JIT)
-def _gru_after_bwd(hbuf, gates, rec, UT, mask, rmask, dhs, dh, dxw, dzrec, dtmp, b0, b1):
+def _gru_after_bwd(hbuf, gates, rec, UT, PT, mask, rmask, dhs, dh, dxw, dzrec, dtmp, b0, b1):
     K = _consts_like(hbuf)
     T, B, G = dxw.shape
     n = b1 - b0
     H = G // 3
     has_mask, has_r, has_dhs = mask.shape[0] > 0, rmask.shape[0] > 0, dhs.shape[0] > 0
     zero = K[0] - K[0]
+    tile = np.empty((n, _packed.NR), np.float32)
     for t in range(T - 1, -1, -1):
         for b in range(b0, b1):
             d, dx, dr = dh[b], dxw[t, b], dzrec[t, b]
@@ -102,32 +106,34 @@ def _gru_after_bwd(hbuf, gates, rec, UT, mask, rmask, dhs, dh, dxw, dzrec, dtmp,
                 dr[2 * H + j] = dx[2 * H + j] * g[H + j]
             for j in range(H):
                 d[j] = d[j] * g[j]
-        _blas.gemm(0, 0, n, H, G, K[0], dzrec, t * B * G + b0 * G, G, UT, 0, H, zero, dtmp, b0 * H, H)
+        _product(n, H, G, dzrec, t * B * G + b0 * G, G, UT, 0, H, PT, dtmp, b0 * H, H, False,
+                 tile)
         _rec_grad(dtmp, dh, mask, t, rmask, has_mask, has_r, True, b0, b1)
 
 
 @njit(**JIT)
-def _gru_before_fwd(xw, hbuf, U, mask, rmask, gates, rec, hu, hp, b0, b1):
+def _gru_before_fwd(xw, hbuf, U, Pzr, Ph, mask, rmask, gates, rec, hu, hp, b0, b1):
     K = _consts_like(xw)
     T, B, G = xw.shape
     n = b1 - b0
     H = G // 3
     has_mask, has_r = mask.shape[0] > 0, rmask.shape[0] > 0
-    zero = K[0] - K[0]
+    tile = np.empty((n, _packed.NR), np.float32)
     for t in range(T):
         if has_r:
             _dropped(hbuf, t, rmask, hp, b0, b1)
         else:
             for b in range(b0, b1):
                 _copy(hbuf[t, b], hp[b])
-        _blas.gemm(0, 0, n, 2 * H, H, K[0], hp, b0 * H, H, U, 0, G, zero, hu, b0 * G, G)
+        _product(n, 2 * H, H, hp, b0 * H, H, U, 0, G, Pzr, hu, b0 * G, G, False, tile)
         for b in range(b0, b1):
             x, u, g, rc, h1 = xw[t, b], hu[b], gates[t, b], rec[t, b], hp[b]
             for j in range(2 * H):
                 g[j] = _sigmoid(x[j] + u[j], K)                    # z, r
             for j in range(H):
                 rc[j] = g[H + j] * h1[j]                           # (r * h') multiplies U_h
-        _blas.gemm(0, 0, n, H, H, K[0], rec, t * B * H + b0 * H, H, U, 2 * H, G, zero, hu, 2 * H + b0 * G, G)
+        _product(n, H, H, rec, t * B * H + b0 * H, H, U, 2 * H, G, Ph, hu, 2 * H + b0 * G, G,
+                 False, tile)
         for b in range(b0, b1):
             hprev, hn = hbuf[t, b], hbuf[t + 1, b]
             if has_mask and not mask[t, b]:
@@ -142,13 +148,14 @@ def _gru_before_fwd(xw, hbuf, U, mask, rmask, gates, rec, hu, hp, b0, b1):
 
 
 @njit(**JIT)
-def _gru_before_bwd(hbuf, gates, UT, mask, rmask, dhs, dh, dxw, drec, dtmp, b0, b1):
+def _gru_before_bwd(hbuf, gates, UT, PTzr, PTh, mask, rmask, dhs, dh, dxw, drec, dtmp, b0, b1):
     K = _consts_like(hbuf)
     T, B, G = dxw.shape
     n = b1 - b0
     H = G // 3
     has_mask, has_r, has_dhs = mask.shape[0] > 0, rmask.shape[0] > 0, dhs.shape[0] > 0
     zero = K[0] - K[0]
+    tile = np.empty((n, _packed.NR), np.float32)
     for t in range(T - 1, -1, -1):
         for b in range(b0, b1):
             d, dx = dh[b], dxw[t, b]
@@ -166,8 +173,8 @@ def _gru_before_bwd(hbuf, gates, UT, mask, rmask, dhs, dh, dxw, drec, dtmp, b0, 
             for j in range(H):
                 d[j] = d[j] * g[j]
         # drec = dzh @ U_h^T: the gradient reaching (r * h')
-        _blas.gemm(0, 0, n, H, H, K[0], dxw, t * B * G + 2 * H + b0 * G, G, UT, 2 * H * H, H, zero,
-                   drec, b0 * H, H)
+        _product(n, H, H, dxw, t * B * G + 2 * H + b0 * G, G, UT, 2 * H * H, H, PTh, drec,
+                 b0 * H, H, False, tile)
         for b in range(b0, b1):
             dx = dxw[t, b]
             if has_mask and not mask[t, b]:
@@ -183,7 +190,8 @@ def _gru_before_bwd(hbuf, gates, UT, mask, rmask, dhs, dh, dxw, drec, dtmp, b0, 
                     r = g[H + j]
                     dx[H + j] = (dr[j] * hprev[j]) * (r * (K[0] - r))
         # dh' = [dzz, dzr] @ U_zr^T + drec * r
-        _blas.gemm(0, 0, n, H, 2 * H, K[0], dxw, t * B * G + b0 * G, G, UT, 0, H, zero, dtmp, b0 * H, H)
+        _product(n, H, 2 * H, dxw, t * B * G + b0 * G, G, UT, 0, H, PTzr, dtmp, b0 * H, H, False,
+                 tile)
         for b in range(b0, b1):
             if has_mask and not mask[t, b]:
                 continue
@@ -192,7 +200,7 @@ def _gru_before_bwd(hbuf, gates, UT, mask, rmask, dhs, dh, dxw, drec, dtmp, b0, 
                 dt_[j] = dt_[j] + dr[j] * g[H + j]
         _rec_grad(dtmp, dh, mask, t, rmask, has_mask, has_r, True, b0, b1)
 @njit(**JIT)
-def _gru_after_infer(x, W, U, bias, b_rec, h, z, hu, mask, out, backwards, b0, b1):
+def _gru_after_infer(x, W, U, P, bias, b_rec, h, z, hu, mask, out, backwards, b0, b1):
     """reset_after GRU; ``z`` (B, G) takes x_t @ W + b, ``hu`` (B, G) h @ U + b_rec."""
     K = _consts_like(x)
     B, T, F = x.shape
@@ -201,11 +209,12 @@ def _gru_after_infer(x, W, U, bias, b_rec, h, z, hu, mask, out, backwards, b0, b
     has_mask, has_b, has_rb = mask.shape[0] > 0, bias.shape[0] > 0, b_rec.shape[0] > 0
     has_out = out.shape[0] > 0
     zero = K[0] - K[0]
+    tile = np.empty((n, _packed.NR), np.float32)
     for s in range(T):
         t = T - 1 - s if backwards else s
         _blas.gemm(0, 0, n, G, F, K[0], x, b0 * T * F + t * F, T * F, W, 0, G, zero,
                    z, b0 * G, G)
-        _blas.gemm(0, 0, n, G, H, K[0], h, b0 * H, H, U, 0, G, zero, hu, b0 * G, G)
+        _product(n, G, H, h, b0 * H, H, U, 0, G, P, hu, b0 * G, G, False, tile)
         for b in range(b0, b1):
             if not (has_mask and not mask[t, b]):
                 g, u, hr = z[b], hu[b], h[b]
@@ -254,11 +263,11 @@ def forward(cell, xw, states0, mask=None, rmask=None, ws=None):
     rec = _threads.buffer(ws, "rec", (T, B, H), dt)
     hu = np.empty((B, G), dt)
     if cell.reset_after:
-        run(_gru_after_fwd, B, H * G, T, xw, hbuf, U,
+        run(_gru_after_fwd, B, H * G, T, xw, hbuf, U, _packed.for_call(U, dt),
             opt(cell.split_bias()[1], dt, 1), m, rm, gates, rec, hu, hp)
     else:
-        run(_gru_before_fwd, B, H * G, T, xw, hbuf, U, m, rm, gates, rec,
-            hu, np.empty((B, H), dt))
+        run(_gru_before_fwd, B, H * G, T, xw, hbuf, U, _packed.for_call(U[:, :2 * H], dt),
+            _packed.for_call(U[:, 2 * H:], dt), m, rm, gates, rec, hu, np.empty((B, H), dt))
     return hbuf[1:], [hbuf[T].copy()], (hbuf, gates, rec)
 
 
@@ -272,13 +281,13 @@ def backward(cell, cache, dhs, dstates, mask=None, rmask=None, ws=None):
                                                     dhs, dstates, mask, rmask, ws)
     if cell.reset_after:
         dzrec = _threads.buffer(ws, "dzrec", (T, B, G), dt)
-        run(_gru_after_bwd, B, H * G, T, hbuf, gates, rec, UT, m, rm, d,
-            dst[0], dxw, dzrec, dtmp)
+        run(_gru_after_bwd, B, H * G, T, hbuf, gates, rec, UT, _packed.for_call(UT, dt), m, rm,
+            d, dst[0], dxw, dzrec, dtmp)
         dU = recurrent_grad(hbuf, rmask, dzrec)
         db_rec = None if cell.split_bias()[1] is None else dzrec.reshape(T * B, G).sum(axis=0)
         return dxw, dst, dU, db_rec
-    run(_gru_before_bwd, B, H * G, T, hbuf, gates, UT, m, rm, d, dst[0],
-        dxw, np.empty((B, H), dt), dtmp)
+    run(_gru_before_bwd, B, H * G, T, hbuf, gates, UT, _packed.for_call(UT[:2 * H], dt),
+        _packed.for_call(UT[2 * H:], dt), m, rm, d, dst[0], dxw, np.empty((B, H), dt), dtmp)
     # U_z, U_r multiply h'; U_h multiplies (r * h'), kept in ``rec``
     hprev = hbuf[:-1] if rmask is None else hbuf[:-1] * rm
     dz2 = dxw.reshape(T * B, G)
@@ -298,6 +307,7 @@ def infer(cell, x, states0, mask=None, go_backwards=False, return_sequences=True
     H, G = U.shape
     out = np.empty((B, T, H) if return_sequences else (0, 0, 0), x.dtype)
     z = np.empty((B, G), x.dtype)
-    run(_gru_after_infer, B, H * G + G * F, T, x, W, U, bias, b_rec,
+    P = _packed.for_call(U, x.dtype, B if T > 1 else 0)
+    run(_gru_after_infer, B, H * G + G * F, T, x, W, U, P, bias, b_rec,
         states[0], z, np.empty((B, G), x.dtype), m, out, go_backwards)
     return (out if return_sequences else None), states

@@ -12,7 +12,7 @@ import numpy as np
 from numba import njit
 
 from ..cells import LSTMCell
-from . import _blas
+from . import _blas, _packed
 from . import threads as _threads
 from ._loops import (
     _SMALL_M,
@@ -36,22 +36,24 @@ from ._loops import rec_grad as _rec_grad
 from ._math import consts_like as _consts_like
 from ._math import sigmoid as _sigmoid
 from ._math import tanh as _tanh
+from ._packed import product as _product
 
 
 @njit(**JIT)
-def _lstm_fwd(xw, hbuf, cbuf, U, mask, rmask, gates, hp, b0, b1):
+def _lstm_fwd(xw, hbuf, cbuf, U, P, mask, rmask, gates, hp, b0, b1):
     K = _consts_like(xw)
     T, B, G = xw.shape
     n = b1 - b0
     H = G // 4
     has_mask, has_r = mask.shape[0] > 0, rmask.shape[0] > 0
-    zero = K[0] - K[0]
+    tile = np.empty((n, _packed.NR), np.float32)
     for t in range(T):
         if has_r:
             _dropped(hbuf, t, rmask, hp, b0, b1)
-            _blas.gemm(0, 0, n, G, H, K[0], hp, b0 * H, H, U, 0, G, zero, gates, t * B * G + b0 * G, G)
+            _product(n, G, H, hp, b0 * H, H, U, 0, G, P, gates, t * B * G + b0 * G, G, False, tile)
         else:
-            _blas.gemm(0, 0, n, G, H, K[0], hbuf, t * B * H + b0 * H, H, U, 0, G, zero, gates, t * B * G + b0 * G, G)
+            _product(n, G, H, hbuf, t * B * H + b0 * H, H, U, 0, G, P, gates, t * B * G + b0 * G,
+                     G, False, tile)
         for b in range(b0, b1):
             cp, cn, hn = cbuf[t, b], cbuf[t + 1, b], hbuf[t + 1, b]
             if has_mask and not mask[t, b]:
@@ -72,13 +74,14 @@ def _lstm_fwd(xw, hbuf, cbuf, U, mask, rmask, gates, hp, b0, b1):
 
 
 @njit(**JIT)
-def _lstm_bwd(gates, cbuf, UT, mask, rmask, dhs, dh, dc, dxw, dtmp, b0, b1):
+def _lstm_bwd(gates, cbuf, UT, PT, mask, rmask, dhs, dh, dc, dxw, dtmp, b0, b1):
     K = _consts_like(gates)
     T, B, G = dxw.shape
     n = b1 - b0
     H = G // 4
     has_mask, has_r, has_dhs = mask.shape[0] > 0, rmask.shape[0] > 0, dhs.shape[0] > 0
     zero = K[0] - K[0]
+    tile = np.empty((n, _packed.NR), np.float32)
     for t in range(T - 1, -1, -1):
         for b in range(b0, b1):
             d, dcr, dz = dh[b], dc[b], dxw[t, b]
@@ -106,18 +109,19 @@ def _lstm_bwd(gates, cbuf, UT, mask, rmask, dhs, dh, dc, dxw, dtmp, b0, b1):
                 dz[2 * H + j] = (dcr[j] * g[j]) * (K[0] - gg * gg)
             for j in range(H):
                 dcr[j] = dcr[j] * g[H + j]
-        _blas.gemm(0, 0, n, H, G, K[0], dxw, t * B * G + b0 * G, G, UT, 0, H, zero, dtmp, b0 * H, H)
+        _product(n, H, G, dxw, t * B * G + b0 * G, G, UT, 0, H, PT, dtmp, b0 * H, H, False, tile)
         _rec_grad(dtmp, dh, mask, t, rmask, has_mask, has_r, False, b0, b1)
 
 @njit(**JIT)
-def _lstm_infer(x, W, U, bias, h, c, z, mask, out, backwards, b0, b1):
+def _lstm_infer(x, W, U, P, bias, h, c, z, mask, out, backwards, b0, b1):
     K = _consts_like(x)
     B, T, F = x.shape
     H = h.shape[1]
     has_mask, has_b, has_out = mask.shape[0] > 0, bias.shape[0] > 0, out.shape[0] > 0
+    tile = np.empty((b1 - b0, _packed.NR), np.float32)
     for s in range(T):
         t = T - 1 - s if backwards else s
-        _project(x, W, U, h, z, t, b0, b1)
+        _project(x, W, U, P, h, z, t, tile, b0, b1)
         for b in range(b0, b1):
             if not (has_mask and not mask[t, b]):
                 g, hr, cr = z[b], h[b], c[b]
@@ -265,7 +269,8 @@ def forward(cell, xw, states0, mask=None, rmask=None, ws=None):
     cbuf = _threads.buffer(ws, "cbuf", (T + 1, B, H), xw.dtype)
     cbuf[0] = states0[1]
     gates = _threads.buffer(ws, "gates", (T, B, G), xw.dtype)
-    run(_lstm_fwd, B, H * G, T, xw, hbuf, cbuf, U, m, rm, gates, hp)
+    run(_lstm_fwd, B, H * G, T, xw, hbuf, cbuf, U, _packed.for_call(U, xw.dtype), m, rm,
+        gates, hp)
     return hbuf[1:], [hbuf[T].copy(), cbuf[T].copy()], (hbuf, cbuf, gates)
 
 
@@ -276,8 +281,8 @@ def backward(cell, cache, dhs, dstates, mask=None, rmask=None, ws=None):
     T, B, H = hbuf.shape[0] - 1, hbuf.shape[1], hbuf.shape[2]
     UT, m, rm, d, dst, dxw, dtmp = prepare_backward(hbuf, cell.params["recurrent_kernel"],
                                                     dhs, dstates, mask, rmask, ws)
-    run(_lstm_bwd, B, H * 4 * H, T, gates, cbuf, UT, m, rm, d, dst[0], dst[1],
-        dxw, dtmp)
+    run(_lstm_bwd, B, H * 4 * H, T, gates, cbuf, UT, _packed.for_call(UT, UT.dtype), m, rm,
+        d, dst[0], dst[1], dxw, dtmp)
     return dxw, dst, recurrent_grad(hbuf, rmask, dxw), None
 
 
@@ -288,7 +293,8 @@ def infer(cell, x, states0, mask=None, go_backwards=False, return_sequences=True
     H, G = U.shape
     out = np.empty((B, T, H) if return_sequences else (0, 0, 0), x.dtype)
     z = np.empty((B, G), x.dtype)
-    run(_lstm_infer, B, H * G + G * F, T, x, W, U, bias, states[0], states[1],
+    P = _packed.for_call(U, x.dtype, B if T > 1 else 0)
+    run(_lstm_infer, B, H * G + G * F, T, x, W, U, P, bias, states[0], states[1],
         z, m, out, go_backwards)
     return (out if return_sequences else None), states
 

@@ -11,7 +11,7 @@ import numpy as np
 from numba import njit
 
 from ..cells import SimpleRNNCell
-from . import _blas
+from . import _packed
 from ._loops import (
     DTYPES,
     JIT,
@@ -30,23 +30,27 @@ from ._loops import project as _project
 from ._loops import rec_grad as _rec_grad
 from ._math import consts_like as _consts_like
 from ._math import tanh as _tanh
+from ._packed import product as _product
 
 _SIMPLE_ACT = {"tanh": 0, "relu": 1}
 
 
 @njit(**JIT)
-def _simple_fwd(xw, hbuf, U, mask, rmask, hp, act, b0, b1):
+def _simple_fwd(xw, hbuf, U, P, mask, rmask, hp, act, b0, b1):
     K = _consts_like(xw)
     T, B, H = xw.shape
     n = b1 - b0
     has_mask, has_r = mask.shape[0] > 0, rmask.shape[0] > 0
     zero = K[0] - K[0]
+    tile = np.empty((n, _packed.NR), np.float32)
     for t in range(T):
         if has_r:
             _dropped(hbuf, t, rmask, hp, b0, b1)
-            _blas.gemm(0, 0, n, H, H, K[0], hp, b0 * H, H, U, 0, H, zero, hbuf, (t + 1) * B * H + b0 * H, H)
+            _product(n, H, H, hp, b0 * H, H, U, 0, H, P, hbuf, (t + 1) * B * H + b0 * H, H,
+                     False, tile)
         else:
-            _blas.gemm(0, 0, n, H, H, K[0], hbuf, t * B * H + b0 * H, H, U, 0, H, zero, hbuf, (t + 1) * B * H + b0 * H, H)
+            _product(n, H, H, hbuf, t * B * H + b0 * H, H, U, 0, H, P, hbuf,
+                     (t + 1) * B * H + b0 * H, H, False, tile)
         for b in range(b0, b1):
             x, hn = xw[t, b], hbuf[t + 1, b]
             if has_mask and not mask[t, b]:
@@ -61,12 +65,13 @@ def _simple_fwd(xw, hbuf, U, mask, rmask, hp, act, b0, b1):
 
 
 @njit(**JIT)
-def _simple_bwd(hbuf, UT, mask, rmask, dhs, dh, dxw, dtmp, act, b0, b1):
+def _simple_bwd(hbuf, UT, PT, mask, rmask, dhs, dh, dxw, dtmp, act, b0, b1):
     K = _consts_like(hbuf)
     T, B, H = dxw.shape
     n = b1 - b0
     has_mask, has_r, has_dhs = mask.shape[0] > 0, rmask.shape[0] > 0, dhs.shape[0] > 0
     zero = K[0] - K[0]
+    tile = np.empty((n, _packed.NR), np.float32)
     for t in range(T - 1, -1, -1):
         for b in range(b0, b1):
             d, dz, h = dh[b], dxw[t, b], hbuf[t + 1, b]
@@ -79,19 +84,20 @@ def _simple_bwd(hbuf, UT, mask, rmask, dhs, dh, dxw, dtmp, act, b0, b1):
             else:
                 for j in range(H):
                     dz[j] = d[j] if h[j] > zero else zero              # h = relu(z)
-        _blas.gemm(0, 0, n, H, H, K[0], dxw, t * B * H + b0 * H, H, UT, 0, H, zero, dtmp, b0 * H, H)
+        _product(n, H, H, dxw, t * B * H + b0 * H, H, UT, 0, H, PT, dtmp, b0 * H, H, False, tile)
         _rec_grad(dtmp, dh, mask, t, rmask, has_mask, has_r, False, b0, b1)
 
 @njit(**JIT)
-def _simple_infer(x, W, U, bias, h, z, mask, out, act, backwards, b0, b1):
+def _simple_infer(x, W, U, P, bias, h, z, mask, out, act, backwards, b0, b1):
     K = _consts_like(x)
     B, T, F = x.shape
     H = h.shape[1]
     has_mask, has_b, has_out = mask.shape[0] > 0, bias.shape[0] > 0, out.shape[0] > 0
     zero = K[0] - K[0]
+    tile = np.empty((b1 - b0, _packed.NR), np.float32)
     for s in range(T):
         t = T - 1 - s if backwards else s
-        _project(x, W, U, h, z, t, b0, b1)
+        _project(x, W, U, P, h, z, t, tile, b0, b1)
         for b in range(b0, b1):
             if not (has_mask and not mask[t, b]):
                 g, hr = z[b], h[b]
@@ -126,7 +132,7 @@ def forward(cell, xw, states0, mask=None, rmask=None, ws=None):
                                              mask, rmask, ws)
     T, B, G = xw.shape
     H = U.shape[0]
-    run(_simple_fwd, B, H * G, T, xw, hbuf, U, m, rm, hp,
+    run(_simple_fwd, B, H * G, T, xw, hbuf, U, _packed.for_call(U, xw.dtype), m, rm, hp,
         _SIMPLE_ACT[cell.activation.name])
     return hbuf[1:], [hbuf[T].copy()], hbuf
 
@@ -137,7 +143,8 @@ def backward(cell, cache, dhs, dstates, mask=None, rmask=None, ws=None):
     T, B, H = hbuf.shape[0] - 1, hbuf.shape[1], hbuf.shape[2]
     UT, m, rm, d, dst, dxw, dtmp = prepare_backward(hbuf, cell.params["recurrent_kernel"],
                                                     dhs, dstates, mask, rmask, ws)
-    run(_simple_bwd, B, H * H, T, hbuf, UT, m, rm, d, dst[0], dxw, dtmp,
+    run(_simple_bwd, B, H * H, T, hbuf, UT, _packed.for_call(UT, UT.dtype), m, rm, d, dst[0],
+        dxw, dtmp,
         _SIMPLE_ACT[cell.activation.name])
     return dxw, dst, recurrent_grad(hbuf, rmask, dxw), None
 
@@ -149,6 +156,7 @@ def infer(cell, x, states0, mask=None, go_backwards=False, return_sequences=True
     H = U.shape[0]
     out = np.empty((B, T, H) if return_sequences else (0, 0, 0), x.dtype)
     z = np.empty((B, H), x.dtype)
-    run(_simple_infer, B, H * H + H * F, T, x, W, U, bias, states[0], z, m,
+    P = _packed.for_call(U, x.dtype, B if T > 1 else 0)
+    run(_simple_infer, B, H * H + H * F, T, x, W, U, P, bias, states[0], z, m,
         out, _SIMPLE_ACT[cell.activation.name], go_backwards)
     return (out if return_sequences else None), states

@@ -1,0 +1,317 @@
+"""A recurrent product over a weight matrix packed once per sequence (issue 18, item 1).
+
+The per-step product ``h_t @ U`` (B x K times K x N, e.g. N = 4H for LSTM) multiplies the same
+``U`` at every step. OpenBLAS repacks ``U`` on every call. Here ``U`` is packed once
+(:func:`pack`) into column panels of :data:`NR` columns, each panel's K x NR block stored
+contiguously (the last panel zero-padded), and a micro-kernel written directly in vector LLVM
+IR (a numba ``@intrinsic``) computes an MR x NR register block of the result:
+
+    C[i:i+MR, p*NR:(p+1)*NR] (+)= A[i:i+MR, :] @ P[p]
+
+keeping MR x NR/16 ``<16 x float>`` accumulators in registers across the whole k loop
+(``A[r, k]`` broadcast, ``llvm.fma.v16f32``). Plain numba loops could not keep the
+accumulators in SIMD registers (6-28 GFLOP/s, docs/performance.md).
+
+Layout: ``P`` is (N_panels, K, NR) float32, ``P[p, k, c] = U[k, p*NR + c]`` (0 beyond N).
+
+Rounding: each output element is a sequential FMA chain over k = 0..K-1 (the same order as a
+plain dot product); it differs from OpenBLAS only by float32 rounding.
+
+Only float32 is served, and only where the CPU has AVX-512F (:data:`AVAILABLE`): the kernel
+is written for 32 vector registers of 16 lanes. float64 and other CPUs keep OpenBLAS.
+
+The compiled cell kernels call :func:`product` for their per-step recurrent product; their
+Python wrappers pack ``U`` (or ``U^T`` for backward) once per call with :func:`for_call`,
+which returns an empty placeholder (meaning: OpenBLAS) when the packed path is off:
+float64, no AVX-512F, or ``RNNKIT_PACKED=0`` in the environment (read at import; tests flip
+:data:`ENABLED`).
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+NR = 32          # columns per panel: two <16 x float> vectors
+MR = 8           # rows per register block (16 accumulators)
+_LANES = 16
+
+AVAILABLE = False
+ENABLED = os.environ.get("RNNKIT_PACKED", "1") != "0"
+try:
+    import llvmlite.binding as _llvm
+    from llvmlite import ir as _ir
+    from numba import njit
+    from numba import types as _types
+    from numba.core import cgutils as _cgutils
+    from numba.extending import intrinsic as _intrinsic
+    from numba.extending import overload as _overload
+
+    from . import _blas
+    from ._math import consts_like as _consts_like
+
+    _FEATURES = _llvm.get_host_cpu_features()
+    AVAILABLE = bool(_FEATURES.get("avx512f", False))
+except ImportError:  # pragma: no cover - numba missing: callers keep OpenBLAS
+    njit = None
+
+
+def pack(U, out=None):
+    """Pack ``U`` (K, N) into column panels for :func:`packed_matmul`.
+
+    Args:
+        U: (K, N) float32 matrix (any strides).
+        out: optional (ceil(N / NR), K, NR) float32 C-contiguous array to fill.
+
+    Returns:
+        ``P`` (ceil(N / NR), K, NR) float32, ``P[p, k, c] = U[k, p * NR + c]``, zero beyond N.
+    """
+    U = np.asarray(U)
+    if U.ndim != 2 or U.dtype != np.float32:
+        raise ValueError(f"pack expects U as a 2-D float32 array, got {U.dtype} of shape "
+                         f"{U.shape}.")
+    K, N = U.shape
+    npan = -(-N // NR)
+    shape = (npan, K, NR)
+    if out is None:
+        out = np.empty(shape, np.float32)
+    elif out.shape != shape or out.dtype != np.float32 or not out.flags.c_contiguous:
+        raise ValueError(f"pack: out must be a C-contiguous float32 array of shape {shape}, "
+                         f"got {out.dtype} {out.shape}.")
+    full = N // NR
+    if full:
+        out[:full] = U[:, :full * NR].reshape(K, full, NR).transpose(1, 0, 2)
+    if full < npan:
+        rest = N - full * NR
+        out[full, :, :rest] = U[:, full * NR:]
+        out[full, :, rest:] = 0
+    return out
+
+
+def _make_block(mr):
+    """The micro-kernel intrinsic for ``mr`` rows:
+    ``block(A, a_off, lda, P, p_off, C, c_off, ldc, K, accumulate)``.
+
+    ``C[c_off + r*ldc + c] (+)= sum_k A[a_off + r*lda + k] * P[p_off + k*NR + c]`` for
+    r < mr, c < NR (element offsets into the arrays' memory; any rank, contiguous)."""
+    nv = NR // _LANES
+
+    @_intrinsic
+    def block(typingctx, A, a_off, lda, P, p_off, C, c_off, ldc, K, accumulate):
+        for arr in (A, P, C):
+            if not (isinstance(arr, _types.Array) and arr.dtype == _types.float32):
+                return None
+        sig = _types.void(A, a_off, lda, P, p_off, C, c_off, ldc, K, accumulate)
+
+        def codegen(context, builder, signature, args):
+            (a, ao, la, p, po, c, co, lc, kk, acc_flag) = args
+            st = signature.args
+            f32 = _ir.FloatType()
+            vt = _ir.VectorType(f32, _LANES)
+            ip = context.get_value_type(_types.intp)
+
+            def idx(v, t):
+                return context.cast(builder, v, t, _types.intp)
+
+            def data(arr, t):
+                return context.make_array(t)(context, builder, arr).data
+
+            ao, la, po, co, lc, kk = (idx(ao, st[1]), idx(la, st[2]), idx(po, st[4]),
+                                      idx(co, st[6]), idx(lc, st[7]), idx(kk, st[8]))
+            flag = context.cast(builder, acc_flag, st[9], _types.boolean)
+            pa, pp, pc = data(a, st[0]), data(p, st[3]), data(c, st[5])
+            fma = _cgutils.get_or_insert_function(
+                builder.module, _ir.FunctionType(vt, [vt, vt, vt]), "llvm.fma.v16f32")
+
+            def vload(base, off):
+                ptr = builder.bitcast(builder.gep(base, [off]), vt.as_pointer())
+                return builder.load(ptr, align=4)
+
+            def vstore(val, base, off):
+                ptr = builder.bitcast(builder.gep(base, [off]), vt.as_pointer())
+                builder.store(val, ptr, align=4)
+
+            zero = _ir.Constant(vt, None)
+            accs = []
+            for r in range(mr):
+                row = []
+                for v in range(nv):
+                    slot = _cgutils.alloca_once(builder, vt)
+                    off = builder.add(co, _ir.Constant(ip, v * _LANES))
+                    off = builder.add(off, builder.mul(lc, _ir.Constant(ip, r)))
+                    with builder.if_else(flag) as (then, otherwise):
+                        with then:
+                            builder.store(vload(pc, off), slot)
+                        with otherwise:
+                            builder.store(zero, slot)
+                    row.append(slot)
+                accs.append(row)
+            arows = [builder.gep(pa, [builder.add(ao, builder.mul(la, _ir.Constant(ip, r)))])
+                     for r in range(mr)]
+            pbase = builder.gep(pp, [po])
+            undef = _ir.Constant(vt, _ir.Undefined)
+            mask0 = _ir.Constant(_ir.VectorType(_ir.IntType(32), _LANES), [0] * _LANES)
+            with _cgutils.for_range(builder, kk) as loop:
+                k = loop.index
+                pk = builder.mul(k, _ir.Constant(ip, NR))
+                bs = [vload(pbase, builder.add(pk, _ir.Constant(ip, v * _LANES)))
+                      for v in range(nv)]
+                for r in range(mr):
+                    s = builder.load(builder.gep(arows[r], [k]))
+                    s = builder.insert_element(undef, s, _ir.Constant(_ir.IntType(32), 0))
+                    s = builder.shuffle_vector(s, undef, mask0)
+                    for v in range(nv):
+                        slot = accs[r][v]
+                        builder.store(builder.call(fma, [s, bs[v], builder.load(slot)]), slot)
+            for r in range(mr):
+                for v in range(nv):
+                    off = builder.add(co, _ir.Constant(ip, v * _LANES))
+                    off = builder.add(off, builder.mul(lc, _ir.Constant(ip, r)))
+                    vstore(builder.load(accs[r][v]), pc, off)
+            return context.get_dummy_value()
+
+        return sig, codegen
+
+    return block
+
+
+if AVAILABLE:
+    _block8 = _make_block(8)
+    _block4 = _make_block(4)
+    _block2 = _make_block(2)
+    _block1 = _make_block(1)
+    assert MR == 8
+
+    _JIT = dict(cache=True, fastmath=False, error_model="numpy", nogil=True)
+
+    @njit(**_JIT)
+    def _rows(A, a_off, lda, P, p_off, C, c_off, ldc, K, M, accumulate):
+        """C rows 0..M-1 of one panel (full NR columns at C[c_off:])."""
+        i = 0
+        while i + 8 <= M:
+            _block8(A, a_off + i * lda, lda, P, p_off, C, c_off + i * ldc, ldc, K, accumulate)
+            i += 8
+        if i + 4 <= M:
+            _block4(A, a_off + i * lda, lda, P, p_off, C, c_off + i * ldc, ldc, K, accumulate)
+            i += 4
+        if i + 2 <= M:
+            _block2(A, a_off + i * lda, lda, P, p_off, C, c_off + i * ldc, ldc, K, accumulate)
+            i += 2
+        if i < M:
+            _block1(A, a_off + i * lda, lda, P, p_off, C, c_off + i * ldc, ldc, K, accumulate)
+
+    @njit(**_JIT)
+    def gemm(M, N, A, a_off, lda, P, C, c_off, ldc, accumulate, tile):
+        """``C[c_off:] (+)= A[a_off:] @ U`` with ``U`` packed as ``P`` (:func:`pack`).
+
+        Row-major, element offsets and leading dimensions as in :func:`._blas.gemm`: A is
+        M x K (K = ``P.shape[1]``), C is M x N. ``tile`` is a float32 scratch of at least
+        M x NR elements (for the last, partial panel when N is not a multiple of NR).
+        """
+        K = P.shape[1]
+        full = N // NR
+        for p in range(full):
+            _rows(A, a_off, lda, P, p * K * NR, C, c_off + p * NR, ldc, K, M, accumulate)
+        rest = N - full * NR
+        if rest > 0:
+            t = tile.ravel()
+            c0 = c_off + full * NR
+            Cf = C.ravel()
+            if accumulate:
+                for i in range(M):
+                    for j in range(rest):
+                        t[i * NR + j] = Cf[c0 + i * ldc + j]
+            _rows(A, a_off, lda, P, full * K * NR, t, 0, NR, K, M, accumulate)
+            for i in range(M):
+                for j in range(rest):
+                    Cf[c0 + i * ldc + j] = t[i * NR + j]
+
+    @njit(**_JIT)
+    def packed_matmul(A, P, C, accumulate):
+        """``C (+)= A @ U`` for 2-D C-contiguous float32 A (M, K) and C (M, N), ``U``
+        packed as ``P`` (:func:`pack`; N <= P.shape[0] * NR)."""
+        M, N = C.shape
+        tile = np.empty((M, NR), np.float32) if N % NR else np.empty((0, NR), np.float32)
+        gemm(M, N, A, 0, A.shape[1], P, C, 0, N, accumulate, tile)
+
+
+def matmul(A, P, N, out=None, accumulate=False):
+    """``A @ U`` (or ``out += A @ U``) with ``U`` (K, N) packed as ``P``.
+
+    Args:
+        A: (M, K) float32.
+        P: the result of :func:`pack` for ``U``.
+        N: columns of ``U``.
+        out: optional (M, N) float32 C-contiguous result array.
+        accumulate: add into ``out`` instead of overwriting it.
+
+    Returns:
+        ``out`` (M, N).
+    """
+    A = np.ascontiguousarray(A, np.float32)
+    if A.ndim != 2 or A.shape[1] != P.shape[1] or N > P.shape[0] * NR:
+        raise ValueError(f"matmul expects A (M, {P.shape[1]}) for N <= {P.shape[0] * NR}, "
+                         f"got A {A.shape} and N={N}.")
+    if out is None:
+        out = np.zeros((A.shape[0], N), np.float32)
+    packed_matmul(A, P, out, accumulate)
+    return out
+
+
+def for_call(U, dtype, rows=None):
+    """``U`` packed for one kernel call, or the empty placeholder that selects OpenBLAS.
+
+    Args:
+        U: (K, N) matrix of the per-step product ``A @ U``.
+        dtype: the kernel's dtype (only float32 is packed).
+        rows: rows of that product; ``None`` for training loops (always packed when on).
+            Inference packs only when ``rows`` is above the few-row threshold of
+            :func:`._loops.project` (below it a plain loop runs, and a stateful model fed one
+            step per call would pay the packing on every call).
+
+    Returns:
+        ``P`` from :func:`pack`, or a (0, 0, NR) float32 array.
+    """
+    if not (ENABLED and AVAILABLE and np.dtype(dtype) == np.float32) or (
+            rows is not None and rows <= 4):
+        return np.empty((0, 0, NR), np.float32)
+    return pack(np.asarray(U, np.float32))
+
+
+def scratch(rows):
+    """The (rows, NR) float32 tile :func:`product` needs for a partial last panel."""
+    return np.empty((rows, NR), np.float32)
+
+
+def product(n, N, K, A, a_off, lda, U, u_off, ldu, P, C, c_off, ldc, accumulate, tile):
+    """Compiled code only: ``C[c_off:] (+)= A[a_off:] @ U[u_off:]`` (row-major, n x K times
+    K x N, leading dimensions ``lda``/``ldu``/``ldc``) by the packed kernel when ``P`` is a
+    packing of that ``U`` block (non-empty, float32), by OpenBLAS otherwise."""
+    raise NotImplementedError("product is callable from numba-compiled code only")
+
+
+if njit is not None:
+
+    @_overload(product, jit_options=dict(cache=True))
+    def _product(n, N, K, A, a_off, lda, U, u_off, ldu, P, C, c_off, ldc, accumulate, tile):
+        if AVAILABLE and A.dtype == _types.float32:
+            def impl(n, N, K, A, a_off, lda, U, u_off, ldu, P, C, c_off, ldc, accumulate,
+                     tile):
+                if P.shape[0] > 0:
+                    gemm(n, N, A, a_off, lda, P, C, c_off, ldc, accumulate, tile)
+                else:
+                    _blas_product(n, N, K, A, a_off, lda, U, u_off, ldu, C, c_off, ldc,
+                                  accumulate)
+        else:
+            def impl(n, N, K, A, a_off, lda, U, u_off, ldu, P, C, c_off, ldc, accumulate,
+                     tile):
+                _blas_product(n, N, K, A, a_off, lda, U, u_off, ldu, C, c_off, ldc,
+                              accumulate)
+        return impl
+
+    @njit(cache=True, nogil=True)
+    def _blas_product(n, N, K, A, a_off, lda, U, u_off, ldu, C, c_off, ldc, accumulate):
+        KK = _consts_like(C)
+        beta = KK[0] if accumulate else KK[0] - KK[0]
+        _blas.gemm(0, 0, n, N, K, KK[0], A, a_off, lda, U, u_off, ldu, beta, C, c_off, ldc)
