@@ -20,6 +20,27 @@ from ._loops import JIT
 from ._math import consts_like as _consts_like
 
 
+def none(dtype):
+    """``(zm, zr)`` meaning "no zoneout" for the loops that serve both (:func:`apply`)."""
+    return np.zeros((0, 0, 0), np.bool_), np.empty(0, dtype)
+
+
+@njit(**JIT)
+def add_carry(dh, dzone, mask, t, zm, zr, b0, b1):
+    """``dh += dzone`` on the unmasked rows b0:b1 (the part of dL/dh_{t-1} that zoneout
+    carried straight from h_t); nothing without zoneout."""
+    if zm.shape[0] == 0 and zr.shape[0] == 0:
+        return
+    has_mask = mask.shape[0] > 0
+    n = dh.shape[1]
+    for b in range(b0, b1):
+        if has_mask and not mask[t, b]:
+            continue
+        dst, zb = dh[b], dzone[b]
+        for j in range(n):
+            dst[j] = dst[j] + zb[j]
+
+
 def masks(cell, shape, dtype, training):
     """``(zm, zr)`` for a loop over ``shape`` = (T, B, n) states of ``cell`` (zoneout on).
 
@@ -38,8 +59,11 @@ def masks(cell, shape, dtype, training):
 @njit(**JIT)
 def apply(h, hprev, zm, t, b, zr):
     """``h += m * (hprev - h)`` in place on one row (h: (n,) the new state h~_t, becoming
-    h_t); m is ``zm[t, b]`` (training) or ``zr[0]`` (inference)."""
+    h_t); m is ``zm[t, b]`` (training) or ``zr[0]`` (inference). Both empty: no zoneout
+    (a no-op, so a cell's loop serves it with and without)."""
     n = h.shape[0]
+    if zm.shape[0] == 0 and zr.shape[0] == 0:
+        return
     if zm.shape[0] > 0:
         z = zm[t, b]
         for j in range(n):
@@ -54,8 +78,10 @@ def apply(h, hprev, zm, t, b, zr):
 def split(d, dnew, dprev, zm, t, b, zr):
     """The backward of :func:`apply` on one row: ``dnew = d * (1 - m)`` (to h~_t) and
     ``dprev = d * m`` (straight to h_{t-1}). ``dnew`` may be ``d`` itself (dprev is
-    written first)."""
+    written first). Both ``zm`` and ``zr`` empty: no zoneout, nothing is done."""
     n = d.shape[0]
+    if zm.shape[0] == 0 and zr.shape[0] == 0:
+        return
     K = _consts_like(d)
     zero = K[0] - K[0]
     if zm.shape[0] > 0:

@@ -12,7 +12,7 @@ import numpy as np
 from numba import njit
 
 from ..cells import GRUCell
-from . import _blas, _packed
+from . import _blas, _packed, _zoneout
 from . import threads as _threads
 from ._loops import (
     DTYPES,
@@ -37,7 +37,8 @@ from ._packed import product as _product
 
 
 @njit(**JIT)
-def _gru_after_fwd(xw, hbuf, U, P, b_rec, mask, rmask, gates, rec, hu, hp, b0, b1):
+def _gru_after_fwd(xw, hbuf, U, P, b_rec, mask, rmask, zm, zr, gates, rec, hu, hp, b0, b1):
+    """reset_after; ``zm``, ``zr``: zoneout (:mod:`._zoneout`; both empty: none)."""
     K = _consts_like(xw)
     T, B, G = xw.shape
     n = b1 - b0
@@ -71,10 +72,13 @@ def _gru_after_fwd(xw, hbuf, U, P, b_rec, mask, rmask, gates, rec, hu, hp, b0, b
             for j in range(H):
                 z = g[j]
                 hn[j] = z * hprev[j] + (K[0] - z) * g[2 * H + j]
+            _zoneout.apply(hn, hprev, zm, t, b, zr)
 
 
 @njit(**JIT)
-def _gru_after_bwd(hbuf, gates, rec, UT, PT, mask, rmask, dhs, dh, dxw, dzrec, dtmp, b0, b1):
+def _gru_after_bwd(hbuf, gates, rec, UT, PT, mask, rmask, zm, zr, dhs, dh, dxw, dzrec, dzone,
+                   dtmp, b0, b1):
+    """BPTT of :func:`_gru_after_fwd`; dzone (B, H) scratch for zoneout's carried part."""
     K = _consts_like(hbuf)
     T, B, G = dxw.shape
     n = b1 - b0
@@ -90,6 +94,7 @@ def _gru_after_bwd(hbuf, gates, rec, UT, PT, mask, rmask, dhs, dh, dxw, dzrec, d
                 _fill(dx, zero)
                 _fill(dr, zero)
                 continue
+            _zoneout.split(d, d, dzone[b], zm, t, b, zr)   # d <- dL/dh~ (zoneout only)
             g, hprev, rc = gates[t, b], hbuf[t, b], rec[t, b]
             for j in range(H):                                   # h = z*h_prev + (1-z)*hh
                 z, hh = g[j], g[2 * H + j]
@@ -109,10 +114,13 @@ def _gru_after_bwd(hbuf, gates, rec, UT, PT, mask, rmask, dhs, dh, dxw, dzrec, d
         _product(n, H, G, dzrec, t * B * G + b0 * G, G, UT, 0, H, PT, dtmp, b0 * H, H, False,
                  tile)
         _rec_grad(dtmp, dh, mask, t, rmask, has_mask, has_r, True, b0, b1)
+        _zoneout.add_carry(dh, dzone, mask, t, zm, zr, b0, b1)
 
 
 @njit(**JIT)
-def _gru_before_fwd(xw, hbuf, U, Pzr, Ph, mask, rmask, gates, rec, hu, hp, b0, b1):
+def _gru_before_fwd(xw, hbuf, U, Pzr, Ph, mask, rmask, zm, zr, gates, rec, hu, hp, b0, b1):
+    """reset_after=False: rec (T, B, H) keeps r * h' (it multiplies U_h); zoneout as in
+    :func:`_gru_after_fwd`."""
     K = _consts_like(xw)
     T, B, G = xw.shape
     n = b1 - b0
@@ -145,10 +153,13 @@ def _gru_before_fwd(xw, hbuf, U, Pzr, Ph, mask, rmask, gates, rec, hu, hp, b0, b
             for j in range(H):
                 z = g[j]
                 hn[j] = z * hprev[j] + (K[0] - z) * g[2 * H + j]
+            _zoneout.apply(hn, hprev, zm, t, b, zr)
 
 
 @njit(**JIT)
-def _gru_before_bwd(hbuf, gates, UT, PTzr, PTh, mask, rmask, dhs, dh, dxw, drec, dtmp, b0, b1):
+def _gru_before_bwd(hbuf, gates, UT, PTzr, PTh, mask, rmask, zm, zr, dhs, dh, dxw, drec, dzone,
+                    dtmp, b0, b1):
+    """BPTT of :func:`_gru_before_fwd`."""
     K = _consts_like(hbuf)
     T, B, G = dxw.shape
     n = b1 - b0
@@ -163,6 +174,7 @@ def _gru_before_bwd(hbuf, gates, UT, PTzr, PTh, mask, rmask, dhs, dh, dxw, drec,
             if has_mask and not mask[t, b]:
                 _fill(dx, zero)
                 continue
+            _zoneout.split(d, d, dzone[b], zm, t, b, zr)   # d <- dL/dh~ (zoneout only)
             g, hprev = gates[t, b], hbuf[t, b]
             for j in range(H):                                   # h = z*h_prev + (1-z)*hh
                 z, hh = g[j], g[2 * H + j]
@@ -199,6 +211,7 @@ def _gru_before_bwd(hbuf, gates, UT, PTzr, PTh, mask, rmask, dhs, dh, dxw, drec,
             for j in range(H):
                 dt_[j] = dt_[j] + dr[j] * g[H + j]
         _rec_grad(dtmp, dh, mask, t, rmask, has_mask, has_r, True, b0, b1)
+        _zoneout.add_carry(dh, dzone, mask, t, zm, zr, b0, b1)
 @njit(**JIT)
 def _gru_after_infer(x, W, U, P, bias, b_rec, h, z, hu, mask, out, backwards, b0, b1):
     """reset_after GRU; ``z`` (B, G) takes x_t @ W + b, ``hu`` (B, G) h @ U + b_rec."""
@@ -261,14 +274,25 @@ def forward(cell, xw, states0, mask=None, rmask=None, ws=None):
     dt = xw.dtype
     gates = _threads.buffer(ws, "gates", (T, B, G), dt)
     rec = _threads.buffer(ws, "rec", (T, B, H), dt)
+    run_loops(cell, xw, hbuf, U, m, rm, *_zoneout.none(dt), gates, rec, hp)
+    return hbuf[1:], [hbuf[T].copy()], (hbuf, gates, rec)
+
+
+def run_loops(cell, xw, hbuf, U, m, rm, zm, zr, gates, rec, hp):
+    """The forward loop of either variant over ``xw`` (T, B, 3H), h_0 in ``hbuf[0]``;
+    shared by :func:`forward` and the zoneout kernel (:mod:`.gru_zoneout`; ``zm``, ``zr``
+    from :func:`._zoneout.masks`, or :func:`._zoneout.none`)."""
+    T, B, G = xw.shape
+    H = G // 3
+    dt = xw.dtype
     hu = np.empty((B, G), dt)
     if cell.reset_after:
         run(_gru_after_fwd, B, H * G, T, xw, hbuf, U, _packed.for_call(U, dt),
-            opt(cell.split_bias()[1], dt, 1), m, rm, gates, rec, hu, hp)
+            opt(cell.split_bias()[1], dt, 1), m, rm, zm, zr, gates, rec, hu, hp)
     else:
         run(_gru_before_fwd, B, H * G, T, xw, hbuf, U, _packed.for_call(U[:, :2 * H], dt),
-            _packed.for_call(U[:, 2 * H:], dt), m, rm, gates, rec, hu, np.empty((B, H), dt))
-    return hbuf[1:], [hbuf[T].copy()], (hbuf, gates, rec)
+            _packed.for_call(U[:, 2 * H:], dt), m, rm, zm, zr, gates, rec, hu,
+            np.empty((B, H), dt))
 
 
 def backward(cell, cache, dhs, dstates, mask=None, rmask=None, ws=None):
@@ -279,22 +303,37 @@ def backward(cell, cache, dhs, dstates, mask=None, rmask=None, ws=None):
     dt = hbuf.dtype
     UT, m, rm, d, dst, dxw, dtmp = prepare_backward(hbuf, cell.params["recurrent_kernel"],
                                                     dhs, dstates, mask, rmask, ws)
+    dzrec = _threads.buffer(ws, "dzrec", (T, B, G), dt) if cell.reset_after else None
+    dU, db_rec = run_backward_loops(cell, hbuf, gates, rec, UT, m, rm, *_zoneout.none(dt),
+                                    d, dst[0], dxw, dzrec, dtmp)
+    return dxw, dst, dU, db_rec
+
+
+def run_backward_loops(cell, hbuf, gates, rec, UT, m, rm, zm, zr, dhs, dh, dxw, dzrec, dtmp):
+    """BPTT loop of either variant (see :func:`run_loops`): dh (B, H) in dL/dh_T, out
+    dL/dh_0; dxw (T, B, 3H) receives dL/d(x W + b); dzrec (T, B, 3H) scratch (reset_after;
+    else None). Returns ``(dU, db_rec or None)``."""
+    T, B, H = hbuf.shape[0] - 1, hbuf.shape[1], hbuf.shape[2]
+    G = 3 * H
+    dt = hbuf.dtype
+    dzone = np.empty((B, H), dt)
+    rmask = rm if rm.shape[0] > 0 else None
     if cell.reset_after:
-        dzrec = _threads.buffer(ws, "dzrec", (T, B, G), dt)
         run(_gru_after_bwd, B, H * G, T, hbuf, gates, rec, UT, _packed.for_call(UT, dt), m, rm,
-            d, dst[0], dxw, dzrec, dtmp)
+            zm, zr, dhs, dh, dxw, dzrec, dzone, dtmp)
         dU = recurrent_grad(hbuf, rmask, dzrec)
         db_rec = None if cell.split_bias()[1] is None else dzrec.reshape(T * B, G).sum(axis=0)
-        return dxw, dst, dU, db_rec
+        return dU, db_rec
     run(_gru_before_bwd, B, H * G, T, hbuf, gates, UT, _packed.for_call(UT[:2 * H], dt),
-        _packed.for_call(UT[2 * H:], dt), m, rm, d, dst[0], dxw, np.empty((B, H), dt), dtmp)
+        _packed.for_call(UT[2 * H:], dt), m, rm, zm, zr, dhs, dh, dxw, np.empty((B, H), dt),
+        dzone, dtmp)
     # U_z, U_r multiply h'; U_h multiplies (r * h'), kept in ``rec``
     hprev = hbuf[:-1] if rmask is None else hbuf[:-1] * rm
     dz2 = dxw.reshape(T * B, G)
     dU = np.empty((H, G), dt)
     _threads.matmul(hprev.reshape(T * B, H).T, dz2[:, :2 * H], out=dU[:, :2 * H])
     _threads.matmul(rec.reshape(T * B, H).T, dz2[:, 2 * H:], out=dU[:, 2 * H:])
-    return dxw, dst, dU, None
+    return dU, None
 
 
 def infer(cell, x, states0, mask=None, go_backwards=False, return_sequences=True):

@@ -41,6 +41,7 @@ from ._loops import fill as _fill
 from ._math import consts_like as _consts_like
 from ._math import sigmoid as _sigmoid
 from ._math import tanh as _tanh
+from .lstm import activate as _lstm_activate
 
 # Row sums may be reassociated (no other fast-math): LLVM then vectorizes them, which it
 # never does for an ordered floating-point sum.
@@ -211,14 +212,7 @@ def _lstm_fwd(xw, hbuf, cbuf, U, g0, g1, bias, gh, bh, mask, zm, sc, stx, zh, st
             _add_prod(g, z, g1)
             if has_b:
                 _add(g, bias)
-            for j in range(2 * H):
-                g[j] = _sigmoid(g[j], K)                                        # i, f
-            for j in range(H):
-                g[2 * H + j] = _tanh(g[2 * H + j], K)                          # candidate
-            for j in range(H):
-                g[3 * H + j] = _sigmoid(g[3 * H + j], K)                       # o
-            for j in range(H):
-                cn[j] = g[H + j] * cp[j] + g[j] * g[2 * H + j]                 # c = f c' + i g
+            _lstm_activate(g, cp, cn, H)                # i, f, c, o; c = f c' + i g
             mc, ic = _stats(cn, rh, eps)
             stc[t, b, 0], stc[t, b, 1] = mc, ic
             for j in range(H):                                          # h = o tanh(LN(c))

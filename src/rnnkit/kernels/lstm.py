@@ -113,6 +113,22 @@ def _lstm_bwd(gates, cbuf, UT, PT, mask, rmask, dhs, dh, dc, dxw, dtmp, b0, b1):
         _rec_grad(dtmp, dh, mask, t, rmask, has_mask, has_r, False, b0, b1)
 
 @njit(**JIT)
+def activate(g, cp, cn, H):
+    """The LSTM gates of one row, in place: ``g`` (4H,) pre-activations i, f, c, o become
+    sigmoid / sigmoid / tanh / sigmoid of themselves, then ``cn = f * cp + i * g`` (``cn``
+    may be ``cp``). Shared by the inference loop here and :mod:`.layernorm`."""
+    K = _consts_like(g)
+    for j in range(2 * H):
+        g[j] = _sigmoid(g[j], K)                                     # i, f
+    for j in range(H):
+        g[2 * H + j] = _tanh(g[2 * H + j], K)                       # candidate
+    for j in range(H):
+        g[3 * H + j] = _sigmoid(g[3 * H + j], K)                    # o
+    for j in range(H):
+        cn[j] = g[H + j] * cp[j] + g[j] * g[2 * H + j]              # c = f c' + i g
+
+
+@njit(**JIT)
 def _lstm_infer(x, W, U, P, bias, h, c, z, mask, out, backwards, b0, b1):
     K = _consts_like(x)
     B, T, F = x.shape
@@ -128,14 +144,7 @@ def _lstm_infer(x, W, U, P, bias, h, c, z, mask, out, backwards, b0, b1):
                 if has_b:
                     for j in range(4 * H):
                         g[j] += bias[j]
-                for j in range(2 * H):
-                    g[j] = _sigmoid(g[j], K)                             # i, f
-                for j in range(H):
-                    g[2 * H + j] = _tanh(g[2 * H + j], K)               # candidate
-                for j in range(H):
-                    g[3 * H + j] = _sigmoid(g[3 * H + j], K)            # o
-                for j in range(H):
-                    cr[j] = g[H + j] * cr[j] + g[j] * g[2 * H + j]
+                activate(g, cr, cr, H)
                 for j in range(H):
                     hr[j] = g[3 * H + j] * _tanh(cr[j], K)
             _emit(h, out, s, b, has_out)
