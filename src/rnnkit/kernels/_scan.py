@@ -1,12 +1,18 @@
 """What the compiled scans (:mod:`.minrnn`, :mod:`.lru`, :mod:`.indrnn`) share: the input
 projection and its gradient as products over all T*B rows, argument normalisation, and the
-row-split launch across rnnkit's threads (each row of a batch is an independent recurrence)."""
+row-split launch across rnnkit's threads (each row of a batch is an independent recurrence),
+and the shared pieces of the chunked time-parallel scan (:func:`time_chunks` decides when it
+runs, :func:`carry` and :func:`fix_forward` are its sequential and fix-up passes)."""
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
+from numba import njit, prange
 
 from . import threads as _threads
+from ._math import consts_like, exp_neg
 
 _DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -74,3 +80,118 @@ def run(serial, parallel, B, *args):
     edges = np.array([b0 for b0, _ in blocks] + [blocks[-1][1]], np.int64)
     with _threads.launch(len(blocks)):
         parallel(*args, edges)
+
+
+# ---------------------------------------------------------------------------------------
+# Time-parallel (chunked) scans of h_t = a_t h_{t-1} + b_t with a_t in (0, 1]: the pieces a
+# cell's kernel shares (kernels/minrnn.py uses them; the cell-specific local scans live there).
+
+#: "auto" (:func:`time_chunks` decides), "rows" (always the row split) or "time" (always the
+#: chunked scan); from ``RNNKIT_SCAN`` at import, changed by :func:`set_scan_mode`.
+_SCAN_MODE = os.environ.get("RNNKIT_SCAN", "auto")
+_SCAN_CHUNKS = None
+
+
+def set_scan_mode(mode="auto", chunks=None):
+    """Choose how the linear scans train: ``'auto'`` (:func:`time_chunks`'s rule), ``'rows'``
+    (batch rows split across threads, sequential over time) or ``'time'`` (the chunked
+    time-parallel scan, with ``chunks`` chunks — default the thread count, at least 2).
+    For tests and measurements."""
+    global _SCAN_MODE, _SCAN_CHUNKS
+    if mode not in ("auto", "rows", "time"):
+        raise ValueError(f"scan mode must be 'auto', 'rows' or 'time', got {mode!r}.")
+    if chunks is not None and (not isinstance(chunks, int) or chunks < 1):
+        raise ValueError(f"chunks must be a positive int or None, got {chunks!r}.")
+    _SCAN_MODE, _SCAN_CHUNKS = mode, chunks
+
+
+def get_scan_mode():
+    """``(mode, chunks)`` as set by :func:`set_scan_mode` (or ``RNNKIT_SCAN``)."""
+    return _SCAN_MODE, _SCAN_CHUNKS
+
+
+def time_chunks(B, T):
+    """How many time chunks a scan over (T, B) should use: 0 means the row split.
+
+    Rule (mode ``'auto'``): with ``n`` rnnkit threads, the chunked scan when the batch is too
+    narrow to give every thread rows (``B < 2 n``) and the sequence is long (``T >= 64 n``),
+    with ``n`` chunks. The chunked scan does about twice the arithmetic of the sequential one
+    (a local scan, then a fix-up pass), so it pays only when the row split leaves threads
+    idle; for wide batches the row split is faster. Mode ``'time'`` forces ``min(chunks, T)``
+    chunks, ``'rows'`` forces 0 (see :func:`set_scan_mode`).
+    """
+    n = _threads.count()
+    if _SCAN_MODE == "rows":
+        return 0
+    if _SCAN_MODE == "time":
+        return max(1, min(_SCAN_CHUNKS or max(n, 2), T))
+    if n > 1 and B < 2 * n and T >= 64 * n:
+        return n
+    return 0
+
+
+def chunk_edges(T, C):
+    """(C + 1,) int64 edges of C near-equal time chunks of [0, T)."""
+    return np.array([T * i // C for i in range(C + 1)], np.int64)
+
+
+def piece_edges(t0, t1, n):
+    """(n + 1,) int64 edges cutting the steps [t0, t1) into ``n`` near-equal pieces (for the
+    fix-up pass, which is independent per step)."""
+    n = max(1, min(n, t1 - t0))
+    return np.array([t0 + (t1 - t0) * i // n for i in range(n + 1)], np.int64)
+
+
+def carry(start, dec, loc):
+    """The sequential pass over chunk summaries: ``out[0] = start``,
+    ``out[k + 1] = exp(dec[k]) * out[k] + loc[k]``.
+
+    Args: start (B, H); dec (n, B, H) the log of each chunk's total decay (<= 0); loc (n, B, H)
+    each chunk's result started from zero. Returns (n + 1, B, H)."""
+    out = np.empty((len(dec) + 1,) + start.shape, start.dtype)
+    out[0] = start
+    with np.errstate(under="ignore"):
+        for k in range(len(dec)):
+            out[k + 1] = np.exp(dec[k]) * out[k] + loc[k]
+    return out
+
+
+@njit(cache=True, fastmath=False, error_model="numpy", nogil=True)
+def _fix_forward(Hs, Lc, hin, cedges, t0, t1):
+    KK = consts_like(Hs)
+    T, B, H = Hs.shape
+    c = 0
+    while t0 >= cedges[c + 1]:
+        c += 1
+    for t in range(t0, t1):
+        while t >= cedges[c + 1]:
+            c += 1
+        for b in range(B):
+            ho = Hs[t, b]
+            lt = Lc[t, b]
+            hi = hin[c, b]
+            for j in range(H):
+                ho[j] += exp_neg(lt[j], KK) * hi[j]
+
+
+@njit(cache=True, fastmath=False, error_model="numpy", nogil=True, parallel=True)
+def _fix_forward_par(Hs, Lc, hin, cedges, pedges):
+    for p in prange(pedges.shape[0] - 1):
+        _fix_forward(Hs, Lc, hin, cedges, pedges[p], pedges[p + 1])
+
+
+def fix_forward(Hs, Lc, hin, cedges):
+    """Pass 3 of the chunked forward scan, in place: ``Hs[t] += exp(Lc[t]) * hin[c]`` for
+    every step t of chunks 1.. (c the chunk of t), split over rnnkit's threads by steps.
+
+    Args: Hs, Lc (T, B, H) local states and cumulative log decays; hin (C, B, H) the state
+    entering each chunk (row 0 unused); cedges (C + 1,) chunk edges."""
+    t0, T = int(cedges[1]), int(cedges[-1])
+    if T <= t0:
+        return
+    pe = piece_edges(t0, T, _threads.count())
+    if len(pe) <= 2:
+        _fix_forward(Hs, Lc, hin, cedges, t0, T)
+        return
+    with _threads.launch(len(pe) - 1):
+        _fix_forward_par(Hs, Lc, hin, cedges, pe)
