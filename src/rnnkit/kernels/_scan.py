@@ -2,17 +2,16 @@
 projection and its gradient as products over all T*B rows, argument normalisation, and the
 row-split launch across rnnkit's threads (each row of a batch is an independent recurrence),
 and the shared pieces of the chunked time-parallel scan (:func:`time_chunks` decides when it
-runs, :func:`carry` and :func:`fix_forward` are its sequential and fix-up passes)."""
+runs, :func:`carry` is its sequential pass over the chunk ends)."""
 
 from __future__ import annotations
 
 import os
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from . import threads as _threads
-from ._math import consts_like, exp_neg
 
 _DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -90,24 +89,35 @@ def run(serial, parallel, B, *args):
 #: chunked scan); from ``RNNKIT_SCAN`` at import, changed by :func:`set_scan_mode`.
 _SCAN_MODE = os.environ.get("RNNKIT_SCAN", "auto")
 _SCAN_CHUNKS = None
+_SCAN_PIECES = None
 
 
-def set_scan_mode(mode="auto", chunks=None):
+def set_scan_mode(mode="auto", chunks=None, pieces=None):
     """Choose how the linear scans train: ``'auto'`` (:func:`time_chunks`'s rule), ``'rows'``
     (batch rows split across threads, sequential over time) or ``'time'`` (the chunked
-    time-parallel scan, with ``chunks`` chunks — default the thread count, at least 2).
+    time-parallel scan, with ``chunks`` chunks — default the thread count, at least 2 — and
+    ``pieces`` pieces per chunk in the fix-up pass — default :func:`fix_pieces`'s).
     For tests and measurements."""
-    global _SCAN_MODE, _SCAN_CHUNKS
+    global _SCAN_MODE, _SCAN_CHUNKS, _SCAN_PIECES
     if mode not in ("auto", "rows", "time"):
         raise ValueError(f"scan mode must be 'auto', 'rows' or 'time', got {mode!r}.")
-    if chunks is not None and (not isinstance(chunks, int) or chunks < 1):
-        raise ValueError(f"chunks must be a positive int or None, got {chunks!r}.")
-    _SCAN_MODE, _SCAN_CHUNKS = mode, chunks
+    for name, v in (("chunks", chunks), ("pieces", pieces)):
+        if v is not None and (not isinstance(v, int) or v < 1):
+            raise ValueError(f"{name} must be a positive int or None, got {v!r}.")
+    _SCAN_MODE, _SCAN_CHUNKS, _SCAN_PIECES = mode, chunks, pieces
 
 
 def get_scan_mode():
-    """``(mode, chunks)`` as set by :func:`set_scan_mode` (or ``RNNKIT_SCAN``)."""
-    return _SCAN_MODE, _SCAN_CHUNKS
+    """``(mode, chunks, pieces)`` as set by :func:`set_scan_mode` (or ``RNNKIT_SCAN``)."""
+    return _SCAN_MODE, _SCAN_CHUNKS, _SCAN_PIECES
+
+
+def fix_pieces(C):
+    """Pieces per chunk in the fix-up pass of a C-chunk scan: enough that the C - 1 chunks
+    that need it give every rnnkit thread one (forced by :func:`set_scan_mode`)."""
+    if _SCAN_PIECES is not None:
+        return _SCAN_PIECES
+    return max(1, -(-_threads.count() // max(1, C - 1)))
 
 
 def time_chunks(B, T):
@@ -156,42 +166,31 @@ def carry(start, dec, loc):
     return out
 
 
+def chunk_pieces(cedges, S):
+    """(C, S + 1) int64: every chunk ``[cedges[c], cedges[c + 1])`` cut into ``S`` near-equal
+    pieces (the units of work of the fix-up pass)."""
+    C = len(cedges) - 1
+    out = np.empty((C, S + 1), np.int64)
+    for c in range(C):
+        t0, t1 = int(cedges[c]), int(cedges[c + 1])
+        out[c] = [t0 + (t1 - t0) * s // S for s in range(S + 1)]
+    return out
+
+
+def log_abs(a):
+    """``log|a|`` (``-inf`` where a is 0), the fix-up pass's cut-off test in log space."""
+    with np.errstate(divide="ignore"):
+        return np.log(np.abs(a))
+
+
 @njit(cache=True, fastmath=False, error_model="numpy", nogil=True)
-def _fix_forward(Hs, Lc, hin, cedges, t0, t1):
-    KK = consts_like(Hs)
-    T, B, H = Hs.shape
-    c = 0
-    while t0 >= cedges[c + 1]:
-        c += 1
-    for t in range(t0, t1):
-        while t >= cedges[c + 1]:
-            c += 1
-        for b in range(B):
-            ho = Hs[t, b]
-            lt = Lc[t, b]
-            hi = hin[c, b]
-            for j in range(H):
-                ho[j] += exp_neg(lt[j], KK) * hi[j]
-
-
-@njit(cache=True, fastmath=False, error_model="numpy", nogil=True, parallel=True)
-def _fix_forward_par(Hs, Lc, hin, cedges, pedges):
-    for p in prange(pedges.shape[0] - 1):
-        _fix_forward(Hs, Lc, hin, cedges, pedges[p], pedges[p + 1])
-
-
-def fix_forward(Hs, Lc, hin, cedges):
-    """Pass 3 of the chunked forward scan, in place: ``Hs[t] += exp(Lc[t]) * hin[c]`` for
-    every step t of chunks 1.. (c the chunk of t), split over rnnkit's threads by steps.
-
-    Args: Hs, Lc (T, B, H) local states and cumulative log decays; hin (C, B, H) the state
-    entering each chunk (row 0 unused); cedges (C + 1,) chunk edges."""
-    t0, T = int(cedges[1]), int(cedges[-1])
-    if T <= t0:
-        return
-    pe = piece_edges(t0, T, _threads.count())
-    if len(pe) <= 2:
-        _fix_forward(Hs, Lc, hin, cedges, t0, T)
-        return
-    with _threads.launch(len(pe) - 1):
-        _fix_forward_par(Hs, Lc, hin, cedges, pe)
+def negligible(L, la, cut):
+    """True when ``L + la < cut`` everywhere ((B, H) arrays): every remaining correction
+    ``exp(L) * |v|`` (``la = log|v|``) is below ``exp(cut)``, the smallest normal number
+    (about 1e-38 in float32), and the fix-up pass can stop."""
+    B, H = L.shape
+    for b in range(B):
+        for j in range(H):
+            if L[b, j] + la[b, j] >= cut:
+                return False
+    return True

@@ -204,29 +204,38 @@ def _minlstm_bwd_par(K, Hs, h0, dY, mask, dK, g, edges):
         _minlstm_bwd(K, Hs, h0, dY, mask, dK, g, edges[i], edges[i + 1])
 
 
-# Chunked time-parallel scan (long, narrow batches). Decays in log space:
+# Chunked time-parallel scan (long, narrow batches); see the module docstring. Decays in log
+# space (finite for any input: the sigmoids never reach 0, see _math.sigmoid):
 #   minGRU  a = 1 - z = sigmoid(-k_z),  log a = -softplus(k_z)
 #   minLSTM a = f' = f / (f + i),        log a = -log1p(i / f)
-# (both finite for any input: the sigmoids never reach 0, see _math.sigmoid).
+# Chunk edges pe (S + 1,): the chunk's S pieces, the units of work of the fix-up pass.
+# Forward snapshots snap[s] = log decay of the chunk's steps before piece s; backward ones
+# snap[s] = log decay of the chunk's steps after piece s.
 
 @njit(**_JIT)
-def _mingru_fwd_local(K, mask, Hs, Lc, t0, t1):
-    """Steps [t0, t1) of every row from h = 0: the local states into Hs, the cumulative
-    log decay sum_{t0 <= s <= t} log a_s into Lc."""
+def _mingru_fwd_local(K, mask, Hs, lend, snap, pe):
+    """Steps [pe[0], pe[-1]) of every row from h = 0: the local states into Hs, the chunk's
+    total log decay into lend (B, H), the piece snapshots into snap (S, B, H)."""
     T, B, H = Hs.shape
     KK = consts_like(Hs)
     one, half = KK[0], KK[1]
     zero = np.zeros(H, Hs.dtype)
+    S = pe.shape[0] - 1
+    t0, t1 = pe[0], pe[S]
     domask = mask.size > 0
     for b in range(B):
+        lacc = lend[b]
+        lacc[:] = 0
+        snap[0, b, :] = 0
+        s = 1
         for t in range(t0, t1):
+            while s < S and t == pe[s]:
+                snap[s, b, :] = lacc
+                s += 1
             hp = zero if t == t0 else Hs[t - 1, b]
-            lp = zero if t == t0 else Lc[t - 1, b]
             ho = Hs[t, b]
-            lo = Lc[t, b]
             if domask and not mask[t, b]:
                 ho[:] = hp
-                lo[:] = lp
                 continue
             kz = K[t, b, :H]
             kh = K[t, b, H:]
@@ -235,29 +244,38 @@ def _mingru_fwd_local(K, mask, Hs, Lc, t0, t1):
                 e = exp_neg(-abs(k), KK)
                 d = one + e
                 z = one / d if k >= 0 else e / d
-                s = _sigK(kh[j], KK)
-                ht = kh[j] + half if kh[j] >= 0 else s
+                q = _sigK(kh[j], KK)
+                ht = kh[j] + half if kh[j] >= 0 else q
                 ho[j] = hp[j] + z * (ht - hp[j])
-                lo[j] = lp[j] - (max(k, one - one) + log1p_pos(e, KK))
+                lacc[j] -= max(k, one - one) + log1p_pos(e, KK)
+        while s < S:
+            snap[s, b, :] = lacc
+            s += 1
 
 
 @njit(**_JIT)
-def _minlstm_fwd_local(K, mask, Hs, Lc, t0, t1):
+def _minlstm_fwd_local(K, mask, Hs, lend, snap, pe):
     """As :func:`_mingru_fwd_local` for minLSTM."""
     T, B, H = Hs.shape
     KK = consts_like(Hs)
     half = KK[1]
     zero = np.zeros(H, Hs.dtype)
+    S = pe.shape[0] - 1
+    t0, t1 = pe[0], pe[S]
     domask = mask.size > 0
     for b in range(B):
+        lacc = lend[b]
+        lacc[:] = 0
+        snap[0, b, :] = 0
+        s = 1
         for t in range(t0, t1):
+            while s < S and t == pe[s]:
+                snap[s, b, :] = lacc
+                s += 1
             hp = zero if t == t0 else Hs[t - 1, b]
-            lp = zero if t == t0 else Lc[t - 1, b]
             ho = Hs[t, b]
-            lo = Lc[t, b]
             if domask and not mask[t, b]:
                 ho[:] = hp
-                lo[:] = lp
                 continue
             ki = K[t, b, :H]
             kf = K[t, b, H:2 * H]
@@ -266,126 +284,148 @@ def _minlstm_fwd_local(K, mask, Hs, Lc, t0, t1):
                 si = _sigK(ki[j], KK)
                 sf = _sigK(kf[j], KK)
                 fp = sf / (sf + si)
-                s = _sigK(kh[j], KK)
-                ht = kh[j] + half if kh[j] >= 0 else s
+                q = _sigK(kh[j], KK)
+                ht = kh[j] + half if kh[j] >= 0 else q
                 ho[j] = ht + fp * (hp[j] - ht)
-                lo[j] = lp[j] - log1p_pos(si / sf, KK)
+                lacc[j] -= log1p_pos(si / sf, KK)
+        while s < S:
+            snap[s, b, :] = lacc
+            s += 1
 
 
 @njit(**_JIT)
-def _mingru_bwd_local(K, dY, mask, dK, g, dec, t0, t1):
-    """Steps t1-1 .. t0 of every row, reversed, from g = 0 (g (B, H) zeros on entry): the
-    local dL/dh_t into dK[t, :, :H], the log decay sum_{t < s < t1} log a_s into
-    dK[t, :, H:2H]; on exit g holds the local gradient leaving the chunk (into h_{t0-1}) and
-    dec (B, H) the chunk's total log decay."""
-    T, B, G = K.shape
-    H = g.shape[1]
-    KK = consts_like(g)
-    one = KK[0]
+def _mingru_fwd_fix(K, mask, Hs, L, hin, lh, p0, p1):
+    """Steps [p0, p1) of one chunk: ``Hs[t] += exp(L_t) * hin`` with L (B, H) the chunk's log
+    decay before p0 on entry (updated in place); stops once every remaining correction is
+    below the smallest normal number (lh = log|hin|)."""
+    T, B, H = Hs.shape
+    KK = consts_like(Hs)
+    one, cut = KK[0], KK[5]
     domask = mask.size > 0
-    dodY = dY.size > 0
-    for b in range(B):
-        gb = g[b]
-        rb = dec[b]
-        rb[:] = 0
-        for t in range(t1 - 1, t0 - 1, -1):
-            if dodY:
-                dy = dY[t, b]
-                for j in range(H):
-                    gb[j] += dy[j]
-            dK[t, b, :H] = gb
-            dK[t, b, H:2 * H] = rb
+    for t in range(p0, p1):
+        if (t - p0) % 8 == 0 and _scan.negligible(L, lh, cut):
+            return
+        for b in range(B):
+            ho = Hs[t, b]
+            lb = L[b]
+            hb = hin[b]
             if domask and not mask[t, b]:
+                for j in range(H):
+                    ho[j] += exp_neg(lb[j], KK) * hb[j]
                 continue
             kz = K[t, b, :H]
             for j in range(H):
                 k = kz[j]
-                e = exp_neg(-abs(k), KK)
-                d = one + e
-                gb[j] *= e / d if k >= 0 else one / d
-                rb[j] -= max(k, one - one) + log1p_pos(e, KK)
+                lb[j] -= max(k, one - one) + log1p_pos(exp_neg(-abs(k), KK), KK)
+                ho[j] += exp_neg(lb[j], KK) * hb[j]
 
 
 @njit(**_JIT)
-def _minlstm_bwd_local(K, dY, mask, dK, g, dec, t0, t1):
-    """As :func:`_mingru_bwd_local` for minLSTM."""
-    T, B, G = K.shape
-    H = g.shape[1]
-    KK = consts_like(g)
+def _minlstm_fwd_fix(K, mask, Hs, L, hin, lh, p0, p1):
+    """As :func:`_mingru_fwd_fix` for minLSTM."""
+    T, B, H = Hs.shape
+    KK = consts_like(Hs)
+    cut = KK[5]
     domask = mask.size > 0
-    dodY = dY.size > 0
-    for b in range(B):
-        gb = g[b]
-        rb = dec[b]
-        rb[:] = 0
-        for t in range(t1 - 1, t0 - 1, -1):
-            if dodY:
-                dy = dY[t, b]
-                for j in range(H):
-                    gb[j] += dy[j]
-            dK[t, b, :H] = gb
-            dK[t, b, H:2 * H] = rb
+    for t in range(p0, p1):
+        if (t - p0) % 8 == 0 and _scan.negligible(L, lh, cut):
+            return
+        for b in range(B):
+            ho = Hs[t, b]
+            lb = L[b]
+            hb = hin[b]
             if domask and not mask[t, b]:
+                for j in range(H):
+                    ho[j] += exp_neg(lb[j], KK) * hb[j]
                 continue
             ki = K[t, b, :H]
             kf = K[t, b, H:2 * H]
             for j in range(H):
-                si = _sigK(ki[j], KK)
-                sf = _sigK(kf[j], KK)
-                gb[j] *= sf / (sf + si)
-                rb[j] -= log1p_pos(si / sf, KK)
+                lb[j] -= log1p_pos(_sigK(ki[j], KK) / _sigK(kf[j], KK), KK)
+                ho[j] += exp_neg(lb[j], KK) * hb[j]
 
 
 @njit(**_JIT)
-def _mingru_bwd_fix(K, Hs, h0, mask, dK, gin, cedges, t0, t1):
-    """Steps [t0, t1) of the non-final chunks: dL/dh_t = local + exp(decay) * gin[chunk],
-    then dK from it (in place of the local values)."""
+def _mingru_bwd_local(K, Hs, h0, dY, mask, dK, g, dec, snap, pe):
+    """Steps pe[-1]-1 .. pe[0] of every row, reversed, from g = 0 (zeros on entry): dK as if
+    no gradient came from the later chunks, g out = the local gradient leaving the chunk,
+    dec (B, H) the chunk's total log decay, snap (S, B, H) the piece snapshots."""
     T, B, H = Hs.shape
     KK = consts_like(Hs)
     one, half = KK[0], KK[1]
+    S = pe.shape[0] - 1
+    t0, t1 = pe[0], pe[S]
     domask = mask.size > 0
-    c = 0
-    for t in range(t0, t1):
-        while t >= cedges[c + 1]:
-            c += 1
-        for b in range(B):
+    dodY = dY.size > 0
+    for b in range(B):
+        gb = g[b]
+        racc = dec[b]
+        racc[:] = 0
+        snap[S - 1, b, :] = 0
+        s = S - 1
+        for t in range(t1 - 1, t0 - 1, -1):
+            while s > 0 and t < pe[s]:
+                s -= 1
+                snap[s, b, :] = racc
+            if dodY:
+                dy = dY[t, b]
+                for j in range(H):
+                    gb[j] += dy[j]
             if domask and not mask[t, b]:
                 dK[t, b, :] = 0
                 continue
             hp = h0[b] if t == 0 else Hs[t - 1, b]
-            gi = gin[c, b]
             kz = K[t, b, :H]
             kh = K[t, b, H:]
             dz = dK[t, b, :H]
             dh = dK[t, b, H:]
             for j in range(H):
-                gj = dz[j] + exp_neg(dh[j], KK) * gi[j]
-                z = _sigK(kz[j], KK)
-                s = _sigK(kh[j], KK)
+                k = kz[j]
+                e = exp_neg(-abs(k), KK)
+                d = one + e
+                z = one / d if k >= 0 else e / d
+                q = _sigK(kh[j], KK)
                 pos = kh[j] >= 0
-                ht = kh[j] + half if pos else s
-                gd = one if pos else s * (one - s)
+                ht = kh[j] + half if pos else q
+                gd = one if pos else q * (one - q)
+                gj = gb[j]
                 dz[j] = gj * (ht - hp[j]) * z * (one - z)
                 dh[j] = gj * z * gd
+                gb[j] = gj * (one - z)
+                racc[j] -= max(k, one - one) + log1p_pos(e, KK)
+        while s > 0:
+            s -= 1
+            snap[s, b, :] = racc
 
 
 @njit(**_JIT)
-def _minlstm_bwd_fix(K, Hs, h0, mask, dK, gin, cedges, t0, t1):
-    """As :func:`_mingru_bwd_fix` for minLSTM."""
+def _minlstm_bwd_local(K, Hs, h0, dY, mask, dK, g, dec, snap, pe):
+    """As :func:`_mingru_bwd_local` for minLSTM."""
     T, B, H = Hs.shape
     KK = consts_like(Hs)
     one, half = KK[0], KK[1]
+    S = pe.shape[0] - 1
+    t0, t1 = pe[0], pe[S]
     domask = mask.size > 0
-    c = 0
-    for t in range(t0, t1):
-        while t >= cedges[c + 1]:
-            c += 1
-        for b in range(B):
+    dodY = dY.size > 0
+    for b in range(B):
+        gb = g[b]
+        racc = dec[b]
+        racc[:] = 0
+        snap[S - 1, b, :] = 0
+        s = S - 1
+        for t in range(t1 - 1, t0 - 1, -1):
+            while s > 0 and t < pe[s]:
+                s -= 1
+                snap[s, b, :] = racc
+            if dodY:
+                dy = dY[t, b]
+                for j in range(H):
+                    gb[j] += dy[j]
             if domask and not mask[t, b]:
                 dK[t, b, :] = 0
                 continue
             hp = h0[b] if t == 0 else Hs[t - 1, b]
-            gi = gin[c, b]
             ki = K[t, b, :H]
             kf = K[t, b, H:2 * H]
             kh = K[t, b, 2 * H:]
@@ -393,97 +433,197 @@ def _minlstm_bwd_fix(K, Hs, h0, mask, dK, gin, cedges, t0, t1):
             df = dK[t, b, H:2 * H]
             dh = dK[t, b, 2 * H:]
             for j in range(H):
-                gj = di[j] + exp_neg(df[j], KK) * gi[j]
                 si = _sigK(ki[j], KK)
                 sf = _sigK(kf[j], KK)
-                s = sf + si
-                fp = sf / s
+                sm = sf + si
+                fp = sf / sm
                 q = _sigK(kh[j], KK)
                 pos = kh[j] >= 0
                 ht = kh[j] + half if pos else q
                 gd = one if pos else q * (one - q)
-                w = gj * (hp[j] - ht) / (s * s)
+                gj = gb[j]
+                w = gj * (hp[j] - ht) / (sm * sm)
                 di[j] = -w * sf * si * (one - si)
                 df[j] = w * si * sf * (one - sf)
                 dh[j] = gj * (one - fp) * gd
+                gb[j] = gj * fp
+                racc[j] -= log1p_pos(si / sf, KK)
+        while s > 0:
+            s -= 1
+            snap[s, b, :] = racc
 
 
-def _make_chunked(fwd_span, fwd_local, bwd_span, bwd_local, bwd_fix):
-    """The three parallel regions of one cell's chunked scan (numba prange over chunks or
-    over pieces of steps)."""
+@njit(**_JIT)
+def _mingru_bwd_fix(K, Hs, h0, mask, dK, R, gin, lg, p0, p1):
+    """Steps p1-1 .. p0 of one chunk: add to dK the part due to ``gin`` (B, H), the gradient
+    entering the chunk from the later steps: dL/dh_t gains ``exp(R_t) * gin`` with R (B, H)
+    the log decay of the chunk's steps after p1-1 on entry (updated in place). Stops once
+    every remaining correction is below the smallest normal number (lg = log|gin|)."""
+    T, B, H = Hs.shape
+    KK = consts_like(Hs)
+    one, half, cut = KK[0], KK[1], KK[5]
+    domask = mask.size > 0
+    for t in range(p1 - 1, p0 - 1, -1):
+        if (p1 - 1 - t) % 8 == 0 and _scan.negligible(R, lg, cut):
+            return
+        for b in range(B):
+            if domask and not mask[t, b]:
+                continue
+            hp = h0[b] if t == 0 else Hs[t - 1, b]
+            rb = R[b]
+            gi = gin[b]
+            kz = K[t, b, :H]
+            kh = K[t, b, H:]
+            dz = dK[t, b, :H]
+            dh = dK[t, b, H:]
+            for j in range(H):
+                k = kz[j]
+                e = exp_neg(-abs(k), KK)
+                d = one + e
+                z = one / d if k >= 0 else e / d
+                q = _sigK(kh[j], KK)
+                pos = kh[j] >= 0
+                ht = kh[j] + half if pos else q
+                gd = one if pos else q * (one - q)
+                gj = exp_neg(rb[j], KK) * gi[j]
+                dz[j] += gj * (ht - hp[j]) * z * (one - z)
+                dh[j] += gj * z * gd
+                rb[j] -= max(k, one - one) + log1p_pos(e, KK)
+
+
+@njit(**_JIT)
+def _minlstm_bwd_fix(K, Hs, h0, mask, dK, R, gin, lg, p0, p1):
+    """As :func:`_mingru_bwd_fix` for minLSTM."""
+    T, B, H = Hs.shape
+    KK = consts_like(Hs)
+    one, half, cut = KK[0], KK[1], KK[5]
+    domask = mask.size > 0
+    for t in range(p1 - 1, p0 - 1, -1):
+        if (p1 - 1 - t) % 8 == 0 and _scan.negligible(R, lg, cut):
+            return
+        for b in range(B):
+            if domask and not mask[t, b]:
+                continue
+            hp = h0[b] if t == 0 else Hs[t - 1, b]
+            rb = R[b]
+            gi = gin[b]
+            ki = K[t, b, :H]
+            kf = K[t, b, H:2 * H]
+            kh = K[t, b, 2 * H:]
+            di = dK[t, b, :H]
+            df = dK[t, b, H:2 * H]
+            dh = dK[t, b, 2 * H:]
+            for j in range(H):
+                si = _sigK(ki[j], KK)
+                sf = _sigK(kf[j], KK)
+                sm = sf + si
+                fp = sf / sm
+                q = _sigK(kh[j], KK)
+                pos = kh[j] >= 0
+                ht = kh[j] + half if pos else q
+                gd = one if pos else q * (one - q)
+                gj = exp_neg(rb[j], KK) * gi[j]
+                w = gj * (hp[j] - ht) / (sm * sm)
+                di[j] += -w * sf * si * (one - si)
+                df[j] += w * si * sf * (one - sf)
+                dh[j] += gj * (one - fp) * gd
+                rb[j] -= log1p_pos(si / sf, KK)
+
+
+def _make_chunked(fwd_span, fwd_local, fwd_fix, bwd_span, bwd_local, bwd_fix):
+    """The four parallel regions of one cell's chunked scan (prange over chunks, or over the
+    pieces of the chunks that need the fix-up)."""
 
     @njit(**_PAR_JIT)
-    def fwd_pass1(K, h0, mask, Hs, Lc, cedges):
-        # chunk 0 runs from the true h0 (no fix-up needed); the others from 0
-        for c in prange(cedges.shape[0] - 1):
+    def fwd_pass1(K, h0, mask, Hs, lend, snap, pe):
+        # chunk 0 runs from the true h0 (exact, no fix-up); the others from 0
+        for c in prange(pe.shape[0]):
             if c == 0:
-                fwd_span(K, h0, mask, Hs, 0, Hs.shape[1], 0, cedges[1])
+                fwd_span(K, h0, mask, Hs, 0, Hs.shape[1], 0, pe[0, -1])
             else:
-                fwd_local(K, mask, Hs, Lc, cedges[c], cedges[c + 1])
+                fwd_local(K, mask, Hs, lend[c], snap[c], pe[c])
 
     @njit(**_PAR_JIT)
-    def bwd_pass1(K, Hs, h0, dY, mask, dK, gs, dec, cedges):
-        # the last chunk runs from the true dL/dh_{T-1} (gs[-1]) and writes dK directly
-        C = cedges.shape[0] - 1
+    def fwd_pass3(K, mask, Hs, snap, hin, lh, pe):
+        S = pe.shape[1] - 1
+        for i in prange((pe.shape[0] - 1) * S):
+            c, s = 1 + i // S, i % S
+            fwd_fix(K, mask, Hs, snap[c, s].copy(), hin[c], lh[c], pe[c, s], pe[c, s + 1])
+
+    @njit(**_PAR_JIT)
+    def bwd_pass1(K, Hs, h0, dY, mask, dK, gs, dec, snap, pe):
+        # the last chunk runs from the true dL/dh_{T-1} (gs[-1], exact); the others from 0
+        C = pe.shape[0]
         for c in prange(C):
             if c == C - 1:
-                bwd_span(K, Hs, h0, dY, mask, dK, gs[c], 0, Hs.shape[1], cedges[c],
-                         cedges[c + 1])
+                bwd_span(K, Hs, h0, dY, mask, dK, gs[c], 0, Hs.shape[1], pe[c, 0], pe[c, -1])
             else:
-                bwd_local(K, dY, mask, dK, gs[c], dec[c], cedges[c], cedges[c + 1])
+                bwd_local(K, Hs, h0, dY, mask, dK, gs[c], dec[c], snap[c], pe[c])
 
     @njit(**_PAR_JIT)
-    def bwd_pass3(K, Hs, h0, mask, dK, gin, cedges, pedges):
-        for p in prange(pedges.shape[0] - 1):
-            bwd_fix(K, Hs, h0, mask, dK, gin, cedges, pedges[p], pedges[p + 1])
+    def bwd_pass3(K, Hs, h0, mask, dK, snap, gin, lg, pe):
+        S = pe.shape[1] - 1
+        for i in prange((pe.shape[0] - 1) * S):
+            c, s = i // S, i % S
+            bwd_fix(K, Hs, h0, mask, dK, snap[c, s].copy(), gin[c], lg[c], pe[c, s],
+                    pe[c, s + 1])
 
-    return fwd_pass1, bwd_pass1, bwd_pass3
+    return fwd_pass1, fwd_pass3, bwd_pass1, bwd_pass3
 
 
 _LOOPS = {MinGRUCell: (_mingru_fwd, _mingru_fwd_par, _mingru_bwd, _mingru_bwd_par),
           MinLSTMCell: (_minlstm_fwd, _minlstm_fwd_par, _minlstm_bwd, _minlstm_bwd_par)}
-_CHUNKED = {MinGRUCell: _make_chunked(_mingru_fwd_span, _mingru_fwd_local, _mingru_bwd_span,
-                                      _mingru_bwd_local, _mingru_bwd_fix),
+_CHUNKED = {MinGRUCell: _make_chunked(_mingru_fwd_span, _mingru_fwd_local, _mingru_fwd_fix,
+                                      _mingru_bwd_span, _mingru_bwd_local, _mingru_bwd_fix),
             MinLSTMCell: _make_chunked(_minlstm_fwd_span, _minlstm_fwd_local,
-                                       _minlstm_bwd_span, _minlstm_bwd_local, _minlstm_bwd_fix)}
+                                       _minlstm_fwd_fix, _minlstm_bwd_span,
+                                       _minlstm_bwd_local, _minlstm_bwd_fix)}
+
+
+def _layout(T, B, H, C, dt):
+    """Chunk edges, piece edges (C, S + 1) and the snapshot buffer (C, S, B, H): S pieces
+    per chunk so that the C - 1 chunks that need the fix-up give every thread work."""
+    S = _scan.fix_pieces(C)
+    ce = _scan.chunk_edges(T, C)
+    return ce, _scan.chunk_pieces(ce, S), np.zeros((C, S, B, H), dt)
 
 
 def _chunked_forward(cell, K, h0, m, Hs, C):
     """Forward scan by C time chunks: local scans in parallel, the sequential carry over the
     chunk ends, the parallel fix-up (see the module docstring)."""
-    fwd_pass1 = _CHUNKED[type(cell)][0]
-    T = K.shape[0]
-    ce = _scan.chunk_edges(T, C)
-    Lc = np.empty_like(Hs) if C > 1 else Hs[:0]
+    fwd_pass1, fwd_pass3 = _CHUNKED[type(cell)][:2]
+    T, B, H = Hs.shape
+    ce, pe, snap = _layout(T, B, H, C, Hs.dtype)
+    lend = np.zeros((C, B, H), Hs.dtype)
     with _threads.launch(C):
-        fwd_pass1(K, h0, m, Hs, Lc, ce)
+        fwd_pass1(K, h0, m, Hs, lend, snap, pe)
     if C == 1:
         return
     ends = ce[2:-1] - 1                                 # last steps of chunks 1 .. C-2
-    hin = np.zeros((C,) + h0.shape, h0.dtype)
-    hin[1:] = _scan.carry(Hs[ce[1] - 1], Lc[ends], Hs[ends])
-    _scan.fix_forward(Hs, Lc, hin, ce)
+    hin = np.zeros((C, B, H), Hs.dtype)                 # true state entering chunk c
+    hin[1:] = _scan.carry(Hs[ce[1] - 1], lend[1:C - 1], Hs[ends])
+    with _threads.launch((C - 1) * snap.shape[1]):
+        fwd_pass3(K, m, Hs, snap, hin, _scan.log_abs(hin), pe)
 
 
 def _chunked_backward(cell, K, Hs, h0, dY, m, dK, g, C):
     """Backward (reverse) scan by C time chunks; returns dL/dh_0 (B, H)."""
-    _, bwd_pass1, bwd_pass3 = _CHUNKED[type(cell)]
-    T = K.shape[0]
-    ce = _scan.chunk_edges(T, C)
-    gs = np.zeros((C,) + g.shape, g.dtype)
+    bwd_pass1, bwd_pass3 = _CHUNKED[type(cell)][2:]
+    T, B, H = Hs.shape
+    ce, pe, snap = _layout(T, B, H, C, Hs.dtype)
+    gs = np.zeros((C, B, H), Hs.dtype)
     gs[-1] = g
     dec = np.zeros_like(gs)
     with _threads.launch(C):
-        bwd_pass1(K, Hs, h0, dY, m, dK, gs, dec, ce)
+        bwd_pass1(K, Hs, h0, dY, m, dK, gs, dec, snap, pe)
     if C == 1:
         return gs[0]
     # gradient entering chunk c from the later steps: gin[C-2] = gs[C-1] (exact), then
     # gin[c-1] = exp(dec[c]) gin[c] + gs[c]; the last value is dL/dh_0
     seq = _scan.carry(gs[-1], dec[C - 2::-1], gs[C - 2::-1])      # gin[C-2], ..., gin[0], dh0
     gin = np.ascontiguousarray(seq[C - 2::-1])                    # gin[0 .. C-2]
-    pe = _scan.piece_edges(0, int(ce[C - 1]), _threads.count())
-    with _threads.launch(len(pe) - 1):
-        bwd_pass3(K, Hs, h0, m, dK, gin, ce, pe)
+    with _threads.launch((C - 1) * snap.shape[1]):
+        bwd_pass3(K, Hs, h0, m, dK, snap, gin, _scan.log_abs(gin), pe)
     return seq[-1]
 
 
