@@ -262,3 +262,14 @@ def test_scan_mode_errors_name_the_argument():
         _scan.set_scan_mode("time", 0)
     with pytest.raises(ValueError, match="pieces must be a positive int or None, got 1.5"):
         _scan.set_scan_mode("time", 2, 1.5)
+
+
+def test_chunk_edges_cover_every_step_without_empty_chunks():
+    for T in (1, 2, 3, 7, 300, 1001):
+        for C in range(1, min(T, 6) + 1):
+            for exact in ("first", "last"):
+                e = _scan.chunk_edges(T, C, exact)
+                assert e[0] == 0 and e[-1] == T and len(e) == C + 1
+                assert np.all(np.diff(e) >= 1), (T, C, exact, e)
+    e = _scan.chunk_edges(23000, 2, "first")
+    assert e[1] == 13000                              # the exact chunk 1.3x the other

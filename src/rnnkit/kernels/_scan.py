@@ -140,9 +140,23 @@ def time_chunks(B, T):
     return 0
 
 
-def chunk_edges(T, C):
-    """(C + 1,) int64 edges of C near-equal time chunks of [0, T)."""
-    return np.array([T * i // C for i in range(C + 1)], np.int64)
+#: the chunk that starts from the true state (the first one forward, the last one backward)
+#: skips the log decays and the fix-up: measured about 1.3x cheaper per step than the others
+#: (single-thread, B = 1, H = 128), so it gets that many more steps
+EXACT_WEIGHT = 1.3
+
+
+def chunk_edges(T, C, exact="first", weight=None):
+    """(C + 1,) int64 edges of C time chunks of [0, T), none empty (needs ``C <= T``): equal,
+    except that the ``exact`` ('first' or 'last') chunk is ``weight`` (default
+    :data:`EXACT_WEIGHT`) times as long as the others."""
+    w = np.ones(C)
+    w[0 if exact == "first" else -1] = EXACT_WEIGHT if weight is None else weight
+    e = np.rint(T * np.concatenate([[0.0], np.cumsum(w)]) / w.sum()).astype(np.int64)
+    e[0], e[-1] = 0, T
+    for i in range(1, C):
+        e[i] = min(max(e[i], e[i - 1] + 1), T - (C - i))
+    return e
 
 
 def piece_edges(t0, t1, n):

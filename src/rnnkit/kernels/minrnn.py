@@ -580,11 +580,12 @@ _CHUNKED = {MinGRUCell: _make_chunked(_mingru_fwd_span, _mingru_fwd_local, _ming
                                        _minlstm_bwd_local, _minlstm_bwd_fix)}
 
 
-def _layout(T, B, H, C, dt):
-    """Chunk edges, piece edges (C, S + 1) and the snapshot buffer (C, S, B, H): S pieces
-    per chunk so that the C - 1 chunks that need the fix-up give every thread work."""
+def _layout(T, B, H, C, dt, exact):
+    """Chunk edges (the ``exact`` chunk, 'first' or 'last', longer), piece edges (C, S + 1)
+    and the snapshot buffer (C, S, B, H): S pieces per chunk so that the C - 1 chunks that
+    need the fix-up give every thread work."""
     S = _scan.fix_pieces(C)
-    ce = _scan.chunk_edges(T, C)
+    ce = _scan.chunk_edges(T, C, exact)
     return ce, _scan.chunk_pieces(ce, S), np.zeros((C, S, B, H), dt)
 
 
@@ -593,7 +594,7 @@ def _chunked_forward(cell, K, h0, m, Hs, C):
     chunk ends, the parallel fix-up (see the module docstring)."""
     fwd_pass1, fwd_pass3 = _CHUNKED[type(cell)][:2]
     T, B, H = Hs.shape
-    ce, pe, snap = _layout(T, B, H, C, Hs.dtype)
+    ce, pe, snap = _layout(T, B, H, C, Hs.dtype, "first")
     lend = np.zeros((C, B, H), Hs.dtype)
     with _threads.launch(C):
         fwd_pass1(K, h0, m, Hs, lend, snap, pe)
@@ -610,7 +611,7 @@ def _chunked_backward(cell, K, Hs, h0, dY, m, dK, g, C):
     """Backward (reverse) scan by C time chunks; returns dL/dh_0 (B, H)."""
     bwd_pass1, bwd_pass3 = _CHUNKED[type(cell)][2:]
     T, B, H = Hs.shape
-    ce, pe, snap = _layout(T, B, H, C, Hs.dtype)
+    ce, pe, snap = _layout(T, B, H, C, Hs.dtype, "last")
     gs = np.zeros((C, B, H), Hs.dtype)
     gs[-1] = g
     dec = np.zeros_like(gs)
