@@ -27,6 +27,9 @@ from ._math import sigmoid as _sigK
 
 _JIT = dict(cache=True, fastmath=False, error_model="numpy", nogil=True)
 _PAR_JIT = dict(_JIT, parallel=True)
+# the sequential loops over a span of steps are inlined into their callers: called through a
+# wrapper, the row-split backward of minGRU measured 25% slower (B = 32, T = 1000, H = 128)
+_SPAN_JIT = dict(_JIT, inline="always")
 
 
 def supports(cell, dtype) -> bool:
@@ -34,7 +37,7 @@ def supports(cell, dtype) -> bool:
     return type(cell) in (MinGRUCell, MinLSTMCell) and _scan.float_dtype(dtype)
 
 
-@njit(**_JIT)
+@njit(**_SPAN_JIT)
 def _mingru_fwd_span(K, h0, mask, Hs, r0, r1, t0, t1):
     T, B, H = Hs.shape
     KK = consts_like(Hs)
@@ -56,7 +59,7 @@ def _mingru_fwd_span(K, h0, mask, Hs, r0, r1, t0, t1):
                 ho[j] = hp[j] + z * (ht - hp[j])
 
 
-@njit(**_JIT)
+@njit(**_SPAN_JIT)
 def _mingru_bwd_span(K, Hs, h0, dY, mask, dK, g, r0, r1, t0, t1):
     """Steps t1-1 .. t0 of rows [r0, r1). g (B, H): in dL/dh_{t1-1} from the later steps, out
     dL/dh_{t0-1}. dY empty = no per-step output gradient."""
@@ -92,7 +95,7 @@ def _mingru_bwd_span(K, Hs, h0, dY, mask, dK, g, r0, r1, t0, t1):
                 gb[j] = gj * (one - z)
 
 
-@njit(**_JIT)
+@njit(**_SPAN_JIT)
 def _minlstm_fwd_span(K, h0, mask, Hs, r0, r1, t0, t1):
     T, B, H = Hs.shape
     KK = consts_like(Hs)
@@ -117,7 +120,7 @@ def _minlstm_fwd_span(K, h0, mask, Hs, r0, r1, t0, t1):
                 ho[j] = ht + fp * (hp[j] - ht)
 
 
-@njit(**_JIT)
+@njit(**_SPAN_JIT)
 def _minlstm_bwd_span(K, Hs, h0, dY, mask, dK, g, r0, r1, t0, t1):
     T, B, H = Hs.shape
     KK = consts_like(Hs)
