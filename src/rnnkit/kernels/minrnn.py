@@ -11,6 +11,38 @@ faster than an LSTM of the same width.
 Forward stores only ``h_t`` (the output); backward recomputes the gates from ``K`` (storing
 them instead, written into ``K`` by the forward loop, measured slower: the extra store
 keeps that loop from vectorizing).
+
+**Two ways to run the scans**, chosen per call by :func:`._scan.time_chunks`:
+
+* *row split* (wide batches, ``B >= 2 * threads``, or short sequences): each thread runs the
+  sequential recurrence over all T steps for its block of rows.
+* *chunked, time-parallel, in log space* (narrow batches with ``T >= 64 * threads``, where
+  the row split would leave threads idle — B = 1 runs on one core): T is cut into C chunks
+  (C = threads). Pass 1, in parallel over chunks: chunk 0 runs the true recurrence from
+  ``h_0``; every other chunk runs it from ``h = 0`` and sums its decays in log space,
+  ``L_t = sum_{s <= t in chunk} log a_s`` (minGRU ``log a = -softplus(k_z)``, minLSTM
+  ``log a = log f' = -log1p(i / f)``, both finite for any input, so the product of the a's
+  never underflows into a 0 * inf), keeping the chunk's total and snapshots of it.
+  Pass 2, sequential over the C chunk ends (B * H values each): the true state entering
+  chunk c, ``h_in[c] = exp(L_end[c-1]) * h_in[c-1] + local_end[c-1]``. Pass 3, in parallel
+  over pieces of the chunks: ``h_t += exp(L_t) * h_in[c]``, with ``L_t`` recomputed from
+  ``K`` (storing a (T, B, H) decay buffer measured slower: these loops are memory-bound),
+  stopping once ``exp(L_t) |h_in|`` is below the smallest normal number everywhere (after
+  about 130 steps for gates near 0.5; a state that is kept over a whole chunk makes the
+  fix-up run over all of it). The backward pass is the same scheme reversed (the last chunk
+  exact, from ``dL/dh_{T-1}``; the others from ``g = 0`` with ``dK`` computed from the
+  local gradient; the carry over chunk ends gives each chunk's incoming gradient and
+  ``dL/dh_0``; the fix-up adds ``exp(R_t) * g_in[c]`` times the gate derivatives to ``dK``,
+  ``R_t`` the log decay of the chunk's later steps). A masked step is ``a = 1, b = 0``
+  (``log a = 0``) in every pass, as in the sequential loop. Same results as the row split
+  to float rounding (tests/test_scan_parallel.py), about twice the arithmetic, so it is
+  used only when the row split cannot use the threads.
+
+This is the paper's log-space parallel scan (Heinsen) applied to the decays only: the
+states themselves stay in linear space (``g(v)`` keeps them positive in the paper, which
+needs it for ``log h``; rnnkit accepts any initial state), and the scan is two-level
+(a sequential scan inside each chunk, one across chunks), which suits a few CPU cores.
+
 Kernel contract: :mod:`rnnkit.kernels` (whole-sequence kernels of a non-projected cell).
 """
 
