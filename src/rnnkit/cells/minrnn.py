@@ -17,7 +17,9 @@ minLSTM, ``kernel`` (F, 3H) columns **i, f, h** (Keras LSTM order without the ou
 ``g(v) = v + 1/2`` for ``v >= 0`` and ``sigmoid(v)`` below (the paper's log-space variant,
 appendix B.3): candidates are positive, so from a non-negative initial state every state is
 positive. Both are ``h_t = a_t * h_{t-1} + b_t`` with ``a_t, b_t`` functions of ``x_t`` only:
-an associative scan. Training runs the compiled scan of :mod:`rnnkit.kernels.minrnn`;
+an associative scan. Training runs the compiled scan of :mod:`rnnkit.kernels.minrnn`
+(batch rows split across threads, or for long narrow batches a chunked time-parallel scan
+with the decays in log space);
 the paper evaluates the same recurrence in log space (``log h_t = logaddexp(log a_t +
 log h_{t-1}, log b_t)``, the Heinsen scan) to run it in parallel over time on a GPU, which is
 equal up to rounding (the tests check it against ``minGRU-pytorch``'s log-space scan).

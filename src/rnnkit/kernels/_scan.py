@@ -1,10 +1,15 @@
 """What the compiled scans (:mod:`.minrnn`, :mod:`.lru`, :mod:`.indrnn`) share: the input
 projection and its gradient as products over all T*B rows, argument normalisation, and the
-row-split launch across rnnkit's threads (each row of a batch is an independent recurrence)."""
+row-split launch across rnnkit's threads (each row of a batch is an independent recurrence),
+and the shared pieces of the chunked time-parallel scan (:func:`time_chunks` decides when it
+runs, :func:`carry` is its sequential pass over the chunk ends)."""
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
+from numba import njit
 
 from . import threads as _threads
 
@@ -74,3 +79,132 @@ def run(serial, parallel, B, *args):
     edges = np.array([b0 for b0, _ in blocks] + [blocks[-1][1]], np.int64)
     with _threads.launch(len(blocks)):
         parallel(*args, edges)
+
+
+# ---------------------------------------------------------------------------------------
+# Time-parallel (chunked) scans of h_t = a_t h_{t-1} + b_t with a_t in (0, 1]: the pieces a
+# cell's kernel shares (kernels/minrnn.py uses them; the cell-specific local scans live there).
+
+#: "auto" (:func:`time_chunks` decides), "rows" (always the row split) or "time" (always the
+#: chunked scan); from ``RNNKIT_SCAN`` at import, changed by :func:`set_scan_mode`.
+_SCAN_MODE = os.environ.get("RNNKIT_SCAN", "auto")
+_SCAN_CHUNKS = None
+_SCAN_PIECES = None
+
+
+def set_scan_mode(mode="auto", chunks=None, pieces=None):
+    """Choose how the linear scans train: ``'auto'`` (:func:`time_chunks`'s rule), ``'rows'``
+    (batch rows split across threads, sequential over time) or ``'time'`` (the chunked
+    time-parallel scan, with ``chunks`` chunks — default the thread count, at least 2 — and
+    ``pieces`` pieces per chunk in the fix-up pass — default :func:`fix_pieces`'s).
+    For tests and measurements."""
+    global _SCAN_MODE, _SCAN_CHUNKS, _SCAN_PIECES
+    if mode not in ("auto", "rows", "time"):
+        raise ValueError(f"scan mode must be 'auto', 'rows' or 'time', got {mode!r}.")
+    for name, v in (("chunks", chunks), ("pieces", pieces)):
+        if v is not None and (not isinstance(v, int) or v < 1):
+            raise ValueError(f"{name} must be a positive int or None, got {v!r}.")
+    _SCAN_MODE, _SCAN_CHUNKS, _SCAN_PIECES = mode, chunks, pieces
+
+
+def get_scan_mode():
+    """``(mode, chunks, pieces)`` as set by :func:`set_scan_mode` (or ``RNNKIT_SCAN``)."""
+    return _SCAN_MODE, _SCAN_CHUNKS, _SCAN_PIECES
+
+
+def fix_pieces(C):
+    """Pieces per chunk in the fix-up pass of a C-chunk scan: enough that the C - 1 chunks
+    that need it give every rnnkit thread one (forced by :func:`set_scan_mode`)."""
+    if _SCAN_PIECES is not None:
+        return _SCAN_PIECES
+    return max(1, -(-_threads.count() // max(1, C - 1)))
+
+
+def time_chunks(B, T):
+    """How many time chunks a scan over (T, B) should use: 0 means the row split.
+
+    Rule (mode ``'auto'``): with ``n`` rnnkit threads, the chunked scan when the batch is too
+    narrow to give every thread rows (``B < 2 n``) and the sequence is long (``T >= 64 n``),
+    with ``n`` chunks. The chunked scan does about twice the arithmetic of the sequential one
+    (a local scan, then a fix-up pass), so it pays only when the row split leaves threads
+    idle; for wide batches the row split is faster. Mode ``'time'`` forces ``min(chunks, T)``
+    chunks, ``'rows'`` forces 0 (see :func:`set_scan_mode`).
+    """
+    n = _threads.count()
+    if _SCAN_MODE == "rows":
+        return 0
+    if _SCAN_MODE == "time":
+        return max(1, min(_SCAN_CHUNKS or max(n, 2), T))
+    if n > 1 and B < 2 * n and T >= 64 * n:
+        return n
+    return 0
+
+
+#: the chunk that starts from the true state (the first one forward, the last one backward)
+#: skips the log decays and the fix-up: measured about 1.3x cheaper per step than the others
+#: (single-thread, B = 1, H = 128), so it gets that many more steps
+EXACT_WEIGHT = 1.3
+
+
+def chunk_edges(T, C, exact="first", weight=None):
+    """(C + 1,) int64 edges of C time chunks of [0, T), none empty (needs ``C <= T``): equal,
+    except that the ``exact`` ('first' or 'last') chunk is ``weight`` (default
+    :data:`EXACT_WEIGHT`) times as long as the others."""
+    w = np.ones(C)
+    w[0 if exact == "first" else -1] = EXACT_WEIGHT if weight is None else weight
+    e = np.rint(T * np.concatenate([[0.0], np.cumsum(w)]) / w.sum()).astype(np.int64)
+    e[0], e[-1] = 0, T
+    for i in range(1, C):
+        e[i] = min(max(e[i], e[i - 1] + 1), T - (C - i))
+    return e
+
+
+def piece_edges(t0, t1, n):
+    """(n + 1,) int64 edges cutting the steps [t0, t1) into ``n`` near-equal pieces (for the
+    fix-up pass, which is independent per step)."""
+    n = max(1, min(n, t1 - t0))
+    return np.array([t0 + (t1 - t0) * i // n for i in range(n + 1)], np.int64)
+
+
+def carry(start, dec, loc):
+    """The sequential pass over chunk summaries: ``out[0] = start``,
+    ``out[k + 1] = exp(dec[k]) * out[k] + loc[k]``.
+
+    Args: start (B, H); dec (n, B, H) the log of each chunk's total decay (<= 0); loc (n, B, H)
+    each chunk's result started from zero. Returns (n + 1, B, H)."""
+    out = np.empty((len(dec) + 1,) + start.shape, start.dtype)
+    out[0] = start
+    with np.errstate(under="ignore"):
+        for k in range(len(dec)):
+            out[k + 1] = np.exp(dec[k]) * out[k] + loc[k]
+    return out
+
+
+def chunk_pieces(cedges, S):
+    """(C, S + 1) int64: every chunk ``[cedges[c], cedges[c + 1])`` cut into ``S`` near-equal
+    pieces (the units of work of the fix-up pass)."""
+    C = len(cedges) - 1
+    out = np.empty((C, S + 1), np.int64)
+    for c in range(C):
+        t0, t1 = int(cedges[c]), int(cedges[c + 1])
+        out[c] = [t0 + (t1 - t0) * s // S for s in range(S + 1)]
+    return out
+
+
+def log_abs(a):
+    """``log|a|`` (``-inf`` where a is 0), the fix-up pass's cut-off test in log space."""
+    with np.errstate(divide="ignore"):
+        return np.log(np.abs(a))
+
+
+@njit(cache=True, fastmath=False, error_model="numpy", nogil=True)
+def negligible(L, la, cut):
+    """True when ``L + la < cut`` everywhere ((B, H) arrays): every remaining correction
+    ``exp(L) * |v|`` (``la = log|v|``) is below ``exp(cut)``, the smallest normal number
+    (about 1e-38 in float32), and the fix-up pass can stop."""
+    B, H = L.shape
+    for b in range(B):
+        for j in range(H):
+            if L[b, j] + la[b, j] >= cut:
+                return False
+    return True

@@ -11,6 +11,38 @@ faster than an LSTM of the same width.
 Forward stores only ``h_t`` (the output); backward recomputes the gates from ``K`` (storing
 them instead, written into ``K`` by the forward loop, measured slower: the extra store
 keeps that loop from vectorizing).
+
+**Two ways to run the scans**, chosen per call by :func:`._scan.time_chunks`:
+
+* *row split* (wide batches, ``B >= 2 * threads``, or short sequences): each thread runs the
+  sequential recurrence over all T steps for its block of rows.
+* *chunked, time-parallel, in log space* (narrow batches with ``T >= 64 * threads``, where
+  the row split would leave threads idle — B = 1 runs on one core): T is cut into C chunks
+  (C = threads). Pass 1, in parallel over chunks: chunk 0 runs the true recurrence from
+  ``h_0``; every other chunk runs it from ``h = 0`` and sums its decays in log space,
+  ``L_t = sum_{s <= t in chunk} log a_s`` (minGRU ``log a = -softplus(k_z)``, minLSTM
+  ``log a = log f' = -log1p(i / f)``, both finite for any input, so the product of the a's
+  never underflows into a 0 * inf), keeping the chunk's total and snapshots of it.
+  Pass 2, sequential over the C chunk ends (B * H values each): the true state entering
+  chunk c, ``h_in[c] = exp(L_end[c-1]) * h_in[c-1] + local_end[c-1]``. Pass 3, in parallel
+  over pieces of the chunks: ``h_t += exp(L_t) * h_in[c]``, with ``L_t`` recomputed from
+  ``K`` (storing a (T, B, H) decay buffer measured slower: these loops are memory-bound),
+  stopping once ``exp(L_t) |h_in|`` is below the smallest normal number everywhere (after
+  about 130 steps for gates near 0.5; a state that is kept over a whole chunk makes the
+  fix-up run over all of it). The backward pass is the same scheme reversed (the last chunk
+  exact, from ``dL/dh_{T-1}``; the others from ``g = 0`` with ``dK`` computed from the
+  local gradient; the carry over chunk ends gives each chunk's incoming gradient and
+  ``dL/dh_0``; the fix-up adds ``exp(R_t) * g_in[c]`` times the gate derivatives to ``dK``,
+  ``R_t`` the log decay of the chunk's later steps). A masked step is ``a = 1, b = 0``
+  (``log a = 0``) in every pass, as in the sequential loop. Same results as the row split
+  to float rounding (tests/test_scan_parallel.py), about twice the arithmetic, so it is
+  used only when the row split cannot use the threads.
+
+This is the paper's log-space parallel scan (Heinsen) applied to the decays only: the
+states themselves stay in linear space (``g(v)`` keeps them positive in the paper, which
+needs it for ``log h``; rnnkit accepts any initial state), and the scan is two-level
+(a sequential scan inside each chunk, one across chunks), which suits a few CPU cores.
+
 Kernel contract: :mod:`rnnkit.kernels` (whole-sequence kernels of a non-projected cell).
 """
 
@@ -21,11 +53,15 @@ from numba import njit, prange
 
 from ..cells.minrnn import MinGRUCell, MinLSTMCell
 from . import _scan
-from ._math import consts_like
+from . import threads as _threads
+from ._math import consts_like, exp_neg, log1p_pos
 from ._math import sigmoid as _sigK
 
 _JIT = dict(cache=True, fastmath=False, error_model="numpy", nogil=True)
 _PAR_JIT = dict(_JIT, parallel=True)
+# the sequential loops over a span of steps are inlined into their callers: called through a
+# wrapper, the row-split backward of minGRU measured 25% slower (B = 32, T = 1000, H = 128)
+_SPAN_JIT = dict(_JIT, inline="always")
 
 
 def supports(cell, dtype) -> bool:
@@ -33,14 +69,14 @@ def supports(cell, dtype) -> bool:
     return type(cell) in (MinGRUCell, MinLSTMCell) and _scan.float_dtype(dtype)
 
 
-@njit(**_JIT)
-def _mingru_fwd(K, h0, mask, Hs, r0, r1):
+@njit(**_SPAN_JIT)
+def _mingru_fwd_span(K, h0, mask, Hs, r0, r1, t0, t1):
     T, B, H = Hs.shape
     KK = consts_like(Hs)
     half = KK[1]
     domask = mask.size > 0
     for b in range(r0, r1):
-        for t in range(T):
+        for t in range(t0, t1):
             hp = h0[b] if t == 0 else Hs[t - 1, b]
             ho = Hs[t, b]
             if domask and not mask[t, b]:
@@ -55,9 +91,10 @@ def _mingru_fwd(K, h0, mask, Hs, r0, r1):
                 ho[j] = hp[j] + z * (ht - hp[j])
 
 
-@njit(**_JIT)
-def _mingru_bwd(K, Hs, h0, dY, mask, dK, g, r0, r1):
-    """g (B, H): in dL/dh_T, out dL/dh_0. dY empty = no per-step output gradient."""
+@njit(**_SPAN_JIT)
+def _mingru_bwd_span(K, Hs, h0, dY, mask, dK, g, r0, r1, t0, t1):
+    """Steps t1-1 .. t0 of rows [r0, r1). g (B, H): in dL/dh_{t1-1} from the later steps, out
+    dL/dh_{t0-1}. dY empty = no per-step output gradient."""
     T, B, H = Hs.shape
     KK = consts_like(Hs)
     one, half = KK[0], KK[1]
@@ -65,7 +102,7 @@ def _mingru_bwd(K, Hs, h0, dY, mask, dK, g, r0, r1):
     dodY = dY.size > 0
     for b in range(r0, r1):
         gb = g[b]
-        for t in range(T - 1, -1, -1):
+        for t in range(t1 - 1, t0 - 1, -1):
             if dodY:
                 dy = dY[t, b]
                 for j in range(H):
@@ -90,14 +127,14 @@ def _mingru_bwd(K, Hs, h0, dY, mask, dK, g, r0, r1):
                 gb[j] = gj * (one - z)
 
 
-@njit(**_JIT)
-def _minlstm_fwd(K, h0, mask, Hs, r0, r1):
+@njit(**_SPAN_JIT)
+def _minlstm_fwd_span(K, h0, mask, Hs, r0, r1, t0, t1):
     T, B, H = Hs.shape
     KK = consts_like(Hs)
     half = KK[1]
     domask = mask.size > 0
     for b in range(r0, r1):
-        for t in range(T):
+        for t in range(t0, t1):
             hp = h0[b] if t == 0 else Hs[t - 1, b]
             ho = Hs[t, b]
             if domask and not mask[t, b]:
@@ -115,8 +152,8 @@ def _minlstm_fwd(K, h0, mask, Hs, r0, r1):
                 ho[j] = ht + fp * (hp[j] - ht)
 
 
-@njit(**_JIT)
-def _minlstm_bwd(K, Hs, h0, dY, mask, dK, g, r0, r1):
+@njit(**_SPAN_JIT)
+def _minlstm_bwd_span(K, Hs, h0, dY, mask, dK, g, r0, r1, t0, t1):
     T, B, H = Hs.shape
     KK = consts_like(Hs)
     one, half = KK[0], KK[1]
@@ -124,7 +161,7 @@ def _minlstm_bwd(K, Hs, h0, dY, mask, dK, g, r0, r1):
     dodY = dY.size > 0
     for b in range(r0, r1):
         gb = g[b]
-        for t in range(T - 1, -1, -1):
+        for t in range(t1 - 1, t0 - 1, -1):
             if dodY:
                 dy = dY[t, b]
                 for j in range(H):
@@ -156,6 +193,27 @@ def _minlstm_bwd(K, Hs, h0, dY, mask, dK, g, r0, r1):
                 gb[j] = gj * fp
 
 
+# Row split (wide batches): every thread runs whole sequences for its block of rows.
+
+@njit(**_JIT)
+def _mingru_fwd(K, h0, mask, Hs, r0, r1):
+    _mingru_fwd_span(K, h0, mask, Hs, r0, r1, 0, Hs.shape[0])
+
+
+@njit(**_JIT)
+def _mingru_bwd(K, Hs, h0, dY, mask, dK, g, r0, r1):
+    _mingru_bwd_span(K, Hs, h0, dY, mask, dK, g, r0, r1, 0, Hs.shape[0])
+
+
+@njit(**_JIT)
+def _minlstm_fwd(K, h0, mask, Hs, r0, r1):
+    _minlstm_fwd_span(K, h0, mask, Hs, r0, r1, 0, Hs.shape[0])
+
+
+@njit(**_JIT)
+def _minlstm_bwd(K, Hs, h0, dY, mask, dK, g, r0, r1):
+    _minlstm_bwd_span(K, Hs, h0, dY, mask, dK, g, r0, r1, 0, Hs.shape[0])
+
 
 @njit(**_PAR_JIT)
 def _mingru_fwd_par(K, h0, mask, Hs, edges):
@@ -181,12 +239,433 @@ def _minlstm_bwd_par(K, Hs, h0, dY, mask, dK, g, edges):
         _minlstm_bwd(K, Hs, h0, dY, mask, dK, g, edges[i], edges[i + 1])
 
 
+# Chunked time-parallel scan (long, narrow batches); see the module docstring. Decays in log
+# space (finite for any input: the sigmoids never reach 0, see _math.sigmoid):
+#   minGRU  a = 1 - z = sigmoid(-k_z),  log a = -softplus(k_z)
+#   minLSTM a = f' = f / (f + i),        log a = -log1p(i / f)
+# Chunk edges pe (S + 1,): the chunk's S pieces, the units of work of the fix-up pass.
+# Forward snapshots snap[s] = log decay of the chunk's steps before piece s; backward ones
+# snap[s] = log decay of the chunk's steps after piece s.
+
+@njit(**_JIT)
+def _mingru_fwd_local(K, mask, Hs, lend, snap, pe):
+    """Steps [pe[0], pe[-1]) of every row from h = 0: the local states into Hs, the chunk's
+    total log decay into lend (B, H), the piece snapshots into snap (S, B, H)."""
+    T, B, H = Hs.shape
+    KK = consts_like(Hs)
+    one, half = KK[0], KK[1]
+    zero = np.zeros(H, Hs.dtype)
+    S = pe.shape[0] - 1
+    t0, t1 = pe[0], pe[S]
+    domask = mask.size > 0
+    for b in range(B):
+        lacc = lend[b]
+        lacc[:] = 0
+        snap[0, b, :] = 0
+        s = 1
+        for t in range(t0, t1):
+            while s < S and t == pe[s]:
+                snap[s, b, :] = lacc
+                s += 1
+            hp = zero if t == t0 else Hs[t - 1, b]
+            ho = Hs[t, b]
+            if domask and not mask[t, b]:
+                ho[:] = hp
+                continue
+            kz = K[t, b, :H]
+            kh = K[t, b, H:]
+            for j in range(H):
+                k = kz[j]
+                e = exp_neg(-abs(k), KK)
+                d = one + e
+                z = one / d if k >= 0 else e / d
+                q = _sigK(kh[j], KK)
+                ht = kh[j] + half if kh[j] >= 0 else q
+                ho[j] = hp[j] + z * (ht - hp[j])
+                lacc[j] -= max(k, one - one) + log1p_pos(e, KK)
+        while s < S:
+            snap[s, b, :] = lacc
+            s += 1
+
+
+@njit(**_JIT)
+def _minlstm_fwd_local(K, mask, Hs, lend, snap, pe):
+    """As :func:`_mingru_fwd_local` for minLSTM."""
+    T, B, H = Hs.shape
+    KK = consts_like(Hs)
+    half = KK[1]
+    zero = np.zeros(H, Hs.dtype)
+    S = pe.shape[0] - 1
+    t0, t1 = pe[0], pe[S]
+    domask = mask.size > 0
+    for b in range(B):
+        lacc = lend[b]
+        lacc[:] = 0
+        snap[0, b, :] = 0
+        s = 1
+        for t in range(t0, t1):
+            while s < S and t == pe[s]:
+                snap[s, b, :] = lacc
+                s += 1
+            hp = zero if t == t0 else Hs[t - 1, b]
+            ho = Hs[t, b]
+            if domask and not mask[t, b]:
+                ho[:] = hp
+                continue
+            ki = K[t, b, :H]
+            kf = K[t, b, H:2 * H]
+            kh = K[t, b, 2 * H:]
+            for j in range(H):
+                si = _sigK(ki[j], KK)
+                sf = _sigK(kf[j], KK)
+                fp = sf / (sf + si)
+                q = _sigK(kh[j], KK)
+                ht = kh[j] + half if kh[j] >= 0 else q
+                ho[j] = ht + fp * (hp[j] - ht)
+                lacc[j] -= log1p_pos(si / sf, KK)
+        while s < S:
+            snap[s, b, :] = lacc
+            s += 1
+
+
+@njit(**_JIT)
+def _mingru_fwd_fix(K, mask, Hs, L, hin, lh, p0, p1):
+    """Steps [p0, p1) of one chunk: ``Hs[t] += exp(L_t) * hin`` with L (B, H) the chunk's log
+    decay before p0 on entry (updated in place); stops once every remaining correction is
+    below the smallest normal number (lh = log|hin|)."""
+    T, B, H = Hs.shape
+    KK = consts_like(Hs)
+    one, cut = KK[0], KK[5]
+    domask = mask.size > 0
+    for t in range(p0, p1):
+        if (t - p0) % 8 == 0 and _scan.negligible(L, lh, cut):
+            return
+        for b in range(B):
+            ho = Hs[t, b]
+            lb = L[b]
+            hb = hin[b]
+            if domask and not mask[t, b]:
+                for j in range(H):
+                    ho[j] += exp_neg(lb[j], KK) * hb[j]
+                continue
+            kz = K[t, b, :H]
+            for j in range(H):
+                k = kz[j]
+                lb[j] -= max(k, one - one) + log1p_pos(exp_neg(-abs(k), KK), KK)
+                ho[j] += exp_neg(lb[j], KK) * hb[j]
+
+
+@njit(**_JIT)
+def _minlstm_fwd_fix(K, mask, Hs, L, hin, lh, p0, p1):
+    """As :func:`_mingru_fwd_fix` for minLSTM."""
+    T, B, H = Hs.shape
+    KK = consts_like(Hs)
+    cut = KK[5]
+    domask = mask.size > 0
+    for t in range(p0, p1):
+        if (t - p0) % 8 == 0 and _scan.negligible(L, lh, cut):
+            return
+        for b in range(B):
+            ho = Hs[t, b]
+            lb = L[b]
+            hb = hin[b]
+            if domask and not mask[t, b]:
+                for j in range(H):
+                    ho[j] += exp_neg(lb[j], KK) * hb[j]
+                continue
+            ki = K[t, b, :H]
+            kf = K[t, b, H:2 * H]
+            for j in range(H):
+                lb[j] -= log1p_pos(_sigK(ki[j], KK) / _sigK(kf[j], KK), KK)
+                ho[j] += exp_neg(lb[j], KK) * hb[j]
+
+
+@njit(**_JIT)
+def _mingru_bwd_local(K, Hs, h0, dY, mask, dK, g, dec, snap, pe):
+    """Steps pe[-1]-1 .. pe[0] of every row, reversed, from g = 0 (zeros on entry): dK as if
+    no gradient came from the later chunks, g out = the local gradient leaving the chunk,
+    dec (B, H) the chunk's total log decay, snap (S, B, H) the piece snapshots."""
+    T, B, H = Hs.shape
+    KK = consts_like(Hs)
+    one, half = KK[0], KK[1]
+    S = pe.shape[0] - 1
+    t0, t1 = pe[0], pe[S]
+    domask = mask.size > 0
+    dodY = dY.size > 0
+    for b in range(B):
+        gb = g[b]
+        racc = dec[b]
+        racc[:] = 0
+        snap[S - 1, b, :] = 0
+        s = S - 1
+        for t in range(t1 - 1, t0 - 1, -1):
+            while s > 0 and t < pe[s]:
+                s -= 1
+                snap[s, b, :] = racc
+            if dodY:
+                dy = dY[t, b]
+                for j in range(H):
+                    gb[j] += dy[j]
+            if domask and not mask[t, b]:
+                dK[t, b, :] = 0
+                continue
+            hp = h0[b] if t == 0 else Hs[t - 1, b]
+            kz = K[t, b, :H]
+            kh = K[t, b, H:]
+            dz = dK[t, b, :H]
+            dh = dK[t, b, H:]
+            for j in range(H):
+                k = kz[j]
+                e = exp_neg(-abs(k), KK)
+                d = one + e
+                z = one / d if k >= 0 else e / d
+                q = _sigK(kh[j], KK)
+                pos = kh[j] >= 0
+                ht = kh[j] + half if pos else q
+                gd = one if pos else q * (one - q)
+                gj = gb[j]
+                dz[j] = gj * (ht - hp[j]) * z * (one - z)
+                dh[j] = gj * z * gd
+                gb[j] = gj * (one - z)
+                racc[j] -= max(k, one - one) + log1p_pos(e, KK)
+        while s > 0:
+            s -= 1
+            snap[s, b, :] = racc
+
+
+@njit(**_JIT)
+def _minlstm_bwd_local(K, Hs, h0, dY, mask, dK, g, dec, snap, pe):
+    """As :func:`_mingru_bwd_local` for minLSTM."""
+    T, B, H = Hs.shape
+    KK = consts_like(Hs)
+    one, half = KK[0], KK[1]
+    S = pe.shape[0] - 1
+    t0, t1 = pe[0], pe[S]
+    domask = mask.size > 0
+    dodY = dY.size > 0
+    for b in range(B):
+        gb = g[b]
+        racc = dec[b]
+        racc[:] = 0
+        snap[S - 1, b, :] = 0
+        s = S - 1
+        for t in range(t1 - 1, t0 - 1, -1):
+            while s > 0 and t < pe[s]:
+                s -= 1
+                snap[s, b, :] = racc
+            if dodY:
+                dy = dY[t, b]
+                for j in range(H):
+                    gb[j] += dy[j]
+            if domask and not mask[t, b]:
+                dK[t, b, :] = 0
+                continue
+            hp = h0[b] if t == 0 else Hs[t - 1, b]
+            ki = K[t, b, :H]
+            kf = K[t, b, H:2 * H]
+            kh = K[t, b, 2 * H:]
+            di = dK[t, b, :H]
+            df = dK[t, b, H:2 * H]
+            dh = dK[t, b, 2 * H:]
+            for j in range(H):
+                si = _sigK(ki[j], KK)
+                sf = _sigK(kf[j], KK)
+                sm = sf + si
+                fp = sf / sm
+                q = _sigK(kh[j], KK)
+                pos = kh[j] >= 0
+                ht = kh[j] + half if pos else q
+                gd = one if pos else q * (one - q)
+                gj = gb[j]
+                w = gj * (hp[j] - ht) / (sm * sm)
+                di[j] = -w * sf * si * (one - si)
+                df[j] = w * si * sf * (one - sf)
+                dh[j] = gj * (one - fp) * gd
+                gb[j] = gj * fp
+                racc[j] -= log1p_pos(si / sf, KK)
+        while s > 0:
+            s -= 1
+            snap[s, b, :] = racc
+
+
+@njit(**_JIT)
+def _mingru_bwd_fix(K, Hs, h0, mask, dK, R, gin, lg, p0, p1):
+    """Steps p1-1 .. p0 of one chunk: add to dK the part due to ``gin`` (B, H), the gradient
+    entering the chunk from the later steps: dL/dh_t gains ``exp(R_t) * gin`` with R (B, H)
+    the log decay of the chunk's steps after p1-1 on entry (updated in place). Stops once
+    every remaining correction is below the smallest normal number (lg = log|gin|)."""
+    T, B, H = Hs.shape
+    KK = consts_like(Hs)
+    one, half, cut = KK[0], KK[1], KK[5]
+    domask = mask.size > 0
+    for t in range(p1 - 1, p0 - 1, -1):
+        if (p1 - 1 - t) % 8 == 0 and _scan.negligible(R, lg, cut):
+            return
+        for b in range(B):
+            if domask and not mask[t, b]:
+                continue
+            hp = h0[b] if t == 0 else Hs[t - 1, b]
+            rb = R[b]
+            gi = gin[b]
+            kz = K[t, b, :H]
+            kh = K[t, b, H:]
+            dz = dK[t, b, :H]
+            dh = dK[t, b, H:]
+            for j in range(H):
+                k = kz[j]
+                e = exp_neg(-abs(k), KK)
+                d = one + e
+                z = one / d if k >= 0 else e / d
+                q = _sigK(kh[j], KK)
+                pos = kh[j] >= 0
+                ht = kh[j] + half if pos else q
+                gd = one if pos else q * (one - q)
+                gj = exp_neg(rb[j], KK) * gi[j]
+                dz[j] += gj * (ht - hp[j]) * z * (one - z)
+                dh[j] += gj * z * gd
+                rb[j] -= max(k, one - one) + log1p_pos(e, KK)
+
+
+@njit(**_JIT)
+def _minlstm_bwd_fix(K, Hs, h0, mask, dK, R, gin, lg, p0, p1):
+    """As :func:`_mingru_bwd_fix` for minLSTM."""
+    T, B, H = Hs.shape
+    KK = consts_like(Hs)
+    one, half, cut = KK[0], KK[1], KK[5]
+    domask = mask.size > 0
+    for t in range(p1 - 1, p0 - 1, -1):
+        if (p1 - 1 - t) % 8 == 0 and _scan.negligible(R, lg, cut):
+            return
+        for b in range(B):
+            if domask and not mask[t, b]:
+                continue
+            hp = h0[b] if t == 0 else Hs[t - 1, b]
+            rb = R[b]
+            gi = gin[b]
+            ki = K[t, b, :H]
+            kf = K[t, b, H:2 * H]
+            kh = K[t, b, 2 * H:]
+            di = dK[t, b, :H]
+            df = dK[t, b, H:2 * H]
+            dh = dK[t, b, 2 * H:]
+            for j in range(H):
+                si = _sigK(ki[j], KK)
+                sf = _sigK(kf[j], KK)
+                sm = sf + si
+                fp = sf / sm
+                q = _sigK(kh[j], KK)
+                pos = kh[j] >= 0
+                ht = kh[j] + half if pos else q
+                gd = one if pos else q * (one - q)
+                gj = exp_neg(rb[j], KK) * gi[j]
+                w = gj * (hp[j] - ht) / (sm * sm)
+                di[j] += -w * sf * si * (one - si)
+                df[j] += w * si * sf * (one - sf)
+                dh[j] += gj * (one - fp) * gd
+                rb[j] -= log1p_pos(si / sf, KK)
+
+
+def _make_chunked(fwd_span, fwd_local, fwd_fix, bwd_span, bwd_local, bwd_fix):
+    """The four parallel regions of one cell's chunked scan (prange over chunks, or over the
+    pieces of the chunks that need the fix-up)."""
+
+    @njit(**_PAR_JIT)
+    def fwd_pass1(K, h0, mask, Hs, lend, snap, pe):
+        # chunk 0 runs from the true h0 (exact, no fix-up); the others from 0
+        for c in prange(pe.shape[0]):
+            if c == 0:
+                fwd_span(K, h0, mask, Hs, 0, Hs.shape[1], 0, pe[0, -1])
+            else:
+                fwd_local(K, mask, Hs, lend[c], snap[c], pe[c])
+
+    @njit(**_PAR_JIT)
+    def fwd_pass3(K, mask, Hs, snap, hin, lh, pe):
+        S = pe.shape[1] - 1
+        for i in prange((pe.shape[0] - 1) * S):
+            c, s = 1 + i // S, i % S
+            fwd_fix(K, mask, Hs, snap[c, s].copy(), hin[c], lh[c], pe[c, s], pe[c, s + 1])
+
+    @njit(**_PAR_JIT)
+    def bwd_pass1(K, Hs, h0, dY, mask, dK, gs, dec, snap, pe):
+        # the last chunk runs from the true dL/dh_{T-1} (gs[-1], exact); the others from 0
+        C = pe.shape[0]
+        for c in prange(C):
+            if c == C - 1:
+                bwd_span(K, Hs, h0, dY, mask, dK, gs[c], 0, Hs.shape[1], pe[c, 0], pe[c, -1])
+            else:
+                bwd_local(K, Hs, h0, dY, mask, dK, gs[c], dec[c], snap[c], pe[c])
+
+    @njit(**_PAR_JIT)
+    def bwd_pass3(K, Hs, h0, mask, dK, snap, gin, lg, pe):
+        S = pe.shape[1] - 1
+        for i in prange((pe.shape[0] - 1) * S):
+            c, s = i // S, i % S
+            bwd_fix(K, Hs, h0, mask, dK, snap[c, s].copy(), gin[c], lg[c], pe[c, s],
+                    pe[c, s + 1])
+
+    return fwd_pass1, fwd_pass3, bwd_pass1, bwd_pass3
+
+
 _LOOPS = {MinGRUCell: (_mingru_fwd, _mingru_fwd_par, _mingru_bwd, _mingru_bwd_par),
           MinLSTMCell: (_minlstm_fwd, _minlstm_fwd_par, _minlstm_bwd, _minlstm_bwd_par)}
+_CHUNKED = {MinGRUCell: _make_chunked(_mingru_fwd_span, _mingru_fwd_local, _mingru_fwd_fix,
+                                      _mingru_bwd_span, _mingru_bwd_local, _mingru_bwd_fix),
+            MinLSTMCell: _make_chunked(_minlstm_fwd_span, _minlstm_fwd_local,
+                                       _minlstm_fwd_fix, _minlstm_bwd_span,
+                                       _minlstm_bwd_local, _minlstm_bwd_fix)}
+
+
+def _layout(T, B, H, C, dt, exact):
+    """Chunk edges (the ``exact`` chunk, 'first' or 'last', longer), piece edges (C, S + 1)
+    and the snapshot buffer (C, S, B, H): S pieces per chunk so that the C - 1 chunks that
+    need the fix-up give every thread work."""
+    S = _scan.fix_pieces(C)
+    ce = _scan.chunk_edges(T, C, exact)
+    return ce, _scan.chunk_pieces(ce, S), np.zeros((C, S, B, H), dt)
+
+
+def _chunked_forward(cell, K, h0, m, Hs, C):
+    """Forward scan by C time chunks: local scans in parallel, the sequential carry over the
+    chunk ends, the parallel fix-up (see the module docstring)."""
+    fwd_pass1, fwd_pass3 = _CHUNKED[type(cell)][:2]
+    T, B, H = Hs.shape
+    ce, pe, snap = _layout(T, B, H, C, Hs.dtype, "first")
+    lend = np.zeros((C, B, H), Hs.dtype)
+    with _threads.launch(C):
+        fwd_pass1(K, h0, m, Hs, lend, snap, pe)
+    if C == 1:
+        return
+    ends = ce[2:-1] - 1                                 # last steps of chunks 1 .. C-2
+    hin = np.zeros((C, B, H), Hs.dtype)                 # true state entering chunk c
+    hin[1:] = _scan.carry(Hs[ce[1] - 1], lend[1:C - 1], Hs[ends])
+    with _threads.launch((C - 1) * snap.shape[1]):
+        fwd_pass3(K, m, Hs, snap, hin, _scan.log_abs(hin), pe)
+
+
+def _chunked_backward(cell, K, Hs, h0, dY, m, dK, g, C):
+    """Backward (reverse) scan by C time chunks; returns dL/dh_0 (B, H)."""
+    bwd_pass1, bwd_pass3 = _CHUNKED[type(cell)][2:]
+    T, B, H = Hs.shape
+    ce, pe, snap = _layout(T, B, H, C, Hs.dtype, "last")
+    gs = np.zeros((C, B, H), Hs.dtype)
+    gs[-1] = g
+    dec = np.zeros_like(gs)
+    with _threads.launch(C):
+        bwd_pass1(K, Hs, h0, dY, m, dK, gs, dec, snap, pe)
+    if C == 1:
+        return gs[0]
+    # gradient entering chunk c from the later steps: gin[C-2] = gs[C-1] (exact), then
+    # gin[c-1] = exp(dec[c]) gin[c] + gs[c]; the last value is dL/dh_0
+    seq = _scan.carry(gs[-1], dec[C - 2::-1], gs[C - 2::-1])      # gin[C-2], ..., gin[0], dh0
+    gin = np.ascontiguousarray(seq[C - 2::-1])                    # gin[0 .. C-2]
+    with _threads.launch((C - 1) * snap.shape[1]):
+        bwd_pass3(K, Hs, h0, m, dK, snap, gin, _scan.log_abs(gin), pe)
+    return seq[-1]
 
 
 def forward(cell, xs, states0, mask=None, rmask=None, ws=None, training=False):
-    """Run the cell over xs (T, B, F); returns ``(hs (T, B, H), [h_T], cache)``."""
+    """Run the cell over xs (T, B, F); returns ``(hs (T, B, H), [h_T], cache)``. The scan is
+    the row split or the chunked time-parallel one, as :func:`._scan.time_chunks` decides."""
     fwd, fwd_par = _LOOPS[type(cell)][:2]
     T, B, _ = xs.shape
     dt = xs.dtype
@@ -196,7 +675,11 @@ def forward(cell, xs, states0, mask=None, rmask=None, ws=None, training=False):
     h0 = np.ascontiguousarray(states0[0], dt)
     m = _scan.mask_arg(mask)
     Hs = np.empty((T, B, cell.units), dt)
-    _scan.run(fwd, fwd_par, B, K, h0, m, Hs)
+    C = _scan.time_chunks(B, T)
+    if C:
+        _chunked_forward(cell, K, h0, m, Hs, C)
+    else:
+        _scan.run(fwd, fwd_par, B, K, h0, m, Hs)
     return Hs, [Hs[-1].copy()], (xs, K, Hs, h0, m)
 
 
@@ -213,7 +696,12 @@ def backward(cell, cache, dys, dstates, mask=None, rmask=None, ws=None, input_gr
     g = _scan.state_grad(dstates[0], h0)
     dY = _scan.seq_grad(dys, dt)
     dK = np.empty_like(K)
-    _scan.run(bwd, bwd_par, h0.shape[0], K, Hs, h0, dY, m, dK, g)
+    T, B = K.shape[:2]
+    C = _scan.time_chunks(B, T)
+    if C:
+        g = _chunked_backward(cell, K, Hs, h0, dY, m, dK, g, C)
+    else:
+        _scan.run(bwd, bwd_par, B, K, Hs, h0, dY, m, dK, g)
     dxs, dparams = _scan.project_backward(xs, dK, cell.params["kernel"], cell.use_bias,
                                           input_grad)
     return dxs, [g], dparams
