@@ -27,8 +27,7 @@ Kernel contract: :mod:`rnnkit.kernels` (whole-sequence kernels of a non-projecte
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, types
-from numba.extending import overload
+from numba import njit
 
 from ..cells.slstm import sLSTMCell
 from . import _blas, _scan, reference
@@ -40,55 +39,14 @@ from ._loops import rec_grad as _rec_grad
 from ._math import consts_like as _consts_like
 from ._math import exp_neg as _exp_neg
 from ._math import sigmoid as _sigmoid
+from ._math import softplus as _softplus
 from ._math import tanh as _tanh
 
-# log1p on [0, 1] (for log sigma): L[0] ln 2, L[1] sqrt(2) - 1, L[2] two, L[3..12] the
-# series 2 atanh(s) = 2 s + s^3 (2/3 + 2/5 s^2 + ... + 2/21 s^18), highest power first.
-_ATANH = [2.0 / (2 * k + 1) for k in range(10, 0, -1)]
-_L32 = tuple(np.array([np.log(2.0), np.sqrt(2.0) - 1.0, 2.0] + _ATANH, np.float32))
-_L64 = tuple(np.array([np.log(2.0), np.sqrt(2.0) - 1.0, 2.0] + _ATANH, np.float64))
-
-
-def _log_consts(a):
-    """The log1p constants for the dtype of array ``a`` (numba-only)."""
-    raise NotImplementedError("only callable from numba-compiled code")  # pragma: no cover
-
-
-@overload(_log_consts, inline="always")
-def _log_consts_impl(a):
-    if a.dtype == types.float32:
-        return lambda a: _L32
-    return lambda a: _L64
-
 
 @njit(cache=True, fastmath=False, error_model="numpy", inline="always")
-def _log1p01(e, K, L):
-    """``log(1 + e)`` for ``0 <= e <= 1``, branch-free (vectorizes), a few ulp.
-
-    Above sqrt(2) - 1, ``log1p(e) = ln 2 + log1p(w)`` with ``w = (e - 1) / 2``; then
-    ``log1p(w) = 2 atanh(s)``, ``s = w / (2 + w)``, ``|s| <= 0.172``, a polynomial in s^2."""
-    big = e > L[1]
-    w = (e - K[0]) * K[1] if big else e                # K[0] one, K[1] half
-    s = w / (L[2] + w)
-    s2 = s * s
-    p = L[3]
-    p = p * s2 + L[4]
-    p = p * s2 + L[5]
-    p = p * s2 + L[6]
-    p = p * s2 + L[7]
-    p = p * s2 + L[8]
-    p = p * s2 + L[9]
-    p = p * s2 + L[10]
-    p = p * s2 + L[11]
-    p = p * s2 + L[12]
-    r = (s + s) + s * s2 * p
-    return r + L[0] if big else r
-
-
-@njit(cache=True, fastmath=False, error_model="numpy", inline="always")
-def _log_sigmoid(x, K, L):
-    """``log sigma(x) = min(x, 0) - log1p(exp(-|x|))``, as the cell's ``-logaddexp(0, -x)``."""
-    return min(x, K[0] - K[0]) - _log1p01(_exp_neg(-abs(x), K), K, L)
+def _log_sigmoid(x, K):
+    """``log sigma(x) = -softplus(-x)``, as the cell's ``-logaddexp(0, -x)`` (vectorizes)."""
+    return -_softplus(-x, K)
 
 
 def supports(cell, dtype) -> bool:
@@ -110,7 +68,6 @@ def _fwd(Z, bias, R, hbuf, cbuf, nbuf, m, mask, b0, b1):
     hbuf, cbuf, nbuf (T+1, B, H) with row 0 the initial states; m (B, H) the running
     stabiliser; R (K, d, 4d)."""
     KK = _consts_like(Z)
-    L = _log_consts(Z)
     T, B, G = Z.shape
     nh, d, d4 = R.shape
     H = G // 4
@@ -139,7 +96,7 @@ def _fwd(Z, bias, R, hbuf, cbuf, nbuf, m, mask, b0, b1):
                 for j in range(d):
                     ir = g[j] + bk[j]
                     fr = g[d + j] + bk[d + j]
-                    a = _log_sigmoid(fr, KK, L) + mk[j]
+                    a = _log_sigmoid(fr, KK) + mk[j]
                     e = _exp_neg(-abs(a - ir), KK)
                     g[j] = e if a >= ir else -e
                     g[d + j] = _sigmoid(-fr, KK)
