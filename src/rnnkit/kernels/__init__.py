@@ -140,21 +140,23 @@ def backward_sequence(cell, cache, dhs, dstates, mask=None, rmask=None, ws=None)
     return impl.backward(cell, inner, dhs, dstates, mask, rmask, ws=ws)
 
 
-def forward_steps(cell, xs, states0, mask=None, rmask=None, training=False):
+def forward_steps(cell, xs, states0, mask=None, rmask=None, training=False, ws=None):
     """Run any cell over time: a registered sequence kernel, else the generic loop.
 
-    Args: as :func:`rnnkit.kernels.reference.forward_steps`. Returns ``(ys, states, cache)``.
+    Args: as :func:`rnnkit.kernels.reference.forward_steps`; ``ws`` the calling layer's
+    :class:`.threads.Workspace` (or None), from which a kernel may borrow its large buffers
+    (reused across the batches of one ``fit``). Returns ``(ys, states, cache)``.
     """
     from . import reference
     impl = kernel_for(cell, xs.dtype)
     if impl is None:
         ys, states, cache = reference.forward_steps(cell, xs, states0, mask, rmask, training)
         return ys, states, (None, cache)
-    ys, states, cache = impl.forward(cell, xs, states0, mask, rmask, training=training)
+    ys, states, cache = impl.forward(cell, xs, states0, mask, rmask, ws=ws, training=training)
     return ys, states, (impl, cache)
 
 
-def backward_steps(cell, cache, dys, dstates, mask=None, rmask=None, input_grad=True):
+def backward_steps(cell, cache, dys, dstates, mask=None, rmask=None, input_grad=True, ws=None):
     """BPTT for :func:`forward_steps`; returns ``(dxs, dstates0, dparams)``.
 
     ``input_grad=False`` tells a kernel that declares ``skips_input_grad = True`` that nobody
@@ -166,8 +168,8 @@ def backward_steps(cell, cache, dys, dstates, mask=None, rmask=None, input_grad=
     if impl is None:
         return reference.backward_steps(cell, inner, dys, dstates, mask)
     if not input_grad and getattr(impl, "skips_input_grad", False):
-        return impl.backward(cell, inner, dys, dstates, mask, rmask, input_grad=False)
-    return impl.backward(cell, inner, dys, dstates, mask, rmask)
+        return impl.backward(cell, inner, dys, dstates, mask, rmask, ws=ws, input_grad=False)
+    return impl.backward(cell, inner, dys, dstates, mask, rmask, ws=ws)
 
 
 def infer_sequence(cell, x, states0, mask=None, go_backwards=False, return_sequences=True):

@@ -21,11 +21,14 @@ def float_dtype(dtype) -> bool:
     return np.dtype(dtype) in _DTYPES
 
 
-def project(xs, W):
+def project(xs, W, ws=None):
     """``xs @ W`` for (T, B, F) xs: one product over all T*B rows -> (T, B, G) (the kernels
-    add the bias while they read it)."""
+    add the bias while they read it), into the buffer ``"K"`` of workspace ``ws`` when given
+    (:func:`.threads.buffer`)."""
     T, B, F = xs.shape
-    return _threads.matmul(np.ascontiguousarray(xs).reshape(T * B, F), W).reshape(T, B, -1)
+    K = _threads.buffer(ws, "K", (T, B, W.shape[1]), np.result_type(xs.dtype, W.dtype))
+    _threads.matmul(np.ascontiguousarray(xs).reshape(T * B, F), W, out=K.reshape(T * B, -1))
+    return K
 
 
 def bias_arg(b, G, dt):

@@ -69,11 +69,52 @@ def supports(cell, dtype) -> bool:
     return type(cell) in (MinGRUCell, MinLSTMCell) and _scan.float_dtype(dtype)
 
 
+# The equations of one unit, written once and inlined into every loop below (the row split
+# and the chunked scan): the gates from the pre-activations, and the gradients given g_j =
+# dL/dh_t of the unit. g(v) = v + 1/2 (v >= 0), sigmoid(v) (v < 0); gd = g'(v).
+
+@njit(**_SPAN_JIT)
+def _mingru_unit(kz, kh, KK):
+    """``(z, e, h~, g'(kh))``: z = sigmoid(kz), e = exp(-|kz|) (for the log decay)."""
+    one, half = KK[0], KK[1]
+    e = exp_neg(-abs(kz), KK)
+    d = one + e
+    z = one / d if kz >= 0 else e / d
+    q = _sigK(kh, KK)
+    pos = kh >= 0
+    return z, e, (kh + half if pos else q), (one if pos else q * (one - q))
+
+
+@njit(**_SPAN_JIT)
+def _mingru_unit_grad(gj, hp, z, ht, gd, one):
+    """``(dL/dk_z, dL/dk_h, dL/dh_{t-1})`` of ``h_t = h_{t-1} + z (h~ - h_{t-1})``."""
+    return gj * (ht - hp) * z * (one - z), gj * z * gd, gj * (one - z)
+
+
+@njit(**_SPAN_JIT)
+def _minlstm_unit(ki, kf, kh, KK):
+    """``(sigma(ki), sigma(kf), f' = f / (f + i), h~, g'(kh))``."""
+    one, half = KK[0], KK[1]
+    si = _sigK(ki, KK)
+    sf = _sigK(kf, KK)
+    q = _sigK(kh, KK)
+    pos = kh >= 0
+    return si, sf, sf / (sf + si), (kh + half if pos else q), (one if pos else q * (one - q))
+
+
+@njit(**_SPAN_JIT)
+def _minlstm_unit_grad(gj, hp, si, sf, ht, gd, one):
+    """``(dL/dk_i, dL/dk_f, dL/dk_h, dL/dh_{t-1})`` of ``h_t = h~ + f' (h_{t-1} - h~)``."""
+    sm = sf + si
+    fp = sf / sm
+    w = gj * (hp - ht) / (sm * sm)
+    return -w * sf * si * (one - si), w * si * sf * (one - sf), gj * (one - fp) * gd, gj * fp
+
+
 @njit(**_SPAN_JIT)
 def _mingru_fwd_span(K, h0, mask, Hs, r0, r1, t0, t1):
     T, B, H = Hs.shape
     KK = consts_like(Hs)
-    half = KK[1]
     domask = mask.size > 0
     for b in range(r0, r1):
         for t in range(t0, t1):
@@ -85,9 +126,7 @@ def _mingru_fwd_span(K, h0, mask, Hs, r0, r1, t0, t1):
             kz = K[t, b, :H]
             kh = K[t, b, H:]
             for j in range(H):
-                z = _sigK(kz[j], KK)
-                s = _sigK(kh[j], KK)
-                ht = kh[j] + half if kh[j] >= 0 else s
+                z, _, ht, _ = _mingru_unit(kz[j], kh[j], KK)
                 ho[j] = hp[j] + z * (ht - hp[j])
 
 
@@ -97,7 +136,7 @@ def _mingru_bwd_span(K, Hs, h0, dY, mask, dK, g, r0, r1, t0, t1):
     dL/dh_{t0-1}. dY empty = no per-step output gradient."""
     T, B, H = Hs.shape
     KK = consts_like(Hs)
-    one, half = KK[0], KK[1]
+    one = KK[0]
     domask = mask.size > 0
     dodY = dY.size > 0
     for b in range(r0, r1):
@@ -116,22 +155,14 @@ def _mingru_bwd_span(K, Hs, h0, dY, mask, dK, g, r0, r1, t0, t1):
             dz = dK[t, b, :H]
             dh = dK[t, b, H:]
             for j in range(H):
-                z = _sigK(kz[j], KK)
-                s = _sigK(kh[j], KK)
-                pos = kh[j] >= 0
-                ht = kh[j] + half if pos else s
-                gd = one if pos else s * (one - s)
-                gj = gb[j]
-                dz[j] = gj * (ht - hp[j]) * z * (one - z)
-                dh[j] = gj * z * gd
-                gb[j] = gj * (one - z)
+                z, _, ht, gd = _mingru_unit(kz[j], kh[j], KK)
+                dz[j], dh[j], gb[j] = _mingru_unit_grad(gb[j], hp[j], z, ht, gd, one)
 
 
 @njit(**_SPAN_JIT)
 def _minlstm_fwd_span(K, h0, mask, Hs, r0, r1, t0, t1):
     T, B, H = Hs.shape
     KK = consts_like(Hs)
-    half = KK[1]
     domask = mask.size > 0
     for b in range(r0, r1):
         for t in range(t0, t1):
@@ -144,11 +175,7 @@ def _minlstm_fwd_span(K, h0, mask, Hs, r0, r1, t0, t1):
             kf = K[t, b, H:2 * H]
             kh = K[t, b, 2 * H:]
             for j in range(H):
-                si = _sigK(ki[j], KK)
-                sf = _sigK(kf[j], KK)
-                fp = sf / (sf + si)
-                s = _sigK(kh[j], KK)
-                ht = kh[j] + half if kh[j] >= 0 else s
+                _, _, fp, ht, _ = _minlstm_unit(ki[j], kf[j], kh[j], KK)
                 ho[j] = ht + fp * (hp[j] - ht)
 
 
@@ -156,7 +183,7 @@ def _minlstm_fwd_span(K, h0, mask, Hs, r0, r1, t0, t1):
 def _minlstm_bwd_span(K, Hs, h0, dY, mask, dK, g, r0, r1, t0, t1):
     T, B, H = Hs.shape
     KK = consts_like(Hs)
-    one, half = KK[0], KK[1]
+    one = KK[0]
     domask = mask.size > 0
     dodY = dY.size > 0
     for b in range(r0, r1):
@@ -177,20 +204,9 @@ def _minlstm_bwd_span(K, Hs, h0, dY, mask, dK, g, r0, r1, t0, t1):
             df = dK[t, b, H:2 * H]
             dh = dK[t, b, 2 * H:]
             for j in range(H):
-                si = _sigK(ki[j], KK)
-                sf = _sigK(kf[j], KK)
-                s = sf + si
-                fp = sf / s
-                q = _sigK(kh[j], KK)
-                pos = kh[j] >= 0
-                ht = kh[j] + half if pos else q
-                gd = one if pos else q * (one - q)
-                gj = gb[j]
-                w = gj * (hp[j] - ht) / (s * s)
-                di[j] = -w * sf * si * (one - si)
-                df[j] = w * si * sf * (one - sf)
-                dh[j] = gj * (one - fp) * gd
-                gb[j] = gj * fp
+                si, sf, _, ht, gd = _minlstm_unit(ki[j], kf[j], kh[j], KK)
+                di[j], df[j], dh[j], gb[j] = _minlstm_unit_grad(gb[j], hp[j], si, sf, ht, gd,
+                                                                one)
 
 
 # Row split (wide batches): every thread runs whole sequences for its block of rows.
@@ -253,7 +269,7 @@ def _mingru_fwd_local(K, mask, Hs, lend, snap, pe):
     total log decay into lend (B, H), the piece snapshots into snap (S, B, H)."""
     T, B, H = Hs.shape
     KK = consts_like(Hs)
-    one, half = KK[0], KK[1]
+    one = KK[0]
     zero = np.zeros(H, Hs.dtype)
     S = pe.shape[0] - 1
     t0, t1 = pe[0], pe[S]
@@ -276,11 +292,7 @@ def _mingru_fwd_local(K, mask, Hs, lend, snap, pe):
             kh = K[t, b, H:]
             for j in range(H):
                 k = kz[j]
-                e = exp_neg(-abs(k), KK)
-                d = one + e
-                z = one / d if k >= 0 else e / d
-                q = _sigK(kh[j], KK)
-                ht = kh[j] + half if kh[j] >= 0 else q
+                z, e, ht, _ = _mingru_unit(k, kh[j], KK)
                 ho[j] = hp[j] + z * (ht - hp[j])
                 lacc[j] -= max(k, one - one) + log1p_pos(e, KK)
         while s < S:
@@ -293,7 +305,6 @@ def _minlstm_fwd_local(K, mask, Hs, lend, snap, pe):
     """As :func:`_mingru_fwd_local` for minLSTM."""
     T, B, H = Hs.shape
     KK = consts_like(Hs)
-    half = KK[1]
     zero = np.zeros(H, Hs.dtype)
     S = pe.shape[0] - 1
     t0, t1 = pe[0], pe[S]
@@ -316,11 +327,7 @@ def _minlstm_fwd_local(K, mask, Hs, lend, snap, pe):
             kf = K[t, b, H:2 * H]
             kh = K[t, b, 2 * H:]
             for j in range(H):
-                si = _sigK(ki[j], KK)
-                sf = _sigK(kf[j], KK)
-                fp = sf / (sf + si)
-                q = _sigK(kh[j], KK)
-                ht = kh[j] + half if kh[j] >= 0 else q
+                si, sf, fp, ht, _ = _minlstm_unit(ki[j], kf[j], kh[j], KK)
                 ho[j] = ht + fp * (hp[j] - ht)
                 lacc[j] -= log1p_pos(si / sf, KK)
         while s < S:
@@ -387,7 +394,7 @@ def _mingru_bwd_local(K, Hs, h0, dY, mask, dK, g, dec, snap, pe):
     dec (B, H) the chunk's total log decay, snap (S, B, H) the piece snapshots."""
     T, B, H = Hs.shape
     KK = consts_like(Hs)
-    one, half = KK[0], KK[1]
+    one = KK[0]
     S = pe.shape[0] - 1
     t0, t1 = pe[0], pe[S]
     domask = mask.size > 0
@@ -416,17 +423,8 @@ def _mingru_bwd_local(K, Hs, h0, dY, mask, dK, g, dec, snap, pe):
             dh = dK[t, b, H:]
             for j in range(H):
                 k = kz[j]
-                e = exp_neg(-abs(k), KK)
-                d = one + e
-                z = one / d if k >= 0 else e / d
-                q = _sigK(kh[j], KK)
-                pos = kh[j] >= 0
-                ht = kh[j] + half if pos else q
-                gd = one if pos else q * (one - q)
-                gj = gb[j]
-                dz[j] = gj * (ht - hp[j]) * z * (one - z)
-                dh[j] = gj * z * gd
-                gb[j] = gj * (one - z)
+                z, e, ht, gd = _mingru_unit(k, kh[j], KK)
+                dz[j], dh[j], gb[j] = _mingru_unit_grad(gb[j], hp[j], z, ht, gd, one)
                 racc[j] -= max(k, one - one) + log1p_pos(e, KK)
         while s > 0:
             s -= 1
@@ -438,7 +436,7 @@ def _minlstm_bwd_local(K, Hs, h0, dY, mask, dK, g, dec, snap, pe):
     """As :func:`_mingru_bwd_local` for minLSTM."""
     T, B, H = Hs.shape
     KK = consts_like(Hs)
-    one, half = KK[0], KK[1]
+    one = KK[0]
     S = pe.shape[0] - 1
     t0, t1 = pe[0], pe[S]
     domask = mask.size > 0
@@ -468,20 +466,9 @@ def _minlstm_bwd_local(K, Hs, h0, dY, mask, dK, g, dec, snap, pe):
             df = dK[t, b, H:2 * H]
             dh = dK[t, b, 2 * H:]
             for j in range(H):
-                si = _sigK(ki[j], KK)
-                sf = _sigK(kf[j], KK)
-                sm = sf + si
-                fp = sf / sm
-                q = _sigK(kh[j], KK)
-                pos = kh[j] >= 0
-                ht = kh[j] + half if pos else q
-                gd = one if pos else q * (one - q)
-                gj = gb[j]
-                w = gj * (hp[j] - ht) / (sm * sm)
-                di[j] = -w * sf * si * (one - si)
-                df[j] = w * si * sf * (one - sf)
-                dh[j] = gj * (one - fp) * gd
-                gb[j] = gj * fp
+                si, sf, _, ht, gd = _minlstm_unit(ki[j], kf[j], kh[j], KK)
+                di[j], df[j], dh[j], gb[j] = _minlstm_unit_grad(gb[j], hp[j], si, sf, ht, gd,
+                                                                one)
                 racc[j] -= log1p_pos(si / sf, KK)
         while s > 0:
             s -= 1
@@ -496,7 +483,7 @@ def _mingru_bwd_fix(K, Hs, h0, mask, dK, R, gin, lg, p0, p1):
     every remaining correction is below the smallest normal number (lg = log|gin|)."""
     T, B, H = Hs.shape
     KK = consts_like(Hs)
-    one, half, cut = KK[0], KK[1], KK[5]
+    one, cut = KK[0], KK[5]
     domask = mask.size > 0
     for t in range(p1 - 1, p0 - 1, -1):
         if (p1 - 1 - t) % 8 == 0 and _scan.negligible(R, lg, cut):
@@ -513,16 +500,10 @@ def _mingru_bwd_fix(K, Hs, h0, mask, dK, R, gin, lg, p0, p1):
             dh = dK[t, b, H:]
             for j in range(H):
                 k = kz[j]
-                e = exp_neg(-abs(k), KK)
-                d = one + e
-                z = one / d if k >= 0 else e / d
-                q = _sigK(kh[j], KK)
-                pos = kh[j] >= 0
-                ht = kh[j] + half if pos else q
-                gd = one if pos else q * (one - q)
-                gj = exp_neg(rb[j], KK) * gi[j]
-                dz[j] += gj * (ht - hp[j]) * z * (one - z)
-                dh[j] += gj * z * gd
+                z, e, ht, gd = _mingru_unit(k, kh[j], KK)
+                gz, gh, _ = _mingru_unit_grad(exp_neg(rb[j], KK) * gi[j], hp[j], z, ht, gd, one)
+                dz[j] += gz
+                dh[j] += gh
                 rb[j] -= max(k, one - one) + log1p_pos(e, KK)
 
 
@@ -531,7 +512,7 @@ def _minlstm_bwd_fix(K, Hs, h0, mask, dK, R, gin, lg, p0, p1):
     """As :func:`_mingru_bwd_fix` for minLSTM."""
     T, B, H = Hs.shape
     KK = consts_like(Hs)
-    one, half, cut = KK[0], KK[1], KK[5]
+    one, cut = KK[0], KK[5]
     domask = mask.size > 0
     for t in range(p1 - 1, p0 - 1, -1):
         if (p1 - 1 - t) % 8 == 0 and _scan.negligible(R, lg, cut):
@@ -549,19 +530,12 @@ def _minlstm_bwd_fix(K, Hs, h0, mask, dK, R, gin, lg, p0, p1):
             df = dK[t, b, H:2 * H]
             dh = dK[t, b, 2 * H:]
             for j in range(H):
-                si = _sigK(ki[j], KK)
-                sf = _sigK(kf[j], KK)
-                sm = sf + si
-                fp = sf / sm
-                q = _sigK(kh[j], KK)
-                pos = kh[j] >= 0
-                ht = kh[j] + half if pos else q
-                gd = one if pos else q * (one - q)
-                gj = exp_neg(rb[j], KK) * gi[j]
-                w = gj * (hp[j] - ht) / (sm * sm)
-                di[j] += -w * sf * si * (one - si)
-                df[j] += w * si * sf * (one - sf)
-                dh[j] += gj * (one - fp) * gd
+                si, sf, _, ht, gd = _minlstm_unit(ki[j], kf[j], kh[j], KK)
+                gi_, gf, gh, _ = _minlstm_unit_grad(exp_neg(rb[j], KK) * gi[j], hp[j], si, sf,
+                                                    ht, gd, one)
+                di[j] += gi_
+                df[j] += gf
+                dh[j] += gh
                 rb[j] -= log1p_pos(si / sf, KK)
 
 
@@ -669,12 +643,12 @@ def forward(cell, xs, states0, mask=None, rmask=None, ws=None, training=False):
     fwd, fwd_par = _LOOPS[type(cell)][:2]
     T, B, _ = xs.shape
     dt = xs.dtype
-    K = _scan.project(xs, cell.params["kernel"])                # (T, B, G): x W
+    K = _scan.project(xs, cell.params["kernel"], ws)            # (T, B, G): x W
     if cell.use_bias:
         K += cell.params["bias"]
     h0 = np.ascontiguousarray(states0[0], dt)
     m = _scan.mask_arg(mask)
-    Hs = np.empty((T, B, cell.units), dt)
+    Hs = _threads.buffer(ws, "Hs", (T, B, cell.units), dt)
     C = _scan.time_chunks(B, T)
     if C:
         _chunked_forward(cell, K, h0, m, Hs, C)
@@ -695,7 +669,7 @@ def backward(cell, cache, dys, dstates, mask=None, rmask=None, ws=None, input_gr
     dt = K.dtype
     g = _scan.state_grad(dstates[0], h0)
     dY = _scan.seq_grad(dys, dt)
-    dK = np.empty_like(K)
+    dK = _threads.buffer(ws, "dK", K.shape, dt)
     T, B = K.shape[:2]
     C = _scan.time_chunks(B, T)
     if C:

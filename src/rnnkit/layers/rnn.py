@@ -243,7 +243,8 @@ class RNN(Layer):
             if kernels.reuses_input_buffer(kcache):
                 self._workspace.release("tbg")    # backward writes dL/d(X @ W) into it
         else:
-            hs, states, kcache = kernels.forward_steps(cell, xt, states0, mt, rdp, training)
+            hs, states, kcache = kernels.forward_steps(cell, xt, states0, mt, rdp, training,
+                                                       ws=ws)
         self._cache = (xt, mt, dp, rdp, kcache, has_init, projected)
         if self.return_sequences:
             out = hs.transpose(1, 0, 2).copy()        # a copy: hs may be a reused buffer
@@ -288,7 +289,7 @@ class RNN(Layer):
         else:
             dxt, d0, dparams = kernels.backward_steps(
                 cell, kcache, dhs, d_states, mt, rdp,
-                input_grad=self.input_grad_needed or has_init)
+                input_grad=self.input_grad_needed or has_init, ws=ws)
             self._write_grads(dparams)
             if not self.input_grad_needed and not has_init:
                 return None
