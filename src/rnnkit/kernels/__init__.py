@@ -69,7 +69,16 @@ def register(cell_type, kernel):
             callable(getattr(kernel, a, None)) for a in ("supports", "forward", "backward")):
         raise TypeError(f"register: the kernel must provide supports(), forward() and "
                         f"backward() (or be a module name), got {kernel!r}.")
+    global VERSION
     _REGISTRY.setdefault(cell_type, []).insert(0, kernel)
+    _RESOLVED.discard(cell_type)
+    VERSION += 1
+
+
+#: bumped by every change of what serves a cell (:func:`register`, :func:`set_kernel_mode`),
+#: so that callers may cache :func:`kernel_for`'s answer (the streaming step does)
+VERSION = 0
+_RESOLVED = set()   # cell types whose registry entries are all imported
 
 
 def _resolve(entries):
@@ -90,9 +99,13 @@ def kernel_for(cell, dtype):
     """
     if _MODE == "reference":
         return None
-    entries = _REGISTRY.get(type(cell))
+    t = type(cell)
+    entries = _REGISTRY.get(t)
     if entries:
-        for k in _resolve(entries):
+        if t not in _RESOLVED:
+            entries[:] = _resolve(entries)
+            _RESOLVED.add(t)
+        for k in entries:
             if k.supports(cell, dtype):
                 return k
     if _MODE == "fast":
@@ -104,10 +117,11 @@ def kernel_for(cell, dtype):
 def set_kernel_mode(mode: str) -> None:
     """Choose 'auto' (registered kernels where they serve), 'reference' (the generic loop
     everywhere) or 'fast' (registered kernels, and an error where none serves)."""
-    global _MODE
+    global _MODE, VERSION
     if mode not in ("auto", "reference", "fast"):
         raise ValueError(f"kernel mode must be 'auto', 'reference' or 'fast', got {mode!r}.")
     _MODE = mode
+    VERSION += 1
 
 
 def get_kernel_mode() -> str:
@@ -189,6 +203,11 @@ def infer_sequence(cell, x, states0, mask=None, go_backwards=False, return_seque
 def stream_step(cell, x, states):
     """One compiled inference step (x (B, F), states sequence of (B, H)) returning the new
     states, or None when the cell's kernel has no compiled streaming step."""
-    impl = kernel_for(cell, x.dtype)
-    fn = getattr(impl, "stream_step", None)
+    fn = stream_step_fn(cell, x.dtype)
     return None if fn is None else fn(cell, x, states)
+
+
+def stream_step_fn(cell, dtype):
+    """The compiled streaming step ``fn(cell, x, states)`` serving ``cell`` in ``dtype``, or
+    None. The answer holds until :data:`VERSION` changes (a caller may cache it)."""
+    return getattr(kernel_for(cell, dtype), "stream_step", None)

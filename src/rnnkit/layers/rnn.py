@@ -85,6 +85,7 @@ class RNN(Layer):
         #: False when nothing reads dL/dx (set by the training step on a model's first layer)
         self.input_grad_needed = True
         self._workspace = _threads.Workspace()
+        self._stream_plan = None   # (key, generic loop?, compiled step fn) of step()
         self._cache = None
         self._rng = None if cell.seed is None else np.random.default_rng(cell.seed)
 
@@ -426,14 +427,21 @@ class RNN(Layer):
         if mask is not None:
             mt = np.ascontiguousarray(np.asarray(mask, bool).reshape(x.shape[0], -1).T)
         cell = self.cell
-        if overrides_protocol(cell):
+        # what serves a step is decided once per dtype and kernel-registry version: the
+        # per-step cost of streaming is a few microseconds, the lookup would be a third of it
+        key = (x.dtype, kernels.VERSION)
+        plan = self._stream_plan
+        if plan is None or plan[0] != key:
+            generic = overrides_protocol(cell)
+            plan = self._stream_plan = (key, generic, None if generic else
+                                        kernels.stream_step_fn(cell, x.dtype))
+        if plan[1]:
             xs = x[None] if single else np.ascontiguousarray(x.transpose(1, 0, 2))
             ys, new, _ = kernels.forward_steps(cell, xs, states, mt)
             return (ys[0] if single else ys.transpose(1, 0, 2)), tuple(new)
-        if single and mt is None:  # one unmasked step: compiled end to end where registered
-            new = kernels.stream_step(cell, x, states)
-            if new is not None:
-                return new[0], tuple(new)
+        if single and mt is None and plan[2] is not None:  # one unmasked step: compiled end
+            new = plan[2](cell, x, states)                    # to end where registered
+            return new[0], tuple(new)
         W, (b_in, _) = cell.params["kernel"], cell.split_bias()
         if single:
             xw = (x @ W)[None]                                          # (1, B, G)
