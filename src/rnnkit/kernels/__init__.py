@@ -16,9 +16,11 @@ A kernel is any object (usually a module) with
   for a :class:`~rnnkit.cells.ProjectedCell` (``xs`` is the input projection, backward
   returns ``(dxw, dstates0, dU, db_rec)``), or of :func:`~rnnkit.kernels.reference.forward_steps`
   / :func:`~rnnkit.kernels.reference.backward_steps` for any other cell (``xs`` is the
-  input, ``forward`` also takes ``training=False`` — training-only randomness such as
-  zoneout depends on it —, backward returns ``(dxs, dstates0, dparams)``) — a whole-sequence
-  training path such as a parallel scan over a linear recurrence plugs in here;
+  input, backward returns ``(dxs, dstates0, dparams)``) — a whole-sequence training path
+  such as a parallel scan over a linear recurrence plugs in here. Two keywords are passed
+  when the kernel's function declares them: ``ws`` (the layer's reusable-buffer
+  :class:`.threads.Workspace`, or None) to ``forward`` and ``backward``, and ``training``
+  (training-only randomness such as zoneout depends on it) to ``forward``;
 * a compiled ``forward`` for a projected cell must not keep ``xs`` in its cache: the layer
   reuses that buffer for ``dxw`` (it owns it through :class:`.threads.Workspace`);
 * optionally ``infer(cell, x, states0, mask, go_backwards, return_sequences)`` (cache-free
@@ -32,6 +34,7 @@ runs the generic loop everywhere.
 from __future__ import annotations
 
 import importlib
+import inspect
 import os
 
 from .. import cells as _cells
@@ -154,6 +157,23 @@ def backward_sequence(cell, cache, dhs, dstates, mask=None, rmask=None, ws=None)
     return impl.backward(cell, inner, dhs, dstates, mask, rmask, ws=ws)
 
 
+_DECLARED = {}   # kernel function -> the keyword names it declares (None: takes **kwargs)
+
+
+def _optional(fn, **kw):
+    """The entries of ``kw`` that ``fn`` declares (a user kernel written before ``ws`` /
+    ``training`` existed keeps working)."""
+    names = _DECLARED.get(fn, False)
+    if names is False:
+        try:
+            params = inspect.signature(fn).parameters
+        except (TypeError, ValueError):
+            params = {}
+        takes_any = any(p.kind is p.VAR_KEYWORD for p in params.values())
+        names = _DECLARED[fn] = None if takes_any else frozenset(params)
+    return kw if names is None else {k: v for k, v in kw.items() if k in names}
+
+
 def forward_steps(cell, xs, states0, mask=None, rmask=None, training=False, ws=None):
     """Run any cell over time: a registered sequence kernel, else the generic loop.
 
@@ -166,7 +186,8 @@ def forward_steps(cell, xs, states0, mask=None, rmask=None, training=False, ws=N
     if impl is None:
         ys, states, cache = reference.forward_steps(cell, xs, states0, mask, rmask, training)
         return ys, states, (None, cache)
-    ys, states, cache = impl.forward(cell, xs, states0, mask, rmask, ws=ws, training=training)
+    ys, states, cache = impl.forward(cell, xs, states0, mask, rmask,
+                                     **_optional(impl.forward, ws=ws, training=training))
     return ys, states, (impl, cache)
 
 
@@ -182,8 +203,10 @@ def backward_steps(cell, cache, dys, dstates, mask=None, rmask=None, input_grad=
     if impl is None:
         return reference.backward_steps(cell, inner, dys, dstates, mask)
     if not input_grad and getattr(impl, "skips_input_grad", False):
-        return impl.backward(cell, inner, dys, dstates, mask, rmask, ws=ws, input_grad=False)
-    return impl.backward(cell, inner, dys, dstates, mask, rmask, ws=ws)
+        return impl.backward(cell, inner, dys, dstates, mask, rmask, input_grad=False,
+                             **_optional(impl.backward, ws=ws))
+    return impl.backward(cell, inner, dys, dstates, mask, rmask,
+                         **_optional(impl.backward, ws=ws))
 
 
 def infer_sequence(cell, x, states0, mask=None, go_backwards=False, return_sequences=True):
