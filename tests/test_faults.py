@@ -66,9 +66,9 @@ def make():
 class CtrlC(rnnkit.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         if self.model._current_epoch == K_EPOCH and batch == K_BATCH:
-            os.kill(os.getpid(), signal.SIGINT)
+            signal.raise_signal(signal.SIGINT)
             if mode == "twice":
-                os.kill(os.getpid(), signal.SIGINT)
+                signal.raise_signal(signal.SIGINT)
 
 m = make()
 try:
@@ -85,11 +85,14 @@ for e in range(K_EPOCH + 1):
 m.save_weights(os.path.join(out_dir, "interrupted.safetensors"))
 ref.save_weights(os.path.join(out_dir, "reference.safetensors"))
 restored = False
-try:  # fit restored the default handler: a Ctrl-C now interrupts the program
-    os.kill(os.getpid(), signal.SIGINT)
+# fit restored the default handler: a Ctrl-C now interrupts the program. raise_signal
+# delivers it to this (the main) thread at once; os.kill may hand it to one of numba's or
+# OpenBLAS's threads, and then nothing wakes the main thread out of a sleep.
+try:
+    signal.raise_signal(signal.SIGINT)
     time.sleep(1)
 except KeyboardInterrupt:
-    restored = True
+    restored = signal.getsignal(signal.SIGINT) is signal.default_int_handler
 print(json.dumps({"epochs": h.epoch, "loss": h.history["loss"], "restored": restored,
                   "iterations": m.optimizer.iterations,
                   "ref_iterations": ref.optimizer.iterations}))
