@@ -52,6 +52,9 @@ import rnnkit
 from rnnkit import layers
 
 mode, out_dir, K_EPOCH, K_BATCH = sys.argv[1], sys.argv[2], 1, 2
+# as in a program started from a terminal: a process launched in the background by a
+# non-interactive shell starts with SIGINT ignored, and fit rightly restores *that*
+signal.signal(signal.SIGINT, signal.default_int_handler)
 rng = np.random.default_rng(0)
 x = rng.standard_normal((40, 4, 2)).astype("float32")
 y = rng.standard_normal((40, 1)).astype("float32")
