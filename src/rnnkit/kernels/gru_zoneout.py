@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..cells import GRUCell
-from . import _zoneout
+from . import _scan, _zoneout
 from . import gru as _gru
 from . import threads as _threads
 from ._loops import DTYPES, opt
@@ -52,7 +52,7 @@ def forward(cell, xs, states0, mask=None, rmask=None, ws=None, training=False):
     W = np.ascontiguousarray(cell.params["kernel"], dt)
     U = np.ascontiguousarray(cell.params["recurrent_kernel"], dt)
     xs = np.ascontiguousarray(xs)
-    xw = _threads.matmul(xs.reshape(T * B, F), W).reshape(T, B, G)       # (T, B, 3H)
+    xw = _scan.project(xs, W, ws)                                          # (T, B, 3H)
     b_in = cell.split_bias()[0]
     if b_in is not None:
         xw += np.asarray(b_in, dt)

@@ -21,7 +21,7 @@ import numpy as np
 from numba import njit
 
 from ..cells import LSTMCell
-from . import _blas, _zoneout
+from . import _blas, _scan, _zoneout
 from . import threads as _threads
 from ._loops import DTYPES, JIT, opt, recurrent_grad, run
 from ._loops import add_row as _add_row
@@ -231,7 +231,7 @@ def forward(cell, xs, states0, mask=None, rmask=None, ws=None, training=False):
     P = cell.proj_size or H
     W, U, Pk, peep = _weights(cell, dt)
     xs = np.ascontiguousarray(xs)
-    xw = _threads.matmul(xs.reshape(T * B, F), W).reshape(T, B, G)       # (T, B, 4H)
+    xw = _scan.project(xs, W, ws)                                          # (T, B, 4H)
     b_in = cell.split_bias()[0]
     if b_in is not None:
         xw += np.asarray(b_in, dt)
