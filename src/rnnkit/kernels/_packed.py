@@ -42,6 +42,8 @@ ENABLED = os.environ.get("RNNKIT_PACKED", "1") != "0"
 try:
     import llvmlite.binding as _llvm
     from llvmlite import ir as _ir
+    from numba import carray as _carray
+    from numba import cfunc as _cfunc
     from numba import njit
     from numba import types as _types
     from numba.core import cgutils as _cgutils
@@ -202,6 +204,79 @@ if AVAILABLE:
             _block1(A, a_off + i * lda, lda, P, p_off, C, c_off + i * ldc, ldc, K, accumulate)
 
     @njit(**_JIT)
+    def _gemm_flat(M, N, K, A, lda, P, C, ldc, accumulate, t):
+        """The packed product on flat arrays: ``C (+)= A @ U``, A and C row-major with leading
+        dimensions ``lda``/``ldc``, ``P`` the packing of ``U`` (K, N), ``t`` an M x NR scratch
+        for the last, partial panel."""
+        full = N // NR
+        for p in range(full):
+            _rows(A, 0, lda, P, p * K * NR, C, p * NR, ldc, K, M, accumulate)
+        rest = N - full * NR
+        if rest > 0:
+            c0 = full * NR
+            if accumulate:
+                for i in range(M):
+                    for j in range(rest):
+                        t[i * NR + j] = C[c0 + i * ldc + j]
+            _rows(A, 0, lda, P, full * K * NR, t, 0, NR, K, M, accumulate)
+            for i in range(M):
+                for j in range(rest):
+                    C[c0 + i * ldc + j] = t[i * NR + j]
+
+    # The product is compiled once, as a C-callable function registered in LLVM's symbol
+    # table under a fixed name, and the kernels call it by that name (as they call OpenBLAS,
+    # :mod:`._blas`). Called as a numba function instead, its code (four unrolled register
+    # blocks) was linked into every kernel and optimised again there: cold compile of
+    # ``rnnkit train`` 8.2 -> 15.2 s, of every kernel 63 s (issue 18).
+    _SYMBOL = "rnnkit_packed_sgemm_v1"
+    _f32p = _types.CPointer(_types.float32)
+    _C_SIG = _types.void(_types.intp, _types.intp, _types.intp, _f32p, _types.intp, _f32p,
+                         _f32p, _types.intp, _types.int32, _f32p)
+
+    @_cfunc(_C_SIG, cache=True, nogil=True, error_model="numpy")
+    def _gemm_c(M, N, K, a, lda, p, c, ldc, accumulate, t):
+        A = _carray(a, ((M - 1) * lda + K,))
+        P = _carray(p, (((N + NR - 1) // NR) * K * NR,))
+        C = _carray(c, ((M - 1) * ldc + N,))
+        T = _carray(t, (M * NR if N % NR else 0,))
+        _gemm_flat(M, N, K, A, lda, P, C, ldc, accumulate != 0, T)
+
+    _llvm.add_symbol(_SYMBOL, _gemm_c.address)
+
+    @_intrinsic
+    def _call(typingctx, M, N, K, A, a_off, lda, P, C, c_off, ldc, accumulate, tile):
+        """Emit the call of the registered product (:data:`_SYMBOL`) on the memory of A, P,
+        C, tile from element offsets ``a_off`` / ``c_off``."""
+        for arr in (A, P, C, tile):
+            if not (isinstance(arr, _types.Array) and arr.dtype == _types.float32):
+                return None
+        sig = _types.void(M, N, K, A, a_off, lda, P, C, c_off, ldc, accumulate, tile)
+
+        def codegen(context, builder, signature, args):
+            st = signature.args
+            ip = context.get_value_type(_types.intp)
+            fp = _ir.FloatType().as_pointer()
+            i32 = _ir.IntType(32)
+            fn = _cgutils.get_or_insert_function(
+                builder.module, _ir.FunctionType(_ir.VoidType(),
+                                                 [ip, ip, ip, fp, ip, fp, fp, ip, i32, fp]),
+                _SYMBOL)
+
+            def n(i):
+                return context.cast(builder, args[i], st[i], _types.intp)
+
+            def data(i, off=None):
+                ptr = context.make_array(st[i])(context, builder, args[i]).data
+                return ptr if off is None else builder.gep(ptr, [n(off)])
+
+            acc = context.cast(builder, args[10], st[10], _types.int32)
+            builder.call(fn, [n(0), n(1), n(2), data(3, 4), n(5), data(6), data(7, 8), n(9),
+                              acc, data(11)])
+            return context.get_dummy_value()
+
+        return sig, codegen
+
+    @njit(**_JIT)
     def gemm(M, N, A, a_off, lda, P, C, c_off, ldc, accumulate, tile):
         """``C[c_off:] (+)= A[a_off:] @ U`` with ``U`` packed as ``P`` (:func:`pack`).
 
@@ -209,23 +284,7 @@ if AVAILABLE:
         M x K (K = ``P.shape[1]``), C is M x N. ``tile`` is a float32 scratch of at least
         M x NR elements (for the last, partial panel when N is not a multiple of NR).
         """
-        K = P.shape[1]
-        full = N // NR
-        for p in range(full):
-            _rows(A, a_off, lda, P, p * K * NR, C, c_off + p * NR, ldc, K, M, accumulate)
-        rest = N - full * NR
-        if rest > 0:
-            t = tile.ravel()
-            c0 = c_off + full * NR
-            Cf = C.ravel()
-            if accumulate:
-                for i in range(M):
-                    for j in range(rest):
-                        t[i * NR + j] = Cf[c0 + i * ldc + j]
-            _rows(A, a_off, lda, P, full * K * NR, t, 0, NR, K, M, accumulate)
-            for i in range(M):
-                for j in range(rest):
-                    Cf[c0 + i * ldc + j] = t[i * NR + j]
+        _call(M, N, P.shape[1], A, a_off, lda, P, C, c_off, ldc, accumulate, tile)
 
     @njit(**_JIT)
     def packed_matmul(A, P, C, accumulate):
