@@ -124,9 +124,9 @@ _SMALL_M = 4   # up to this many rows, a plain loop beats BLAS gemm (which packs
 
 
 @njit(**JIT)
-def project(x, W, U, P, h, z, t, tile, b0, b1):
-    """z[b0:b1] = x[b0:b1, t] @ W + h[b0:b1] @ U (``P``: U packed or empty, ``tile``: its
-    scratch, :func:`._packed.product`).
+def project(x, W, PW, U, P, h, z, t, tile, b0, b1):
+    """z[b0:b1] = x[b0:b1, t] @ W + h[b0:b1] @ U (``PW`` / ``P``: W / U packed or empty,
+    ``tile``: their scratch, :func:`._packed.product`).
 
     Up to ``_SMALL_M`` rows (a stateful model fed one sample at a time) plain vectorized
     loops: BLAS would repack W and U on every call, 5-8x slower for one row of a
@@ -149,8 +149,8 @@ def project(x, W, U, P, h, z, t, tile, b0, b1):
                 for j in range(G):
                     zb[j] += a * uk[j]
         return
-    _blas.gemm(0, 0, n, G, F, K[0], x, b0 * T * F + t * F, T * F, W, 0, G, K[0] - K[0],
-               z, b0 * G, G)
+    _packed.product(n, G, F, x, b0 * T * F + t * F, T * F, W, 0, G, PW, z, b0 * G, G, False,
+                    tile)
     _packed.product(n, G, H, h, b0 * H, H, U, 0, G, P, z, b0 * G, G, True, tile)
 
 

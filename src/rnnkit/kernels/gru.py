@@ -12,7 +12,7 @@ import numpy as np
 from numba import njit
 
 from ..cells import GRUCell
-from . import _blas, _packed, _zoneout
+from . import _packed, _zoneout
 from . import threads as _threads
 from ._loops import (
     DTYPES,
@@ -213,7 +213,7 @@ def _gru_before_bwd(hbuf, gates, UT, PTzr, PTh, mask, rmask, zm, zr, dhs, dh, dx
         _rec_grad(dtmp, dh, mask, t, rmask, has_mask, has_r, True, b0, b1)
         _zoneout.add_carry(dh, dzone, mask, t, zm, zr, b0, b1)
 @njit(**JIT)
-def _gru_after_infer(x, W, U, P, bias, b_rec, h, z, hu, mask, out, backwards, b0, b1):
+def _gru_after_infer(x, W, PW, U, P, bias, b_rec, h, z, hu, mask, out, backwards, b0, b1):
     """reset_after GRU; ``z`` (B, G) takes x_t @ W + b, ``hu`` (B, G) h @ U + b_rec."""
     K = _consts_like(x)
     B, T, F = x.shape
@@ -225,8 +225,7 @@ def _gru_after_infer(x, W, U, P, bias, b_rec, h, z, hu, mask, out, backwards, b0
     tile = np.empty((n, _packed.NR), np.float32)
     for s in range(T):
         t = T - 1 - s if backwards else s
-        _blas.gemm(0, 0, n, G, F, K[0], x, b0 * T * F + t * F, T * F, W, 0, G, zero,
-                   z, b0 * G, G)
+        _product(n, G, F, x, b0 * T * F + t * F, T * F, W, 0, G, PW, z, b0 * G, G, False, tile)
         _product(n, G, H, h, b0 * H, H, U, 0, G, P, hu, b0 * G, G, False, tile)
         for b in range(b0, b1):
             if not (has_mask and not mask[t, b]):
@@ -346,7 +345,8 @@ def infer(cell, x, states0, mask=None, go_backwards=False, return_sequences=True
     H, G = U.shape
     out = np.empty((B, T, H) if return_sequences else (0, 0, 0), x.dtype)
     z = np.empty((B, G), x.dtype)
-    P = _packed.for_call(U, x.dtype, B if T > 1 else 0)
-    run(_gru_after_infer, B, H * G + G * F, T, x, W, U, P, bias, b_rec,
+    rows = B if T > 1 else 0
+    PW, P = _packed.for_call(W, x.dtype, rows), _packed.for_call(U, x.dtype, rows)
+    run(_gru_after_infer, B, H * G + G * F, T, x, W, PW, U, P, bias, b_rec,
         states[0], z, np.empty((B, G), x.dtype), m, out, go_backwards)
     return (out if return_sequences else None), states

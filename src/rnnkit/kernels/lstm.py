@@ -129,7 +129,7 @@ def activate(g, cp, cn, H):
 
 
 @njit(**JIT)
-def _lstm_infer(x, W, U, P, bias, h, c, z, mask, out, backwards, b0, b1):
+def _lstm_infer(x, W, PW, U, P, bias, h, c, z, mask, out, backwards, b0, b1):
     K = _consts_like(x)
     B, T, F = x.shape
     H = h.shape[1]
@@ -137,7 +137,7 @@ def _lstm_infer(x, W, U, P, bias, h, c, z, mask, out, backwards, b0, b1):
     tile = np.empty((b1 - b0, _packed.NR), np.float32)
     for s in range(T):
         t = T - 1 - s if backwards else s
-        _project(x, W, U, P, h, z, t, tile, b0, b1)
+        _project(x, W, PW, U, P, h, z, t, tile, b0, b1)
         for b in range(b0, b1):
             if not (has_mask and not mask[t, b]):
                 g, hr, cr = z[b], h[b], c[b]
@@ -302,8 +302,9 @@ def infer(cell, x, states0, mask=None, go_backwards=False, return_sequences=True
     H, G = U.shape
     out = np.empty((B, T, H) if return_sequences else (0, 0, 0), x.dtype)
     z = np.empty((B, G), x.dtype)
-    P = _packed.for_call(U, x.dtype, B if T > 1 else 0)
-    run(_lstm_infer, B, H * G + G * F, T, x, W, U, P, bias, states[0], states[1],
+    rows = B if T > 1 else 0
+    PW, P = _packed.for_call(W, x.dtype, rows), _packed.for_call(U, x.dtype, rows)
+    run(_lstm_infer, B, H * G + G * F, T, x, W, PW, U, P, bias, states[0], states[1],
         z, m, out, go_backwards)
     return (out if return_sequences else None), states
 

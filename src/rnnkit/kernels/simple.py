@@ -88,7 +88,7 @@ def _simple_bwd(hbuf, UT, PT, mask, rmask, dhs, dh, dxw, dtmp, act, b0, b1):
         _rec_grad(dtmp, dh, mask, t, rmask, has_mask, has_r, False, b0, b1)
 
 @njit(**JIT)
-def _simple_infer(x, W, U, P, bias, h, z, mask, out, act, backwards, b0, b1):
+def _simple_infer(x, W, PW, U, P, bias, h, z, mask, out, act, backwards, b0, b1):
     K = _consts_like(x)
     B, T, F = x.shape
     H = h.shape[1]
@@ -97,7 +97,7 @@ def _simple_infer(x, W, U, P, bias, h, z, mask, out, act, backwards, b0, b1):
     tile = np.empty((b1 - b0, _packed.NR), np.float32)
     for s in range(T):
         t = T - 1 - s if backwards else s
-        _project(x, W, U, P, h, z, t, tile, b0, b1)
+        _project(x, W, PW, U, P, h, z, t, tile, b0, b1)
         for b in range(b0, b1):
             if not (has_mask and not mask[t, b]):
                 g, hr = z[b], h[b]
@@ -156,7 +156,8 @@ def infer(cell, x, states0, mask=None, go_backwards=False, return_sequences=True
     H = U.shape[0]
     out = np.empty((B, T, H) if return_sequences else (0, 0, 0), x.dtype)
     z = np.empty((B, H), x.dtype)
-    P = _packed.for_call(U, x.dtype, B if T > 1 else 0)
-    run(_simple_infer, B, H * H + H * F, T, x, W, U, P, bias, states[0], z, m,
+    rows = B if T > 1 else 0
+    PW, P = _packed.for_call(W, x.dtype, rows), _packed.for_call(U, x.dtype, rows)
+    run(_simple_infer, B, H * H + H * F, T, x, W, PW, U, P, bias, states[0], z, m,
         out, _SIMPLE_ACT[cell.activation.name], go_backwards)
     return (out if return_sequences else None), states
