@@ -221,7 +221,6 @@ def _gru_after_infer(x, W, PW, U, P, bias, b_rec, h, z, hu, mask, out, backwards
     n = b1 - b0
     has_mask, has_b, has_rb = mask.shape[0] > 0, bias.shape[0] > 0, b_rec.shape[0] > 0
     has_out = out.shape[0] > 0
-    zero = K[0] - K[0]
     tile = np.empty((n, _packed.NR), np.float32)
     for s in range(T):
         t = T - 1 - s if backwards else s
