@@ -326,7 +326,7 @@ def _shapes(n, length, channels, classes=2, vary=False, seed=0):
 def test_plan_long_univariate_series_are_normalised_per_series_and_patched():
     x, y = _shapes(40, 500, 1)
     x = [(s - s.mean()) / s.std() for s in x]          # z-normalised, as in the UCR archive
-    clf = SequenceClassifier(verbose=0, view="time")   # the view trials: tests below
+    clf = SequenceClassifier(verbose=0, view="time", crop="off")  # trials: below
     ch = {c["name"]: c for c in clf.plan(x, y)}
     assert ch["normalize"]["value"] == "series" and "univariate" in ch["normalize"]["reason"]
     assert ch["patch"]["value"] == 8 and "at most 63 steps" in ch["patch"]["reason"]
@@ -341,7 +341,8 @@ def test_plan_long_univariate_series_are_normalised_per_series_and_patched():
 def test_plan_keeps_level_and_scale_of_series_that_are_not_z_normalised(tmp_path):
     x, y = _shapes(30, 40, 1, classes=2)
     x = [s * (1 + 2 * (i % 2)) + 5 * (i % 2) for i, s in enumerate(x)]   # class = level/scale
-    clf = SequenceClassifier(verbose=0, epochs=40, ensemble=1, units=8, embed=8, view="time")
+    clf = SequenceClassifier(verbose=0, epochs=40, ensemble=1, units=8, embed=8,
+                             view="time", crop="off")
     assert _choices(clf) == {} and clf.plan(x, y)[0]["value"] == "series+level"
     assert _choices(clf)["spectrum"] is False and _choices(clf)["patch"] == 1
     clf.fit(x, y)
@@ -363,7 +364,7 @@ def test_plan_short_multivariate_series_per_channel_without_patches():
 
 def test_plan_variable_lengths_patch_by_the_longest_and_size_grows_with_data():
     x, y = _shapes(1200, 1000, 1, vary=True)
-    clf = SequenceClassifier(verbose=0, view="time")
+    clf = SequenceClassifier(verbose=0, view="time", crop="off")
     ch = _choices(clf) if clf.plan(x, y) else {}
     assert ch["patch"] == -(-max(len(s) for s in x) // 64)
     assert ch["units"] == [128] and ch["batch_size"] == 64
@@ -371,8 +372,8 @@ def test_plan_variable_lengths_patch_by_the_longest_and_size_grows_with_data():
 
 def test_plan_time_budget_limits_epochs_and_ensemble_and_user_settings_win():
     x, y = _shapes(1000, 1000, 1)
-    big = SequenceClassifier(verbose=0, time_budget=10_000, view="time")
-    small = SequenceClassifier(verbose=0, time_budget=30, view="time")
+    big = SequenceClassifier(verbose=0, time_budget=10_000, view="time", crop="off")
+    small = SequenceClassifier(verbose=0, time_budget=30, view="time", crop="off")
     b, s = (_choices(c) if c.plan(x, y) else {} for c in (big, small))
     assert b["ensemble"] == 3 and s["ensemble"] == 1
     assert s["epochs"] < b["epochs"] and "budget" in small.choices_[-1]["reason"] + str(
@@ -450,7 +451,7 @@ def test_view_short_series_or_single_member_classes_skip_the_trials():
     x, y = _shapes(30, 20, 1)
     clf = SequenceClassifier(verbose=0)
     ch = {c["name"]: c for c in clf.plan(x, y)}
-    assert ch["view"]["value"] == "time" and "no spectrum trial" in ch["view"]["reason"]
+    assert ch["view"]["value"] == "time" and "no cross-validation trial" in ch["view"]["reason"]
     x, y = _shapes(5, 40, 1, classes=5)               # one series per class
     ch = {c["name"]: c for c in SequenceClassifier(verbose=0).plan(x, y)}
     assert ch["view"]["value"] == "time" and "single training series" in ch["view"]["reason"]

@@ -41,7 +41,7 @@ class Opt:
     """One ``rnnkit train`` option: its type, help and default (per task when a dict)."""
 
     name: str
-    kind: str                 # int, float, str, bool, units, auto_int, choice
+    kind: str                 # int, float, str, bool, units, auto_int, choice, crop
     help: str
     default: object = None
     choices: tuple = ()
@@ -134,6 +134,12 @@ def options():
             "log magnitude spectrum read as a sequence) (default: chosen by 2-fold "
             "cross-validation on the training data for series of 32 steps or more)", None,
             choices=("time", "spectrum"), tasks=("classify",)),
+        Opt("crop", "crop", "classify: train on random windows covering the share F (0 < F < "
+            "1) of each series, a fresh window every epoch, and predict by averaging the "
+            "class probabilities of windows covering the series | off (whole series) | auto "
+            "(F = 0.25 or off, chosen with --view by the same cross-validation)",
+            {"classify": "auto"},
+            tasks=("classify",), metavar="F|off|auto"),
         Opt("patch", "int", "classify: time steps grouped into one recurrent step (default: "
             "long series are cut into ~64 patches)", None, tasks=("classify",), metavar="N"),
         Opt("embed", "int", "classify: width of the Dense(relu) layer applied to every patch "
@@ -266,6 +272,17 @@ def _coerce(opt, value, source):
         for u in str(value).replace(" ", "").split(","):
             _in_range(opt, u, where)
         return str(value)
+    if k == "crop":
+        if isinstance(value, str) and value.strip().lower() in ("auto", "off"):
+            return value.strip().lower()
+        try:
+            v = float(value) if not isinstance(value, bool) else None
+        except (TypeError, ValueError):
+            v = None
+        if v is None or not 0.0 < v <= 0.999:
+            raise CLIError(f"{where} must be a share of the series in (0, 0.999] (e.g. 0.25), "
+                           f"'off' or 'auto', got {value!r}.")
+        return v
     if k == "auto_int":
         if isinstance(value, str) and value.strip().lower() in ("auto", "none"):
             return value.strip().lower()
@@ -416,7 +433,7 @@ def _train_sequences(v, out, callbacks=None):
         pipe = SequenceClassifier(
             bidirectional=v["bidirectional"], ensemble=v["ensemble"], normalize=v["normalize"],
             patch=v["patch"], embed=v["embed"], time_budget=v["time_budget"], view=v["view"],
-            **_common_kwargs(v))
+            crop=None if v["crop"] == "auto" else v["crop"], **_common_kwargs(v))
         out.say("choices (from the training data):")
         for c in pipe.plan(as_sequences(x_tr), y_tr):
             out.say(f"  {c['name']:<14}{fmt(c['value'])!s:<10} {c['reason']}")

@@ -355,7 +355,9 @@ _PARAMS = Obj({
     "normalize": Str(20, choices=("series", "series+level", "channel", "none")).or_null(),
     "patch": Int(1, MAX_WINDOW).or_null(),
     "view": Str(10, choices=("time", "spectrum")),
-}, optional=("normalize", "patch", "view", "cell", "units", "bidirectional", "dropout", "l2", "epochs", "batch_size",
+    # share of each series a training window covers (0: whole series, no cropping)
+    "crop": Num(0.0, 0.999),
+}, optional=("normalize", "patch", "view", "crop", "cell", "units", "bidirectional", "dropout", "l2", "epochs", "batch_size",
              "learning_rate", "clipnorm", "validation_split", "patience", "ensemble",
              "aggregate", "log", "difference", "seasonal_period", "seed", "embedding_dim",
              "seq_len", "standardize"), extra=ANY)

@@ -12,6 +12,7 @@ trained; their predictions are averaged.
 
 from __future__ import annotations
 
+import math
 import time
 
 import numpy as np
@@ -232,6 +233,98 @@ def patch_spectra(seqs, patch, channels):
     return out
 
 
+#: Fewest windows per series whose probabilities are averaged at prediction (see
+#: :func:`covering_windows`).
+CROP_WINDOWS = 5
+
+
+def crop_length(length, crop):
+    """Steps of a window that covers the share ``crop`` of a ``length``-step series:
+    ``ceil(crop * length)`` (the whole series when ``crop`` is 0: no cropping).
+
+    Args:
+        length: steps of the series.
+        crop: share of the series a window covers (0 < crop < 1), or 0 (whole series).
+
+    Returns:
+        int in ``[1, length]``.
+
+    Example:
+        >>> crop_length(2000, 0.25)
+        500
+    """
+    if not crop:
+        return int(length)
+    return int(min(length, max(1, math.ceil(crop * length - 1e-9))))
+
+
+def random_windows(seqs, crop, rng):
+    """One random contiguous window of every series (window slicing, Le Guennec et al. 2016).
+
+    Args:
+        seqs: list of ``(T_i, C)`` arrays.
+        crop: share of each series a window covers: ``crop_length(T_i, crop)`` steps.
+        rng: a ``numpy.random.Generator`` that draws the starts (uniform over the positions).
+
+    Returns:
+        list of ``(crop_length(T_i, crop), C)`` views into ``seqs``.
+    """
+    out = []
+    for s in seqs:
+        w = crop_length(len(s), crop)
+        start = int(rng.integers(0, len(s) - w + 1))
+        out.append(s[start:start + w])
+    return out
+
+
+def covering_windows(seqs, crop):
+    """Evenly spaced windows that together cover every series, for prediction.
+
+    A series of T steps gives ``min(T - w + 1, max(CROP_WINDOWS, ceil(2T / w) - 1))``
+    windows of ``w = crop_length(T, crop)`` steps, the first at the start, the last at the end
+    (neighbours overlap by at least half a window).
+
+    Args:
+        seqs: list of ``(T_i, C)`` arrays.
+        crop: share of each series a window covers.
+
+    Returns:
+        ``(windows, owner)``: a list of ``(w_i, C)`` arrays and an (M,) int array, the series
+        each window comes from (ascending).
+
+    Example:
+        >>> w, owner = covering_windows([np.arange(8.0)[:, None]], 0.5)
+        >>> [int(a[0, 0]) for a in w], owner.tolist()
+        ([0, 1, 2, 3, 4], [0, 0, 0, 0, 0])
+    """
+    windows, owner = [], []
+    for i, s in enumerate(seqs):
+        t = len(s)
+        w = crop_length(t, crop)
+        count = min(t - w + 1, max(CROP_WINDOWS, -(-2 * t // w) - 1))
+        for start in np.unique(np.round(np.linspace(0, t - w, count)).astype(np.int64)):
+            windows.append(s[start:start + w])
+            owner.append(i)
+    return windows, np.asarray(owner, dtype=np.int64)
+
+
+def check_crop(crop, what="crop"):
+    """``crop`` as a float: the share of each series a training window covers, in
+    (0, 0.999], or 0.0 for whole series (no cropping).
+
+    Accepts a number in [0, 0.999] and False / 'off' (0.0). Raises ValueError naming ``what``
+    for anything else (None and 'auto' are handled by the caller).
+    """
+    if crop is False or (isinstance(crop, str) and crop.strip().lower() == "off"):
+        return 0.0
+    if isinstance(crop, bool) or not isinstance(crop, (int, float, np.integer, np.floating)) \
+            or not 0.0 <= float(crop) <= 0.999:
+        raise ValueError(f"{what} must be a number in (0, 0.999] (the share of each series a "
+                         f"training window covers), or 0 or 'off' for whole series; got "
+                         f"{crop!r}.")
+    return float(crop)
+
+
 def warmup_cosine(learning_rate, total_steps, warmup_fraction=0.1, floor=0.01):
     """Linear warm-up from ``learning_rate / 10`` over the first ``warmup_fraction`` of the
     updates, then cosine decay to ``floor * learning_rate`` at ``total_steps``."""
@@ -266,6 +359,35 @@ class _Deadline(_cb.Callback):
 
 
 
+class _CropBatches:
+    """Training batches of random windows: every pass (epoch) draws one fresh window of
+    every series (:func:`random_windows`), prepares it as the pipeline does, shuffles and
+    yields ``(x_batch, y_batch)`` (the engine's iterable-of-batches input).
+
+    Args:
+        pipe: the fitted-preprocessing :class:`SequencePipeline` (``_prepare_x``).
+        seqs: list of ``(T_i, C)`` whole training series.
+        y_enc: (N, ...) encoded targets.
+        batch_size: series per batch.
+        seed: seed of the windows and the order (None: not seeded).
+    """
+
+    def __init__(self, pipe, seqs, y_enc, batch_size, seed):
+        self.pipe, self.seqs, self.y = pipe, seqs, y_enc
+        self.batch_size = batch_size
+        self.rng = np.random.default_rng(seed)
+
+    def __len__(self):
+        return -(-len(self.seqs) // self.batch_size)
+
+    def __iter__(self):
+        xs = self.pipe._prepare_x(random_windows(self.seqs, self.pipe.crop, self.rng))
+        order = self.rng.permutation(len(xs))
+        for start in range(0, len(xs), self.batch_size):
+            idx = order[start:start + self.batch_size]
+            yield self.pipe._model_input([xs[i] for i in idx]), self.y[idx]
+
+
 class SequencePipeline:
     """Base class of :class:`SequenceClassifier` and :class:`SequenceRegressor`.
 
@@ -286,13 +408,13 @@ class SequencePipeline:
     param_names = ("cell", "units", "bidirectional", "dropout", "epochs", "batch_size",
                    "learning_rate", "clipnorm", "validation_split", "patience", "seed",
                    "normalize", "patch", "spectrum", "embed", "ensemble", "schedule",
-                   "weight_decay", "view")
+                   "weight_decay", "view", "crop")
 
     def __init__(self, cell="lstm", units=None, layers=None, bidirectional=False, dropout=None,
                  epochs=None, batch_size=None, learning_rate=None, clipnorm=1.0,
                  validation_split=None, patience=None, standardize=True, seed=0, verbose=1,
                  normalize=None, patch=1, embed=0, ensemble=1, schedule="constant",
-                 weight_decay=0.0, time_budget=None, spectrum=False, view="time"):
+                 weight_decay=0.0, time_budget=None, spectrum=False, view="time", crop=0.0):
         d = self.defaults
         dropout = d["dropout"] if dropout is None else dropout
         epochs = d["epochs"] if epochs is None else epochs
@@ -331,6 +453,7 @@ class SequencePipeline:
         self.patch = int(patch)
         self.spectrum = bool(spectrum)
         self.view = view
+        self.crop = check_crop(crop)
         self.embed = int(embed)
         self.ensemble = int(ensemble)
         self.schedule = schedule
@@ -475,29 +598,35 @@ class SequencePipeline:
         started -= getattr(self, "selection_seconds_before_fit_", 0.0)
         self.n_features = int(seqs[0].shape[1])
         self.scaler = None
-        viewed = self._view(seqs)
+        # with crops the network reads windows: the scalers see the windows it will read
+        viewed = self._view(covering_windows(seqs, self.crop)[0] if self.crop else seqs)
         if self.normalize == "channel":
             self.scaler = StandardScaler().fit(viewed)
         elif self.normalize == "series+level":  # scales the (N, 2C) level features
             self.scaler = StandardScaler().fit(series_level(viewed))
         self._fit_targets(y)
         y_enc = self._encode_y(y)
-        xs = self._prepare_x(seqs)
         if validation_data is not None:
-            tr = np.arange(len(xs))
-            x_val = self._prepare_x(validation_data[0], "x_val")
-            y_val = self._encode_y(validation_data[1])
+            tr = np.arange(len(seqs))
+            x_val, y_val = self._windows(as_sequences(validation_data[0], "x_val"),
+                                         self._encode_y(validation_data[1]), "x_val")
         elif self.validation_split > 0:
             tr, va = stratified_split(self._groups(y_enc), self.validation_split,
                                       0 if self.seed is None else self.seed)
             if len(va) == 0:
                 raise ValueError(
                     f"validation_split={self.validation_split} holds out no sample from "
-                    f"{len(xs)} training sequences; use more data or validation_split=0.")
-            x_val, y_val = [xs[i] for i in va], y_enc[va]
+                    f"{len(seqs)} training sequences; use more data or validation_split=0.")
+            x_val, y_val = self._windows([seqs[i] for i in va], y_enc[va])
         else:
-            tr, x_val, y_val = np.arange(len(xs)), None, None
-        x_tr = self._model_input([xs[i] for i in tr])
+            tr, x_val, y_val = np.arange(len(seqs)), None, None
+        if self.crop:
+            x_tr = None   # fresh random windows every epoch (_CropBatches, per member)
+            width = self._prepare_x(covering_windows(seqs[:1], self.crop)[0][:1])[0].shape[1]
+        else:
+            xs = self._prepare_x(seqs)
+            x_tr = self._model_input([xs[i] for i in tr])
+            width = xs[0].shape[1]
         val = None if x_val is None else (self._model_input(x_val), y_val)
         total_steps = self.epochs * -(-len(tr) // self.batch_size)
         deadline = None if self.time_budget is None else started + self.time_budget
@@ -516,7 +645,7 @@ class SequencePipeline:
                     break
             member_start = cpu_seconds()
             seed_everything(seed)
-            model = self.build_model(xs[0].shape[1], total_steps, seed)
+            model = self.build_model(width, total_steps, seed)
             check_file_fits(self, model)
             cbs = list(callbacks or [])
             stopper = None
@@ -528,7 +657,12 @@ class SequencePipeline:
                     if self.schedule == "cosine" else 0)
                 cbs.append(stopper)
             guard = _Deadline(deadline)
-            hist = model.fit(x_tr, y_enc[tr], batch_size=self.batch_size, epochs=self.epochs,
+            if self.crop:
+                data, targets = _CropBatches(self, [seqs[i] for i in tr], y_enc[tr],
+                                             self.batch_size, seed), None
+            else:
+                data, targets = x_tr, y_enc[tr]
+            hist = model.fit(data, targets, batch_size=self.batch_size, epochs=self.epochs,
                              validation_data=val, callbacks=cbs + [guard, bar],
                              verbose=2 if self.verbose >= 2 else 0)
             took = cpu_seconds() - member_start
@@ -549,15 +683,39 @@ class SequencePipeline:
             raise RuntimeError(f"{type(self).__name__} is not fitted: call fit(x, y) first, or "
                                f"load a saved one with {type(self).__name__}.load(path).")
 
+    def _windows(self, seqs, y_enc=None, what="x"):
+        """What the network reads for whole series ``seqs``: their prepared sequences, or
+        with ``crop`` those of their covering windows (:func:`covering_windows`).
+
+        Returns:
+            ``(inputs, targets)``: a list of prepared ``(steps, features)`` arrays and
+            ``y_enc`` repeated per window (None when ``y_enc`` is None).
+        """
+        if not self.crop:
+            return self._prepare_x(seqs, what), y_enc
+        windows, owner = covering_windows(as_sequences(seqs, what), self.crop)
+        return self._prepare_x(windows, what), None if y_enc is None else y_enc[owner]
+
     def _raw_predict(self, x):
-        """The members' outputs for ``x``, averaged."""
+        """The members' outputs for ``x``, averaged (with ``crop``: over each series'
+        covering windows too)."""
         self._check_fitted()
-        xin = self._model_input(self._prepare_x(x))
+        seqs = as_sequences(x)
+        owner = None
+        if self.crop:
+            seqs, owner = covering_windows(seqs, self.crop)
+        xin = self._model_input(self._prepare_x(seqs))
         out = None
         for model in self.members:
             p = model.predict(xin, batch_size=max(self.batch_size, 64), verbose=0)
             out = p.astype(np.float64) if out is None else out + p
-        return (out / len(self.members)).astype(np.float32)
+        out /= len(self.members)
+        if owner is not None:   # mean over each series' windows
+            n = int(owner[-1]) + 1
+            total = np.zeros((n,) + out.shape[1:])
+            np.add.at(total, owner, out)
+            out = total / np.bincount(owner, minlength=n).reshape((n,) + (1,) * (out.ndim - 1))
+        return out.astype(np.float32)
 
     def transform(self, x, y=None):
         """What the network is fed for raw ``(x, y)``: the saved preprocessing applied.
@@ -570,15 +728,17 @@ class SequencePipeline:
             ``(x_model, y_model)``: scaled sequences (one ``(N, T, C)`` float32 array when
             the lengths are equal, else a ragged list the model pads and masks) and the
             encoded targets (one-hot (N, K) for a classifier; None when ``y`` is None).
+            With ``crop``, one entry per covering window (:func:`covering_windows`), the
+            targets repeated per window.
         """
         self._check_fitted()
-        return (self._model_input(self._prepare_x(x)),
-                None if y is None else self._encode_y(y))
+        xs, ys = self._windows(x, None if y is None else self._encode_y(y))
+        return self._model_input(xs), ys
 
     def evaluate(self, x, y):
         """Loss and metrics on ``(x, y)``; returns a dict such as ``{"loss": .., ...}``."""
         self._check_fitted()
-        if len(self.members) > 1:
+        if len(self.members) > 1 or self.crop:
             return self._evaluate_outputs(self._raw_predict(x), y)
         res = self.model.evaluate(self._model_input(self._prepare_x(x)), self._encode_y(y),
                                   batch_size=max(self.batch_size, 64), verbose=0,

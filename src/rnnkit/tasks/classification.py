@@ -39,9 +39,17 @@ import numpy as np
 from .. import layers as _layers
 from ..utils import to_categorical
 from ._common import units_list
-from ._sequence import VIEWS, SequencePipeline, cpu_seconds, series_stats, stratified_split
+from ._sequence import (
+    VIEWS,
+    SequencePipeline,
+    check_crop,
+    cpu_seconds,
+    crop_length,
+    series_stats,
+    stratified_split,
+)
 
-__all__ = ["SequenceClassifier", "natural_sort"]
+__all__ = ["SequenceClassifier", "natural_sort", "pick_candidate"]
 
 #: Defaults of :class:`SequenceClassifier` (also those of ``rnnkit train --task classify``).
 #: None means "decided from the training data" (:meth:`SequenceClassifier.plan`).
@@ -57,6 +65,8 @@ MIN_SPECTRUM_PATCH = 8
 MIN_VIEW_LENGTH = 32
 #: Share of the time budget the view's cross-validation may use (split over its trials).
 VIEW_TRIAL_SHARE = 0.4
+#: Share of each series a training window covers when cropping is tried (``crop='auto'``).
+CROP_TRIAL = 0.25
 #: Optimizer updates per ensemble member (the epoch budget is derived from it).
 TARGET_UPDATES = 1000
 #: Largest ensemble trained when the time budget allows.
@@ -83,6 +93,40 @@ def natural_sort(labels):
         ['1', '2', '10']
     """
     return sorted(labels, key=_natural_key)
+
+
+def pick_candidate(scores, n):
+    """The simplest candidate whose cross-validated accuracy no other beats by more than one
+    standard error.
+
+    ``scores`` lists the candidates from the simplest to the most elaborate. Candidate c is
+    taken, in that order, as soon as ``best - acc[c] <= se(best, acc[c])``, where ``best`` is
+    the highest accuracy and ``se(a, b) = max(sqrt((a(1-a) + b(1-b)) / n), 1 / n)`` is the
+    standard error of the difference of two accuracies each measured on the same ``n``
+    series (and at least one series): a more elaborate candidate must win by more than
+    noise. With two candidates this is "take the second only if it wins by more than one
+    standard error".
+
+    Args:
+        scores: dict ``name -> accuracy`` in order of simplicity (first: the simplest).
+        n: series each accuracy was measured on.
+
+    Returns:
+        the chosen name.
+
+    Example:
+        >>> pick_candidate({"time": 0.80, "spectrum": 0.83}, 100)
+        'time'
+        >>> pick_candidate({"time": 0.50, "spectrum": 0.83}, 100)
+        'spectrum'
+    """
+    if not scores:
+        raise ValueError("pick_candidate needs at least one candidate score, got none.")
+    best = max(scores.values())
+    for name, acc in scores.items():
+        if best - acc <= max(math.sqrt((best * (1 - best) + acc * (1 - acc)) / n), 1.0 / n):
+            return name
+    return max(scores, key=scores.get)  # not reached: the best is within 0 of itself
 
 
 class SequenceClassifier(SequencePipeline):
@@ -118,6 +162,12 @@ class SequenceClassifier(SequencePipeline):
             spectrum, read as a sequence over frequency); None: chosen by 2-fold
             cross-validation on the training data for series of 32 steps or more, else
             'time'.
+        crop: share of each series a training window covers (window slicing: every epoch
+            trains on one random contiguous window of ``ceil(crop * T)`` steps of each
+            series; prediction averages the class probabilities of at least 5 evenly spaced
+            windows covering the series); 0 or 'off': whole series; None or 'auto': windows
+            of a quarter or whole series, chosen with the view by the same
+            cross-validation.
         patch: time steps per recurrent step (None: ``ceil(longest / 64)``).
         embed: width of the per-step ``Dense(embed, relu)`` front-end (0: none; None: 64).
         ensemble: networks trained from seeds ``seed, seed+1000, ...`` whose probabilities are
@@ -149,11 +199,13 @@ class SequenceClassifier(SequencePipeline):
                  validation_split=None, patience=None, standardize=True, seed=0, verbose=1,
                  normalize=None, patch=None, embed=None, ensemble=None, schedule="cosine",
                  weight_decay=1e-2, time_budget=CLASSIFY_DEFAULTS["time_budget"],
-                 spectrum=None, view=None):
+                 spectrum=None, view=None, crop=None):
+        auto_crop = crop is None or (isinstance(crop, str) and crop.strip().lower() == "auto")
+        crop = None if auto_crop else check_crop(crop)
         self._requested = dict(units=units, layers=layers, bidirectional=bidirectional,
                                epochs=epochs, batch_size=batch_size, normalize=normalize,
                                standardize=standardize, patch=patch, embed=embed,
-                               ensemble=ensemble, spectrum=spectrum, view=view)
+                               ensemble=ensemble, spectrum=spectrum, view=view, crop=crop)
         # what a candidate network of the view selection is built from (plan)
         self._arguments = dict(cell=cell, units=units, layers=layers, bidirectional=bidirectional,
                                dropout=dropout, epochs=epochs, batch_size=batch_size,
@@ -161,7 +213,7 @@ class SequenceClassifier(SequencePipeline):
                                standardize=standardize, normalize=normalize, patch=patch,
                                embed=embed, schedule=schedule, weight_decay=weight_decay,
                                spectrum=spectrum)
-        self._selection = None   # (data fingerprint, view, reason, CPU seconds) of plan
+        self._selection = None   # (data fingerprint, choice, reasons, CPU seconds) of plan
         super().__init__(
             cell=cell, units=units_list(units, layers, (64,)), bidirectional=bidirectional
             is not False, dropout=dropout, epochs=epochs or 1, batch_size=batch_size or 32,
@@ -169,7 +221,8 @@ class SequenceClassifier(SequencePipeline):
             patience=patience, standardize=standardize, seed=seed, verbose=verbose,
             normalize=normalize, patch=patch or 1, embed=64 if embed is None else embed,
             ensemble=ensemble or 1, schedule=schedule, weight_decay=weight_decay,
-            time_budget=time_budget, spectrum=bool(spectrum), view=view or "time")
+            time_budget=time_budget, spectrum=bool(spectrum), view=view or "time",
+            crop=crop or 0.0)
         self.choices_ = []
 
     # -- choices from the data -------------------------------------------------------------
@@ -216,9 +269,13 @@ class SequenceClassifier(SequencePipeline):
 
         self.selection_seconds_before_fit_ = 0.0
         spent = 0.0
-        if req["view"] is None:
-            view, reason, spent, fresh = self._select_view(x, y)
-            self.view = choose("view", view, reason)
+        if req["view"] is None or req["crop"] is None:
+            (view, crop), reasons, spent, fresh = self._select_candidate(x, y)
+            if req["view"] is None:
+                self.view = choose("view", view, reasons["view"])
+            if req["crop"] is None:
+                self.crop = crop
+                choose("crop", crop or "off", reasons["crop"])
             if not fresh:
                 self.selection_seconds_before_fit_ = spent
         seqs = self._view(x)
@@ -255,8 +312,11 @@ class SequenceClassifier(SequencePipeline):
                 f"series of {span} steps: " + (
                     f"{self.patch} steps per recurrent step, so the GRU runs at most {steps} "
                     "steps" if self.patch > 1 else
-                    f"short enough to feed step by step (<= {TARGET_STEPS})"))
-        steps = math.ceil(int(lengths.max()) / self.patch)
+                    f"short enough to feed step by step (<= {TARGET_STEPS})") + (
+                    f" ({math.ceil(crop_length(longest, self.crop) / self.patch)} on a "
+                    f"window of {self.crop:.0%})" if self.crop else ""))
+        # recurrent steps of the longest sequence the network reads (a window with crops)
+        steps = math.ceil(crop_length(int(lengths.max()), self.crop) / self.patch)
         if req["spectrum"] is None:
             self.spectrum = self.patch >= MIN_SPECTRUM_PATCH
             choose("spectrum", self.spectrum, (
@@ -288,9 +348,14 @@ class SequenceClassifier(SequencePipeline):
         per_epoch = batches * steps * step_cost * max(1.0, width) * len(self.units)
         budget = None if self.time_budget is None else max(self.time_budget - spent, 1.0)
         if req["epochs"] is None:
-            epochs = int(np.clip(round(TARGET_UPDATES / batches), 20, 300))
-            reason = (f"~{TARGET_UPDATES} updates of {batches} batches per epoch, warm-up "
-                      "then cosine decay, no early stopping")
+            # with crops every epoch reads fresh windows, a share crop of the data: as many
+            # updates as read the same number of time steps as whole series would
+            updates = TARGET_UPDATES / (self.crop or 1.0)
+            epochs = int(np.clip(round(updates / batches), 20, 300 / (self.crop or 1.0)))
+            reason = (f"~{updates:.0f} updates of {batches} batches per epoch" + (
+                f" (windows of {self.crop:.0%} of each series: the time steps of "
+                f"{TARGET_UPDATES} updates on whole series)" if self.crop else "")
+                + ", warm-up then cosine decay, no early stopping")
             if budget is not None and epochs * per_epoch > 0.8 * budget:
                 epochs = max(1, int(0.8 * budget / per_epoch))
                 reason = (f"as many epochs as fit 80% of the {budget:.0f} s budget (est. "
@@ -310,17 +375,33 @@ class SequenceClassifier(SequencePipeline):
                    "left unweighted (accuracy is the target)")
         self.choices_ = choices
         return choices
-    def _select_view(self, x, y):
-        """Choose ``view`` ('time' or 'spectrum') by 2-fold stratified cross-validation on
-        the training data: one network per view and fold, trained on one half and scored on
-        the other; the spectrum is chosen only when its accuracy is higher by more than one
-        standard error of the difference (``sqrt((a(1-a) + b(1-b)) / N)``; when in doubt,
-        the time view). Series shorter than :data:`MIN_VIEW_LENGTH` steps
-        keep the time view without trials. The result is remembered for the same data
-        (``rnnkit train`` plans before it fits).
+    def _candidates(self):
+        """The ``(view, crop)`` pairs cross-validation compares, simplest first: the views
+        left to choose ('time' then 'spectrum') crossed with the crops left to choose (off,
+        then :data:`CROP_TRIAL`); a setting the user gave is the only value of its axis."""
+        req = self._requested
+        views = VIEWS if req["view"] is None else (req["view"],)
+        crops = (0.0, CROP_TRIAL) if req["crop"] is None else (req["crop"],)
+        return [(v, c) for v in views for c in crops]
+
+    @staticmethod
+    def _candidate_name(view, crop):
+        return view + (f"+crop {crop:g}" if crop else "")
+
+    def _select_candidate(self, x, y):
+        """Choose ``view`` ('time' or 'spectrum') and ``crop`` (off or :data:`CROP_TRIAL`)
+        together by 2-fold stratified cross-validation on the training data: one network
+        per candidate (:meth:`_candidates`) and fold, trained on one half and scored on the
+        other (all trials together within :data:`VIEW_TRIAL_SHARE` of the time budget);
+        :func:`pick_candidate` takes the simplest candidate that no other beats by more than
+        one standard error (when in doubt: the time view, whole series). Series shorter than
+        :data:`MIN_VIEW_LENGTH` steps, or a class with a single training series, keep the
+        time view and whole series without trials. The result is remembered for the same
+        data (``rnnkit train`` plans before it fits).
 
         Returns:
-            ``(view, reason, CPU seconds the trials took, True if computed by this call)``.
+            ``((view, crop), {"view": reason, "crop": reason}, CPU seconds the trials took,
+            True if computed by this call)``.
         """
         lengths = [len(s) for s in x]
         key = (len(x), int(np.sum(lengths)), float(np.nansum(x[0])), float(np.nansum(x[-1])),
@@ -329,40 +410,56 @@ class SequenceClassifier(SequencePipeline):
             return self._selection[1], self._selection[2], self._selection[3], False
         start = cpu_seconds()
         ids = np.unique(np.asarray(y).astype(str), return_inverse=True)[1]
+        candidates = self._candidates()
+        default = candidates[0]
+        skip = None
         if min(lengths) < MIN_VIEW_LENGTH:
-            view, reason = "time", (f"series as short as {min(lengths)} steps (< "
-                                    f"{MIN_VIEW_LENGTH}): read over time, no spectrum trial")
+            skip = (f"series as short as {min(lengths)} steps (< {MIN_VIEW_LENGTH}): no "
+                    "cross-validation trial")
         elif np.bincount(ids).min() < 2:
-            view, reason = "time", ("a class with a single training series: no "
-                                    "cross-validation of the view possible; read over time")
+            skip = "a class with a single training series: no cross-validation possible"
+        if skip is not None:
+            choice = default
+            scores = None
+            reasons = {"view": f"{skip}; read over time" if choice[0] == "time" else skip,
+                       "crop": f"{skip}; whole series" if not choice[1] else skip}
         else:
             half, other = stratified_split(ids, 0.5, 0 if self.seed is None else self.seed)
             folds = [(half, other), (other, half)]
             share = None if self.time_budget is None else VIEW_TRIAL_SHARE * self.time_budget \
-                / (len(VIEWS) * len(folds))
+                / (len(candidates) * len(folds))
             scores = {}
-            for view in VIEWS:
+            for view, crop in candidates:
                 acc = []
                 for k, (tr, va) in enumerate(folds):
-                    trial = type(self)(**self._arguments, view=view, ensemble=1, verbose=0,
-                                       seed=None if self.seed is None else self.seed + 7 * k,
-                                       time_budget=share)
+                    trial = type(self)(**self._arguments, view=view, crop=crop, ensemble=1,
+                                       verbose=0, time_budget=share,
+                                       seed=None if self.seed is None else self.seed + 7 * k)
                     trial.fit([x[i] for i in tr], np.asarray(y)[tr])
                     acc.append(trial.evaluate([x[i] for i in va], np.asarray(y)[va])
                                ["accuracy"])
-                scores[view] = float(np.mean(acc))
-            # every series is scored once; the spectrum must win by more than one standard
-            # error of the difference of two accuracies (and by at least one series)
-            a, b, n = scores["time"], scores["spectrum"], len(ids)
-            margin = max(math.sqrt((a * (1 - a) + b * (1 - b)) / n), 1.0 / n)
-            view = "spectrum" if b - a > margin else "time"
-            reason = (f"2-fold cross-validation on the training data, accuracy over time "
-                      f"{scores['time']:.3f}, over the spectrum {scores['spectrum']:.3f}: "
-                      + ("each series' log magnitude spectrum is read as the sequence"
-                         if view == "spectrum" else "the series is read over time"))
+                scores[(view, crop)] = float(np.mean(acc))
+            # every series is scored once (n series in all)
+            named = {self._candidate_name(*c): a for c, a in scores.items()}
+            chosen = pick_candidate(named, len(ids))
+            choice = next(c for c in candidates if self._candidate_name(*c) == chosen)
+            table = ", ".join(f"{k} {a:.3f}" for k, a in named.items())
+            cv = (f"2-fold cross-validation on the training data, accuracy {table}: "
+                  f"{chosen} (the simplest within one standard error of the best)")
+            view, crop = choice
+            longest = max(lengths)
+            reasons = {
+                "view": cv + (": each series' log magnitude spectrum is read as the sequence"
+                              if view == "spectrum" else ": the series is read over time"),
+                "crop": (cv if self._requested["view"] is not None else
+                         f"with the view, by the same cross-validation: {chosen}") + (
+                    f": every epoch trains on one random window of {crop:.0%} of each series "
+                    f"({crop_length(longest, crop)} of {longest} steps); prediction averages "
+                    "the probabilities of windows covering the series" if crop else
+                    ": whole series")}
         spent = cpu_seconds() - start
-        self._selection = (key, view, reason, spent)
-        return view, reason, spent, True
+        self._selection = (key, choice, reasons, spent)
+        return choice, reasons, spent, True
 
     # -- labels --------------------------------------------------------------------------------
     def _fit_targets(self, y):

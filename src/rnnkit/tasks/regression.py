@@ -87,6 +87,10 @@ class SequenceRegressor(SequencePipeline):
         """Predictions in the units of the training targets, (N, K)."""
         return self.y_scaler.inverse_transform(self._raw_predict(x).astype(np.float64))
 
+    def _evaluate_outputs(self, outputs, y):
+        """The loss of averaged outputs (ensembles, crops): mse on standardised targets."""
+        return {"loss": float(np.mean((outputs.astype(np.float64) - self._encode_y(y)) ** 2))}
+
     def evaluate(self, x, y):
         """``{"loss": mse on standardised targets, "mse": .., "mae": ..}`` (original units)."""
         res = super().evaluate(x, y)
