@@ -4,7 +4,9 @@ Input sequences are normalised (per channel with statistics from the training da
 each series by its own mean and standard deviation, optionally keeping each series' level
 and scale as extra inputs at every step), missing values (NaN) become 0 after scaling, long series are cut into patches of ``patch`` time steps (one recurrent step per
 patch), sequences of different lengths are passed to the model as a ragged list (padded and
-masked by the training engine), and training either holds out a validation set for early
+masked by the training engine; with ``crop``, the network is trained on a fresh random
+window of every series each epoch and predicts by averaging the windows covering a series),
+and training either holds out a validation set for early
 stopping with best-weight restore or runs a fixed epoch budget under a warm-up + cosine
 learning-rate schedule. Several networks (an ensemble, seeds ``seed, seed+1000, ...``) may be
 trained; their predictions are averaged.

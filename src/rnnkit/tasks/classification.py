@@ -13,7 +13,9 @@ The pipeline (:class:`SequenceClassifier`):
    ``Dense(embed, relu)`` front-end, a bidirectional GRU whose final states (forward: end,
    backward: start) feed a softmax ``Dense`` layer, the batch size, an epoch budget with a
    warm-up + cosine learning-rate schedule (AdamW), and the size of an ensemble of networks
-   (seeds ``seed, seed+1000, ...``; probabilities averaged) that fits the ``time_budget``;
+   (seeds ``seed, seed+1000, ...``; probabilities averaged) that fits the ``time_budget``,
+   and whether to train on random windows of each series (``crop``, window slicing) and
+   predict by averaging the windows covering it;
 3. feeds sequences of different lengths as a ragged list, so the training engine pads them
    and masks the padded steps (they neither update the state nor count in the loss);
 4. trains every member for the whole epoch budget on all the training data (no early
@@ -159,9 +161,9 @@ class SequenceClassifier(SequencePipeline):
             channel) or 'none' (None: 'series' for z-normalised univariate data,
             'series+level' for other univariate data, 'channel' for multivariate).
         view: 'time' (the series' values over time) or 'spectrum' (each series' log magnitude
-            spectrum, read as a sequence over frequency); None: chosen by 2-fold
-            cross-validation on the training data for series of 32 steps or more, else
-            'time'.
+            spectrum, read as a sequence over frequency); None: chosen (with ``crop``) by
+            2-fold cross-validation on the training data for series of 32 steps or more,
+            else 'time'.
         crop: share of each series a training window covers (window slicing: every epoch
             trains on one random contiguous window of ``ceil(crop * T)`` steps of each
             series; prediction averages the class probabilities of at least 5 evenly spaced
@@ -231,11 +233,13 @@ class SequenceClassifier(SequencePipeline):
 
         The rules (each recorded in ``choices_`` with its reason):
 
-        * view: for series of at least 32 steps, one network per view ('time', 'spectrum')
-          and fold is trained on half the training data and scored on the other half (2-fold
-          stratified cross-validation, at most 40% of the time budget); the spectrum is read
-          instead of the values only if it wins by more than one standard error. The rules
-          below then apply to the chosen view's sequences;
+        * view and crop, together: for series of at least 32 steps, one network per
+          candidate ('time', 'time' with crops of a quarter, 'spectrum', 'spectrum' with
+          crops; simplest first) and fold is trained on half the training data and scored on
+          the other half (2-fold stratified cross-validation, at most 40% of the time
+          budget); :func:`pick_candidate` takes the simplest candidate no other beats by
+          more than one standard error. The rules below then apply to the chosen view's
+          sequences;
         * normalisation: univariate -> each series by its own mean and standard deviation
           (the shape is then comparable across series); if the training series are not
           already z-normalised, their level and scale may carry the class too, so each
@@ -248,8 +252,9 @@ class SequenceClassifier(SequencePipeline):
         * direction: bidirectional (the whole sequence is known before the label is needed);
         * size: GRU(64) below 1,000 training sequences, GRU(128) from 1,000;
         * batch size: a tenth of the training sequences, between 8 and 64;
-        * epochs: about 1,000 updates (between 20 and 300 epochs), fewer if one network would
-          not fit the time budget;
+        * epochs: about 1,000 updates (between 20 and 300 epochs; with crops of a share F,
+          1,000 / F updates and up to 300 / F epochs: the same number of time steps read),
+          fewer if one network would not fit the time budget;
         * ensemble: as many networks as the estimated cost fits in 80% of the time budget
           (at most 3).
 
