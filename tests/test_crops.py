@@ -146,7 +146,9 @@ def test_pick_candidate_prefers_the_simplest_unless_beaten_by_more_than_one_se()
     assert pick_candidate({"a": 0.80, "b": 0.83, "c": 0.84}, 100) == "a"   # within noise
     assert pick_candidate({"a": 0.50, "b": 0.83, "c": 0.84}, 100) == "b"   # b is close enough
     assert pick_candidate({"a": 0.50, "b": 0.60, "c": 0.95}, 100) == "c"
-    assert pick_candidate({"a": 0.50, "b": 0.52}, 20) == "a"      # a single series: 1/n
+    assert pick_candidate({"a": 0.50, "b": 0.55}, 20) == "a"      # one series: 1/n is noise
+    assert pick_candidate({"a": 0.99, "b": 1.0}, 100) == "a"      # exactly, despite rounding
+    assert pick_candidate({"a": 0.98, "b": 1.0}, 100) == "b"
     with pytest.raises(ValueError, match="at least one candidate"):
         pick_candidate({}, 10)
 

@@ -126,7 +126,10 @@ def pick_candidate(scores, n):
         raise ValueError("pick_candidate needs at least one candidate score, got none.")
     best = max(scores.values())
     for name, acc in scores.items():
-        if best - acc <= max(math.sqrt((best * (1 - best) + acc * (1 - acc)) / n), 1.0 / n):
+        margin = max(math.sqrt((best * (1 - best) + acc * (1 - acc)) / n), 1.0 / n)
+        # the accuracies are counts over n: a win by exactly the margin is no win, whatever
+        # the rounding of the two means (1.0 - 0.99 > 0.01 in floating point)
+        if best - acc <= margin + 1e-9:
             return name
     return max(scores, key=scores.get)  # not reached: the best is within 0 of itself
 
