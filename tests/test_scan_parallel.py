@@ -10,7 +10,7 @@ import pytest
 from gradcheck import assert_close_grad, numerical_grad
 
 from rnnkit import cells, kernels, layers
-from rnnkit.kernels import _scan, minrnn
+from rnnkit.kernels import _packed, _scan, minrnn
 from rnnkit.kernels import threads as _threads
 
 F, H = 3, 6
@@ -273,3 +273,76 @@ def test_chunk_edges_cover_every_step_without_empty_chunks():
                 assert np.all(np.diff(e) >= 1), (T, C, exact, e)
     e = _scan.chunk_edges(23000, 2, "first")
     assert e[1] == 13000                              # the exact chunk 1.3x the other
+
+
+FUSED_TOL = {"float32": dict(rtol=2e-5, atol=2e-5), "float64": dict(rtol=1e-12, atol=1e-12)}
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("name", ["mingru", "minlstm"])
+def test_fused_row_split_equals_generic_loop(name, dtype, threads, monkeypatch):
+    """The row split with the input projection fused into the forward scan and dW / db / dX
+    into the backward by blocks of steps (kernels/minrnn.py) against the generic loop:
+    outputs, final state, dL/dx, dL/dh_0, dkernel, dbias; 1-3 row blocks (one of 1 row at
+    B = 5, 3 threads), masks, one block or blocks of 1 and 4 steps (T = 45 is no multiple of
+    4), gradients from every step or from the final state only, dL/dx not wanted (the first
+    layer), no bias; float32 by the packed product and by OpenBLAS."""
+    calls = []
+    run_rows = _scan.run_rows
+
+    def counting(fn, *a):
+        calls.append(fn)
+        return run_rows(fn, *a)
+    monkeypatch.setattr(_scan, "run_rows", counting)
+    monkeypatch.setattr(_threads, "count", lambda: threads)
+    tol = FUSED_TOL[dtype]
+
+    def same(got, want, what):
+        for n, a, b in zip(NAMES, got, want):
+            if b is None:
+                assert a is None, f"{what}: {n}"
+                continue
+            scale = max(1.0, float(np.max(np.abs(b)))) if b.size else 1.0
+            np.testing.assert_allclose(a, b, rtol=tol["rtol"], atol=tol["atol"] * scale,
+                                       err_msg=f"{what}: {n}")
+
+    def run(cell, xs, h0, mask, dys, dh, path, input_grad=True):
+        kernels.set_kernel_mode(path)
+        try:
+            ys, states, cache = kernels.forward_steps(cell, xs, [h0], mask)
+            dxs, d0, dparams = kernels.backward_steps(cell, cache, dys, [dh], mask,
+                                                      input_grad=input_grad)
+        finally:
+            kernels.set_kernel_mode("auto")
+        return [ys, states[0], dxs, d0[0]] + list(dparams)
+
+    B = 5
+    G = (2 if name == "mingru" else 3) * H
+    rows = -(-B // threads)                     # the largest row block
+    default_bytes = _scan.BLOCK_BYTES
+    for T, mask_kind, steps, packed in (
+            (45, "none", None, True), (45, "interior", None, False), (45, "right", 1, True),
+            (45, "full_row", 4, True), (1, "none", None, True), (7, "interior", 1, False)):
+        monkeypatch.setattr(_scan, "BLOCK_BYTES", default_bytes if steps is None else
+                            steps * rows * G * np.dtype(dtype).itemsize)
+        assert _scan.block_steps(B, G, np.dtype(dtype).itemsize, T) == (steps or T)
+        monkeypatch.setattr(_packed, "ENABLED", packed)
+        cell = _cell(name, dtype)
+        xs, h0, dys, dh = _data(B, T, dtype)
+        mask = _mask(mask_kind, B, T)
+        what = f"T={T}, {mask_kind}, {steps or T} steps a block, packed {packed}"
+        for dy in (dys, None):
+            ref = run(cell, xs, h0, mask, dy, dh, "reference")
+            n_calls = len(calls)
+            same(run(cell, xs, h0, mask, dy, dh, "fast"), ref, what)
+            assert calls[n_calls:] == list(minrnn._ROWS[type(cell)]), what
+            same(run(cell, xs, h0, mask, dy, dh, "fast", input_grad=False),
+                 ref[:2] + [None] + ref[3:], f"{what}, no dL/dx")
+    monkeypatch.setattr(_scan, "BLOCK_BYTES", default_bytes)
+    nobias = CELLS[name](H, use_bias=False)
+    nobias.build_weights(F, dtype)
+    nobias.params["kernel"][...] = _cell(name, dtype).params["kernel"]
+    xs, h0, dys, dh = _data(B, 45, dtype)
+    same(run(nobias, xs, h0, None, dys, dh, "fast"),
+         run(nobias, xs, h0, None, dys, dh, "reference"), "no bias")

@@ -55,6 +55,33 @@ def _consts_like_impl(a):
     return lambda a: _K64
 
 
+def tiny_like(a):
+    """The smallest normal number of the dtype of array ``a`` (numba-only; a compile-time
+    constant)."""
+    raise NotImplementedError("only callable from numba-compiled code")  # pragma: no cover
+
+
+_TINY32 = np.float32(np.finfo(np.float32).tiny)
+_TINY64 = np.float64(np.finfo(np.float64).tiny)
+
+
+@overload(tiny_like, inline="always")
+def _tiny_like_impl(a):
+    if a.dtype == types.float32:
+        return lambda a: _TINY32
+    return lambda a: _TINY64
+
+
+@njit(cache=True, fastmath=False, error_model="numpy", inline="always")
+def flush(v, tiny):
+    """``v``, or 0 when ``v`` is subnormal (``|v| < tiny``, the smallest normal number); NaN
+    and infinities pass. What the CPU's flush-to-zero mode does, for one value: arithmetic
+    on subnormal numbers takes a slow microcode path on x86 (measured: a float32 product
+    over a (32000 x 512) gradient half subnormal 25x slower), and a gradient that decays
+    over a long sequence walks through them."""
+    return v if not abs(v) < tiny else v - v
+
+
 @intrinsic
 def _exp2i(typingctx, nf):
     """2**n for an integer-valued float ``n`` in the normal exponent range (bit construction)."""
