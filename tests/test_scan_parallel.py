@@ -10,7 +10,7 @@ import pytest
 from gradcheck import assert_close_grad, numerical_grad
 
 from rnnkit import cells, kernels, layers
-from rnnkit.kernels import _packed, _scan, minrnn
+from rnnkit.kernels import _scan, minrnn
 from rnnkit.kernels import threads as _threads
 
 F, H = 3, 6
@@ -287,7 +287,7 @@ def test_fused_row_split_equals_generic_loop(name, dtype, threads, monkeypatch):
     outputs, final state, dL/dx, dL/dh_0, dkernel, dbias; 1-3 row blocks (one of 1 row at
     B = 5, 3 threads), masks, one block or blocks of 1 and 4 steps (T = 45 is no multiple of
     4), gradients from every step or from the final state only, dL/dx not wanted (the first
-    layer), no bias; float32 by the packed product and by OpenBLAS."""
+    layer), no bias."""
     calls = []
     run_rows = _scan.run_rows
 
@@ -321,17 +321,15 @@ def test_fused_row_split_equals_generic_loop(name, dtype, threads, monkeypatch):
     G = (2 if name == "mingru" else 3) * H
     rows = -(-B // threads)                     # the largest row block
     default_bytes = _scan.BLOCK_BYTES
-    for T, mask_kind, steps, packed in (
-            (45, "none", None, True), (45, "interior", None, False), (45, "right", 1, True),
-            (45, "full_row", 4, True), (1, "none", None, True), (7, "interior", 1, False)):
+    for T, mask_kind, steps in ((45, "none", None), (45, "interior", None), (45, "right", 1),
+                                (45, "full_row", 4), (1, "none", None), (7, "interior", 1)):
         monkeypatch.setattr(_scan, "BLOCK_BYTES", default_bytes if steps is None else
                             steps * rows * G * np.dtype(dtype).itemsize)
         assert _scan.block_steps(B, G, np.dtype(dtype).itemsize, T) == (steps or T)
-        monkeypatch.setattr(_packed, "ENABLED", packed)
         cell = _cell(name, dtype)
         xs, h0, dys, dh = _data(B, T, dtype)
         mask = _mask(mask_kind, B, T)
-        what = f"T={T}, {mask_kind}, {steps or T} steps a block, packed {packed}"
+        what = f"T={T}, {mask_kind}, {steps or T} steps a block"
         for dy in (dys, None):
             ref = run(cell, xs, h0, mask, dy, dh, "reference")
             n_calls = len(calls)

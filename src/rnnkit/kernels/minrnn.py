@@ -11,9 +11,8 @@ these cells several times faster than an LSTM of the same width.
 
 * *row split, fused with the products* (wide batches, ``B >= 2 * threads``, or short
   sequences): each thread runs the sequential recurrence over all T steps for its block of
-  rows, time outer. Forward, per step: the rows' ``x_t @ kernel`` (one small product,
-  :func:`._scan.project_rows`: the packed micro-kernel in float32 with AVX-512, else
-  OpenBLAS), then at once their gates and states while those rows are in L1; the gates
+  rows, time outer. Forward, per step: the rows' ``x_t @ kernel`` (one small OpenBLAS
+  product, :func:`._scan.project_rows`), then at once their gates and states while those rows are in L1; the gates
   the backward needs overwrite them in place (minGRU ``[z | s]``, minLSTM
   ``[sigma(k_i) | sigma(k_f) | s]``, ``s = g(k_h)`` with its branch kept in its sign,
   :func:`_g_signed`), so the backward computes no exponential and no division. Backward,
@@ -69,7 +68,7 @@ import numpy as np
 from numba import njit, prange
 
 from ..cells.minrnn import MinGRUCell, MinLSTMCell
-from . import _packed, _scan
+from . import _scan
 from . import threads as _threads
 from ._math import consts_like, exp_neg, flush, log1p_pos, tiny_like
 from ._math import sigmoid as _sigK
@@ -263,16 +262,15 @@ def _minlstm_bwd_span(K, Hs, h0, dY, mask, dK, g, r0, r1, t0, t1):
 # run-time overlap checks; the gradient is flushed to zero once subnormal (_math.flush).
 
 @njit(**_JIT)
-def _mingru_fwd_rows(x, W, PW, bias, h0, mask, A, Hs, r0, r1):
+def _mingru_fwd_rows(x, W, bias, h0, mask, A, Hs, r0, r1):
     """Steps 0 .. T-1 of rows [r0, r1), with their products x_t W computed step by step into
     A (T, B, 2H), which then keeps what the backward needs: ``[z | g signed]``
     (:func:`_g_signed`). bias (2H,): zeros when the cell has none."""
     T, B, H = Hs.shape
     KK = consts_like(Hs)
     domask = mask.size > 0
-    tile = _scan.row_tile(r1 - r0)
     for t in range(T):
-        _scan.project_rows(x, W, PW, A, t, r0, r1, tile)
+        _scan.project_rows(x, W, A, t, r0, r1)
         for b in range(r0, r1):
             hp = h0[b] if t == 0 else Hs[t - 1, b]
             ho = Hs[t, b]
@@ -334,15 +332,14 @@ def _mingru_bwd_rows(x, W, A, Hs, h0, dY, mask, g, dWs, dbs, dxs, tb, r0, r1):
 
 
 @njit(**_JIT)
-def _minlstm_fwd_rows(x, W, PW, bias, h0, mask, A, Hs, r0, r1):
+def _minlstm_fwd_rows(x, W, bias, h0, mask, A, Hs, r0, r1):
     """As :func:`_mingru_fwd_rows`; A (T, B, 3H) keeps ``[sigma(k_i) | sigma(k_f) | g
     signed]``."""
     T, B, H = Hs.shape
     KK = consts_like(Hs)
     domask = mask.size > 0
-    tile = _scan.row_tile(r1 - r0)
     for t in range(T):
-        _scan.project_rows(x, W, PW, A, t, r0, r1, tile)
+        _scan.project_rows(x, W, A, t, r0, r1)
         for b in range(r0, r1):
             hp = h0[b] if t == 0 else Hs[t - 1, b]
             ho = Hs[t, b]
@@ -808,8 +805,7 @@ def forward(cell, xs, states0, mask=None, rmask=None, ws=None, training=False):
         K = _threads.buffer(ws, "K", (T, B, W.shape[1]), dt)
         bias = (np.ascontiguousarray(cell.params["bias"], dt) if cell.use_bias
                 else np.zeros(W.shape[1], dt))
-        _scan.run_rows(_ROWS[type(cell)][0], B, xs, W, _packed.for_call(W, dt), bias, h0, m,
-                       K, Hs)
+        _scan.run_rows(_ROWS[type(cell)][0], B, xs, W, bias, h0, m, K, Hs)
     return Hs, [Hs[-1].copy()], (xs, K, Hs, h0, m)
 
 
