@@ -12,8 +12,8 @@ these cells several times faster than an LSTM of the same width.
 * *row split, fused with the products* (wide batches, ``B >= 2 * threads``, or short
   sequences): each thread runs the sequential recurrence over all T steps for its block of
   rows, time outer. Forward, per step: the rows' ``x_t @ kernel`` (one small OpenBLAS
-  product, :func:`._scan.project_rows`), then at once their gates and states while those rows are in L1; the gates
-  the backward needs overwrite them in place (minGRU ``[z | s]``, minLSTM
+  product, :func:`._scan.project_rows`), then at once their gates and states while those
+  rows are in L1; the gates the backward needs overwrite them in place (minGRU ``[z | s]``, minLSTM
   ``[sigma(k_i) | sigma(k_f) | s]``, ``s = g(k_h)`` with its branch kept in its sign,
   :func:`_g_signed`), so the backward computes no exponential and no division. Backward,
   by blocks of steps (about 512 KB of ``dK`` rows, :func:`._scan.block_steps`): the
@@ -22,10 +22,11 @@ these cells several times faster than an LSTM of the same width.
   (:func:`._scan.block_grads`). Neither the (T, B, G) products nor ``dK`` go through
   memory a second time; the first layer of a model skips ``dX``. The backward's per-unit
   loops vectorize (each writes at most two arrays and reads three: LLVM checks at run time
-  that they do not overlap and gives up on more). The gradients are flushed to zero once
-  subnormal (:func:`._math.flush`): a gradient that decays over a long sequence walks
-  through the subnormal range, where x86 arithmetic takes a slow microcode path (measured:
-  the backward of ``mingru_train`` 2.5-3x slower unflushed, its dW product included).
+  that they do not overlap and gives up on more). The backward runs with subnormal numbers
+  flushed to zero (:func:`._math.subnormals_to_zero`): a gradient that decays over a long
+  sequence walks through the subnormal range, where x86 arithmetic takes a slow microcode
+  path (measured: ``mingru_train`` 2-2.6x faster with the mode than with only the
+  stored gradients flushed in code).
   Measured on one thread (B = 32, T = 1000, H = 128, F = 32, float32, the
   ``mingru_train`` shape, loaded 2-core machine): forward 27 -> 20 ms, backward 86 -> 15
   ms against the earlier unfused kernel (one product over all T*B rows, the scan reading
@@ -70,7 +71,7 @@ from numba import njit, prange
 from ..cells.minrnn import MinGRUCell, MinLSTMCell
 from . import _scan
 from . import threads as _threads
-from ._math import consts_like, exp_neg, flush, log1p_pos, tiny_like
+from ._math import consts_like, exp_neg, log1p_pos, restore_fp_mode, subnormals_to_zero
 from ._math import sigmoid as _sigK
 
 _JIT = dict(cache=True, fastmath=False, error_model="numpy", nogil=True)
@@ -251,15 +252,14 @@ def _minlstm_bwd_span(K, Hs, h0, dY, mask, dK, g, r0, r1, t0, t1):
                                                                 one)
 
 
-# Row split (wide batches), fused with the input projection: every thread runs whole
-# sequences for its block of rows, time outer. Forward: per step, the rows' K_t = x_t W + b
-# (one small product, _scan.project_rows) and at once their gates and states while K_t is
-# in L1; K is kept for the backward. Backward: per block of steps (_scan.block_steps), the
-# reverse scan writes the block's dK into a cache-sized scratch and _scan.block_grads turns
-# it into dW, db, dX while it is still in cache; the (T, B, G) dK is never stored.
-# The per-unit loops vectorize: each writes at most two arrays (dK's row, the next
-# gradient) and reads three (K's row, h_{t-1}, the gradient), within LLVM's limit of
-# run-time overlap checks; the gradient is flushed to zero once subnormal (_math.flush).
+# Row split (wide batches), fused with the input projection (see the module docstring):
+# every thread runs whole sequences for its block of rows, time outer. Forward: per step,
+# the rows' x_t W (_scan.project_rows) into A, then their gates and states while A's rows
+# are in L1, the gates the backward needs written over them. Backward: per block of steps,
+# the reverse scan writes the block's dK into a cache-sized scratch and _scan.block_grads
+# turns it into dW, db, dX while it is still in cache; no (T, B, G) dK is stored. The
+# per-unit loops vectorize: the backward's writes dK's row and the gradient (in place) and
+# reads A's row and h_{t-1}, within LLVM's limit of run-time overlap checks.
 
 @njit(**_JIT)
 def _mingru_fwd_rows(x, W, bias, h0, mask, A, Hs, r0, r1):
@@ -295,16 +295,15 @@ def _mingru_bwd_rows(x, W, A, Hs, h0, dY, mask, g, dWs, dbs, dxs, tb, r0, r1):
     G = W.shape[1]
     KK = consts_like(Hs)
     one = KK[0]
-    tiny = tiny_like(Hs)
     domask = mask.size > 0
     dodY = dY.size > 0
     n = r1 - r0
     dKs = np.empty((tb * n, G), Hs.dtype)
     Xs = np.empty((tb * n, x.shape[2]), Hs.dtype)
     dXs = np.empty_like(Xs) if dxs.size > 0 else Xs
-    gn = np.empty(H, Hs.dtype)
     slot = _scan.block_index(r0, B, dWs.shape[0])
     dW, db = dWs[slot], dbs[slot]
+    fp_mode = subnormals_to_zero()
     for t1 in range(T, 0, -tb):
         t0 = max(0, t1 - tb)
         for t in range(t1 - 1, t0 - 1, -1):
@@ -322,13 +321,10 @@ def _mingru_bwd_rows(x, W, A, Hs, h0, dY, mask, g, dWs, dbs, dxs, tb, r0, r1):
                 a = A[t, b]
                 for j in range(H):
                     ht, gd = _g_of(a[H + j], one)
-                    dz, dh, gp = _mingru_unit_grad(gb[j], hp[j], a[j], ht, gd, one)
-                    dk[j] = flush(dz, tiny)
-                    dk[H + j] = flush(dh, tiny)
-                    gn[j] = flush(gp, tiny)
-                for j in range(H):
-                    gb[j] = gn[j]
+                    dk[j], dk[H + j], gb[j] = _mingru_unit_grad(gb[j], hp[j], a[j], ht, gd,
+                                                                 one)
         _scan.block_grads(x, W, dKs, Xs, dXs, dW, db, dxs, t0, t1, r0, r1)
+    restore_fp_mode(fp_mode)
 
 
 @njit(**_JIT)
@@ -364,16 +360,15 @@ def _minlstm_bwd_rows(x, W, A, Hs, h0, dY, mask, g, dWs, dbs, dxs, tb, r0, r1):
     G = W.shape[1]
     KK = consts_like(Hs)
     one = KK[0]
-    tiny = tiny_like(Hs)
     domask = mask.size > 0
     dodY = dY.size > 0
     n = r1 - r0
     dKs = np.empty((tb * n, G), Hs.dtype)
     Xs = np.empty((tb * n, x.shape[2]), Hs.dtype)
     dXs = np.empty_like(Xs) if dxs.size > 0 else Xs
-    gn = np.empty(H, Hs.dtype)
     slot = _scan.block_index(r0, B, dWs.shape[0])
     dW, db = dWs[slot], dbs[slot]
+    fp_mode = subnormals_to_zero()
     for t1 in range(T, 0, -tb):
         t0 = max(0, t1 - tb)
         for t in range(t1 - 1, t0 - 1, -1):
@@ -391,15 +386,10 @@ def _minlstm_bwd_rows(x, W, A, Hs, h0, dY, mask, g, dWs, dbs, dxs, tb, r0, r1):
                 a = A[t, b]
                 for j in range(H):
                     ht, gd = _g_of(a[2 * H + j], one)
-                    di, df, dh, gp = _minlstm_unit_grad(gb[j], hp[j], a[j], a[H + j], ht, gd,
-                                                        one)
-                    dk[j] = flush(di, tiny)
-                    dk[H + j] = flush(df, tiny)
-                    dk[2 * H + j] = flush(dh, tiny)
-                    gn[j] = flush(gp, tiny)
-                for j in range(H):
-                    gb[j] = gn[j]
+                    dk[j], dk[H + j], dk[2 * H + j], gb[j] = _minlstm_unit_grad(
+                        gb[j], hp[j], a[j], a[H + j], ht, gd, one)
         _scan.block_grads(x, W, dKs, Xs, dXs, dW, db, dxs, t0, t1, r0, r1)
+    restore_fp_mode(fp_mode)
 
 
 # Chunked time-parallel scan (long, narrow batches); see the module docstring. Decays in log
