@@ -164,7 +164,7 @@ def _mingru_fwd_span(K, h0, mask, Hs, r0, r1, t0, t1):
             hp = h0[b] if t == 0 else Hs[t - 1, b]
             ho = Hs[t, b]
             if domask and not mask[t, b]:
-                ho[:] = hp
+                _scan.copy_row(hp, ho)
                 continue
             kz = K[t, b, :H]
             kh = K[t, b, H:]
@@ -190,7 +190,7 @@ def _mingru_bwd_span(K, Hs, h0, dY, mask, dK, g, r0, r1, t0, t1):
                 for j in range(H):
                     gb[j] += dy[j]
             if domask and not mask[t, b]:
-                dK[t, b, :] = 0
+                _scan.zero_row(dK[t, b])
                 continue
             hp = h0[b] if t == 0 else Hs[t - 1, b]
             kz = K[t, b, :H]
@@ -212,7 +212,7 @@ def _minlstm_fwd_span(K, h0, mask, Hs, r0, r1, t0, t1):
             hp = h0[b] if t == 0 else Hs[t - 1, b]
             ho = Hs[t, b]
             if domask and not mask[t, b]:
-                ho[:] = hp
+                _scan.copy_row(hp, ho)
                 continue
             ki = K[t, b, :H]
             kf = K[t, b, H:2 * H]
@@ -237,7 +237,7 @@ def _minlstm_bwd_span(K, Hs, h0, dY, mask, dK, g, r0, r1, t0, t1):
                 for j in range(H):
                     gb[j] += dy[j]
             if domask and not mask[t, b]:
-                dK[t, b, :] = 0
+                _scan.zero_row(dK[t, b])
                 continue
             hp = h0[b] if t == 0 else Hs[t - 1, b]
             ki = K[t, b, :H]
@@ -275,7 +275,7 @@ def _mingru_fwd_rows(x, W, bias, h0, mask, A, Hs, r0, r1):
             hp = h0[b] if t == 0 else Hs[t - 1, b]
             ho = Hs[t, b]
             if domask and not mask[t, b]:
-                ho[:] = hp
+                _scan.copy_row(hp, ho)
                 continue
             a = A[t, b]
             for j in range(H):
@@ -315,7 +315,7 @@ def _mingru_bwd_rows(x, W, A, Hs, h0, dY, mask, g, dWs, dbs, dxs, tb, r0, r1):
                         gb[j] += dy[j]
                 dk = dKs[(t - t0) * n + b - r0]
                 if domask and not mask[t, b]:
-                    dk[:] = 0
+                    _scan.zero_row(dk)
                     continue
                 hp = h0[b] if t == 0 else Hs[t - 1, b]
                 a = A[t, b]
@@ -340,7 +340,7 @@ def _minlstm_fwd_rows(x, W, bias, h0, mask, A, Hs, r0, r1):
             hp = h0[b] if t == 0 else Hs[t - 1, b]
             ho = Hs[t, b]
             if domask and not mask[t, b]:
-                ho[:] = hp
+                _scan.copy_row(hp, ho)
                 continue
             a = A[t, b]
             for j in range(H):
@@ -380,7 +380,7 @@ def _minlstm_bwd_rows(x, W, A, Hs, h0, dY, mask, g, dWs, dbs, dxs, tb, r0, r1):
                         gb[j] += dy[j]
                 dk = dKs[(t - t0) * n + b - r0]
                 if domask and not mask[t, b]:
-                    dk[:] = 0
+                    _scan.zero_row(dk)
                     continue
                 hp = h0[b] if t == 0 else Hs[t - 1, b]
                 a = A[t, b]
@@ -413,17 +413,17 @@ def _mingru_fwd_local(K, mask, Hs, lend, snap, pe):
     domask = mask.size > 0
     for b in range(B):
         lacc = lend[b]
-        lacc[:] = 0
-        snap[0, b, :] = 0
+        _scan.zero_row(lacc)
+        _scan.zero_row(snap[0, b])
         s = 1
         for t in range(t0, t1):
             while s < S and t == pe[s]:
-                snap[s, b, :] = lacc
+                _scan.copy_row(lacc, snap[s, b])
                 s += 1
             hp = zero if t == t0 else Hs[t - 1, b]
             ho = Hs[t, b]
             if domask and not mask[t, b]:
-                ho[:] = hp
+                _scan.copy_row(hp, ho)
                 continue
             kz = K[t, b, :H]
             kh = K[t, b, H:]
@@ -433,7 +433,7 @@ def _mingru_fwd_local(K, mask, Hs, lend, snap, pe):
                 ho[j] = hp[j] + z * (ht - hp[j])
                 lacc[j] -= max(k, one - one) + log1p_pos(e, KK)
         while s < S:
-            snap[s, b, :] = lacc
+            _scan.copy_row(lacc, snap[s, b])
             s += 1
 
 
@@ -448,17 +448,17 @@ def _minlstm_fwd_local(K, mask, Hs, lend, snap, pe):
     domask = mask.size > 0
     for b in range(B):
         lacc = lend[b]
-        lacc[:] = 0
-        snap[0, b, :] = 0
+        _scan.zero_row(lacc)
+        _scan.zero_row(snap[0, b])
         s = 1
         for t in range(t0, t1):
             while s < S and t == pe[s]:
-                snap[s, b, :] = lacc
+                _scan.copy_row(lacc, snap[s, b])
                 s += 1
             hp = zero if t == t0 else Hs[t - 1, b]
             ho = Hs[t, b]
             if domask and not mask[t, b]:
-                ho[:] = hp
+                _scan.copy_row(hp, ho)
                 continue
             ki = K[t, b, :H]
             kf = K[t, b, H:2 * H]
@@ -468,7 +468,7 @@ def _minlstm_fwd_local(K, mask, Hs, lend, snap, pe):
                 ho[j] = ht + fp * (hp[j] - ht)
                 lacc[j] -= log1p_pos(si / sf, KK)
         while s < S:
-            snap[s, b, :] = lacc
+            _scan.copy_row(lacc, snap[s, b])
             s += 1
 
 
@@ -539,19 +539,19 @@ def _mingru_bwd_local(K, Hs, h0, dY, mask, dK, g, dec, snap, pe):
     for b in range(B):
         gb = g[b]
         racc = dec[b]
-        racc[:] = 0
-        snap[S - 1, b, :] = 0
+        _scan.zero_row(racc)
+        _scan.zero_row(snap[S - 1, b])
         s = S - 1
         for t in range(t1 - 1, t0 - 1, -1):
             while s > 0 and t < pe[s]:
                 s -= 1
-                snap[s, b, :] = racc
+                _scan.copy_row(racc, snap[s, b])
             if dodY:
                 dy = dY[t, b]
                 for j in range(H):
                     gb[j] += dy[j]
             if domask and not mask[t, b]:
-                dK[t, b, :] = 0
+                _scan.zero_row(dK[t, b])
                 continue
             hp = h0[b] if t == 0 else Hs[t - 1, b]
             kz = K[t, b, :H]
@@ -565,7 +565,7 @@ def _mingru_bwd_local(K, Hs, h0, dY, mask, dK, g, dec, snap, pe):
                 racc[j] -= max(k, one - one) + log1p_pos(e, KK)
         while s > 0:
             s -= 1
-            snap[s, b, :] = racc
+            _scan.copy_row(racc, snap[s, b])
 
 
 @njit(**_JIT)
@@ -581,19 +581,19 @@ def _minlstm_bwd_local(K, Hs, h0, dY, mask, dK, g, dec, snap, pe):
     for b in range(B):
         gb = g[b]
         racc = dec[b]
-        racc[:] = 0
-        snap[S - 1, b, :] = 0
+        _scan.zero_row(racc)
+        _scan.zero_row(snap[S - 1, b])
         s = S - 1
         for t in range(t1 - 1, t0 - 1, -1):
             while s > 0 and t < pe[s]:
                 s -= 1
-                snap[s, b, :] = racc
+                _scan.copy_row(racc, snap[s, b])
             if dodY:
                 dy = dY[t, b]
                 for j in range(H):
                     gb[j] += dy[j]
             if domask and not mask[t, b]:
-                dK[t, b, :] = 0
+                _scan.zero_row(dK[t, b])
                 continue
             hp = h0[b] if t == 0 else Hs[t - 1, b]
             ki = K[t, b, :H]
@@ -609,7 +609,7 @@ def _minlstm_bwd_local(K, Hs, h0, dY, mask, dK, g, dec, snap, pe):
                 racc[j] -= log1p_pos(si / sf, KK)
         while s > 0:
             s -= 1
-            snap[s, b, :] = racc
+            _scan.copy_row(racc, snap[s, b])
 
 
 @njit(**_JIT)
