@@ -65,8 +65,9 @@ def _consts_like_impl(a):
 # minGRU/minLSTM backward (kernels/minrnn.py) therefore runs with the CPU's flush-to-zero
 # and denormals-are-zero modes on (subnormal results and inputs are 0, as
 # ``torch.set_flush_denormal(True)`` does for a whole process), for its own thread only and
-# restored when it returns. Measured on ``mingru_train`` (T = 1000, loss on the last step):
-# 450-590 samples/s with only the stored gradients flushed in code, 1170-1210 with the mode.
+# restored when it returns. Measured, that backward on one thread at the ``mingru_train``
+# shape (T = 1000, B = 32, 128 units, gradient from the last step): 72-82 ms without, 16-19
+# ms with the mode (18-21 ms flushing only the values it stores, in code).
 # Only x86-64 has these bits (in MXCSR); on other CPUs the calls do nothing.
 _MXCSR_FTZ_DAZ = 0x8040
 _X86 = platform.machine().lower() in ("x86_64", "amd64")
