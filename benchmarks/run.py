@@ -202,6 +202,9 @@ def main(argv=None):
     ap.add_argument("--openblas-env", choices=("both", "kept", "unset"), default="both",
                     help="with OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE set: run the workers with "
                          "them (kept), without them (unset) or both (default), one table each")
+    ap.add_argument("--flush-denormals", action="store_true",
+                    help="flush subnormal numbers to zero in the timed workers (rnnkit, torch; "
+                         "see workloads.flush_denormals)")
     args = ap.parse_args(argv)
     if args.setup or args.setup_only:
         setup()
@@ -226,6 +229,7 @@ def main(argv=None):
            "rounds": args.rounds, "quick": args.quick,
            "command": " ".join([os.path.basename(sys.executable)] + sys.argv),
            "openblas_env": {k: os.environ.get(k) for k in OPENBLAS_PINS},
+           "flush_denormals": args.flush_denormals,
            "pythons": {}, "settings": {}}
 
     live = []
@@ -254,7 +258,9 @@ def main(argv=None):
         for label, pins in settings:
             for fw, py in live:
                 print(f"round {rnd + 1}/{args.rounds}, {label}: {fw} ...", file=sys.stderr)
-                res = worker(py, fw, wls, repeats, args.quick, args.threads, openblas_pins=pins)
+                res = worker(py, fw, wls, repeats, args.quick, args.threads,
+                             {"BENCH_FLUSH_DENORMALS": "1"} if args.flush_denormals else None,
+                             openblas_pins=pins)
                 acc = out["settings"][label]["frameworks"][fw]["results"]
                 for wl, r in res.items():
                     if wl not in acc or "error" in r:
@@ -300,7 +306,8 @@ def report(out, wls):
     m = out["machine"]
     print(f"\nMachine: {m.get('cpu', '?')}, {m['cores']} cores, load {m.get('loadavg_at_start')}"
           f"; {out['threads']} threads; {out['rounds']} alternating round(s) x "
-          f"{out['repeats']} repeats" + (" (quick)" if out["quick"] else ""))
+          f"{out['repeats']} repeats" + (" (quick)" if out["quick"] else "")
+          + ("; subnormals flushed to zero" if out.get("flush_denormals") else ""))
     for fw, r in out["pythons"].items():
         print(f"  {fw}: {r['python']}  " + (str(r.get("versions", {})) if r["status"] == "ok"
                                              else "not installed"))

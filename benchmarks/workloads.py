@@ -304,6 +304,24 @@ def _time(fn, repeats, warmup=1, cpu=None):
     return out
 
 
+def flush_denormals(name):
+    """Flush subnormal numbers to zero in this worker (``--flush-denormals``; ``run.py
+    --flush-denormals`` passes it as BENCH_FLUSH_DENORMALS=1), before any worker thread
+    starts (threads created later inherit the mode). On x86 arithmetic on subnormals takes a
+    slow microcode path, and a gradient that decays over T = 1000 steps walks through them:
+    the LSTM row at T = 1000 measured about 10x slower without this on an Intel Xeon
+    (docs/new_cells.md). rnnkit and PyTorch only."""
+    if name == "rnnkit":
+        from rnnkit.kernels._math import subnormals_to_zero
+        subnormals_to_zero()
+    elif name in ("torch", "keras-torch"):
+        import torch
+        torch.set_flush_denormal(True)
+    else:
+        raise SystemExit(f"--flush-denormals is supported for rnnkit, torch and keras-torch, "
+                         f"not {name!r}; run that framework without it.")
+
+
 def run_workload(fw, wl, repeats, quick):
     spec = WORKLOADS[wl]
     if spec["model"] in ("step", "step_model"):
@@ -407,7 +425,11 @@ def main(argv=None):
     ap.add_argument("--workloads", default=",".join(WORKLOADS))
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--flush-denormals", action="store_true",
+                    help="subnormal numbers flushed to zero in this process (rnnkit, torch)")
     args = ap.parse_args(argv)
+    if args.flush_denormals or os.environ.get("BENCH_FLUSH_DENORMALS") == "1":
+        flush_denormals(args.framework)
     threads = int(os.environ.get("BENCH_THREADS", "2"))
     try:
         from threadpoolctl import threadpool_limits

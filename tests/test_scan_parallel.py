@@ -8,6 +8,7 @@ decays whose cumulative product underflows; a float64 central-difference check t
 import numpy as np
 import pytest
 from gradcheck import assert_close_grad, numerical_grad
+from numba import njit, prange
 
 from rnnkit import cells, kernels, layers
 from rnnkit.kernels import _scan, minrnn
@@ -273,3 +274,98 @@ def test_chunk_edges_cover_every_step_without_empty_chunks():
                 assert np.all(np.diff(e) >= 1), (T, C, exact, e)
     e = _scan.chunk_edges(23000, 2, "first")
     assert e[1] == 13000                              # the exact chunk 1.3x the other
+
+
+FUSED_TOL = {"float32": dict(rtol=2e-5, atol=2e-5), "float64": dict(rtol=1e-12, atol=1e-12)}
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("name", ["mingru", "minlstm"])
+def test_fused_row_split_equals_generic_loop(name, dtype, threads, monkeypatch):
+    """The row split with the input projection fused into the forward scan and dW / db / dX
+    into the backward by blocks of steps (kernels/minrnn.py) against the generic loop:
+    outputs, final state, dL/dx, dL/dh_0, dkernel, dbias; 1-3 row blocks (one of 1 row at
+    B = 5, 3 threads), masks, one block or blocks of 1 and 4 steps (T = 45 is no multiple of
+    4), gradients from every step or from the final state only, dL/dx not wanted (the first
+    layer), no bias."""
+    calls = []
+    run_rows = _scan.run_rows
+
+    def counting(fn, *a):
+        calls.append(fn)
+        return run_rows(fn, *a)
+    monkeypatch.setattr(_scan, "run_rows", counting)
+    monkeypatch.setattr(_threads, "count", lambda: threads)
+    tol = FUSED_TOL[dtype]
+
+    def same(got, want, what):
+        for n, a, b in zip(NAMES, got, want):
+            if b is None:
+                assert a is None, f"{what}: {n}"
+                continue
+            scale = max(1.0, float(np.max(np.abs(b)))) if b.size else 1.0
+            np.testing.assert_allclose(a, b, rtol=tol["rtol"], atol=tol["atol"] * scale,
+                                       err_msg=f"{what}: {n}")
+
+    def run(cell, xs, h0, mask, dys, dh, path, input_grad=True):
+        kernels.set_kernel_mode(path)
+        try:
+            ys, states, cache = kernels.forward_steps(cell, xs, [h0], mask)
+            dxs, d0, dparams = kernels.backward_steps(cell, cache, dys, [dh], mask,
+                                                      input_grad=input_grad)
+        finally:
+            kernels.set_kernel_mode("auto")
+        return [ys, states[0], dxs, d0[0]] + list(dparams)
+
+    B = 5
+    G = (2 if name == "mingru" else 3) * H
+    rows = -(-B // threads)                     # the largest row block
+    default_bytes = _scan.BLOCK_BYTES
+    for T, mask_kind, steps in ((45, "none", None), (45, "interior", None), (45, "right", 1),
+                                (45, "full_row", 4), (1, "none", None), (7, "interior", 1)):
+        monkeypatch.setattr(_scan, "BLOCK_BYTES", default_bytes if steps is None else
+                            steps * rows * G * np.dtype(dtype).itemsize)
+        assert _scan.block_steps(B, G, np.dtype(dtype).itemsize, T) == (steps or T)
+        cell = _cell(name, dtype)
+        xs, h0, dys, dh = _data(B, T, dtype)
+        mask = _mask(mask_kind, B, T)
+        what = f"T={T}, {mask_kind}, {steps or T} steps a block"
+        for dy in (dys, None):
+            ref = run(cell, xs, h0, mask, dy, dh, "reference")
+            n_calls = len(calls)
+            same(run(cell, xs, h0, mask, dy, dh, "fast"), ref, what)
+            assert calls[n_calls:] == list(minrnn._ROWS[type(cell)]), what
+            same(run(cell, xs, h0, mask, dy, dh, "fast", input_grad=False),
+                 ref[:2] + [None] + ref[3:], f"{what}, no dL/dx")
+    monkeypatch.setattr(_scan, "BLOCK_BYTES", default_bytes)
+    nobias = CELLS[name](H, use_bias=False)
+    nobias.build_weights(F, dtype)
+    nobias.params["kernel"][...] = _cell(name, dtype).params["kernel"]
+    xs, h0, dys, dh = _data(B, 45, dtype)
+    same(run(nobias, xs, h0, None, dys, dh, "fast"),
+         run(nobias, xs, h0, None, dys, dh, "reference"), "no bias")
+
+
+@njit(parallel=True)
+def _products_on_threads(a, b):
+    out = np.empty_like(a)
+    for i in prange(a.shape[0]):
+        out[i] = a[i] * b
+    return out
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_fused_backward_restores_the_fp_mode(threads, monkeypatch):
+    """The fused backward turns on flush-to-zero / denormals-are-zero for its own run only:
+    afterwards the calling thread and numba's worker threads produce subnormals again."""
+    monkeypatch.setattr(_threads, "count", lambda: threads)
+    tiny = np.float32(1e-38)
+    cell = _cell("mingru", "float32")
+    xs, h0, dys, dh = _data(4, 20, "float32")
+    kernels.set_kernel_mode("fast")
+    ys, states, cache = kernels.forward_steps(cell, xs, [h0])
+    kernels.backward_steps(cell, cache, dys, [dh])
+    assert tiny * np.float32(1e-3) != 0                       # this thread
+    got = _products_on_threads(np.full(64, tiny, np.float32), np.float32(1e-3))
+    assert np.all(got != 0)                                   # the worker threads

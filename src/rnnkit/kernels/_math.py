@@ -13,9 +13,12 @@ registers (an array could alias the output and block vectorization).
 
 from __future__ import annotations
 
+import platform
+
 import numpy as np
 from llvmlite import ir
 from numba import njit, types
+from numba.core import cgutils
 from numba.extending import intrinsic, overload
 
 # K layout: 0 one, 1 half, 2 log2(e), 3 ln2_hi, 4 ln2_lo, 5 lower clamp, 6..18 1/k! (k=13..1)
@@ -53,6 +56,81 @@ def _consts_like_impl(a):
     if a.dtype == types.float32:
         return lambda a: _K32
     return lambda a: _K64
+
+
+# Subnormal numbers: on x86, arithmetic that reads or produces one takes a slow microcode path
+# (on the order of 100 cycles instead of a few). A gradient that decays over a long sequence
+# walks through the subnormal range, and every operation on it there is slow: measured, a
+# float32 product over a (32000 x 512) gradient half subnormal 25x slower. The fused
+# minGRU/minLSTM backward (kernels/minrnn.py) therefore runs with the CPU's flush-to-zero
+# and denormals-are-zero modes on (subnormal results and inputs are 0, as
+# ``torch.set_flush_denormal(True)`` does for a whole process), for its own thread only and
+# restored when it returns. Measured, that backward on one thread at the ``mingru_train``
+# shape (T = 1000, B = 32, 128 units, gradient from the last step): 72-82 ms without, 16-19
+# ms with the mode (18-21 ms flushing only the values it stores, in code).
+# Only x86-64 has these bits (in MXCSR); on other CPUs the calls do nothing.
+_MXCSR_FTZ_DAZ = 0x8040
+_X86 = platform.machine().lower() in ("x86_64", "amd64")
+
+
+@intrinsic
+def _mxcsr_or(typingctx, bits):
+    """MXCSR |= bits; returns the previous MXCSR (x86-64 only)."""
+    if not _X86 or bits != types.int32:
+        return None
+
+    def codegen(context, builder, sig, args):
+        i32, i8p = ir.IntType(32), ir.IntType(8).as_pointer()
+        fnty = ir.FunctionType(ir.VoidType(), [i8p])
+        st = cgutils.get_or_insert_function(builder.module, fnty, "llvm.x86.sse.stmxcsr")
+        ld = cgutils.get_or_insert_function(builder.module, fnty, "llvm.x86.sse.ldmxcsr")
+        slot = cgutils.alloca_once(builder, i32)
+        builder.call(st, [builder.bitcast(slot, i8p)])
+        old = builder.load(slot)
+        builder.store(builder.or_(old, args[0]), slot)
+        builder.call(ld, [builder.bitcast(slot, i8p)])
+        return old
+
+    return types.int32(types.int32), codegen
+
+
+@intrinsic
+def _mxcsr_set(typingctx, value):
+    """MXCSR = value (x86-64 only)."""
+    if not _X86 or value != types.int32:
+        return None
+
+    def codegen(context, builder, sig, args):
+        i8p = ir.IntType(8).as_pointer()
+        ld = cgutils.get_or_insert_function(builder.module, ir.FunctionType(
+            ir.VoidType(), [i8p]), "llvm.x86.sse.ldmxcsr")
+        builder.call(ld, [builder.bitcast(cgutils.alloca_once_value(builder, args[0]), i8p)])
+        return context.get_dummy_value()
+
+    return types.void(types.int32), codegen
+
+
+if _X86:
+    @njit(cache=True, nogil=True)
+    def subnormals_to_zero():
+        """Turn on flush-to-zero and denormals-are-zero for the calling thread; returns the
+        token for :func:`restore_fp_mode`."""
+        return _mxcsr_or(np.int32(_MXCSR_FTZ_DAZ))
+
+    @njit(cache=True, nogil=True)
+    def restore_fp_mode(token):
+        """Undo :func:`subnormals_to_zero`."""
+        _mxcsr_set(token)
+else:  # pragma: no cover - not x86-64
+    @njit(cache=True, nogil=True)
+    def subnormals_to_zero():
+        """Nothing to do on this CPU (see the comment above)."""
+        return np.int32(0)
+
+    @njit(cache=True, nogil=True)
+    def restore_fp_mode(token):
+        """Nothing to do on this CPU."""
+        return
 
 
 @intrinsic

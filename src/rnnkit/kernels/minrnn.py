@@ -1,21 +1,36 @@
 """Compiled scans for :class:`~rnnkit.cells.MinGRUCell` and :class:`~rnnkit.cells.MinLSTMCell`.
 
 Both cells are ``h_t = a_t * h_{t-1} + b_t`` with ``a_t, b_t`` functions of ``x_t`` alone, so a
-training step is: one product ``K = X @ kernel + bias`` for all T*B rows, one pass of the
-scan over time (each row of the batch independent: the rows are split across rnnkit's threads,
-and each thread's loop over units vectorizes), one reverse pass for the gradients (another
-linear scan, ``g_{t-1} = a_t * g_t + dL/dh_{t-1}``), and two products for ``dX`` and
-``dkernel``. No per-step matrix product at all, which is what makes these cells several times
-faster than an LSTM of the same width.
-
-Forward stores only ``h_t`` (the output); backward recomputes the gates from ``K`` (storing
-them instead, written into ``K`` by the forward loop, measured slower: the extra store
-keeps that loop from vectorizing).
+training step needs no per-step matrix product: the input projection ``K = X @ kernel +
+bias`` (all T*B rows), one pass of the scan over time (each row of the batch independent),
+one reverse pass for the gradients (another linear scan, ``g_{t-1} = a_t * g_t +
+dL/dh_{t-1}``), and the products for ``dkernel``, ``dbias`` and ``dX``. That is what makes
+these cells several times faster than an LSTM of the same width.
 
 **Two ways to run the scans**, chosen per call by :func:`._scan.time_chunks`:
 
-* *row split* (wide batches, ``B >= 2 * threads``, or short sequences): each thread runs the
-  sequential recurrence over all T steps for its block of rows.
+* *row split, fused with the products* (wide batches, ``B >= 2 * threads``, or short
+  sequences): each thread runs the sequential recurrence over all T steps for its block of
+  rows, time outer. Forward, per step: the rows' ``x_t @ kernel`` (one small OpenBLAS
+  product, :func:`._scan.project_rows`), then at once their gates and states while those
+  rows are in L1; the gates the backward needs overwrite them in place (minGRU ``[z | s]``, minLSTM
+  ``[sigma(k_i) | sigma(k_f) | s]``, ``s = g(k_h)`` with its branch kept in its sign,
+  :func:`_g_signed`), so the backward computes no exponential and no division. Backward,
+  by blocks of steps (about 512 KB of ``dK`` rows, :func:`._scan.block_steps`): the
+  reverse scan writes the block's ``dK`` into a scratch, and ``dW += X^T dK``,
+  ``db += sum dK``, ``dX = dK W^T`` run on it while it is in cache
+  (:func:`._scan.block_grads`). Neither the (T, B, G) products nor ``dK`` go through
+  memory a second time; the first layer of a model skips ``dX``. The backward's per-unit
+  loops vectorize (each writes at most two arrays and reads three: LLVM checks at run time
+  that they do not overlap and gives up on more). The backward runs with subnormal numbers
+  flushed to zero (:func:`._math.subnormals_to_zero`): a gradient that decays over a long
+  sequence walks through the subnormal range, where x86 arithmetic takes a slow microcode
+  path (measured, this backward on one thread at the ``mingru_train`` shape: 72-82 ms
+  without the mode, 16-19 ms with it).
+  Measured on one thread (B = 32, T = 1000, H = 128, F = 32, float32, the
+  ``mingru_train`` shape, loaded 2-core machine): forward 27 -> 20 ms, backward 86 -> 15
+  ms against the earlier unfused kernel (one product over all T*B rows, the scan reading
+  it back, the gates recomputed, ``dK`` stored and multiplied afterwards).
 * *chunked, time-parallel, in log space* (narrow batches with ``T >= 64 * threads``, where
   the row split would leave threads idle — B = 1 runs on one core): T is cut into C chunks
   (C = threads). Pass 1, in parallel over chunks: chunk 0 runs the true recurrence from
@@ -36,7 +51,9 @@ keeps that loop from vectorizing).
   ``R_t`` the log decay of the chunk's later steps). A masked step is ``a = 1, b = 0``
   (``log a = 0``) in every pass, as in the sequential loop. Same results as the row split
   to float rounding (tests/test_scan_parallel.py), about twice the arithmetic, so it is
-  used only when the row split cannot use the threads.
+  used only when the row split cannot use the threads. It keeps the unfused layout: ``K``
+  for all T*B rows first (:func:`._scan.project`), ``dK`` stored, its products after
+  (:func:`._scan.project_backward`).
 
 This is the paper's log-space parallel scan (Heinsen) applied to the decays only: the
 states themselves stay in linear space (``g(v)`` keeps them positive in the paper, which
@@ -54,13 +71,14 @@ from numba import njit, prange
 from ..cells.minrnn import MinGRUCell, MinLSTMCell
 from . import _scan
 from . import threads as _threads
-from ._math import consts_like, exp_neg, log1p_pos
+from ._math import consts_like, exp_neg, log1p_pos, restore_fp_mode, subnormals_to_zero
 from ._math import sigmoid as _sigK
 
 _JIT = dict(cache=True, fastmath=False, error_model="numpy", nogil=True)
 _PAR_JIT = dict(_JIT, parallel=True)
-# the sequential loops over a span of steps are inlined into their callers: called through a
-# wrapper, the row-split backward of minGRU measured 25% slower (B = 32, T = 1000, H = 128)
+# the sequential loops over a span of steps, and the per-unit equations, are inlined into
+# their callers: called through a wrapper, a minGRU backward span measured 25% slower (B =
+# 32, T = 1000, H = 128)
 _SPAN_JIT = dict(_JIT, inline="always")
 
 
@@ -74,15 +92,35 @@ def supports(cell, dtype) -> bool:
 # dL/dh_t of the unit. g(v) = v + 1/2 (v >= 0), sigmoid(v) (v < 0); gd = g'(v).
 
 @njit(**_SPAN_JIT)
+def _g_signed(kh, KK):
+    """``g(kh)`` with its branch kept in the sign: ``kh + 1/2`` (>= 1/2) where kh >= 0,
+    ``-sigmoid(kh)`` (in (-1/2, 0): the sigmoid never reaches 0, see _math.sigmoid) where
+    kh < 0. What the fused forward stores for the backward (:func:`_g_of`)."""
+    return kh + KK[1] if kh >= 0 else -_sigK(kh, KK)
+
+
+@njit(**_SPAN_JIT)
+def _g_of(s, one):
+    """``(g(kh), g'(kh))`` from ``s = _g_signed(kh)``."""
+    ht = abs(s)
+    return ht, (one if s >= 0 else ht * (one - ht))
+
+
+@njit(**_SPAN_JIT)
+def _mingru_gates(kz, kh, KK):
+    """``(z, e, s)``: z = sigmoid(kz), e = exp(-|kz|) (for the log decay), s =
+    :func:`_g_signed` (kh)."""
+    e = exp_neg(-abs(kz), KK)
+    d = KK[0] + e
+    return (KK[0] / d if kz >= 0 else e / d), e, _g_signed(kh, KK)
+
+
+@njit(**_SPAN_JIT)
 def _mingru_unit(kz, kh, KK):
     """``(z, e, h~, g'(kh))``: z = sigmoid(kz), e = exp(-|kz|) (for the log decay)."""
-    one, half = KK[0], KK[1]
-    e = exp_neg(-abs(kz), KK)
-    d = one + e
-    z = one / d if kz >= 0 else e / d
-    q = _sigK(kh, KK)
-    pos = kh >= 0
-    return z, e, (kh + half if pos else q), (one if pos else q * (one - q))
+    z, e, s = _mingru_gates(kz, kh, KK)
+    ht, gd = _g_of(s, KK[0])
+    return z, e, ht, gd
 
 
 @njit(**_SPAN_JIT)
@@ -92,14 +130,19 @@ def _mingru_unit_grad(gj, hp, z, ht, gd, one):
 
 
 @njit(**_SPAN_JIT)
-def _minlstm_unit(ki, kf, kh, KK):
-    """``(sigma(ki), sigma(kf), f' = f / (f + i), h~, g'(kh))``."""
-    one, half = KK[0], KK[1]
+def _minlstm_gates(ki, kf, kh, KK):
+    """``(sigma(ki), sigma(kf), f' = f / (f + i), s)``, s = :func:`_g_signed` (kh)."""
     si = _sigK(ki, KK)
     sf = _sigK(kf, KK)
-    q = _sigK(kh, KK)
-    pos = kh >= 0
-    return si, sf, sf / (sf + si), (kh + half if pos else q), (one if pos else q * (one - q))
+    return si, sf, sf / (sf + si), _g_signed(kh, KK)
+
+
+@njit(**_SPAN_JIT)
+def _minlstm_unit(ki, kf, kh, KK):
+    """``(sigma(ki), sigma(kf), f' = f / (f + i), h~, g'(kh))``."""
+    si, sf, fp, s = _minlstm_gates(ki, kf, kh, KK)
+    ht, gd = _g_of(s, KK[0])
+    return si, sf, fp, ht, gd
 
 
 @njit(**_SPAN_JIT)
@@ -121,7 +164,7 @@ def _mingru_fwd_span(K, h0, mask, Hs, r0, r1, t0, t1):
             hp = h0[b] if t == 0 else Hs[t - 1, b]
             ho = Hs[t, b]
             if domask and not mask[t, b]:
-                ho[:] = hp
+                _scan.copy_row(hp, ho)
                 continue
             kz = K[t, b, :H]
             kh = K[t, b, H:]
@@ -147,7 +190,7 @@ def _mingru_bwd_span(K, Hs, h0, dY, mask, dK, g, r0, r1, t0, t1):
                 for j in range(H):
                     gb[j] += dy[j]
             if domask and not mask[t, b]:
-                dK[t, b, :] = 0
+                _scan.zero_row(dK[t, b])
                 continue
             hp = h0[b] if t == 0 else Hs[t - 1, b]
             kz = K[t, b, :H]
@@ -169,7 +212,7 @@ def _minlstm_fwd_span(K, h0, mask, Hs, r0, r1, t0, t1):
             hp = h0[b] if t == 0 else Hs[t - 1, b]
             ho = Hs[t, b]
             if domask and not mask[t, b]:
-                ho[:] = hp
+                _scan.copy_row(hp, ho)
                 continue
             ki = K[t, b, :H]
             kf = K[t, b, H:2 * H]
@@ -194,7 +237,7 @@ def _minlstm_bwd_span(K, Hs, h0, dY, mask, dK, g, r0, r1, t0, t1):
                 for j in range(H):
                     gb[j] += dy[j]
             if domask and not mask[t, b]:
-                dK[t, b, :] = 0
+                _scan.zero_row(dK[t, b])
                 continue
             hp = h0[b] if t == 0 else Hs[t - 1, b]
             ki = K[t, b, :H]
@@ -209,50 +252,144 @@ def _minlstm_bwd_span(K, Hs, h0, dY, mask, dK, g, r0, r1, t0, t1):
                                                                 one)
 
 
-# Row split (wide batches): every thread runs whole sequences for its block of rows.
+# Row split (wide batches), fused with the input projection (see the module docstring):
+# every thread runs whole sequences for its block of rows, time outer. Forward: per step,
+# the rows' x_t W (_scan.project_rows) into A, then their gates and states while A's rows
+# are in L1, the gates the backward needs written over them. Backward: per block of steps,
+# the reverse scan writes the block's dK into a cache-sized scratch and _scan.block_grads
+# turns it into dW, db, dX while it is still in cache; no (T, B, G) dK is stored. The
+# per-unit loops vectorize: the backward's writes dK's row and the gradient (in place) and
+# reads A's row and h_{t-1}, within LLVM's limit of run-time overlap checks.
 
 @njit(**_JIT)
-def _mingru_fwd(K, h0, mask, Hs, r0, r1):
-    _mingru_fwd_span(K, h0, mask, Hs, r0, r1, 0, Hs.shape[0])
+def _mingru_fwd_rows(x, W, bias, h0, mask, A, Hs, r0, r1):
+    """Steps 0 .. T-1 of rows [r0, r1), with their products x_t W computed step by step into
+    A (T, B, 2H), which then keeps what the backward needs: ``[z | g signed]``
+    (:func:`_g_signed`). bias (2H,): zeros when the cell has none."""
+    T, B, H = Hs.shape
+    KK = consts_like(Hs)
+    domask = mask.size > 0
+    for t in range(T):
+        _scan.project_rows(x, W, A, t, r0, r1)
+        for b in range(r0, r1):
+            hp = h0[b] if t == 0 else Hs[t - 1, b]
+            ho = Hs[t, b]
+            if domask and not mask[t, b]:
+                _scan.copy_row(hp, ho)
+                continue
+            a = A[t, b]
+            for j in range(H):
+                z, _, s = _mingru_gates(a[j] + bias[j], a[H + j] + bias[H + j], KK)
+                ho[j] = hp[j] + z * (abs(s) - hp[j])
+                a[j] = z
+                a[H + j] = s
 
 
 @njit(**_JIT)
-def _mingru_bwd(K, Hs, h0, dY, mask, dK, g, r0, r1):
-    _mingru_bwd_span(K, Hs, h0, dY, mask, dK, g, r0, r1, 0, Hs.shape[0])
+def _mingru_bwd_rows(x, W, A, Hs, h0, dY, mask, g, dWs, dbs, dxs, tb, r0, r1):
+    """Steps T-1 .. 0 of rows [r0, r1) from what :func:`_mingru_fwd_rows` kept in A, by
+    blocks of tb steps; g (B, H) in dL/dh_{T-1}, out dL/dh_0 (the initial state's); the row
+    block's dW, db added into its slot of dWs (n, F, G), dbs (n, G or 0); dxs (T, B, F) or
+    empty (not wanted)."""
+    T, B, H = Hs.shape
+    G = W.shape[1]
+    KK = consts_like(Hs)
+    one = KK[0]
+    domask = mask.size > 0
+    dodY = dY.size > 0
+    n = r1 - r0
+    dKs = np.empty((tb * n, G), Hs.dtype)
+    Xs = np.empty((tb * n, x.shape[2]), Hs.dtype)
+    dXs = np.empty_like(Xs) if dxs.size > 0 else Xs
+    slot = _scan.block_index(r0, B, dWs.shape[0])
+    dW, db = dWs[slot], dbs[slot]
+    fp_mode = subnormals_to_zero()
+    for t1 in range(T, 0, -tb):
+        t0 = max(0, t1 - tb)
+        for t in range(t1 - 1, t0 - 1, -1):
+            for b in range(r0, r1):
+                gb = g[b]
+                if dodY:
+                    dy = dY[t, b]
+                    for j in range(H):
+                        gb[j] += dy[j]
+                dk = dKs[(t - t0) * n + b - r0]
+                if domask and not mask[t, b]:
+                    _scan.zero_row(dk)
+                    continue
+                hp = h0[b] if t == 0 else Hs[t - 1, b]
+                a = A[t, b]
+                for j in range(H):
+                    ht, gd = _g_of(a[H + j], one)
+                    dk[j], dk[H + j], gb[j] = _mingru_unit_grad(gb[j], hp[j], a[j], ht, gd,
+                                                                 one)
+        _scan.block_grads(x, W, dKs, Xs, dXs, dW, db, dxs, t0, t1, r0, r1)
+    restore_fp_mode(fp_mode)
 
 
 @njit(**_JIT)
-def _minlstm_fwd(K, h0, mask, Hs, r0, r1):
-    _minlstm_fwd_span(K, h0, mask, Hs, r0, r1, 0, Hs.shape[0])
+def _minlstm_fwd_rows(x, W, bias, h0, mask, A, Hs, r0, r1):
+    """As :func:`_mingru_fwd_rows`; A (T, B, 3H) keeps ``[sigma(k_i) | sigma(k_f) | g
+    signed]``."""
+    T, B, H = Hs.shape
+    KK = consts_like(Hs)
+    domask = mask.size > 0
+    for t in range(T):
+        _scan.project_rows(x, W, A, t, r0, r1)
+        for b in range(r0, r1):
+            hp = h0[b] if t == 0 else Hs[t - 1, b]
+            ho = Hs[t, b]
+            if domask and not mask[t, b]:
+                _scan.copy_row(hp, ho)
+                continue
+            a = A[t, b]
+            for j in range(H):
+                si, sf, fp, s = _minlstm_gates(a[j] + bias[j], a[H + j] + bias[H + j],
+                                               a[2 * H + j] + bias[2 * H + j], KK)
+                ht = abs(s)
+                ho[j] = ht + fp * (hp[j] - ht)
+                a[j] = si
+                a[H + j] = sf
+                a[2 * H + j] = s
 
 
 @njit(**_JIT)
-def _minlstm_bwd(K, Hs, h0, dY, mask, dK, g, r0, r1):
-    _minlstm_bwd_span(K, Hs, h0, dY, mask, dK, g, r0, r1, 0, Hs.shape[0])
-
-
-@njit(**_PAR_JIT)
-def _mingru_fwd_par(K, h0, mask, Hs, edges):
-    for i in prange(edges.shape[0] - 1):
-        _mingru_fwd(K, h0, mask, Hs, edges[i], edges[i + 1])
-
-
-@njit(**_PAR_JIT)
-def _mingru_bwd_par(K, Hs, h0, dY, mask, dK, g, edges):
-    for i in prange(edges.shape[0] - 1):
-        _mingru_bwd(K, Hs, h0, dY, mask, dK, g, edges[i], edges[i + 1])
-
-
-@njit(**_PAR_JIT)
-def _minlstm_fwd_par(K, h0, mask, Hs, edges):
-    for i in prange(edges.shape[0] - 1):
-        _minlstm_fwd(K, h0, mask, Hs, edges[i], edges[i + 1])
-
-
-@njit(**_PAR_JIT)
-def _minlstm_bwd_par(K, Hs, h0, dY, mask, dK, g, edges):
-    for i in prange(edges.shape[0] - 1):
-        _minlstm_bwd(K, Hs, h0, dY, mask, dK, g, edges[i], edges[i + 1])
+def _minlstm_bwd_rows(x, W, A, Hs, h0, dY, mask, g, dWs, dbs, dxs, tb, r0, r1):
+    """As :func:`_mingru_bwd_rows`, from what :func:`_minlstm_fwd_rows` kept in A."""
+    T, B, H = Hs.shape
+    G = W.shape[1]
+    KK = consts_like(Hs)
+    one = KK[0]
+    domask = mask.size > 0
+    dodY = dY.size > 0
+    n = r1 - r0
+    dKs = np.empty((tb * n, G), Hs.dtype)
+    Xs = np.empty((tb * n, x.shape[2]), Hs.dtype)
+    dXs = np.empty_like(Xs) if dxs.size > 0 else Xs
+    slot = _scan.block_index(r0, B, dWs.shape[0])
+    dW, db = dWs[slot], dbs[slot]
+    fp_mode = subnormals_to_zero()
+    for t1 in range(T, 0, -tb):
+        t0 = max(0, t1 - tb)
+        for t in range(t1 - 1, t0 - 1, -1):
+            for b in range(r0, r1):
+                gb = g[b]
+                if dodY:
+                    dy = dY[t, b]
+                    for j in range(H):
+                        gb[j] += dy[j]
+                dk = dKs[(t - t0) * n + b - r0]
+                if domask and not mask[t, b]:
+                    _scan.zero_row(dk)
+                    continue
+                hp = h0[b] if t == 0 else Hs[t - 1, b]
+                a = A[t, b]
+                for j in range(H):
+                    ht, gd = _g_of(a[2 * H + j], one)
+                    dk[j], dk[H + j], dk[2 * H + j], gb[j] = _minlstm_unit_grad(
+                        gb[j], hp[j], a[j], a[H + j], ht, gd, one)
+        _scan.block_grads(x, W, dKs, Xs, dXs, dW, db, dxs, t0, t1, r0, r1)
+    restore_fp_mode(fp_mode)
 
 
 # Chunked time-parallel scan (long, narrow batches); see the module docstring. Decays in log
@@ -276,17 +413,17 @@ def _mingru_fwd_local(K, mask, Hs, lend, snap, pe):
     domask = mask.size > 0
     for b in range(B):
         lacc = lend[b]
-        lacc[:] = 0
-        snap[0, b, :] = 0
+        _scan.zero_row(lacc)
+        _scan.zero_row(snap[0, b])
         s = 1
         for t in range(t0, t1):
             while s < S and t == pe[s]:
-                snap[s, b, :] = lacc
+                _scan.copy_row(lacc, snap[s, b])
                 s += 1
             hp = zero if t == t0 else Hs[t - 1, b]
             ho = Hs[t, b]
             if domask and not mask[t, b]:
-                ho[:] = hp
+                _scan.copy_row(hp, ho)
                 continue
             kz = K[t, b, :H]
             kh = K[t, b, H:]
@@ -296,7 +433,7 @@ def _mingru_fwd_local(K, mask, Hs, lend, snap, pe):
                 ho[j] = hp[j] + z * (ht - hp[j])
                 lacc[j] -= max(k, one - one) + log1p_pos(e, KK)
         while s < S:
-            snap[s, b, :] = lacc
+            _scan.copy_row(lacc, snap[s, b])
             s += 1
 
 
@@ -311,17 +448,17 @@ def _minlstm_fwd_local(K, mask, Hs, lend, snap, pe):
     domask = mask.size > 0
     for b in range(B):
         lacc = lend[b]
-        lacc[:] = 0
-        snap[0, b, :] = 0
+        _scan.zero_row(lacc)
+        _scan.zero_row(snap[0, b])
         s = 1
         for t in range(t0, t1):
             while s < S and t == pe[s]:
-                snap[s, b, :] = lacc
+                _scan.copy_row(lacc, snap[s, b])
                 s += 1
             hp = zero if t == t0 else Hs[t - 1, b]
             ho = Hs[t, b]
             if domask and not mask[t, b]:
-                ho[:] = hp
+                _scan.copy_row(hp, ho)
                 continue
             ki = K[t, b, :H]
             kf = K[t, b, H:2 * H]
@@ -331,7 +468,7 @@ def _minlstm_fwd_local(K, mask, Hs, lend, snap, pe):
                 ho[j] = ht + fp * (hp[j] - ht)
                 lacc[j] -= log1p_pos(si / sf, KK)
         while s < S:
-            snap[s, b, :] = lacc
+            _scan.copy_row(lacc, snap[s, b])
             s += 1
 
 
@@ -402,19 +539,19 @@ def _mingru_bwd_local(K, Hs, h0, dY, mask, dK, g, dec, snap, pe):
     for b in range(B):
         gb = g[b]
         racc = dec[b]
-        racc[:] = 0
-        snap[S - 1, b, :] = 0
+        _scan.zero_row(racc)
+        _scan.zero_row(snap[S - 1, b])
         s = S - 1
         for t in range(t1 - 1, t0 - 1, -1):
             while s > 0 and t < pe[s]:
                 s -= 1
-                snap[s, b, :] = racc
+                _scan.copy_row(racc, snap[s, b])
             if dodY:
                 dy = dY[t, b]
                 for j in range(H):
                     gb[j] += dy[j]
             if domask and not mask[t, b]:
-                dK[t, b, :] = 0
+                _scan.zero_row(dK[t, b])
                 continue
             hp = h0[b] if t == 0 else Hs[t - 1, b]
             kz = K[t, b, :H]
@@ -428,7 +565,7 @@ def _mingru_bwd_local(K, Hs, h0, dY, mask, dK, g, dec, snap, pe):
                 racc[j] -= max(k, one - one) + log1p_pos(e, KK)
         while s > 0:
             s -= 1
-            snap[s, b, :] = racc
+            _scan.copy_row(racc, snap[s, b])
 
 
 @njit(**_JIT)
@@ -444,19 +581,19 @@ def _minlstm_bwd_local(K, Hs, h0, dY, mask, dK, g, dec, snap, pe):
     for b in range(B):
         gb = g[b]
         racc = dec[b]
-        racc[:] = 0
-        snap[S - 1, b, :] = 0
+        _scan.zero_row(racc)
+        _scan.zero_row(snap[S - 1, b])
         s = S - 1
         for t in range(t1 - 1, t0 - 1, -1):
             while s > 0 and t < pe[s]:
                 s -= 1
-                snap[s, b, :] = racc
+                _scan.copy_row(racc, snap[s, b])
             if dodY:
                 dy = dY[t, b]
                 for j in range(H):
                     gb[j] += dy[j]
             if domask and not mask[t, b]:
-                dK[t, b, :] = 0
+                _scan.zero_row(dK[t, b])
                 continue
             hp = h0[b] if t == 0 else Hs[t - 1, b]
             ki = K[t, b, :H]
@@ -472,7 +609,7 @@ def _minlstm_bwd_local(K, Hs, h0, dY, mask, dK, g, dec, snap, pe):
                 racc[j] -= log1p_pos(si / sf, KK)
         while s > 0:
             s -= 1
-            snap[s, b, :] = racc
+            _scan.copy_row(racc, snap[s, b])
 
 
 @njit(**_JIT)
@@ -580,8 +717,8 @@ def _make_chunked(fwd_span, fwd_local, fwd_fix, bwd_span, bwd_local, bwd_fix):
     return fwd_pass1, fwd_pass3, bwd_pass1, bwd_pass3
 
 
-_LOOPS = {MinGRUCell: (_mingru_fwd, _mingru_fwd_par, _mingru_bwd, _mingru_bwd_par),
-          MinLSTMCell: (_minlstm_fwd, _minlstm_fwd_par, _minlstm_bwd, _minlstm_bwd_par)}
+_ROWS = {MinGRUCell: (_mingru_fwd_rows, _mingru_bwd_rows),
+         MinLSTMCell: (_minlstm_fwd_rows, _minlstm_bwd_rows)}
 _CHUNKED = {MinGRUCell: _make_chunked(_mingru_fwd_span, _mingru_fwd_local, _mingru_fwd_fix,
                                       _mingru_bwd_span, _mingru_bwd_local, _mingru_bwd_fix),
             MinLSTMCell: _make_chunked(_minlstm_fwd_span, _minlstm_fwd_local,
@@ -639,21 +776,26 @@ def _chunked_backward(cell, K, Hs, h0, dY, m, dK, g, C):
 
 def forward(cell, xs, states0, mask=None, rmask=None, ws=None, training=False):
     """Run the cell over xs (T, B, F); returns ``(hs (T, B, H), [h_T], cache)``. The scan is
-    the row split or the chunked time-parallel one, as :func:`._scan.time_chunks` decides."""
-    fwd, fwd_par = _LOOPS[type(cell)][:2]
+    the fused row split or the chunked time-parallel one, as :func:`._scan.time_chunks`
+    decides."""
     T, B, _ = xs.shape
     dt = xs.dtype
-    K = _scan.project(xs, cell.params["kernel"], ws)            # (T, B, G): x W
-    if cell.use_bias:
-        K += cell.params["bias"]
+    xs = np.ascontiguousarray(xs)
+    W = np.ascontiguousarray(cell.params["kernel"], dt)
     h0 = np.ascontiguousarray(states0[0], dt)
     m = _scan.mask_arg(mask)
     Hs = _threads.buffer(ws, "Hs", (T, B, cell.units), dt)
     C = _scan.time_chunks(B, T)
     if C:
+        K = _scan.project(xs, W, ws)                            # (T, B, G): x W
+        if cell.use_bias:
+            K += cell.params["bias"]
         _chunked_forward(cell, K, h0, m, Hs, C)
     else:
-        _scan.run(fwd, fwd_par, B, K, h0, m, Hs)
+        K = _threads.buffer(ws, "K", (T, B, W.shape[1]), dt)
+        bias = (np.ascontiguousarray(cell.params["bias"], dt) if cell.use_bias
+                else np.zeros(W.shape[1], dt))
+        _scan.run_rows(_ROWS[type(cell)][0], B, xs, W, bias, h0, m, K, Hs)
     return Hs, [Hs[-1].copy()], (xs, K, Hs, h0, m)
 
 
@@ -664,19 +806,24 @@ skips_input_grad = True
 def backward(cell, cache, dys, dstates, mask=None, rmask=None, ws=None, input_grad=True):
     """BPTT of :func:`forward`; returns ``(dxs (T, B, F) or None when not input_grad,
     [dh_0], [dkernel, dbias])``."""
-    bwd, bwd_par = _LOOPS[type(cell)][2:]
     xs, K, Hs, h0, m = cache
     dt = K.dtype
     g = _scan.state_grad(dstates[0], h0)
     dY = _scan.seq_grad(dys, dt)
-    dK = _threads.buffer(ws, "dK", K.shape, dt)
-    T, B = K.shape[:2]
+    T, B, F = xs.shape
+    W = np.ascontiguousarray(cell.params["kernel"], dt)
     C = _scan.time_chunks(B, T)
     if C:
+        dK = _threads.buffer(ws, "dK", K.shape, dt)
         g = _chunked_backward(cell, K, Hs, h0, dY, m, dK, g, C)
-    else:
-        _scan.run(bwd, bwd_par, B, K, Hs, h0, dY, m, dK, g)
-    dxs, dparams = _scan.project_backward(xs, dK, cell.params["kernel"], cell.use_bias,
-                                          input_grad)
-    return dxs, [g], dparams
-
+        dxs, dparams = _scan.project_backward(xs, dK, W, cell.use_bias, input_grad)
+        return dxs, [g], dparams
+    n = _scan.n_row_blocks(B)
+    G = W.shape[1]
+    dWs = np.zeros((n, F, G), dt)
+    dbs = np.zeros((n, G if cell.use_bias else 0), dt)
+    dxs = np.empty((T, B, F) if input_grad else (0, 0, 0), dt)
+    _scan.run_rows(_ROWS[type(cell)][1], B, xs, W, K, Hs, h0, dY, m, g, dWs, dbs, dxs,
+                   _scan.block_steps(B, G, dt.itemsize, T))
+    dparams = [dWs.sum(axis=0)] + ([dbs.sum(axis=0)] if cell.use_bias else [])
+    return (dxs if input_grad else None), [g], dparams
