@@ -35,30 +35,24 @@ few arrays and always counting from 0 (``range(H)`` plus an offset, never
 its arrays do not overlap, and gives up when a loop touches too many of them. Measured:
 the same gate math is 4-15x slower when written as one big loop.
 
-One parallel launcher (:func:`_launch`) serves every kernel: it receives the compiled
-kernel as a function pointer (numba's first-class function type) and calls it once per row
-block in one parallel region. numba's threading layer starts a region in ~1 us; a Python
-thread hand-off costs ~75 us here. A launcher per kernel that calls the kernel by name
-(the previous layout) made numba link the kernel's code into the launcher and optimise it
-again there: that was half of the whole cold compile time (LSTM forward: kernel 2.2 CPU-s,
-its launcher another 3 s; through the pointer 0.6 s, compiled once per kernel signature and
-cached like the kernels). A launcher made by a factory closing over the kernel cannot be
-cached at all (closures), so every process would recompile it.
+Threads: :func:`run` hands the row blocks of a loop to :func:`.threads.run_blocks` (the
+calling thread and resident Python workers; the kernels release the GIL). Nothing is
+compiled for the threading itself. The previous launcher was a numba parallel region that
+took the kernel as a function pointer: starting a region cost ~1 us against ~20-75 us for a
+thread hand-off, but the region was compiled once per kernel signature (~1 CPU-s each, a
+third of the cold compile of ``rnnkit train``).
 """
 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange, typeof
-from numba.core import types as _types
-from numba.core.types.function_type import CompileResultWAP as _CompiledFunction
+from numba import njit
 
 from . import _blas, _packed
 from . import threads as _threads
 from ._math import consts_like as _consts_like
 
 JIT = dict(cache=True, fastmath=False, error_model="numpy", nogil=True)
-PAR_JIT = dict(JIT, parallel=True)
 DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 if not _blas.AVAILABLE:  # pragma: no cover - depends on how NumPy was built
@@ -192,34 +186,9 @@ def split(B, work, T):
     return _threads.blocks(B, max(n, 1))
 
 
-@njit(**PAR_JIT)
-def _launch(fn, args, edges):
-    """``fn(*args, b0, b1)`` for every row block ``edges[i]:edges[i + 1]``, one parallel
-    region; ``fn`` is a compiled kernel passed as a function pointer (:func:`_pointer`)."""
-    for i in prange(edges.shape[0] - 1):
-        fn(*args, edges[i], edges[i + 1])
-
-
-_POINTERS = {}
-
-
-def _pointer(fn, args):
-    """Kernel ``fn`` compiled for ``(*args, b0, b1)`` as a first-class function for
-    :func:`_launch` (compiled, or loaded from numba's cache, on first use)."""
-    key = (fn,) + tuple((a.dtype.num, a.ndim, a.flags.c_contiguous, a.flags.f_contiguous,
-                         a.flags.writeable, a.flags.aligned)
-                        if isinstance(a, np.ndarray) else type(a) for a in args)
-    ptr = _POINTERS.get(key)
-    if ptr is None:
-        sig = tuple(typeof(a) for a in args) + (_types.int64, _types.int64)
-        fn.compile(sig)
-        ptr = _POINTERS[key] = _CompiledFunction(fn.overloads[sig])
-    return ptr
-
-
 def run(fn, B, work, T, *args):
     """Call compiled loop ``fn(*args, b0, b1)`` over all B rows, split across threads
-    (:func:`_launch` runs the blocks in one parallel region).
+    (:func:`.threads.run_blocks`: the caller and resident worker threads, one block each).
 
     ``work`` is the multiply-adds of one row's recurrent product per step (H*G), ``T`` the
     number of steps. Unsplit outside :func:`.threads.parallel`, the per-step products of a
@@ -236,16 +205,9 @@ def run(fn, B, work, T, *args):
         if len(blocks) == 1:
             fn(*args, 0, B)
         else:
-            ptr = _pointer(fn, args)
-            with _threads.launch(len(blocks)):
-                _launch(ptr, args, edges(blocks))
+            _threads.run_blocks(fn, args, blocks)
     finally:
         _blas.restore(token)
-
-
-def edges(blocks):
-    """``[(b0, b1), ...]`` as the int64 array ``[b0, ..., last b1]`` the launchers take."""
-    return np.array([b0 for b0, _ in blocks] + [blocks[-1][1]], np.int64)
 
 
 def opt(a, dt, ndim):
