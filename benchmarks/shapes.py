@@ -5,8 +5,9 @@
 Prints, on one thread, the float32 GFLOP/s of NumPy's OpenBLAS for the per-step products of
 the issue-8 workloads (one thread's row block), the backward product with ``U^T`` as a
 transposed view and as a contiguous copy, one fused ``[x | h] @ [W; U]`` product against
-two, and the cost of starting work on a second thread: a numba parallel region (what rnnkit
-uses) against a Python thread-pool hand-off.
+two, and the cost of running two blocks on two threads: rnnkit's worker pool
+(``threads.run_blocks``, what the row-split loops and products use), a numba parallel region
+(what the linear-scan cells use) and a ``concurrent.futures`` thread pool.
 """
 
 from __future__ import annotations
@@ -69,6 +70,8 @@ def main():
 
     from numba import njit, prange
 
+    from rnnkit.kernels import threads
+
     @njit(parallel=True, nogil=True)
     def region(n):
         s = 0
@@ -76,11 +79,20 @@ def main():
             s += i
         return s
 
+    @njit(nogil=True)
+    def block(out, b0, b1):
+        out[b0:b1] += 1
+
     region(2)
+    acc = np.zeros(2)
     pool = concurrent.futures.ThreadPoolExecutor(1)
     pool.submit(int).result()
-    print(f"start work on a 2nd thread: numba parallel region "
-          f"{best_seconds(lambda: region(2), 5000) * 1e6:.1f} us | Python thread pool "
+    two = [(0, 1), (1, 2)]
+    threads.run_blocks(block, (acc,), two)
+    print(f"two blocks on two threads: rnnkit worker pool "
+          f"{best_seconds(lambda: threads.run_blocks(block, (acc,), two), 5000) * 1e6:.1f} us"
+          f" | numba parallel region {best_seconds(lambda: region(2), 5000) * 1e6:.1f} us"
+          f" | concurrent.futures pool "
           f"{best_seconds(lambda: pool.submit(int).result(), 2000) * 1e6:.1f} us")
 
 

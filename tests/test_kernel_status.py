@@ -28,7 +28,7 @@ def test_status_reports_paths_and_what_this_process_used():
     infer = _fn(st, "lstm._lstm_infer")
     assert infer["loaded"] + infer["compiled"] >= 1       # this process ran it
     assert infer["cached"] >= 1                           # and its code is on disk now
-    assert not infer["parallel"] and _fn(st, "_launch.launch")["parallel"]
+    assert not infer["parallel"] and _fn(st, "indrnn._fwd_par")["parallel"]
     assert os.path.isdir(st["cache_dir"])
 
 
@@ -41,7 +41,7 @@ def test_status_follows_the_kernel_mode(monkeypatch):
 def test_cli_info_kernels(capsys):
     assert main(["info", "--kernels"]) == 0
     out = capsys.readouterr().out
-    assert "LSTM" in out and "numba cache:" in out and "_launch.launch [parallel]" in out
+    assert "LSTM" in out and "numba cache:" in out and "indrnn._fwd_par [parallel]" in out
     assert main(["info", "--kernels", "--json"]) == 0
     rec = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert rec["kernels"]["mode"] in ("auto", "fast")

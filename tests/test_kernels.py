@@ -405,7 +405,7 @@ def test_gradient_checks_pass_with_fast_kernels(case, kernel_mode):
 @pytest.mark.parametrize("case", ["recurrent", "initial_state", "mask", "stacked"])
 def test_gradient_checks_pass_with_rows_and_products_split(case, kernel_mode, monkeypatch):
     """The same float64 finite-difference checks through the multi-threaded path: loops split
-    into one row per thread (3 threads), every product split (_gemm_split), inside
+    into one row per thread (3 threads), every product split (threads.matmul), inside
     threads.parallel() so the buffer reuse and the contiguous-U^T backward run too."""
     import test_gradients as tg
 

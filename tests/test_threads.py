@@ -2,6 +2,8 @@
 is single-threaded only inside ``parallel()``, and a model trains to the same numbers on one
 thread or several."""
 
+import threading
+
 import numpy as np
 import pytest
 from threadpoolctl import threadpool_info, threadpool_limits
@@ -164,3 +166,27 @@ def test_matmul_refuses_shapes_that_do_not_fit(three_threads):
             threads.matmul(a, np.ones((4, 9), np.float32))
         with pytest.raises(ValueError, match=r"out must have shape \(M, N\) = \(8, 9\)"):
             threads.matmul(a, np.ones((5, 9), np.float32), out=np.empty((9, 8), np.float32))
+
+
+def test_run_blocks_runs_every_block_once_and_raises_a_workers_error():
+    seen = []
+    lock = threading.Lock()
+
+    def record(tag, b0, b1):
+        with lock:
+            seen.append((tag, b0, b1, threading.current_thread().name))
+
+    blocks = [(0, 2), (2, 5), (5, 6)]
+    threads.run_blocks(record, ("x",), blocks)
+    assert sorted(s[1:3] for s in seen) == blocks
+    assert len({s[3] for s in seen}) == 3              # the caller and two workers
+
+    def fail_second(b0, b1):
+        if b0 == 2:
+            raise ValueError(f"block {b0}:{b1} failed")
+
+    with pytest.raises(ValueError, match="block 2:5 failed"):
+        threads.run_blocks(fail_second, (), blocks)
+    seen.clear()
+    threads.run_blocks(record, ("y",), blocks)           # the pool still works after it
+    assert sorted(s[1:3] for s in seen) == blocks

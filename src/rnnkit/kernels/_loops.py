@@ -35,7 +35,12 @@ few arrays and always counting from 0 (``range(H)`` plus an offset, never
 its arrays do not overlap, and gives up when a loop touches too many of them. Measured:
 the same gate math is 4-15x slower when written as one big loop.
 
-One parallel launcher serves every kernel (:mod:`._launch`).
+Threads: :func:`run` hands the row blocks of a loop to :func:`.threads.run_blocks` (the
+calling thread and resident Python workers; the kernels release the GIL). Nothing is
+compiled for the threading itself. The previous launcher was a numba parallel region that
+took the kernel as a function pointer: starting a region cost ~1 us against ~20-75 us for a
+thread hand-off, but the region was compiled once per kernel signature (~1 CPU-s each, a
+third of the cold compile of ``rnnkit train``).
 """
 
 from __future__ import annotations
@@ -45,13 +50,9 @@ from numba import njit
 
 from . import _blas, _packed
 from . import threads as _threads
-from ._launch import edges
-from ._launch import launch as _launch
-from ._launch import pointer as _pointer
 from ._math import consts_like as _consts_like
 
 JIT = dict(cache=True, fastmath=False, error_model="numpy", nogil=True)
-PAR_JIT = dict(JIT, parallel=True)
 DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 if not _blas.AVAILABLE:  # pragma: no cover - depends on how NumPy was built
@@ -187,7 +188,7 @@ def split(B, work, T):
 
 def run(fn, B, work, T, *args):
     """Call compiled loop ``fn(*args, b0, b1)`` over all B rows, split across threads
-    (:func:`_launch` runs the blocks in one parallel region).
+    (:func:`.threads.run_blocks`: the caller and resident worker threads, one block each).
 
     ``work`` is the multiply-adds of one row's recurrent product per step (H*G), ``T`` the
     number of steps. Unsplit outside :func:`.threads.parallel`, the per-step products of a
@@ -204,9 +205,7 @@ def run(fn, B, work, T, *args):
         if len(blocks) == 1:
             fn(*args, 0, B)
         else:
-            ptr = _pointer(fn, args)
-            with _threads.launch(len(blocks)):
-                _launch(ptr, args, edges(blocks))
+            _threads.run_blocks(fn, args, blocks)
     finally:
         _blas.restore(token)
 

@@ -11,7 +11,7 @@ import os
 import numpy as np
 from numba import njit
 
-from . import _blas, _launch
+from . import _blas
 from . import threads as _threads
 from ._math import consts_like
 
@@ -98,9 +98,8 @@ BLOCK_BYTES = 1 << 19
 
 
 def run_rows(fn, B, *args):
-    """``fn(*args, r0, r1)`` on every block of the B rows, one block per rnnkit thread, in one
-    parallel region (:func:`._launch.launch`, through a function pointer: one launcher for
-    every kernel, compiled once); OpenBLAS single-threaded meanwhile (the kernels call it
+    """``fn(*args, r0, r1)`` on every block of the B rows, one block per rnnkit thread
+    (:func:`.threads.run_blocks`); OpenBLAS single-threaded meanwhile (the kernels call it
     on their own rows). Returns the number of blocks (the kernels' per-block slots:
     :func:`block_index`)."""
     n = min(_threads.count(), B)
@@ -109,9 +108,7 @@ def run_rows(fn, B, *args):
         return 1
     token = None if _threads.active() else _blas.set_threads(1)
     try:
-        ptr = _launch.pointer(fn, args)
-        with _threads.launch(n):
-            _launch.launch(ptr, args, _launch.edges(_threads.blocks(B, n)))
+        _threads.run_blocks(fn, args, _threads.blocks(B, n))
     finally:
         _blas.restore(token)
     return n

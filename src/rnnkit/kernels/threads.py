@@ -7,8 +7,10 @@ over-subscribes the cores: after a multi-threaded product OpenBLAS's helper thre
 spinning for a while, on the cores our loop threads need. So inside :func:`parallel`
 (entered by ``Model.fit`` / ``evaluate`` / ``predict`` / ``*_on_batch`` / ``model(x)``)
 OpenBLAS runs single-threaded and rnnkit splits the large products itself (:func:`matmul`).
-All of it runs in numba parallel regions (:func:`launch`): one pool of threads does all the
-work, as PyTorch's OpenMP pool does, and starting a region costs about a microsecond.
+The row blocks of a loop or a product run on a small pool of Python threads
+(:func:`run_blocks`): the calling thread takes the first block, a resident worker each other
+one, and the compiled code they call releases the GIL. (The time-parallel scans of the linear
+cells use numba parallel regions, :func:`launch`.)
 
 The number of threads is OpenBLAS's thread count when :func:`parallel` is entered, so
 ``threadpoolctl.threadpool_limits(n)`` and ``OPENBLAS_NUM_THREADS`` keep controlling it
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import queue
 import threading
 
 import numpy as np
@@ -32,8 +35,8 @@ _FORKED = False     # in a child created by fork(): OpenMP thread pools do not s
 
 
 def _forked():
-    global _FORKED, _LAUNCH_LOCK
-    _FORKED, _LAUNCH_LOCK = True, threading.Lock()
+    global _FORKED, _LAUNCH_LOCK, _POOL
+    _FORKED, _LAUNCH_LOCK, _POOL = True, threading.Lock(), _Pool()
 
 
 if hasattr(os, "register_at_fork"):
@@ -152,13 +155,69 @@ def blocks(n_items, n_blocks):
     return [(a, b) for a, b in zip(edges[:-1], edges[1:]) if b > a]
 
 
+class _Pool:
+    """Resident worker threads, each with its own inbox; one caller at a time."""
+
+    def __init__(self):
+        self._inboxes = []
+        self._done = queue.SimpleQueue()
+        self.lock = threading.Lock()
+
+    def _work(self, inbox):
+        while True:
+            fn, args, b0, b1 = inbox.get()
+            try:
+                fn(*args, b0, b1)
+                self._done.put(None)
+            except BaseException as e:        # handed to the caller, re-raised there
+                self._done.put(e)
+
+    def run(self, fn, args, blocks):
+        while len(self._inboxes) < len(blocks) - 1:
+            inbox = queue.SimpleQueue()
+            threading.Thread(target=self._work, args=(inbox,), daemon=True,
+                             name=f"rnnkit-{len(self._inboxes) + 1}").start()
+            self._inboxes.append(inbox)
+        for inbox, (b0, b1) in zip(self._inboxes, blocks[1:]):
+            inbox.put((fn, args, b0, b1))
+        error = None
+        try:
+            fn(*args, *blocks[0])
+        except BaseException as e:
+            error = e
+        for _ in blocks[1:]:                  # wait for every worker, even after an error
+            e = self._done.get()
+            error = error or e
+        if error is not None:
+            raise error
+
+
+_POOL = _Pool()
+
+
+def run_blocks(fn, args, blocks):
+    """``fn(*args, b0, b1)`` for every ``(b0, b1)`` in ``blocks``, one block per thread: the
+    caller runs the first, resident workers the others (``fn`` must release the GIL to run
+    in parallel: a compiled ``nogil`` kernel or a NumPy product). Returns when all are done;
+    the first error raised by any block is raised here. A second caller while the pool is
+    busy (another Python thread) runs its blocks one after another in its own thread."""
+    if len(blocks) > 1 and _POOL.lock.acquire(blocking=False):
+        try:
+            _POOL.run(fn, args, blocks)
+        finally:
+            _POOL.lock.release()
+        return
+    for b0, b1 in blocks:
+        fn(*args, b0, b1)
+
+
 def matmul(a, b, out=None):
     """``a @ b`` for 2-D arrays (views such as ``x.T`` are fine), split across rnnkit's
     threads inside :func:`parallel` when the product is large.
 
     Args: a (M, K); b (K, N); out: optional (M, N) array of the result dtype.
     Returns: (M, N) array (``out`` when given). Rows of ``a`` are split when M >= N, else
-    columns of ``b``; every block is one BLAS call on one thread.
+    columns of ``b``; every block is one BLAS call on one thread (:func:`run_blocks`).
     """
     if np.ndim(a) != 2 or np.ndim(b) != 2 or a.shape[1] != b.shape[0]:
         raise ValueError(f"matmul expects a (M, K) and b (K, N), got a {np.shape(a)} and b "
@@ -170,19 +229,18 @@ def matmul(a, b, out=None):
     n = count() if active() else 1
     if n <= 1 or M * K * N < _MIN_MACS or min(M, N) < 2 * n:
         return np.matmul(a, b, out=out)
-    dt = np.result_type(a, b)
-    if dt not in (np.float32, np.float64) or a.dtype != dt or b.dtype != dt or (
-            out is not None and (out.dtype != dt or out.strides[1] != dt.itemsize)):
-        return np.matmul(a, b, out=out)
-    from . import get_kernel_mode
-    if get_kernel_mode() == "reference":      # debugging: no compiled code anywhere
-        return np.matmul(a, b, out=out)
-    try:
-        from ._gemm import gemm_split
-    except ImportError:          # no numba: one BLAS call
-        return np.matmul(a, b, out=out)
-    by_rows = M >= N
-    blks = blocks(M if by_rows else N, n)
-    edges = np.array([e0 for e0, _ in blks] + [blks[-1][1]], np.int64)
-    with launch(len(blks)):
-        return gemm_split(a, b, np.empty((M, N), dt) if out is None else out, by_rows, edges)
+    if out is None:
+        out = np.empty((M, N), np.result_type(a, b))
+    if M >= N:
+        run_blocks(_rows_product, (a, b, out), blocks(M, n))
+    else:
+        run_blocks(_cols_product, (a, b, out), blocks(N, n))
+    return out
+
+
+def _rows_product(a, b, out, r0, r1):
+    np.matmul(a[r0:r1], b, out=out[r0:r1])
+
+
+def _cols_product(a, b, out, c0, c1):
+    np.matmul(a, b[:, c0:c1], out=out[:, c0:c1])
