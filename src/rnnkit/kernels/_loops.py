@@ -51,6 +51,7 @@ from numba import njit
 from . import _blas, _packed
 from . import threads as _threads
 from ._math import consts_like as _consts_like
+from ._math import copy, fill  # noqa: F401  (the kernels import them from here)
 
 JIT = dict(cache=True, fastmath=False, error_model="numpy", nogil=True)
 DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -58,18 +59,6 @@ DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 if not _blas.AVAILABLE:  # pragma: no cover - depends on how NumPy was built
     raise ImportError("rnnkit's compiled kernels need the OpenBLAS bundled in the NumPy wheel; "
                       "none was found, so the generic loop is used.")
-
-
-@njit(**JIT)
-def copy(src, dst):
-    for j in range(dst.shape[0]):
-        dst[j] = src[j]
-
-
-@njit(**JIT)
-def fill(dst, v):
-    for j in range(dst.shape[0]):
-        dst[j] = v
 
 
 @njit(**JIT)

@@ -119,23 +119,6 @@ def n_row_blocks(B):
     return max(1, min(_threads.count(), B))
 
 
-# Row copies as plain loops: numba's slice assignment (``a[:] = b``) compiles an
-# implementation that formats its error messages, ~3 s of a cold MinGRU fit's compile time.
-
-@njit(cache=True, fastmath=False, error_model="numpy", nogil=True)
-def copy_row(src, dst):
-    """``dst[:] = src`` for 1-D arrays of one length."""
-    for j in range(dst.shape[0]):
-        dst[j] = src[j]
-
-
-@njit(cache=True, fastmath=False, error_model="numpy", nogil=True)
-def zero_row(dst):
-    """``dst[:] = 0`` for a 1-D array."""
-    for j in range(dst.shape[0]):
-        dst[j] = 0
-
-
 @njit(cache=True, fastmath=False, error_model="numpy", nogil=True)
 def block_index(r0, B, n):
     """Which of the n blocks of :func:`run_rows` (``threads.blocks(B, n)``) starts at row

@@ -72,6 +72,8 @@ from ..cells.minrnn import MinGRUCell, MinLSTMCell
 from . import _scan
 from . import threads as _threads
 from ._math import consts_like, exp_neg, log1p_pos, restore_fp_mode, subnormals_to_zero
+from ._math import copy as _copy
+from ._math import fill as _fill
 from ._math import sigmoid as _sigK
 
 _JIT = dict(cache=True, fastmath=False, error_model="numpy", nogil=True)
@@ -164,7 +166,7 @@ def _mingru_fwd_span(K, h0, mask, Hs, r0, r1, t0, t1):
             hp = h0[b] if t == 0 else Hs[t - 1, b]
             ho = Hs[t, b]
             if domask and not mask[t, b]:
-                _scan.copy_row(hp, ho)
+                _copy(hp, ho)
                 continue
             kz = K[t, b, :H]
             kh = K[t, b, H:]
@@ -190,7 +192,7 @@ def _mingru_bwd_span(K, Hs, h0, dY, mask, dK, g, r0, r1, t0, t1):
                 for j in range(H):
                     gb[j] += dy[j]
             if domask and not mask[t, b]:
-                _scan.zero_row(dK[t, b])
+                _fill(dK[t, b], 0.0)
                 continue
             hp = h0[b] if t == 0 else Hs[t - 1, b]
             kz = K[t, b, :H]
@@ -212,7 +214,7 @@ def _minlstm_fwd_span(K, h0, mask, Hs, r0, r1, t0, t1):
             hp = h0[b] if t == 0 else Hs[t - 1, b]
             ho = Hs[t, b]
             if domask and not mask[t, b]:
-                _scan.copy_row(hp, ho)
+                _copy(hp, ho)
                 continue
             ki = K[t, b, :H]
             kf = K[t, b, H:2 * H]
@@ -237,7 +239,7 @@ def _minlstm_bwd_span(K, Hs, h0, dY, mask, dK, g, r0, r1, t0, t1):
                 for j in range(H):
                     gb[j] += dy[j]
             if domask and not mask[t, b]:
-                _scan.zero_row(dK[t, b])
+                _fill(dK[t, b], 0.0)
                 continue
             hp = h0[b] if t == 0 else Hs[t - 1, b]
             ki = K[t, b, :H]
@@ -275,7 +277,7 @@ def _mingru_fwd_rows(x, W, bias, h0, mask, A, Hs, r0, r1):
             hp = h0[b] if t == 0 else Hs[t - 1, b]
             ho = Hs[t, b]
             if domask and not mask[t, b]:
-                _scan.copy_row(hp, ho)
+                _copy(hp, ho)
                 continue
             a = A[t, b]
             for j in range(H):
@@ -315,7 +317,7 @@ def _mingru_bwd_rows(x, W, A, Hs, h0, dY, mask, g, dWs, dbs, dxs, tb, r0, r1):
                         gb[j] += dy[j]
                 dk = dKs[(t - t0) * n + b - r0]
                 if domask and not mask[t, b]:
-                    _scan.zero_row(dk)
+                    _fill(dk, 0.0)
                     continue
                 hp = h0[b] if t == 0 else Hs[t - 1, b]
                 a = A[t, b]
@@ -340,7 +342,7 @@ def _minlstm_fwd_rows(x, W, bias, h0, mask, A, Hs, r0, r1):
             hp = h0[b] if t == 0 else Hs[t - 1, b]
             ho = Hs[t, b]
             if domask and not mask[t, b]:
-                _scan.copy_row(hp, ho)
+                _copy(hp, ho)
                 continue
             a = A[t, b]
             for j in range(H):
@@ -380,7 +382,7 @@ def _minlstm_bwd_rows(x, W, A, Hs, h0, dY, mask, g, dWs, dbs, dxs, tb, r0, r1):
                         gb[j] += dy[j]
                 dk = dKs[(t - t0) * n + b - r0]
                 if domask and not mask[t, b]:
-                    _scan.zero_row(dk)
+                    _fill(dk, 0.0)
                     continue
                 hp = h0[b] if t == 0 else Hs[t - 1, b]
                 a = A[t, b]
@@ -413,17 +415,17 @@ def _mingru_fwd_local(K, mask, Hs, lend, snap, pe):
     domask = mask.size > 0
     for b in range(B):
         lacc = lend[b]
-        _scan.zero_row(lacc)
-        _scan.zero_row(snap[0, b])
+        _fill(lacc, 0.0)
+        _fill(snap[0, b], 0.0)
         s = 1
         for t in range(t0, t1):
             while s < S and t == pe[s]:
-                _scan.copy_row(lacc, snap[s, b])
+                _copy(lacc, snap[s, b])
                 s += 1
             hp = zero if t == t0 else Hs[t - 1, b]
             ho = Hs[t, b]
             if domask and not mask[t, b]:
-                _scan.copy_row(hp, ho)
+                _copy(hp, ho)
                 continue
             kz = K[t, b, :H]
             kh = K[t, b, H:]
@@ -433,7 +435,7 @@ def _mingru_fwd_local(K, mask, Hs, lend, snap, pe):
                 ho[j] = hp[j] + z * (ht - hp[j])
                 lacc[j] -= max(k, one - one) + log1p_pos(e, KK)
         while s < S:
-            _scan.copy_row(lacc, snap[s, b])
+            _copy(lacc, snap[s, b])
             s += 1
 
 
@@ -448,17 +450,17 @@ def _minlstm_fwd_local(K, mask, Hs, lend, snap, pe):
     domask = mask.size > 0
     for b in range(B):
         lacc = lend[b]
-        _scan.zero_row(lacc)
-        _scan.zero_row(snap[0, b])
+        _fill(lacc, 0.0)
+        _fill(snap[0, b], 0.0)
         s = 1
         for t in range(t0, t1):
             while s < S and t == pe[s]:
-                _scan.copy_row(lacc, snap[s, b])
+                _copy(lacc, snap[s, b])
                 s += 1
             hp = zero if t == t0 else Hs[t - 1, b]
             ho = Hs[t, b]
             if domask and not mask[t, b]:
-                _scan.copy_row(hp, ho)
+                _copy(hp, ho)
                 continue
             ki = K[t, b, :H]
             kf = K[t, b, H:2 * H]
@@ -468,7 +470,7 @@ def _minlstm_fwd_local(K, mask, Hs, lend, snap, pe):
                 ho[j] = ht + fp * (hp[j] - ht)
                 lacc[j] -= log1p_pos(si / sf, KK)
         while s < S:
-            _scan.copy_row(lacc, snap[s, b])
+            _copy(lacc, snap[s, b])
             s += 1
 
 
@@ -539,19 +541,19 @@ def _mingru_bwd_local(K, Hs, h0, dY, mask, dK, g, dec, snap, pe):
     for b in range(B):
         gb = g[b]
         racc = dec[b]
-        _scan.zero_row(racc)
-        _scan.zero_row(snap[S - 1, b])
+        _fill(racc, 0.0)
+        _fill(snap[S - 1, b], 0.0)
         s = S - 1
         for t in range(t1 - 1, t0 - 1, -1):
             while s > 0 and t < pe[s]:
                 s -= 1
-                _scan.copy_row(racc, snap[s, b])
+                _copy(racc, snap[s, b])
             if dodY:
                 dy = dY[t, b]
                 for j in range(H):
                     gb[j] += dy[j]
             if domask and not mask[t, b]:
-                _scan.zero_row(dK[t, b])
+                _fill(dK[t, b], 0.0)
                 continue
             hp = h0[b] if t == 0 else Hs[t - 1, b]
             kz = K[t, b, :H]
@@ -565,7 +567,7 @@ def _mingru_bwd_local(K, Hs, h0, dY, mask, dK, g, dec, snap, pe):
                 racc[j] -= max(k, one - one) + log1p_pos(e, KK)
         while s > 0:
             s -= 1
-            _scan.copy_row(racc, snap[s, b])
+            _copy(racc, snap[s, b])
 
 
 @njit(**_JIT)
@@ -581,19 +583,19 @@ def _minlstm_bwd_local(K, Hs, h0, dY, mask, dK, g, dec, snap, pe):
     for b in range(B):
         gb = g[b]
         racc = dec[b]
-        _scan.zero_row(racc)
-        _scan.zero_row(snap[S - 1, b])
+        _fill(racc, 0.0)
+        _fill(snap[S - 1, b], 0.0)
         s = S - 1
         for t in range(t1 - 1, t0 - 1, -1):
             while s > 0 and t < pe[s]:
                 s -= 1
-                _scan.copy_row(racc, snap[s, b])
+                _copy(racc, snap[s, b])
             if dodY:
                 dy = dY[t, b]
                 for j in range(H):
                     gb[j] += dy[j]
             if domask and not mask[t, b]:
-                _scan.zero_row(dK[t, b])
+                _fill(dK[t, b], 0.0)
                 continue
             hp = h0[b] if t == 0 else Hs[t - 1, b]
             ki = K[t, b, :H]
@@ -609,7 +611,7 @@ def _minlstm_bwd_local(K, Hs, h0, dY, mask, dK, g, dec, snap, pe):
                 racc[j] -= log1p_pos(si / sf, KK)
         while s > 0:
             s -= 1
-            _scan.copy_row(racc, snap[s, b])
+            _copy(racc, snap[s, b])
 
 
 @njit(**_JIT)
