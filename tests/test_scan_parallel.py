@@ -8,7 +8,6 @@ decays whose cumulative product underflows; a float64 central-difference check t
 import numpy as np
 import pytest
 from gradcheck import assert_close_grad, numerical_grad
-from numba import njit, prange
 
 from rnnkit import cells, kernels, layers
 from rnnkit.kernels import _scan, minrnn
@@ -345,27 +344,3 @@ def test_fused_row_split_equals_generic_loop(name, dtype, threads, monkeypatch):
     xs, h0, dys, dh = _data(B, 45, dtype)
     same(run(nobias, xs, h0, None, dys, dh, "fast"),
          run(nobias, xs, h0, None, dys, dh, "reference"), "no bias")
-
-
-@njit(parallel=True)
-def _products_on_threads(a, b):
-    out = np.empty_like(a)
-    for i in prange(a.shape[0]):
-        out[i] = a[i] * b
-    return out
-
-
-@pytest.mark.parametrize("threads", [1, 2])
-def test_fused_backward_restores_the_fp_mode(threads, monkeypatch):
-    """The fused backward turns on flush-to-zero / denormals-are-zero for its own run only:
-    afterwards the calling thread and numba's worker threads produce subnormals again."""
-    monkeypatch.setattr(_threads, "count", lambda: threads)
-    tiny = np.float32(1e-38)
-    cell = _cell("mingru", "float32")
-    xs, h0, dys, dh = _data(4, 20, "float32")
-    kernels.set_kernel_mode("fast")
-    ys, states, cache = kernels.forward_steps(cell, xs, [h0])
-    kernels.backward_steps(cell, cache, dys, [dh])
-    assert tiny * np.float32(1e-3) != 0                       # this thread
-    got = _products_on_threads(np.full(64, tiny, np.float32), np.float32(1e-3))
-    assert np.all(got != 0)                                   # the worker threads

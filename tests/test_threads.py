@@ -190,3 +190,37 @@ def test_run_blocks_runs_every_block_once_and_raises_a_workers_error():
     seen.clear()
     threads.run_blocks(record, ("y",), blocks)           # the pool still works after it
     assert sorted(s[1:3] for s in seen) == blocks
+
+
+def _flushes():
+    """True when this thread flushes subnormal results to zero (1e-38 * 1e-3 in float32)."""
+    return (np.array([1e-38], np.float32) * np.float32(1e-3))[0] == 0
+
+
+def test_parallel_flushes_subnormals_in_every_thread_and_restores_the_mode():
+    seen = {}
+
+    def probe(b0, b1):
+        seen[b0, b1] = (_flushes(), threading.current_thread().name)
+
+    blocks = [(0, 1), (1, 2), (2, 3)]
+    assert not _flushes()
+    threads.run_blocks(probe, (), blocks)
+    assert not any(f for f, _ in seen.values())        # outside parallel(): as the caller
+    with threads.parallel():
+        assert _flushes()
+        with threads.parallel():                       # nested: still on
+            assert _flushes()
+        assert _flushes()
+        seen.clear()
+        threads.run_blocks(probe, (), blocks)
+        assert len(seen) == 3 and all(f for f, _ in seen.values())
+        assert len({name for _, name in seen.values()}) == 3      # caller and two workers
+    assert not _flushes()                              # the caller's mode is back
+    seen.clear()
+    threads.run_blocks(probe, (), blocks)
+    assert len(seen) == 3 and not any(f for f, _ in seen.values())  # so is the workers'
+    with pytest.raises(RuntimeError, match="inside"):
+        with threads.parallel():
+            raise RuntimeError("inside")
+    assert not _flushes()

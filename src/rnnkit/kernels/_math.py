@@ -61,14 +61,13 @@ def _consts_like_impl(a):
 # Subnormal numbers: on x86, arithmetic that reads or produces one takes a slow microcode path
 # (on the order of 100 cycles instead of a few). A gradient that decays over a long sequence
 # walks through the subnormal range, and every operation on it there is slow: measured, a
-# float32 product over a (32000 x 512) gradient half subnormal 25x slower. The fused
-# minGRU/minLSTM backward (kernels/minrnn.py) therefore runs with the CPU's flush-to-zero
-# and denormals-are-zero modes on (subnormal results and inputs are 0, as
-# ``torch.set_flush_denormal(True)`` does for a whole process), for its own thread only and
-# restored when it returns. Measured, that backward on one thread at the ``mingru_train``
-# shape (T = 1000, B = 32, 128 units, gradient from the last step): 72-82 ms without, 16-19
-# ms with the mode (18-21 ms flushing only the values it stores, in code).
-# Only x86-64 has these bits (in MXCSR); on other CPUs the calls do nothing.
+# float32 product over a (32000 x 512) gradient half subnormal 25x slower, and the LSTM's
+# backward at T = 1000 (``lstm_t1000_train``) ~9x slower on an Intel Xeon. So rnnkit's
+# threads run with the CPU's flush-to-zero and denormals-are-zero modes on while a model
+# works (:func:`rnnkit.kernels.threads.parallel`, entered by fit / evaluate / predict):
+# subnormal results and inputs are 0, as TensorFlow does around its CPU kernels and
+# ``torch.set_flush_denormal(True)`` does for a whole process. The caller's mode is restored
+# on exit. Only x86-64 has these bits (in MXCSR); on other CPUs the calls do nothing.
 _MXCSR_FTZ_DAZ = 0x8040
 _X86 = platform.machine().lower() in ("x86_64", "amd64")
 
@@ -112,25 +111,38 @@ def _mxcsr_set(typingctx, value):
 
 if _X86:
     @njit(cache=True, nogil=True)
+    def fp_mode():
+        """The calling thread's floating-point mode (a token for :func:`set_fp_mode`)."""
+        return _mxcsr_or(np.int32(0))
+
+    @njit(cache=True, nogil=True)
     def subnormals_to_zero():
         """Turn on flush-to-zero and denormals-are-zero for the calling thread; returns the
-        token for :func:`restore_fp_mode`."""
+        previous mode, a token for :func:`set_fp_mode`."""
         return _mxcsr_or(np.int32(_MXCSR_FTZ_DAZ))
 
     @njit(cache=True, nogil=True)
-    def restore_fp_mode(token):
-        """Undo :func:`subnormals_to_zero`."""
-        _mxcsr_set(token)
+    def set_fp_mode(token):
+        """Set the calling thread's floating-point mode to ``token`` (from
+        :func:`subnormals_to_zero` or :func:`set_fp_mode`); returns the previous mode."""
+        old = _mxcsr_or(np.int32(0))
+        _mxcsr_set(np.int32(token))
+        return old
 else:  # pragma: no cover - not x86-64
+    @njit(cache=True, nogil=True)
+    def fp_mode():
+        """Nothing to read on this CPU (see the comment above)."""
+        return np.int32(0)
+
     @njit(cache=True, nogil=True)
     def subnormals_to_zero():
         """Nothing to do on this CPU (see the comment above)."""
         return np.int32(0)
 
     @njit(cache=True, nogil=True)
-    def restore_fp_mode(token):
+    def set_fp_mode(token):
         """Nothing to do on this CPU."""
-        return
+        return np.int32(0)
 
 
 @intrinsic

@@ -22,11 +22,11 @@ these cells several times faster than an LSTM of the same width.
   (:func:`._scan.block_grads`). Neither the (T, B, G) products nor ``dK`` go through
   memory a second time; the first layer of a model skips ``dX``. The backward's per-unit
   loops vectorize (each writes at most two arrays and reads three: LLVM checks at run time
-  that they do not overlap and gives up on more). The backward runs with subnormal numbers
-  flushed to zero (:func:`._math.subnormals_to_zero`): a gradient that decays over a long
-  sequence walks through the subnormal range, where x86 arithmetic takes a slow microcode
-  path (measured, this backward on one thread at the ``mingru_train`` shape: 72-82 ms
-  without the mode, 16-19 ms with it).
+  that they do not overlap and gives up on more). Inside a model's fit / predict it runs with
+  subnormal numbers flushed to zero (:func:`.threads.parallel`): a gradient that decays
+  over a long sequence walks through the subnormal range, where x86 arithmetic takes a slow
+  microcode path (measured, this backward on one thread at the ``mingru_train`` shape:
+  72-82 ms without the mode, 16-19 ms with it).
   Measured on one thread (B = 32, T = 1000, H = 128, F = 32, float32, the
   ``mingru_train`` shape, loaded 2-core machine): forward 27 -> 20 ms, backward 86 -> 15
   ms against the earlier unfused kernel (one product over all T*B rows, the scan reading
@@ -71,7 +71,7 @@ from numba import njit, prange
 from ..cells.minrnn import MinGRUCell, MinLSTMCell
 from . import _scan
 from . import threads as _threads
-from ._math import consts_like, exp_neg, log1p_pos, restore_fp_mode, subnormals_to_zero
+from ._math import consts_like, exp_neg, log1p_pos
 from ._math import copy as _copy
 from ._math import fill as _fill
 from ._math import sigmoid as _sigK
@@ -305,7 +305,6 @@ def _mingru_bwd_rows(x, W, A, Hs, h0, dY, mask, g, dWs, dbs, dxs, tb, r0, r1):
     dXs = np.empty_like(Xs) if dxs.size > 0 else Xs
     slot = _scan.block_index(r0, B, dWs.shape[0])
     dW, db = dWs[slot], dbs[slot]
-    fp_mode = subnormals_to_zero()
     for t1 in range(T, 0, -tb):
         t0 = max(0, t1 - tb)
         for t in range(t1 - 1, t0 - 1, -1):
@@ -326,7 +325,6 @@ def _mingru_bwd_rows(x, W, A, Hs, h0, dY, mask, g, dWs, dbs, dxs, tb, r0, r1):
                     dk[j], dk[H + j], gb[j] = _mingru_unit_grad(gb[j], hp[j], a[j], ht, gd,
                                                                  one)
         _scan.block_grads(x, W, dKs, Xs, dXs, dW, db, dxs, t0, t1, r0, r1)
-    restore_fp_mode(fp_mode)
 
 
 @njit(**_JIT)
@@ -370,7 +368,6 @@ def _minlstm_bwd_rows(x, W, A, Hs, h0, dY, mask, g, dWs, dbs, dxs, tb, r0, r1):
     dXs = np.empty_like(Xs) if dxs.size > 0 else Xs
     slot = _scan.block_index(r0, B, dWs.shape[0])
     dW, db = dWs[slot], dbs[slot]
-    fp_mode = subnormals_to_zero()
     for t1 in range(T, 0, -tb):
         t0 = max(0, t1 - tb)
         for t in range(t1 - 1, t0 - 1, -1):
@@ -391,7 +388,6 @@ def _minlstm_bwd_rows(x, W, A, Hs, h0, dY, mask, g, dWs, dbs, dxs, tb, r0, r1):
                     dk[j], dk[H + j], dk[2 * H + j], gb[j] = _minlstm_unit_grad(
                         gb[j], hp[j], a[j], a[H + j], ht, gd, one)
         _scan.block_grads(x, W, dKs, Xs, dXs, dW, db, dxs, t0, t1, r0, r1)
-    restore_fp_mode(fp_mode)
 
 
 # Chunked time-parallel scan (long, narrow batches); see the module docstring. Decays in log

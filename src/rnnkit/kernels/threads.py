@@ -15,6 +15,13 @@ cells use numba parallel regions, :func:`launch`.)
 The number of threads is OpenBLAS's thread count when :func:`parallel` is entered, so
 ``threadpoolctl.threadpool_limits(n)`` and ``OPENBLAS_NUM_THREADS`` keep controlling it
 (``1`` runs everything in the calling thread).
+
+Inside :func:`parallel` subnormal floats (below 1.2e-38 in float32, 2.2e-308 in float64) are
+flushed to zero, in the calling thread and in every worker (each block runs in its caller's
+floating-point mode): on x86 arithmetic on them takes a microcode path ~100x slower, and a
+gradient decaying over a long sequence spends most of the backward there (the LSTM at
+T = 1000 trains ~9x faster on an Intel Xeon with the mode; :mod:`._math`). TensorFlow runs
+its CPU kernels the same way. The caller's mode is restored when :func:`parallel` exits.
 """
 
 from __future__ import annotations
@@ -27,6 +34,8 @@ import threading
 import numpy as np
 
 from . import _blas
+from ._math import fp_mode as _fp_mode
+from ._math import set_fp_mode, subnormals_to_zero
 
 _MIN_MACS = 1 << 21     # smaller products run on one thread (2M multiply-adds, ~10 us)
 _state = threading.local()
@@ -69,9 +78,11 @@ def parallel():
     n = _blas.num_threads()
     token = _blas.set_threads(1) if n > 1 else None
     _state.depth, _state.n, _state.workspaces = 1, n, []
+    fp_mode = subnormals_to_zero()
     try:
         yield
     finally:
+        set_fp_mode(fp_mode)
         for ws in _state.workspaces:
             ws.clear()
         _state.depth, _state.workspaces = 0, []
@@ -165,9 +176,13 @@ class _Pool:
 
     def _work(self, inbox):
         while True:
-            fn, args, b0, b1 = inbox.get()
+            fn, args, b0, b1, fp_mode = inbox.get()
             try:
-                fn(*args, b0, b1)
+                own = set_fp_mode(fp_mode)    # the caller's floating-point mode
+                try:
+                    fn(*args, b0, b1)
+                finally:
+                    set_fp_mode(own)
                 self._done.put(None)
             except BaseException as e:        # handed to the caller, re-raised there
                 self._done.put(e)
@@ -178,8 +193,9 @@ class _Pool:
             threading.Thread(target=self._work, args=(inbox,), daemon=True,
                              name=f"rnnkit-{len(self._inboxes) + 1}").start()
             self._inboxes.append(inbox)
+        fp_mode = _fp_mode()
         for inbox, (b0, b1) in zip(self._inboxes, blocks[1:]):
-            inbox.put((fn, args, b0, b1))
+            inbox.put((fn, args, b0, b1, fp_mode))
         error = None
         try:
             fn(*args, *blocks[0])
