@@ -51,7 +51,7 @@ from numba import njit
 from . import _blas, _packed
 from . import threads as _threads
 from ._math import consts_like as _consts_like
-from ._math import copy, fill  # noqa: F401  (the kernels import them from here)
+from ._math import copy, fill, wide_vectors  # noqa: F401  (the kernels import them from here)
 
 JIT = dict(cache=True, fastmath=False, error_model="numpy", nogil=True)
 DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -64,6 +64,7 @@ if not _blas.AVAILABLE:  # pragma: no cover - depends on how NumPy was built
 @njit(**JIT)
 def dropped(hbuf, t, rmask, hp, b0, b1):
     """hp[b0:b1] = hbuf[t, b0:b1] * rmask[b0:b1]."""
+    wide_vectors()
     H = hp.shape[1]
     for b in range(b0, b1):
         src, r, dst = hbuf[t, b], rmask[b], hp[b]
@@ -74,6 +75,7 @@ def dropped(hbuf, t, rmask, hp, b0, b1):
 @njit(**JIT)
 def add_row(d, dhs, t, b, has_dhs):
     """d += dhs[t, b] when dL/dh_t comes from the outputs."""
+    wide_vectors()
     if has_dhs:
         s = dhs[t, b]
         for j in range(d.shape[0]):
@@ -83,6 +85,7 @@ def add_row(d, dhs, t, b, has_dhs):
 @njit(**JIT)
 def rec_grad(dtmp, dh, mask, t, rmask, has_mask, has_r, accumulate, b0, b1):
     """dh (+)= dtmp * rmask on the rows b0:b1 that were not masked at step t."""
+    wide_vectors()
     H = dh.shape[1]
     for b in range(b0, b1):
         if has_mask and not mask[t, b]:
@@ -139,6 +142,7 @@ def project(x, W, PW, U, P, h, z, t, tile, b0, b1):
 
 @njit(**JIT)
 def emit(h, out, s, b, has_out):
+    wide_vectors()
     if has_out:
         copy(h[b], out[b, s])
 

@@ -146,6 +146,28 @@ else:  # pragma: no cover - not x86-64
 
 
 @intrinsic
+def wide_vectors(typingctx):
+    """Compiled code only: let LLVM vectorise the calling function's loops with 512-bit
+    registers where the CPU has them (``wide_vectors()`` as a kernel's first statement).
+
+    LLVM's tuning for Skylake-X and later CPUs prefers 256-bit vectors for loops it
+    vectorises by itself, so the gate loops ran on 8 lanes though 16 fit; the explicit
+    ``<16 x float>`` product (:mod:`._packed`) already runs the cores at 512 bits. Measured
+    on an Intel Xeon (AVX-512): the element-wise sigmoid 0.94 -> 0.57 ns per value, identical
+    results. The attribute is per function: a callee's loops are vectorised in its own module
+    before LLVM inlines it, so every compiled function with hot loops calls this itself. On
+    CPUs without 512-bit vectors the preference changes nothing.
+    """
+    def codegen(context, builder, sig, args):
+        # llvmlite's AttributeSet accepts only the attributes it lists; LLVM takes any
+        # "key"="value" string attribute, so it is added to the underlying set directly.
+        set.add(builder.function.attributes, '"prefer-vector-width"="512"')
+        return context.get_dummy_value()
+
+    return types.void(), codegen
+
+
+@intrinsic
 def _exp2i(typingctx, nf):
     """2**n for an integer-valued float ``n`` in the normal exponent range (bit construction)."""
     if nf == types.float32:

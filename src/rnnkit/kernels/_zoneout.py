@@ -18,6 +18,7 @@ from numba import njit
 from .. import _backend
 from ._loops import JIT
 from ._math import consts_like as _consts_like
+from ._math import wide_vectors as _wide_vectors
 
 
 def none(dtype):
@@ -29,6 +30,7 @@ def none(dtype):
 def add_carry(dh, dzone, mask, t, zm, zr, b0, b1):
     """``dh += dzone`` on the unmasked rows b0:b1 (the part of dL/dh_{t-1} that zoneout
     carried straight from h_t); nothing without zoneout."""
+    _wide_vectors()
     if zm.shape[0] == 0 and zr.shape[0] == 0:
         return
     has_mask = mask.shape[0] > 0
@@ -61,6 +63,7 @@ def apply(h, hprev, zm, t, b, zr):
     """``h += m * (hprev - h)`` in place on one row (h: (n,) the new state h~_t, becoming
     h_t); m is ``zm[t, b]`` (training) or ``zr[0]`` (inference). Both empty: no zoneout
     (a no-op, so a cell's loop serves it with and without)."""
+    _wide_vectors()
     n = h.shape[0]
     if zm.shape[0] == 0 and zr.shape[0] == 0:
         return
@@ -79,6 +82,7 @@ def split(d, dnew, dprev, zm, t, b, zr):
     """The backward of :func:`apply` on one row: ``dnew = d * (1 - m)`` (to h~_t) and
     ``dprev = d * m`` (straight to h_{t-1}). ``dnew`` may be ``d`` itself (dprev is
     written first). Both ``zm`` and ``zr`` empty: no zoneout, nothing is done."""
+    _wide_vectors()
     n = d.shape[0]
     if zm.shape[0] == 0 and zr.shape[0] == 0:
         return

@@ -33,12 +33,14 @@ from ._loops import rec_grad as _rec_grad
 from ._math import consts_like as _consts_like
 from ._math import sigmoid as _sigmoid
 from ._math import tanh as _tanh
+from ._math import wide_vectors as _wide_vectors
 from ._packed import product as _product
 
 
 @njit(**JIT)
 def _gru_after_fwd(xw, hbuf, U, P, b_rec, mask, rmask, zm, zr, gates, rec, hu, hp, b0, b1):
     """reset_after; ``zm``, ``zr``: zoneout (:mod:`._zoneout`; both empty: none)."""
+    _wide_vectors()
     K = _consts_like(xw)
     T, B, G = xw.shape
     n = b1 - b0
@@ -79,6 +81,7 @@ def _gru_after_fwd(xw, hbuf, U, P, b_rec, mask, rmask, zm, zr, gates, rec, hu, h
 def _gru_after_bwd(hbuf, gates, rec, UT, PT, mask, rmask, zm, zr, dhs, dh, dxw, dzrec, dzone,
                    dtmp, b0, b1):
     """BPTT of :func:`_gru_after_fwd`; dzone (B, H) scratch for zoneout's carried part."""
+    _wide_vectors()
     K = _consts_like(hbuf)
     T, B, G = dxw.shape
     n = b1 - b0
@@ -121,6 +124,7 @@ def _gru_after_bwd(hbuf, gates, rec, UT, PT, mask, rmask, zm, zr, dhs, dh, dxw, 
 def _gru_before_fwd(xw, hbuf, U, Pzr, Ph, mask, rmask, zm, zr, gates, rec, hu, hp, b0, b1):
     """reset_after=False: rec (T, B, H) keeps r * h' (it multiplies U_h); zoneout as in
     :func:`_gru_after_fwd`."""
+    _wide_vectors()
     K = _consts_like(xw)
     T, B, G = xw.shape
     n = b1 - b0
@@ -160,6 +164,7 @@ def _gru_before_fwd(xw, hbuf, U, Pzr, Ph, mask, rmask, zm, zr, gates, rec, hu, h
 def _gru_before_bwd(hbuf, gates, UT, PTzr, PTh, mask, rmask, zm, zr, dhs, dh, dxw, drec, dzone,
                     dtmp, b0, b1):
     """BPTT of :func:`_gru_before_fwd`."""
+    _wide_vectors()
     K = _consts_like(hbuf)
     T, B, G = dxw.shape
     n = b1 - b0
@@ -215,6 +220,7 @@ def _gru_before_bwd(hbuf, gates, UT, PTzr, PTh, mask, rmask, zm, zr, dhs, dh, dx
 @njit(**JIT)
 def _gru_after_infer(x, W, PW, U, P, bias, b_rec, h, z, hu, mask, out, backwards, b0, b1):
     """reset_after GRU; ``z`` (B, G) takes x_t @ W + b, ``hu`` (B, G) h @ U + b_rec."""
+    _wide_vectors()
     K = _consts_like(x)
     B, T, F = x.shape
     H, G = U.shape

@@ -13,6 +13,7 @@ from numba import njit, prange
 
 from ..cells.indrnn import IndRNNCell
 from . import _scan
+from ._math import wide_vectors as _wide_vectors
 
 _JIT = dict(cache=True, fastmath=False, error_model="numpy", nogil=True)
 _PAR_JIT = dict(_JIT, parallel=True)
@@ -26,6 +27,7 @@ def supports(cell, dtype) -> bool:
 
 @njit(**_JIT)
 def _fwd(K, bias, u, h0, mask, Hs, r0, r1):
+    _wide_vectors()
     T, B, H = Hs.shape
     has_b = bias.size > 0
     domask = mask.size > 0
@@ -48,6 +50,7 @@ def _fwd(K, bias, u, h0, mask, Hs, r0, r1):
 @njit(**_JIT)
 def _bwd(Hs, u, h0, dY, mask, dK, g, du, r0, r1):
     """g (B, H): in dL/dh_T, out dL/dh_0; du (B, H): per-row dL/du."""
+    _wide_vectors()
     T, B, H = Hs.shape
     domask = mask.size > 0
     dodY = dY.size > 0

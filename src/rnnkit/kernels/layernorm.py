@@ -41,6 +41,7 @@ from ._loops import fill as _fill
 from ._math import consts_like as _consts_like
 from ._math import sigmoid as _sigmoid
 from ._math import tanh as _tanh
+from ._math import wide_vectors as _wide_vectors
 from .lstm import activate as _lstm_activate
 
 # Row sums may be reassociated (no other fast-math): LLVM then vectorizes them, which it
@@ -92,6 +93,7 @@ def _ln_sums(dout, gain, vh):
 def _ln_back(dout, gain, vh, inv, rn, dst, dgain):
     """Layer-norm backward of one row (``out = vh * gain``, ``vh = (v - mean) * inv``):
     ``dst = dL/dv`` (``dst`` may be ``vh`` itself) and ``dgain += dout * vh``."""
+    _wide_vectors()
     a, c = _ln_sums(dout, gain, vh)
     a, c = a * rn, c * rn
     for j in range(vh.shape[0]):
@@ -103,6 +105,7 @@ def _ln_back(dout, gain, vh, inv, rn, dst, dgain):
 @njit(**JIT)
 def _normalize(v, mu, inv):
     """v = (v - mu) * inv in place."""
+    _wide_vectors()
     for j in range(v.shape[0]):
         v[j] = (v[j] - mu) * inv
 
@@ -110,12 +113,14 @@ def _normalize(v, mu, inv):
 @njit(**JIT)
 def _scaled(src, mu, inv, gain, dst):
     """dst = ((src - mu) * inv) * gain: a layer norm's output without shift."""
+    _wide_vectors()
     for j in range(dst.shape[0]):
         dst[j] = ((src[j] - mu) * inv) * gain[j]
 
 
 @njit(**JIT)
 def _add(dst, src):
+    _wide_vectors()
     for j in range(dst.shape[0]):
         dst[j] += src[j]
 
@@ -123,6 +128,7 @@ def _add(dst, src):
 @njit(**JIT)
 def _add_prod(dst, a, w):
     """dst += a * w."""
+    _wide_vectors()
     for j in range(dst.shape[0]):
         dst[j] += a[j] * w[j]
 
@@ -130,6 +136,7 @@ def _add_prod(dst, a, w):
 @njit(**JIT)
 def _zone(hn, hp, zm, t, b, has_zm, zrate, use_rate):
     """Zoneout of the new state in place: ``h = h~ + m (h_prev - h~)``."""
+    _wide_vectors()
     if has_zm:
         m = zm[t, b]
         for j in range(hn.shape[0]):
@@ -143,6 +150,7 @@ def _zone(hn, hp, zm, t, b, has_zm, zrate, use_rate):
 def _zone_back(d, e, zm, t, b, has_zm, zrate, use_rate):
     """Split ``d`` = dL/dh_t into ``e`` = dL/dh~_t and ``d`` := the part that zoneout passes
     straight to h_{t-1} (zero without zoneout)."""
+    _wide_vectors()
     K = _consts_like(d)
     if has_zm:
         m = zm[t, b]
@@ -163,6 +171,7 @@ def _zone_back(d, e, zm, t, b, has_zm, zrate, use_rate):
 @njit(**JIT)
 def _rec_back(zh, UT, dtmp, dh, mask, t, has_mask, b0, b1):
     """dh[b] += (dL/d(h @ U))_t[b] @ U^T on the rows b0:b1 not masked at step t."""
+    _wide_vectors()
     K = _consts_like(zh)
     T, B, G = zh.shape
     H = UT.shape[1]
@@ -186,6 +195,7 @@ def _lstm_fwd(xw, hbuf, cbuf, U, g0, g1, bias, gh, bh, mask, zm, sc, stx, zh, st
     cbuf[1:] (T, B, H); stx (T, B, 2) mean and 1/std of the xw rows; zh (T, B, 4H) the
     normalised h_{t-1} @ U and sth (T, B) its 1/std; gates (T, B, 4H) activated i, f, g,
     o; stc (T, B, 2) mean and 1/std of c_t."""
+    _wide_vectors()
     K = _consts_like(xw)
     T, B, G = xw.shape
     H = G // 4
@@ -229,6 +239,7 @@ def _lstm_bwd(xw, cbuf, zh, sth, gates, stx, stc, UT, g0, g1, gh, bh, mask, zm, 
     Out: xw := dL/d(X @ W), zh := dL/d(h_{t-1} @ U) (zero rows at masked steps), and per-row
     sums acc_g0, acc_g1 (B, 4H) (the two gamma rows), acc_b (B, 4H) (bias), acc_gh, acc_bh
     (B, H) (gamma_h, beta_h). dv (B, 4H), dn, vc (B, H) and dtmp (B, H) are scratch."""
+    _wide_vectors()
     K = _consts_like(xw)
     T, B, G = xw.shape
     H = G // 4
@@ -279,6 +290,7 @@ def _lstm_bwd(xw, cbuf, zh, sth, gates, stx, stc, UT, g0, g1, gh, bh, mask, zm, 
 @njit(**JIT)
 def _normalize_into(src, mu, inv, dst):
     """dst = (src - mu) * inv."""
+    _wide_vectors()
     for j in range(dst.shape[0]):
         dst[j] = (src[j] - mu) * inv
 
@@ -294,6 +306,7 @@ def _gru_fwd(xw, hbuf, U, g0, g1, b0v, b1v, mask, zm, sc, stx, zh, sth, gates, w
     In: xw (T, B, 3H) = X @ W, hbuf[0], b0v / b1v the input / recurrent bias rows (3H,) or
     empty, zm, sc as in :func:`_lstm_fwd`. Out: hbuf[1:], stx, zh, sth as in
     :func:`_lstm_fwd`, gates (T, B, 3H) z, r and the candidate; w (B, 3H) scratch."""
+    _wide_vectors()
     K = _consts_like(xw)
     T, B, G = xw.shape
     H = G // 3
@@ -339,6 +352,7 @@ def _gru_bwd(xw, hbuf, zh, sth, gates, stx, UT, g0, g1, b1v, mask, zm, sc, dhs, 
     dh (B, H): in dL/d(final state), out dL/d(initial state). Out: xw := dL/d(X @ W),
     zh := dL/d(h_{t-1} @ U), per-row sums acc_g0, acc_g1 (gamma rows), acc_b0, acc_b1
     (bias rows), all (B, 3H). dv (B, 3H), dn and dtmp (B, H) are scratch."""
+    _wide_vectors()
     K = _consts_like(xw)
     T, B, G = xw.shape
     H = G // 3

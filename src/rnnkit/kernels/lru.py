@@ -19,6 +19,7 @@ from numba import njit, prange
 from ..cells.lru import LRUCell, lambda_grads
 from . import _scan
 from . import threads as _threads
+from ._math import wide_vectors as _wide_vectors
 
 _JIT = dict(cache=True, fastmath=False, error_model="numpy", nogil=True)
 _PAR_JIT = dict(_JIT, parallel=True)
@@ -31,6 +32,7 @@ def supports(cell, dtype) -> bool:
 
 @njit(**_JIT)
 def _fwd(K, lr, li, gam, h0r, h0i, mask, Hr, Hi, r0, r1):
+    _wide_vectors()
     T, B, N = Hr.shape
     domask = mask.size > 0
     for b in range(r0, r1):
@@ -52,6 +54,7 @@ def _fwd(K, lr, li, gam, h0r, h0i, mask, Hr, Hi, r0, r1):
 def _bwd(GR, GI, Hr, Hi, h0r, h0i, lr, li, mask, gr, gi, dlr, dli, r0, r1):
     """GR/GI (T, B, N): in dL/dh_t from the outputs, out the total dL/dh_t (0 at masked
     steps). gr/gi (B, N): in dL/dh_T, out dL/dh_0. dlr/dli (B, N): per-row dL/dlambda."""
+    _wide_vectors()
     T, B, N = Hr.shape
     domask = mask.size > 0
     for b in range(r0, r1):

@@ -36,11 +36,13 @@ from ._loops import rec_grad as _rec_grad
 from ._math import consts_like as _consts_like
 from ._math import sigmoid as _sigmoid
 from ._math import tanh as _tanh
+from ._math import wide_vectors as _wide_vectors
 from ._packed import product as _product
 
 
 @njit(**JIT)
 def _lstm_fwd(xw, hbuf, cbuf, U, P, mask, rmask, gates, hp, b0, b1):
+    _wide_vectors()
     K = _consts_like(xw)
     T, B, G = xw.shape
     n = b1 - b0
@@ -75,6 +77,7 @@ def _lstm_fwd(xw, hbuf, cbuf, U, P, mask, rmask, gates, hp, b0, b1):
 
 @njit(**JIT)
 def _lstm_bwd(gates, cbuf, UT, PT, mask, rmask, dhs, dh, dc, dxw, dtmp, b0, b1):
+    _wide_vectors()
     K = _consts_like(gates)
     T, B, G = dxw.shape
     n = b1 - b0
@@ -117,6 +120,7 @@ def activate(g, cp, cn, H):
     """The LSTM gates of one row, in place: ``g`` (4H,) pre-activations i, f, c, o become
     sigmoid / sigmoid / tanh / sigmoid of themselves, then ``cn = f * cp + i * g`` (``cn``
     may be ``cp``). Shared by the inference loop here and :mod:`.layernorm`."""
+    _wide_vectors()
     K = _consts_like(g)
     for j in range(2 * H):
         g[j] = _sigmoid(g[j], K)                                     # i, f
@@ -130,6 +134,7 @@ def activate(g, cp, cn, H):
 
 @njit(**JIT)
 def _lstm_infer(x, W, PW, U, P, bias, h, c, z, mask, out, backwards, b0, b1):
+    _wide_vectors()
     K = _consts_like(x)
     B, T, F = x.shape
     H = h.shape[1]
@@ -157,6 +162,7 @@ def _lstm_infer(x, W, PW, U, P, bias, h, c, z, mask, out, backwards, b0, b1):
 
 @njit(**JIT)
 def _lstm_stream_step(x, W, U, b, h, c, z):
+    _wide_vectors()
     K = _consts_like(x)
     B, F = x.shape
     H = h.shape[1]

@@ -31,6 +31,7 @@ from ._loops import fill as _fill
 from ._math import consts_like as _consts_like
 from ._math import sigmoid as _sigmoid
 from ._math import tanh as _tanh
+from ._math import wide_vectors as _wide_vectors
 
 
 @njit(**JIT)
@@ -38,6 +39,7 @@ def _fwd(xw, hbuf, cbuf, U, Pk, peep, mask, rmask, zm, zr, gates, hn, hp, b0, b1
     """One block of rows b0:b1 over all T steps. hbuf (T+1, B, P) and cbuf (T+1, B, H) hold
     h_0, c_0 at [0]; gates (T, B, 4H) receives the activated i, f, g, o; hn (T, B, H) the
     unprojected o * tanh(c) (projection only; else empty and it goes straight to hbuf)."""
+    _wide_vectors()
     K = _consts_like(xw)
     T, B, G = xw.shape
     P = hbuf.shape[2]
@@ -107,6 +109,7 @@ def _bwd(gates, cbuf, UT, PT, peep, mask, rmask, zm, zr, dhs, dh, dc, dz, dht, d
     dL/d(initial states). dz (T, B, 4H) receives dL/d(pre-activations); dht (T, B, P) with a
     projection (else (1, B, P) scratch) dL/d(h~_t) (before zoneout); pacc (B, 3H) the
     peephole gradients per row (peepholes only)."""
+    _wide_vectors()
     K = _consts_like(gates)
     T, B, G = dz.shape
     P = dh.shape[1]

@@ -75,6 +75,7 @@ from ._math import consts_like, exp_neg, log1p_pos
 from ._math import copy as _copy
 from ._math import fill as _fill
 from ._math import sigmoid as _sigK
+from ._math import wide_vectors as _wide_vectors
 
 _JIT = dict(cache=True, fastmath=False, error_model="numpy", nogil=True)
 _PAR_JIT = dict(_JIT, parallel=True)
@@ -268,6 +269,7 @@ def _mingru_fwd_rows(x, W, bias, h0, mask, A, Hs, r0, r1):
     """Steps 0 .. T-1 of rows [r0, r1), with their products x_t W computed step by step into
     A (T, B, 2H), which then keeps what the backward needs: ``[z | g signed]``
     (:func:`_g_signed`). bias (2H,): zeros when the cell has none."""
+    _wide_vectors()
     T, B, H = Hs.shape
     KK = consts_like(Hs)
     domask = mask.size > 0
@@ -293,6 +295,7 @@ def _mingru_bwd_rows(x, W, A, Hs, h0, dY, mask, g, dWs, dbs, dxs, tb, r0, r1):
     blocks of tb steps; g (B, H) in dL/dh_{T-1}, out dL/dh_0 (the initial state's); the row
     block's dW, db added into its slot of dWs (n, F, G), dbs (n, G or 0); dxs (T, B, F) or
     empty (not wanted)."""
+    _wide_vectors()
     T, B, H = Hs.shape
     G = W.shape[1]
     KK = consts_like(Hs)
@@ -331,6 +334,7 @@ def _mingru_bwd_rows(x, W, A, Hs, h0, dY, mask, g, dWs, dbs, dxs, tb, r0, r1):
 def _minlstm_fwd_rows(x, W, bias, h0, mask, A, Hs, r0, r1):
     """As :func:`_mingru_fwd_rows`; A (T, B, 3H) keeps ``[sigma(k_i) | sigma(k_f) | g
     signed]``."""
+    _wide_vectors()
     T, B, H = Hs.shape
     KK = consts_like(Hs)
     domask = mask.size > 0
@@ -356,6 +360,7 @@ def _minlstm_fwd_rows(x, W, bias, h0, mask, A, Hs, r0, r1):
 @njit(**_JIT)
 def _minlstm_bwd_rows(x, W, A, Hs, h0, dY, mask, g, dWs, dbs, dxs, tb, r0, r1):
     """As :func:`_mingru_bwd_rows`, from what :func:`_minlstm_fwd_rows` kept in A."""
+    _wide_vectors()
     T, B, H = Hs.shape
     G = W.shape[1]
     KK = consts_like(Hs)
@@ -402,6 +407,7 @@ def _minlstm_bwd_rows(x, W, A, Hs, h0, dY, mask, g, dWs, dbs, dxs, tb, r0, r1):
 def _mingru_fwd_local(K, mask, Hs, lend, snap, pe):
     """Steps [pe[0], pe[-1]) of every row from h = 0: the local states into Hs, the chunk's
     total log decay into lend (B, H), the piece snapshots into snap (S, B, H)."""
+    _wide_vectors()
     T, B, H = Hs.shape
     KK = consts_like(Hs)
     one = KK[0]
@@ -438,6 +444,7 @@ def _mingru_fwd_local(K, mask, Hs, lend, snap, pe):
 @njit(**_JIT)
 def _minlstm_fwd_local(K, mask, Hs, lend, snap, pe):
     """As :func:`_mingru_fwd_local` for minLSTM."""
+    _wide_vectors()
     T, B, H = Hs.shape
     KK = consts_like(Hs)
     zero = np.zeros(H, Hs.dtype)
@@ -475,6 +482,7 @@ def _mingru_fwd_fix(K, mask, Hs, L, hin, lh, p0, p1):
     """Steps [p0, p1) of one chunk: ``Hs[t] += exp(L_t) * hin`` with L (B, H) the chunk's log
     decay before p0 on entry (updated in place); stops once every remaining correction is
     below the smallest normal number (lh = log|hin|)."""
+    _wide_vectors()
     T, B, H = Hs.shape
     KK = consts_like(Hs)
     one, cut = KK[0], KK[5]
@@ -500,6 +508,7 @@ def _mingru_fwd_fix(K, mask, Hs, L, hin, lh, p0, p1):
 @njit(**_JIT)
 def _minlstm_fwd_fix(K, mask, Hs, L, hin, lh, p0, p1):
     """As :func:`_mingru_fwd_fix` for minLSTM."""
+    _wide_vectors()
     T, B, H = Hs.shape
     KK = consts_like(Hs)
     cut = KK[5]
@@ -527,6 +536,7 @@ def _mingru_bwd_local(K, Hs, h0, dY, mask, dK, g, dec, snap, pe):
     """Steps pe[-1]-1 .. pe[0] of every row, reversed, from g = 0 (zeros on entry): dK as if
     no gradient came from the later chunks, g out = the local gradient leaving the chunk,
     dec (B, H) the chunk's total log decay, snap (S, B, H) the piece snapshots."""
+    _wide_vectors()
     T, B, H = Hs.shape
     KK = consts_like(Hs)
     one = KK[0]
@@ -569,6 +579,7 @@ def _mingru_bwd_local(K, Hs, h0, dY, mask, dK, g, dec, snap, pe):
 @njit(**_JIT)
 def _minlstm_bwd_local(K, Hs, h0, dY, mask, dK, g, dec, snap, pe):
     """As :func:`_mingru_bwd_local` for minLSTM."""
+    _wide_vectors()
     T, B, H = Hs.shape
     KK = consts_like(Hs)
     one = KK[0]
@@ -616,6 +627,7 @@ def _mingru_bwd_fix(K, Hs, h0, mask, dK, R, gin, lg, p0, p1):
     entering the chunk from the later steps: dL/dh_t gains ``exp(R_t) * gin`` with R (B, H)
     the log decay of the chunk's steps after p1-1 on entry (updated in place). Stops once
     every remaining correction is below the smallest normal number (lg = log|gin|)."""
+    _wide_vectors()
     T, B, H = Hs.shape
     KK = consts_like(Hs)
     one, cut = KK[0], KK[5]
@@ -645,6 +657,7 @@ def _mingru_bwd_fix(K, Hs, h0, mask, dK, R, gin, lg, p0, p1):
 @njit(**_JIT)
 def _minlstm_bwd_fix(K, Hs, h0, mask, dK, R, gin, lg, p0, p1):
     """As :func:`_mingru_bwd_fix` for minLSTM."""
+    _wide_vectors()
     T, B, H = Hs.shape
     KK = consts_like(Hs)
     one, cut = KK[0], KK[5]

@@ -30,6 +30,7 @@ from ._loops import project as _project
 from ._loops import rec_grad as _rec_grad
 from ._math import consts_like as _consts_like
 from ._math import tanh as _tanh
+from ._math import wide_vectors as _wide_vectors
 from ._packed import product as _product
 
 _SIMPLE_ACT = {"tanh": 0, "relu": 1}
@@ -37,6 +38,7 @@ _SIMPLE_ACT = {"tanh": 0, "relu": 1}
 
 @njit(**JIT)
 def _simple_fwd(xw, hbuf, U, P, mask, rmask, hp, act, b0, b1):
+    _wide_vectors()
     K = _consts_like(xw)
     T, B, H = xw.shape
     n = b1 - b0
@@ -66,6 +68,7 @@ def _simple_fwd(xw, hbuf, U, P, mask, rmask, hp, act, b0, b1):
 
 @njit(**JIT)
 def _simple_bwd(hbuf, UT, PT, mask, rmask, dhs, dh, dxw, dtmp, act, b0, b1):
+    _wide_vectors()
     K = _consts_like(hbuf)
     T, B, H = dxw.shape
     n = b1 - b0
@@ -89,6 +92,7 @@ def _simple_bwd(hbuf, UT, PT, mask, rmask, dhs, dh, dxw, dtmp, act, b0, b1):
 
 @njit(**JIT)
 def _simple_infer(x, W, PW, U, P, bias, h, z, mask, out, act, backwards, b0, b1):
+    _wide_vectors()
     K = _consts_like(x)
     B, T, F = x.shape
     H = h.shape[1]

@@ -41,6 +41,7 @@ from ._math import exp_neg as _exp_neg
 from ._math import sigmoid as _sigmoid
 from ._math import softplus as _softplus
 from ._math import tanh as _tanh
+from ._math import wide_vectors as _wide_vectors
 
 
 @njit(cache=True, fastmath=False, error_model="numpy", inline="always")
@@ -67,6 +68,7 @@ def _fwd(Z, bias, R, hbuf, cbuf, nbuf, m, mask, b0, b1):
     """Z (T, B, 4H) head-major ``X @ kernel`` in, what backward needs out (module docstring);
     hbuf, cbuf, nbuf (T+1, B, H) with row 0 the initial states; m (B, H) the running
     stabiliser; R (K, d, 4d)."""
+    _wide_vectors()
     KK = _consts_like(Z)
     T, B, G = Z.shape
     nh, d, d4 = R.shape
@@ -127,6 +129,7 @@ def _bwd(Z, RT, hbuf, cbuf, nbuf, mask, dys, dh, dc, dn, dm, dZ, dtmp, b0, b1):
     """BPTT of :func:`_fwd`: Z the kept gates, RT (K, 4d, d) per-head transposes; dh, dc,
     dn, dm (B, H) in: dL/d(final states), out: dL/d(initial states); dZ (T, B, 4H) out:
     dL/d(pre-activations), head-major."""
+    _wide_vectors()
     KK = _consts_like(Z)
     T, B, G = Z.shape
     nh, d4, d = RT.shape
