@@ -125,7 +125,7 @@ if _X86:
     def set_fp_mode(token):
         """Set the calling thread's floating-point mode to ``token`` (from
         :func:`subnormals_to_zero` or :func:`set_fp_mode`); returns the previous mode."""
-        old = _mxcsr_or(np.int32(0))
+        old = fp_mode()
         _mxcsr_set(np.int32(token))
         return old
 else:  # pragma: no cover - not x86-64

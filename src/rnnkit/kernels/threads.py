@@ -175,14 +175,14 @@ class _Pool:
         self.lock = threading.Lock()
 
     def _work(self, inbox):
+        mode = _fp_mode()
         while True:
-            fn, args, b0, b1, fp_mode = inbox.get()
+            fn, args, b0, b1, caller_mode = inbox.get()
             try:
-                own = set_fp_mode(fp_mode)    # the caller's floating-point mode
-                try:
-                    fn(*args, b0, b1)
-                finally:
-                    set_fp_mode(own)
+                if caller_mode != mode:       # run in the caller's floating-point mode
+                    set_fp_mode(caller_mode)
+                    mode = caller_mode
+                fn(*args, b0, b1)
                 self._done.put(None)
             except BaseException as e:        # handed to the caller, re-raised there
                 self._done.put(e)
