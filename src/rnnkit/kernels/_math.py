@@ -248,7 +248,13 @@ def expm1_neg(x, K):
     return s * q + (s - K[0])
 
 
-@njit(cache=True, fastmath=False, error_model="numpy", inline="always")
+# sigmoid and tanh are compiled once per dtype as ordinary functions, not inlined into
+# numba IR (inline="always"): LLVM still inlines and vectorises them inside every loop
+# that calls them (the kernels' machine code is unchanged), and numba no longer types
+# and lowers their bodies again at every call site: cold compile of every LSTM/GRU/
+# SimpleRNN kernel ~10% less CPU time. No Python or C wrapper: compiled callers only.
+@njit(cache=True, fastmath=False, error_model="numpy", no_cpython_wrapper=True,
+      no_cfunc_wrapper=True)
 def sigmoid(z, K):
     """Logistic function, stable for any z (same form as the reference)."""
     e = exp_neg(-abs(z), K)
@@ -256,7 +262,8 @@ def sigmoid(z, K):
     return K[0] / d if z >= 0 else e / d
 
 
-@njit(cache=True, fastmath=False, error_model="numpy", inline="always")
+@njit(cache=True, fastmath=False, error_model="numpy", no_cpython_wrapper=True,
+      no_cfunc_wrapper=True)
 def tanh(z, K):
     """Hyperbolic tangent via expm1 (accurate near 0)."""
     em = expm1_neg(-(abs(z) + abs(z)), K)      # exp(-2|z|) - 1, in (-1, 0]
@@ -380,14 +387,16 @@ def softplus(z, K):
 # Row copies as plain loops: numba's slice assignment (``a[:] = b``) compiles an
 # implementation that formats its error messages (~3 s of a cold MinGRU fit's compile time).
 
-@njit(cache=True, fastmath=False, error_model="numpy", nogil=True)
+@njit(cache=True, fastmath=False, error_model="numpy", nogil=True,
+      no_cpython_wrapper=True, no_cfunc_wrapper=True)
 def copy(src, dst):
     """``dst[:] = src`` for 1-D arrays of one length."""
     for j in range(dst.shape[0]):
         dst[j] = src[j]
 
 
-@njit(cache=True, fastmath=False, error_model="numpy", nogil=True)
+@njit(cache=True, fastmath=False, error_model="numpy", nogil=True,
+      no_cpython_wrapper=True, no_cfunc_wrapper=True)
 def fill(dst, v):
     """``dst[:] = v`` for a 1-D array."""
     for j in range(dst.shape[0]):

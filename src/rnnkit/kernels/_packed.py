@@ -191,9 +191,10 @@ if AVAILABLE:
     _block1 = _make_block(1)
     assert MR == 8
 
-    _JIT = dict(cache=True, fastmath=False, error_model="numpy", nogil=True)
+    _JIT = dict(cache=True, fastmath=False, error_model="numpy", nogil=True, no_cfunc_wrapper=True)
+    _HELPER_JIT = dict(_JIT, no_cpython_wrapper=True)     # called from compiled code only
 
-    @njit(**_JIT)
+    @njit(**_HELPER_JIT)
     def _rows(A, a_off, lda, P, p_off, C, c_off, ldc, K, M, accumulate):
         """C rows 0..M-1 of one panel (full NR columns at C[c_off:])."""
         i = 0
@@ -209,7 +210,7 @@ if AVAILABLE:
         if i < M:
             _block1(A, a_off + i * lda, lda, P, p_off, C, c_off + i * ldc, ldc, K, accumulate)
 
-    @njit(**_JIT)
+    @njit(**_HELPER_JIT)
     def _gemm_flat(M, N, K, A, lda, P, C, ldc, accumulate, t):
         """The packed product on flat arrays: ``C (+)= A @ U``, A and C row-major with leading
         dimensions ``lda``/``ldc``, ``P`` the packing of ``U`` (K, N), ``t`` an M x NR scratch
@@ -358,7 +359,8 @@ def product(n, N, K, A, a_off, lda, U, u_off, ldu, P, C, c_off, ldc, accumulate,
 
 if njit is not None:
 
-    @_overload(product, jit_options=dict(cache=True))
+    @_overload(product, jit_options=dict(cache=True, no_cpython_wrapper=True,
+                                         no_cfunc_wrapper=True))
     def _product(n, N, K, A, a_off, lda, U, u_off, ldu, P, C, c_off, ldc, accumulate, tile):
         if AVAILABLE and A.dtype == _types.float32:
             def impl(n, N, K, A, a_off, lda, U, u_off, ldu, P, C, c_off, ldc, accumulate,
@@ -375,7 +377,7 @@ if njit is not None:
                               accumulate)
         return impl
 
-    @njit(cache=True, nogil=True)
+    @njit(cache=True, nogil=True, no_cpython_wrapper=True, no_cfunc_wrapper=True)
     def _blas_product(n, N, K, A, a_off, lda, U, u_off, ldu, C, c_off, ldc, accumulate):
         KK = _consts_like(C)
         beta = KK[0] if accumulate else KK[0] - KK[0]

@@ -16,7 +16,7 @@ import numpy as np
 from numba import njit
 
 from .. import _backend
-from ._loops import JIT
+from ._loops import HELPER_JIT
 from ._math import consts_like as _consts_like
 from ._math import wide_vectors as _wide_vectors
 
@@ -26,7 +26,7 @@ def none(dtype):
     return np.zeros((0, 0, 0), np.bool_), np.empty(0, dtype)
 
 
-@njit(**JIT)
+@njit(**HELPER_JIT)
 def add_carry(dh, dzone, mask, t, zm, zr, b0, b1):
     """``dh += dzone`` on the unmasked rows b0:b1 (the part of dL/dh_{t-1} that zoneout
     carried straight from h_t); nothing without zoneout."""
@@ -58,7 +58,7 @@ def masks(cell, shape, dtype, training):
     return np.zeros((0, 0, 0), np.bool_), np.array([rate, 1 - rate], dtype)
 
 
-@njit(**JIT)
+@njit(**HELPER_JIT)
 def apply(h, hprev, zm, t, b, zr):
     """``h += m * (hprev - h)`` in place on one row (h: (n,) the new state h~_t, becoming
     h_t); m is ``zm[t, b]`` (training) or ``zr[0]`` (inference). Both empty: no zoneout
@@ -77,7 +77,7 @@ def apply(h, hprev, zm, t, b, zr):
             h[j] = h[j] + m * (hprev[j] - h[j])
 
 
-@njit(**JIT)
+@njit(**HELPER_JIT)
 def split(d, dnew, dprev, zm, t, b, zr):
     """The backward of :func:`apply` on one row: ``dnew = d * (1 - m)`` (to h~_t) and
     ``dprev = d * m`` (straight to h_{t-1}). ``dnew`` may be ``d`` itself (dprev is

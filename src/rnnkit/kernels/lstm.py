@@ -17,6 +17,7 @@ from . import threads as _threads
 from ._loops import (
     _SMALL_M,
     DTYPES,
+    HELPER_JIT,
     JIT,
     opt,
     prepare_backward,
@@ -115,7 +116,7 @@ def _lstm_bwd(gates, cbuf, UT, PT, mask, rmask, dhs, dh, dc, dxw, dtmp, b0, b1):
         _product(n, H, G, dxw, t * B * G + b0 * G, G, UT, 0, H, PT, dtmp, b0 * H, H, False, tile)
         _rec_grad(dtmp, dh, mask, t, rmask, has_mask, has_r, False, b0, b1)
 
-@njit(**JIT)
+@njit(**HELPER_JIT)
 def activate(g, cp, cn, H):
     """The LSTM gates of one row, in place: ``g`` (4H,) pre-activations i, f, c, o become
     sigmoid / sigmoid / tanh / sigmoid of themselves, then ``cn = f * cp + i * g`` (``cn``
