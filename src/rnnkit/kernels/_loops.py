@@ -179,8 +179,9 @@ _MIN_WORK = 1 << 20    # B*H*G*T multiply-adds below which threads cost more tha
 
 def split(B, work, T):
     """Row blocks ``[(b0, b1), ...]`` for the threads that run one loop (one block = no split)."""
-    n = min(_threads.count(), B // _MIN_ROWS) if B * work * T >= _MIN_WORK else 1
-    return _threads.blocks(B, max(n, 1))
+    if B < 2 * _MIN_ROWS or B * work * T < _MIN_WORK:
+        return [(0, B)]
+    return _threads.blocks(B, max(min(_threads.count(), B // _MIN_ROWS), 1))
 
 
 def run(fn, B, work, T, *args):

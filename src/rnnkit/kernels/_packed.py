@@ -325,6 +325,12 @@ def matmul(A, P, N, out=None, accumulate=False):
     return out
 
 
+# One shared placeholder (empty: nothing can be written to it; not flagged read-only,
+# which numba would type as another signature and compile every kernel again): a
+# stateful model fed one step per call asks for it twice per layer and call.
+_NOT_PACKED = np.empty((0, 0, NR), np.float32)
+
+
 def for_call(U, dtype, rows=None):
     """``U`` packed for one kernel call, or the empty placeholder that selects OpenBLAS.
 
@@ -341,7 +347,7 @@ def for_call(U, dtype, rows=None):
     """
     if not (ENABLED and AVAILABLE and np.dtype(dtype) == np.float32) or (
             rows is not None and rows <= 4):
-        return np.empty((0, 0, NR), np.float32)
+        return _NOT_PACKED
     return pack(np.asarray(U, np.float32))
 
 

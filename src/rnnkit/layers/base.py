@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import collections
-import contextlib
 import contextvars
 import inspect
 import re
@@ -37,14 +36,24 @@ WEIGHT_SOURCE: contextvars.ContextVar = contextvars.ContextVar("rnnkit_weight_so
 INFERENCE: contextvars.ContextVar = contextvars.ContextVar("rnnkit_inference", default=False)
 
 
-@contextlib.contextmanager
 def inference():
-    """Run the enclosed forward passes without gradient caches (no ``backward`` after)."""
-    token = INFERENCE.set(True)
-    try:
-        yield
-    finally:
-        INFERENCE.reset(token)
+    """Run the enclosed forward passes without gradient caches (no ``backward`` after).
+
+    Use as ``with inference(): ...`` (a class rather than a generator: it wraps every
+    ``predict_on_batch`` call)."""
+    return _Inference()
+
+
+class _Inference:
+    __slots__ = ("_token",)
+
+    def __enter__(self):
+        self._token = INFERENCE.set(True)
+        return self
+
+    def __exit__(self, *exc):
+        INFERENCE.reset(self._token)
+        return False
 
 
 def _snake(name: str) -> str:
