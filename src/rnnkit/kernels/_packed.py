@@ -225,7 +225,8 @@ if AVAILABLE:
                 for i in range(M):
                     for j in range(rest):
                         t[i * NR + j] = C[c0 + i * ldc + j]
-            _rows(A, 0, lda, P, full * K * NR, t, 0, NR, K, M, accumulate)
+            # offsets typed as the other call's (a literal 0 / NR would compile _rows again)
+            _rows(A, 0, lda, P, full * K * NR, t, np.intp(0), np.intp(NR), K, M, accumulate)
             for i in range(M):
                 for j in range(rest):
                     C[c0 + i * ldc + j] = t[i * NR + j]

@@ -74,7 +74,8 @@ def _gru_after_fwd(xw, hbuf, U, P, b_rec, mask, rmask, zm, zr, gates, rec, hu, h
             for j in range(H):
                 z = g[j]
                 hn[j] = z * hprev[j] + (K[0] - z) * g[2 * H + j]
-            _zoneout.apply(hn, hprev, zm, t, b, zr)
+            if zm is not None:                  # pruned at compile time without zoneout
+                _zoneout.apply(hn, hprev, zm, t, b, zr)
 
 
 @njit(**JIT)
@@ -97,7 +98,8 @@ def _gru_after_bwd(hbuf, gates, rec, UT, PT, mask, rmask, zm, zr, dhs, dh, dxw, 
                 _fill(dx, zero)
                 _fill(dr, zero)
                 continue
-            _zoneout.split(d, d, dzone[b], zm, t, b, zr)   # d <- dL/dh~ (zoneout only)
+            if zm is not None:                           # d <- dL/dh~ (zoneout only)
+                _zoneout.split(d, d, dzone[b], zm, t, b, zr)
             g, hprev, rc = gates[t, b], hbuf[t, b], rec[t, b]
             for j in range(H):                                   # h = z*h_prev + (1-z)*hh
                 z, hh = g[j], g[2 * H + j]
@@ -117,7 +119,8 @@ def _gru_after_bwd(hbuf, gates, rec, UT, PT, mask, rmask, zm, zr, dhs, dh, dxw, 
         _product(n, H, G, dzrec, t * B * G + b0 * G, G, UT, 0, H, PT, dtmp, b0 * H, H, False,
                  tile)
         _rec_grad(dtmp, dh, mask, t, rmask, has_mask, has_r, True, b0, b1)
-        _zoneout.add_carry(dh, dzone, mask, t, zm, zr, b0, b1)
+        if zm is not None:
+            _zoneout.add_carry(dh, dzone, mask, t, zm, zr, b0, b1)
 
 
 @njit(**JIT)
@@ -157,7 +160,8 @@ def _gru_before_fwd(xw, hbuf, U, Pzr, Ph, mask, rmask, zm, zr, gates, rec, hu, h
             for j in range(H):
                 z = g[j]
                 hn[j] = z * hprev[j] + (K[0] - z) * g[2 * H + j]
-            _zoneout.apply(hn, hprev, zm, t, b, zr)
+            if zm is not None:                  # pruned at compile time without zoneout
+                _zoneout.apply(hn, hprev, zm, t, b, zr)
 
 
 @njit(**JIT)
@@ -179,7 +183,8 @@ def _gru_before_bwd(hbuf, gates, UT, PTzr, PTh, mask, rmask, zm, zr, dhs, dh, dx
             if has_mask and not mask[t, b]:
                 _fill(dx, zero)
                 continue
-            _zoneout.split(d, d, dzone[b], zm, t, b, zr)   # d <- dL/dh~ (zoneout only)
+            if zm is not None:                           # d <- dL/dh~ (zoneout only)
+                _zoneout.split(d, d, dzone[b], zm, t, b, zr)
             g, hprev = gates[t, b], hbuf[t, b]
             for j in range(H):                                   # h = z*h_prev + (1-z)*hh
                 z, hh = g[j], g[2 * H + j]
@@ -216,7 +221,8 @@ def _gru_before_bwd(hbuf, gates, UT, PTzr, PTh, mask, rmask, zm, zr, dhs, dh, dx
             for j in range(H):
                 dt_[j] = dt_[j] + dr[j] * g[H + j]
         _rec_grad(dtmp, dh, mask, t, rmask, has_mask, has_r, True, b0, b1)
-        _zoneout.add_carry(dh, dzone, mask, t, zm, zr, b0, b1)
+        if zm is not None:
+            _zoneout.add_carry(dh, dzone, mask, t, zm, zr, b0, b1)
 @njit(**JIT)
 def _gru_after_infer(x, W, PW, U, P, bias, b_rec, h, z, hu, mask, out, backwards, b0, b1):
     """reset_after GRU; ``z`` (B, G) takes x_t @ W + b, ``hu`` (B, G) h @ U + b_rec."""
@@ -278,7 +284,7 @@ def forward(cell, xw, states0, mask=None, rmask=None, ws=None):
     dt = xw.dtype
     gates = _threads.buffer(ws, "gates", (T, B, G), dt)
     rec = _threads.buffer(ws, "rec", (T, B, H), dt)
-    run_loops(cell, xw, hbuf, U, m, rm, *_zoneout.none(dt), gates, rec, hp)
+    run_loops(cell, xw, hbuf, U, m, rm, *_zoneout.none(), gates, rec, hp)
     return hbuf[1:], [hbuf[T].copy()], (hbuf, gates, rec)
 
 
@@ -308,7 +314,7 @@ def backward(cell, cache, dhs, dstates, mask=None, rmask=None, ws=None):
     UT, m, rm, d, dst, dxw, dtmp = prepare_backward(hbuf, cell.params["recurrent_kernel"],
                                                     dhs, dstates, mask, rmask, ws)
     dzrec = _threads.buffer(ws, "dzrec", (T, B, G), dt) if cell.reset_after else None
-    dU, db_rec = run_backward_loops(cell, hbuf, gates, rec, UT, m, rm, *_zoneout.none(dt),
+    dU, db_rec = run_backward_loops(cell, hbuf, gates, rec, UT, m, rm, *_zoneout.none(),
                                     d, dst[0], dxw, dzrec, dtmp)
     return dxw, dst, dU, db_rec
 
