@@ -39,7 +39,8 @@ from ._packed import product as _product
 
 @njit(**JIT)
 def _gru_after_fwd(xw, hbuf, U, P, b_rec, mask, rmask, zm, zr, gates, rec, hu, hp, b0, b1):
-    """reset_after; ``zm``, ``zr``: zoneout (:mod:`._zoneout`; both None: no zoneout, and numba compiles none of it)."""
+    """reset_after; ``zm``, ``zr``: zoneout (:mod:`._zoneout`; both None: no zoneout, and
+    numba compiles none of it)."""
     _wide_vectors()
     K = _consts_like(xw)
     T, B, G = xw.shape
