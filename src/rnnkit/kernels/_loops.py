@@ -146,7 +146,6 @@ def project(x, W, PW, U, P, h, z, t, tile, b0, b1):
 
 @njit(**HELPER_JIT)
 def emit(h, out, s, b, has_out):
-    wide_vectors()
     if has_out:
         copy(h[b], out[b, s])
 
@@ -181,7 +180,7 @@ def split(B, work, T):
     """Row blocks ``[(b0, b1), ...]`` for the threads that run one loop (one block = no split)."""
     if B < 2 * _MIN_ROWS or B * work * T < _MIN_WORK:
         return [(0, B)]
-    return _threads.blocks(B, max(min(_threads.count(), B // _MIN_ROWS), 1))
+    return _threads.blocks(B, min(_threads.count(), B // _MIN_ROWS))
 
 
 def run(fn, B, work, T, *args):

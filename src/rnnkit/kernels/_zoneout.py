@@ -24,7 +24,7 @@ from ._math import wide_vectors as _wide_vectors
 def none():
     """``(zm, zr)`` meaning "no zoneout" for the loops that serve both: ``(None, None)``.
 
-    A loop calls the helpers below only under ``if zm is not None``, a branch numba removes
+    A loop calls the helpers below only when ``zm is not None``, a branch numba removes
     when it compiles the loop for ``None``: without zoneout neither the helpers nor their
     calls are compiled (~1 s of a cold ``rnnkit train``)."""
     return None, None
@@ -33,10 +33,8 @@ def none():
 @njit(**HELPER_JIT)
 def add_carry(dh, dzone, mask, t, zm, zr, b0, b1):
     """``dh += dzone`` on the unmasked rows b0:b1 (the part of dL/dh_{t-1} that zoneout
-    carried straight from h_t); nothing without zoneout."""
+    carried straight from h_t)."""
     _wide_vectors()
-    if zm.shape[0] == 0 and zr.shape[0] == 0:
-        return
     has_mask = mask.shape[0] > 0
     n = dh.shape[1]
     for b in range(b0, b1):
@@ -65,12 +63,9 @@ def masks(cell, shape, dtype, training):
 @njit(**HELPER_JIT)
 def apply(h, hprev, zm, t, b, zr):
     """``h += m * (hprev - h)`` in place on one row (h: (n,) the new state h~_t, becoming
-    h_t); m is ``zm[t, b]`` (training) or ``zr[0]`` (inference). Both empty: no zoneout
-    (a no-op, so a cell's loop serves it with and without)."""
+    h_t); m is ``zm[t, b]`` (training) or ``zr[0]`` (inference)."""
     _wide_vectors()
     n = h.shape[0]
-    if zm.shape[0] == 0 and zr.shape[0] == 0:
-        return
     if zm.shape[0] > 0:
         z = zm[t, b]
         for j in range(n):
@@ -85,11 +80,9 @@ def apply(h, hprev, zm, t, b, zr):
 def split(d, dnew, dprev, zm, t, b, zr):
     """The backward of :func:`apply` on one row: ``dnew = d * (1 - m)`` (to h~_t) and
     ``dprev = d * m`` (straight to h_{t-1}). ``dnew`` may be ``d`` itself (dprev is
-    written first). Both ``zm`` and ``zr`` empty: no zoneout, nothing is done."""
+    written first)."""
     _wide_vectors()
     n = d.shape[0]
-    if zm.shape[0] == 0 and zr.shape[0] == 0:
-        return
     K = _consts_like(d)
     zero = K[0] - K[0]
     if zm.shape[0] > 0:

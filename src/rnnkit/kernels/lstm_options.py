@@ -47,7 +47,7 @@ def _fwd(xw, hbuf, cbuf, U, Pk, peep, mask, rmask, zm, zr, gates, hn, hp, b0, b1
     H = G // 4
     has_mask, has_r = mask.shape[0] > 0, rmask.shape[0] > 0
     has_proj, has_peep = Pk.shape[0] > 0, peep.shape[0] > 0
-    has_zone = zm.shape[0] > 0 or zr.shape[0] > 0
+    has_zone = zm is not None          # None: numba compiles no zoneout code
     zero = K[0] - K[0]
     for t in range(T):
         if has_r:
@@ -117,7 +117,7 @@ def _bwd(gates, cbuf, UT, PT, peep, mask, rmask, zm, zr, dhs, dh, dc, dz, dht, d
     H = G // 4
     has_mask, has_r, has_dhs = mask.shape[0] > 0, rmask.shape[0] > 0, dhs.shape[0] > 0
     has_proj, has_peep = PT.shape[0] > 0, peep.shape[0] > 0
-    has_zone = zm.shape[0] > 0 or zr.shape[0] > 0
+    has_zone = zm is not None          # None: numba compiles no zoneout code
     zero = K[0] - K[0]
     for t in range(T - 1, -1, -1):
         tt = t if has_proj else 0
@@ -246,7 +246,7 @@ def forward(cell, xs, states0, mask=None, rmask=None, ws=None, training=False):
     if cell.zoneout:
         zm, zr = _zoneout.masks(cell, (T, B, P), dt, training)
     else:
-        zm, zr = np.zeros((0, 0, 0), np.bool_), np.empty(0, dt)
+        zm, zr = _zoneout.none()
     m, rm = opt(mask, np.bool_, 2), opt(rmask, dt, 2)
     hp = np.empty((B, P) if rmask is not None else (0, 0), dt)
     run(_fwd, B, P * G + H * (P if cell.proj_size else 0), T, xw, hbuf, cbuf, U, Pk, peep,
