@@ -50,13 +50,13 @@ from numba import njit
 
 from . import _blas, _packed
 from . import threads as _threads
+from ._math import FASTMATH, copy, fill, wide_vectors  # noqa: F401  (kernels import them here)
 from ._math import consts_like as _consts_like
-from ._math import copy, fill, wide_vectors  # noqa: F401  (the kernels import them from here)
 
 # Kernels are called from Python, never through a C function pointer: numba builds no
 # C wrapper for them. Helpers called only from compiled kernels (HELPER_JIT) get no
 # Python wrapper either. Building those wrappers was ~15% of a cold compile (issue 18).
-JIT = dict(cache=True, fastmath=False, error_model="numpy", nogil=True, no_cfunc_wrapper=True)
+JIT = dict(cache=True, fastmath=FASTMATH, error_model="numpy", nogil=True, no_cfunc_wrapper=True)
 HELPER_JIT = dict(JIT, no_cpython_wrapper=True)
 DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 

@@ -57,6 +57,7 @@ try:
     from numba.extending import overload as _overload
 
     from . import _blas
+    from ._math import FASTMATH
     from ._math import consts_like as _consts_like
 
     _FEATURES = _llvm.get_host_cpu_features()
@@ -191,7 +192,7 @@ if AVAILABLE:
     _block1 = _make_block(1)
     assert MR == 8
 
-    _JIT = dict(cache=True, fastmath=False, error_model="numpy", nogil=True, no_cfunc_wrapper=True)
+    _JIT = dict(cache=True, fastmath=FASTMATH, error_model="numpy", nogil=True, no_cfunc_wrapper=True)
     _HELPER_JIT = dict(_JIT, no_cpython_wrapper=True)     # called from compiled code only
 
     @njit(**_HELPER_JIT)

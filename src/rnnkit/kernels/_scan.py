@@ -13,7 +13,7 @@ from numba import njit
 
 from . import _blas
 from . import threads as _threads
-from ._math import consts_like
+from ._math import FASTMATH, consts_like
 
 _DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -119,7 +119,7 @@ def n_row_blocks(B):
     return max(1, min(_threads.count(), B))
 
 
-@njit(cache=True, fastmath=False, error_model="numpy", nogil=True)
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", nogil=True)
 def block_index(r0, B, n):
     """Which of the n blocks of :func:`run_rows` (``threads.blocks(B, n)``) starts at row
     r0."""
@@ -129,7 +129,7 @@ def block_index(r0, B, n):
     return 0
 
 
-@njit(cache=True, fastmath=False, error_model="numpy", nogil=True)
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", nogil=True)
 def project_rows(x, W, K, t, r0, r1):
     """``K[t, r0:r1] = x[t, r0:r1] @ W`` (x (T, B, F), W (F, G), K (T, B, G)): one small
     OpenBLAS product, in cache for the scan that reads it next (and adds the bias). At
@@ -149,7 +149,7 @@ def block_steps(B, G, itemsize, T):
     return max(1, min(T, BLOCK_BYTES // (rows * G * itemsize)))
 
 
-@njit(cache=True, fastmath=False, error_model="numpy", nogil=True)
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", nogil=True)
 def block_grads(x, W, dKs, Xs, dXs, dW, db, dxs, t0, t1, r0, r1):
     """The products of one backward block: rows ``(t, b)`` for t in [t0, t1), b in [r0, r1)
     with dK in ``dKs[(t - t0) * n + b - r0]`` (n = r1 - r0): ``dW += X^T dK``,
@@ -297,7 +297,7 @@ def log_abs(a):
         return np.log(np.abs(a))
 
 
-@njit(cache=True, fastmath=False, error_model="numpy", nogil=True)
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", nogil=True)
 def negligible(L, la, cut):
     """True when ``L + la < cut`` everywhere ((B, H) arrays): every remaining correction
     ``exp(L) * |v|`` (``la = log|v|``) is below ``exp(cut)``, the smallest normal number

@@ -13,9 +13,10 @@ from numba import njit, prange
 
 from ..cells.indrnn import IndRNNCell
 from . import _scan
+from ._math import FASTMATH
 from ._math import wide_vectors as _wide_vectors
 
-_JIT = dict(cache=True, fastmath=False, error_model="numpy", nogil=True)
+_JIT = dict(cache=True, fastmath=FASTMATH, error_model="numpy", nogil=True)
 _PAR_JIT = dict(_JIT, parallel=True)
 
 

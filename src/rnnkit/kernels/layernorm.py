@@ -38,15 +38,16 @@ from ._loops import DTYPES, JIT, recurrent_grad, run
 from ._loops import add_row as _add_row
 from ._loops import copy as _copy
 from ._loops import fill as _fill
+from ._math import FASTMATH
 from ._math import consts_like as _consts_like
 from ._math import sigmoid as _sigmoid
 from ._math import tanh as _tanh
 from ._math import wide_vectors as _wide_vectors
 from .lstm import activate as _lstm_activate
 
-# Row sums may be reassociated (no other fast-math): LLVM then vectorizes them, which it
-# never does for an ordered floating-point sum.
-_SUM_JIT = dict(JIT, fastmath={"reassoc"})
+# Row sums may also be reassociated (beyond FMA contraction): LLVM then vectorizes them,
+# which it never does for an ordered floating-point sum.
+_SUM_JIT = dict(JIT, fastmath=dict(FASTMATH, reassoc=True))
 
 #: the zoneout masks of one draw hold at most this many values (the stream is the same
 #: whatever the chunking: the draws concatenate in order)

@@ -19,9 +19,10 @@ from numba import njit, prange
 from ..cells.lru import LRUCell, lambda_grads
 from . import _scan
 from . import threads as _threads
+from ._math import FASTMATH
 from ._math import wide_vectors as _wide_vectors
 
-_JIT = dict(cache=True, fastmath=False, error_model="numpy", nogil=True)
+_JIT = dict(cache=True, fastmath=FASTMATH, error_model="numpy", nogil=True)
 _PAR_JIT = dict(_JIT, parallel=True)
 
 

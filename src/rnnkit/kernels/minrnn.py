@@ -71,13 +71,13 @@ from numba import njit, prange
 from ..cells.minrnn import MinGRUCell, MinLSTMCell
 from . import _scan
 from . import threads as _threads
-from ._math import consts_like, exp_neg, log1p_pos
+from ._math import FASTMATH, consts_like, exp_neg, log1p_pos
 from ._math import copy as _copy
 from ._math import fill as _fill
 from ._math import sigmoid as _sigK
 from ._math import wide_vectors as _wide_vectors
 
-_JIT = dict(cache=True, fastmath=False, error_model="numpy", nogil=True)
+_JIT = dict(cache=True, fastmath=FASTMATH, error_model="numpy", nogil=True)
 _PAR_JIT = dict(_JIT, parallel=True)
 # the sequential loops over a span of steps, and the per-unit equations, are inlined into
 # their callers: called through a wrapper, a minGRU backward span measured 25% slower (B =

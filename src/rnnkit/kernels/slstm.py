@@ -36,6 +36,7 @@ from ._loops import add_row as _add_row
 from ._loops import copy as _copy
 from ._loops import fill as _fill
 from ._loops import rec_grad as _rec_grad
+from ._math import FASTMATH
 from ._math import consts_like as _consts_like
 from ._math import exp_neg as _exp_neg
 from ._math import sigmoid as _sigmoid
@@ -44,7 +45,7 @@ from ._math import tanh as _tanh
 from ._math import wide_vectors as _wide_vectors
 
 
-@njit(cache=True, fastmath=False, error_model="numpy", inline="always")
+@njit(cache=True, fastmath=FASTMATH, error_model="numpy", inline="always")
 def _log_sigmoid(x, K):
     """``log sigma(x) = -softplus(-x)``, as the cell's ``-logaddexp(0, -x)`` (vectorizes)."""
     return -_softplus(-x, K)
