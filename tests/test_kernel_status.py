@@ -104,3 +104,27 @@ def test_cache_works_when_the_install_is_read_only(tmp_path):
     assert first["compiled"] == 1 and first["loaded"] == 0
     assert second["compiled"] == 0 and second["loaded"] == 1     # the per-user cache served
     assert not (install / "rnnkit" / "kernels" / "__pycache__").exists()
+
+
+def test_cached_kernels_are_dropped_when_a_kernel_source_changes(tmp_path):
+    # numba's cache would keep lstm.py's kernels after an edit of _math.py (their inlined
+    # sigmoid) since lstm.py itself did not change; rnnkit's digest of the sources catches it
+    src = os.path.dirname(os.path.dirname(rnnkit.__file__))
+    install = tmp_path / "site"
+    shutil.copytree(os.path.join(src, "rnnkit"), install / "rnnkit",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    env = dict(os.environ, PYTHONPATH=str(install), NUMBA_CACHE_DIR=str(tmp_path / "cache"))
+
+    def run():
+        p = subprocess.run([sys.executable, "-c", _SCRIPT], capture_output=True, text=True,
+                           env=env, cwd=tmp_path)
+        assert p.returncode == 0, p.stderr
+        return json.loads(p.stdout.strip().splitlines()[-1])
+
+    assert run()["compiled"] == 1
+    assert run()["loaded"] == 1                      # unchanged sources: the cache serves
+    math_py = install / "rnnkit" / "kernels" / "_math.py"
+    math_py.write_text(math_py.read_text() + "\n# an edit\n")
+    third = run()
+    assert third["compiled"] == 1 and third["loaded"] == 0
+    assert run()["loaded"] == 1                      # and the new versions are cached again

@@ -13,6 +13,9 @@ registers (an array could alias the output and block vectorization).
 
 from __future__ import annotations
 
+import glob
+import hashlib
+import os
 import platform
 
 import numpy as np
@@ -409,3 +412,59 @@ def fill(dst, v):
     """``dst[:] = v`` for a 1-D array."""
     for j in range(dst.shape[0]):
         dst[j] = v
+
+
+# numba keys a cached function by its own bytecode and its source file's time stamp only: not
+# by the helpers it inlines from other modules (sigmoid, tanh, the packed product) nor by
+# the compile flags (FASTMATH, JIT in ._loops). In a checkout where this file changed but
+# lstm.py did not, the cached LSTM kernels would keep the old math. So the cache directory
+# of the kernels holds a digest of every kernels/*.py; when it differs, the cached kernels
+# there are deleted and compile again on first use. (A pip upgrade rewrites every file, so
+# numba's own stamps already catch it; an edited or pulled source tree is the case here.)
+_DIGEST_FILE = "rnnkit-kernels.digest"
+
+
+def sources_digest() -> str:
+    """SHA-256 of the kernels package's Python sources (names and contents)."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    h = hashlib.sha256()
+    for path in sorted(glob.glob(os.path.join(here, "*.py"))):
+        h.update(os.path.basename(path).encode())
+        with open(path, "rb") as f:
+            h.update(f.read())
+    return h.hexdigest()
+
+
+def drop_stale_cache():
+    """Delete numba's cached kernels when the kernels' sources changed since they were
+    cached (see the comment above). Returns the number of cache files deleted."""
+    try:
+        cache_dir = fp_mode._cache.cache_path     # numba's choice for this package's files
+    except Exception:   # no writable cache location, or a numba without this internal
+        return 0
+    digest = sources_digest()
+    stamp = os.path.join(cache_dir, _DIGEST_FILE)
+    try:
+        with open(stamp) as f:
+            if f.read() == digest:
+                return 0
+    except OSError:
+        pass
+    dropped = 0
+    for path in glob.glob(os.path.join(cache_dir, "*.nb[ci]")):
+        try:
+            os.remove(path)
+            dropped += 1
+        except OSError:     # another process removed it first, or not ours to remove
+            pass
+    try:
+        tmp = f"{stamp}.{os.getpid()}"
+        with open(tmp, "w") as f:
+            f.write(digest)
+        os.replace(tmp, stamp)      # atomic: a concurrent reader sees old or new, never half
+    except OSError:
+        pass
+    return dropped
+
+
+drop_stale_cache()
