@@ -32,7 +32,8 @@ from threadpoolctl import threadpool_info, threadpool_limits
 
 from rnnkit.kernels import _blas, _packed
 
-SHAPES = [(32, 128, 512), (32, 64, 256), (128, 128, 512), (64, 512, 2048), (64, 128, 512),
+SHAPES = [(32, 128, 512), (32, 64, 256), (128, 128, 512), (64, 512, 2048), (64, 2048, 512),
+          (64, 128, 512),
           (1, 128, 512)]
 
 

@@ -41,6 +41,36 @@ def test_packed_matmul_equals_numpy(M, K, N, accumulate):
 
 
 @needs_packed
+@pytest.mark.parametrize("K", [_packed.KC - 1, _packed.KC, _packed.KC + 1, 2 * _packed.KC + 37])
+@pytest.mark.parametrize("accumulate", [False, True])
+def test_k_chunks_keep_one_fma_chain_per_element(K, accumulate):
+    """The k range runs in chunks (for the L1 cache); each element is still one FMA chain
+    over k in order: bit for bit a plain loop compiled with the kernels' FMA contraction."""
+    from numba import njit
+
+    from rnnkit.kernels._math import FASTMATH
+
+    @njit(fastmath=FASTMATH)
+    def chain(A, U, C, accumulate):
+        for i in range(C.shape[0]):
+            for j in range(C.shape[1]):
+                s = C[i, j] if accumulate else np.float32(0)
+                for k in range(A.shape[1]):
+                    s = s + A[i, k] * U[k, j]
+                C[i, j] = s
+
+    rng = np.random.default_rng(K)
+    M, N = 11, 2 * _packed.NR + 5            # a partial row block and a partial last panel
+    A = rng.standard_normal((M, K)).astype(np.float32)
+    U = rng.standard_normal((K, N)).astype(np.float32)
+    C0 = rng.standard_normal((M, N)).astype(np.float32)
+    got, want = C0.copy(), C0.copy()
+    _packed.packed_matmul(A, _packed.pack(U), got, accumulate)
+    chain(A, U, want, accumulate)
+    np.testing.assert_array_equal(got, want)
+
+
+@needs_packed
 def test_gemm_with_offsets_touches_only_its_block():
     """Row-major offsets / leading dimensions as the kernels use them (a row block of a
     (T, B, G) buffer); the elements around the block stay untouched."""

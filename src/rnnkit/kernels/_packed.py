@@ -41,6 +41,7 @@ import numpy as np
 
 NR = 32          # columns per panel: two <16 x float> vectors
 MR = 8           # rows per register block (16 accumulators)
+KC = 256         # k per chunk: a panel's chunk, KC x NR floats = 32 KiB, stays in L1
 _LANES = 16
 
 AVAILABLE = False
@@ -215,19 +216,29 @@ if AVAILABLE:
     def _gemm_flat(M, N, K, A, lda, P, C, ldc, accumulate, t):
         """The packed product on flat arrays: ``C (+)= A @ U``, A and C row-major with leading
         dimensions ``lda``/``ldc``, ``P`` the packing of ``U`` (K, N), ``t`` an M x NR scratch
-        for the last, partial panel."""
+        for the last, partial panel.
+
+        The k range is cut into chunks of :data:`KC` so that a panel's chunk (KC x NR) stays
+        in the L1 cache while every row block runs over it. Each output element remains one
+        FMA chain over k in order (a chunk starts from the value the previous one stored),
+        so the result is bit for bit the unchunked one."""
         full = N // NR
-        for p in range(full):
-            _rows(A, 0, lda, P, p * K * NR, C, p * NR, ldc, K, M, accumulate)
         rest = N - full * NR
+        c0 = full * NR
+        if rest > 0 and accumulate:
+            for i in range(M):
+                for j in range(rest):
+                    t[i * NR + j] = C[c0 + i * ldc + j]
+        for k0 in range(0, K, KC):
+            kc = min(KC, K - k0)
+            acc = accumulate or k0 > 0
+            for p in range(full):
+                _rows(A, k0, lda, P, (p * K + k0) * NR, C, p * NR, ldc, kc, M, acc)
+            if rest > 0:
+                # offsets typed as the other call's (a literal NR would compile _rows again)
+                _rows(A, k0, lda, P, (full * K + k0) * NR, t, np.intp(0), np.intp(NR), kc, M,
+                      acc)
         if rest > 0:
-            c0 = full * NR
-            if accumulate:
-                for i in range(M):
-                    for j in range(rest):
-                        t[i * NR + j] = C[c0 + i * ldc + j]
-            # offsets typed as the other call's (a literal 0 / NR would compile _rows again)
-            _rows(A, 0, lda, P, full * K * NR, t, np.intp(0), np.intp(NR), K, M, accumulate)
             for i in range(M):
                 for j in range(rest):
                     C[c0 + i * ldc + j] = t[i * NR + j]
