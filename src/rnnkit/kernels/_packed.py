@@ -42,6 +42,7 @@ import numpy as np
 NR = 32          # columns per panel: two <16 x float> vectors
 MR = 8           # rows per register block (16 accumulators)
 KC = 256         # k per chunk: a panel's chunk, KC x NR floats = 32 KiB, stays in L1
+MC = 128         # rows per chunk: A's chunk, MC x KC floats = 128 KiB, stays in L2
 _LANES = 16
 
 AVAILABLE = False
@@ -218,10 +219,12 @@ if AVAILABLE:
         dimensions ``lda``/``ldc``, ``P`` the packing of ``U`` (K, N), ``t`` an M x NR scratch
         for the last, partial panel.
 
-        The k range is cut into chunks of :data:`KC` so that a panel's chunk (KC x NR) stays
-        in the L1 cache while every row block runs over it. Each output element remains one
-        FMA chain over k in order (a chunk starts from the value the previous one stored),
-        so the result is bit for bit the unchunked one."""
+        The rows are cut into chunks of :data:`MC` and the k range into chunks of
+        :data:`KC`, so that a rows chunk of A (MC x KC) stays in the L2 cache while every
+        panel passes over it, and a panel's chunk (KC x NR) in the L1 cache while every row
+        block of the chunk runs over it. Each output element remains one FMA chain over k in
+        order (a k chunk starts from the value the previous one stored), so the result is
+        bit for bit the unchunked one."""
         full = N // NR
         rest = N - full * NR
         c0 = full * NR
@@ -229,15 +232,19 @@ if AVAILABLE:
             for i in range(M):
                 for j in range(rest):
                     t[i * NR + j] = C[c0 + i * ldc + j]
-        for k0 in range(0, K, KC):
-            kc = min(KC, K - k0)
-            acc = accumulate or k0 > 0
-            for p in range(full):
-                _rows(A, k0, lda, P, (p * K + k0) * NR, C, p * NR, ldc, kc, M, acc)
-            if rest > 0:
-                # offsets typed as the other call's (a literal NR would compile _rows again)
-                _rows(A, k0, lda, P, (full * K + k0) * NR, t, np.intp(0), np.intp(NR), kc, M,
-                      acc)
+        for i0 in range(0, M, MC):
+            m = min(MC, M - i0)
+            for k0 in range(0, K, KC):
+                kc = min(KC, K - k0)
+                acc = accumulate or k0 > 0
+                a0 = i0 * lda + k0
+                for p in range(full):
+                    _rows(A, a0, lda, P, (p * K + k0) * NR, C, i0 * ldc + p * NR, ldc, kc, m,
+                          acc)
+                if rest > 0:
+                    # ldc typed as the other call's (a literal NR would compile _rows again)
+                    _rows(A, a0, lda, P, (full * K + k0) * NR, t, i0 * NR, np.intp(NR), kc, m,
+                          acc)
         if rest > 0:
             for i in range(M):
                 for j in range(rest):

@@ -33,7 +33,7 @@ import threading
 
 import numpy as np
 
-from . import _blas
+from . import _blas, _packed
 from ._math import fp_mode as _fp_mode
 from ._math import set_fp_mode, subnormals_to_zero
 
@@ -245,7 +245,9 @@ def matmul(a, b, out=None):
 
     Args: a (M, K); b (K, N); out: optional (M, N) array of the result dtype.
     Returns: (M, N) array (``out`` when given). Rows of ``a`` are split when M >= N, else
-    columns of ``b``; every block is one BLAS call on one thread (:func:`run_blocks`).
+    columns of ``b``; every block is one product on one thread (:func:`run_blocks`): the
+    packed product over ``b`` packed once (float32, C-contiguous ``a``; :mod:`._packed`),
+    else OpenBLAS.
     """
     if np.ndim(a) != 2 or np.ndim(b) != 2 or a.shape[1] != b.shape[0]:
         raise ValueError(f"matmul expects a (M, K) and b (K, N), got a {np.shape(a)} and b "
@@ -260,10 +262,26 @@ def matmul(a, b, out=None):
     if out is None:
         out = np.empty((M, N), np.result_type(a, b))
     if M >= N:
-        run_blocks(_rows_product, (a, b, out), blocks(M, n))
+        if _packed_rows(a, b, out):
+            run_blocks(_rows_packed, (a, _packed.pack(b), out), blocks(M, n))
+        else:
+            run_blocks(_rows_product, (a, b, out), blocks(M, n))
     else:
         run_blocks(_cols_product, (a, b, out), blocks(N, n))
     return out
+
+
+def _packed_rows(a, b, out):
+    """Whether ``a @ b`` split by rows runs on rnnkit's packed product (:mod:`._packed`):
+    float32 throughout, ``a`` and ``out`` C-contiguous, the packed path on. Its speed does
+    not depend on ``OPENBLAS_CORETYPE``, and it beats OpenBLAS on the thin products of a
+    recurrent layer (docs/performance.md, issue 18)."""
+    return (_packed.ENABLED and _packed.AVAILABLE and a.dtype == b.dtype == out.dtype
+            == np.float32 and a.flags.c_contiguous and out.flags.c_contiguous)
+
+
+def _rows_packed(a, P, out, r0, r1):
+    _packed.packed_matmul(a[r0:r1], P, out[r0:r1], False)
 
 
 def _rows_product(a, b, out, r0, r1):
