@@ -27,7 +27,8 @@ def three_threads(monkeypatch):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("M,K,N", [(50, 7, 9), (9, 7, 50), (6, 3, 6), (5, 4, 5)])
+@pytest.mark.parametrize("M,K,N", [(50, 7, 9), (9, 7, 50), (6, 3, 6), (5, 4, 5),
+                                   (300, 300, 40)])     # the packed product's row and k chunks
 def test_split_matmul_equals_numpy(three_threads, dtype, M, K, N):
     rng = np.random.default_rng(M * N)
     a = rng.normal(size=(M, K)).astype(dtype)
@@ -35,6 +36,9 @@ def test_split_matmul_equals_numpy(three_threads, dtype, M, K, N):
     tol = dict(rtol=1e-5, atol=1e-5) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-12)
     with threads.parallel():
         assert threads.count() == 3
+        # float32 rows split: the packed product where the CPU has it (float64: OpenBLAS)
+        packed = threads._packed_rows(a, b, np.empty((M, N), dtype))
+        assert packed == (dtype == np.float32 and threads._packed.AVAILABLE)
         np.testing.assert_allclose(threads.matmul(a, b), a @ b, **tol)
         # transposed views (weight gradients are x.T @ dz) and an out= array
         out = np.full((K, K), np.nan, dtype)
