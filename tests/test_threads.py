@@ -40,6 +40,11 @@ def test_split_matmul_equals_numpy(three_threads, dtype, M, K, N):
         packed = threads._packed_rows(a, b, np.empty((M, N), dtype))
         assert packed == (dtype == np.float32 and threads._packed.AVAILABLE)
         np.testing.assert_allclose(threads.matmul(a, b), a @ b, **tol)
+        # with a bias row: rows split (packed or not) and, transposed, columns split
+        bias_n, bias_m = rng.normal(size=N).astype(dtype), rng.normal(size=M).astype(dtype)
+        np.testing.assert_allclose(threads.matmul(a, b, bias=bias_n), a @ b + bias_n, **tol)
+        np.testing.assert_allclose(threads.matmul(b.T, a.T, bias=bias_m), b.T @ a.T + bias_m,
+                                   **tol)
         # transposed views (weight gradients are x.T @ dz) and an out= array
         out = np.full((K, K), np.nan, dtype)
         got = threads.matmul(a.T, a, out=out)
@@ -170,6 +175,8 @@ def test_matmul_refuses_shapes_that_do_not_fit(three_threads):
             threads.matmul(a, np.ones((4, 9), np.float32))
         with pytest.raises(ValueError, match=r"out must have shape \(M, N\) = \(8, 9\)"):
             threads.matmul(a, np.ones((5, 9), np.float32), out=np.empty((9, 8), np.float32))
+        with pytest.raises(ValueError, match=r"bias must have shape \(N,\) = \(9,\)"):
+            threads.matmul(a, np.ones((5, 9), np.float32), bias=np.ones(8, np.float32))
 
 
 def test_run_blocks_runs_every_block_once_and_raises_a_workers_error():

@@ -321,6 +321,22 @@ if AVAILABLE:
         tile = np.empty((M, NR), np.float32) if N % NR else np.empty((0, NR), np.float32)
         gemm(M, N, A, 0, A.shape[1], P, C, 0, N, accumulate, tile)
 
+    @njit(**_JIT)
+    def packed_matmul_bias(A, P, C, bias):
+        """``C = A @ U + bias`` (A, C as in :func:`packed_matmul`, bias (N,)): row chunks of
+        :data:`MC` are set to the bias and the product accumulates into them while they are
+        in the cache (no separate pass over C for the bias)."""
+        M, N = C.shape
+        K = A.shape[1]
+        tile = np.empty((MC, NR), np.float32) if N % NR else np.empty((0, NR), np.float32)
+        for i0 in range(0, M, MC):
+            m = min(MC, M - i0)
+            for i in range(i0, i0 + m):
+                row = C[i]
+                for j in range(N):
+                    row[j] = bias[j]
+            gemm(m, N, A, i0 * K, K, P, C, i0 * N, N, True, tile)
+
 
 def matmul(A, P, N, out=None, accumulate=False):
     """``A @ U`` (or ``out += A @ U``) with ``U`` (K, N) packed as ``P``.

@@ -239,11 +239,13 @@ def run_blocks(fn, args, blocks):
         fn(*args, b0, b1)
 
 
-def matmul(a, b, out=None):
-    """``a @ b`` for 2-D arrays (views such as ``x.T`` are fine), split across rnnkit's
-    threads inside :func:`parallel` when the product is large.
+def matmul(a, b, out=None, bias=None):
+    """``a @ b`` (``+ bias``) for 2-D arrays (views such as ``x.T`` are fine), split across
+    rnnkit's threads inside :func:`parallel` when the product is large.
 
-    Args: a (M, K); b (K, N); out: optional (M, N) array of the result dtype.
+    Args: a (M, K); b (K, N); out: optional (M, N) array of the result dtype; bias: optional
+    (N,) row added to every row of the result (on the packed path inside the product, while
+    each block is in cache; otherwise by each thread after its block).
     Returns: (M, N) array (``out`` when given). Rows of ``a`` are split when M >= N, else
     columns of ``b``; every block is one product on one thread (:func:`run_blocks`): the
     packed product over ``b`` packed once (float32, C-contiguous ``a``; :mod:`._packed`),
@@ -256,18 +258,25 @@ def matmul(a, b, out=None):
     N = b.shape[1]
     if out is not None and out.shape != (M, N):
         raise ValueError(f"matmul: out must have shape (M, N) = {(M, N)}, got {out.shape}.")
+    if bias is not None and np.shape(bias) != (N,):
+        raise ValueError(f"matmul: bias must have shape (N,) = ({N},), got {np.shape(bias)}.")
     n = count() if active() else 1
     if n <= 1 or M * K * N < _MIN_MACS or min(M, N) < 2 * n:
-        return np.matmul(a, b, out=out)
+        out = np.matmul(a, b, out=out)
+        if bias is not None:
+            out += bias
+        return out
     if out is None:
         out = np.empty((M, N), np.result_type(a, b))
     if M >= N:
         if _packed_rows(a, b, out):
-            run_blocks(_rows_packed, (a, _packed.pack(b), out), blocks(M, n))
+            if bias is not None:
+                bias = np.ascontiguousarray(bias, np.float32)
+            run_blocks(_rows_packed, (a, _packed.pack(b), out, bias), blocks(M, n))
         else:
-            run_blocks(_rows_product, (a, b, out), blocks(M, n))
+            run_blocks(_rows_product, (a, b, out, bias), blocks(M, n))
     else:
-        run_blocks(_cols_product, (a, b, out), blocks(N, n))
+        run_blocks(_cols_product, (a, b, out, bias), blocks(N, n))
     return out
 
 
@@ -280,13 +289,20 @@ def _packed_rows(a, b, out):
             == np.float32 and a.flags.c_contiguous and out.flags.c_contiguous)
 
 
-def _rows_packed(a, P, out, r0, r1):
-    _packed.packed_matmul(a[r0:r1], P, out[r0:r1], False)
+def _rows_packed(a, P, out, bias, r0, r1):
+    if bias is None:
+        _packed.packed_matmul(a[r0:r1], P, out[r0:r1], False)
+    else:
+        _packed.packed_matmul_bias(a[r0:r1], P, out[r0:r1], bias)
 
 
-def _rows_product(a, b, out, r0, r1):
+def _rows_product(a, b, out, bias, r0, r1):
     np.matmul(a[r0:r1], b, out=out[r0:r1])
+    if bias is not None:
+        out[r0:r1] += bias
 
 
-def _cols_product(a, b, out, c0, c1):
+def _cols_product(a, b, out, bias, c0, c1):
     np.matmul(a, b[:, c0:c1], out=out[:, c0:c1])
+    if bias is not None:
+        out[:, c0:c1] += bias[c0:c1]

@@ -179,9 +179,8 @@ class Dense(Layer):
                 f"got shape {x.shape}."
             )
         x2 = x.reshape(-1, F)
-        z = _threads.matmul(x2, self.params["kernel"])
-        if self.use_bias:
-            z += self.params["bias"]
+        z = _threads.matmul(x2, self.params["kernel"],
+                            bias=self.params["bias"] if self.use_bias else None)
         a = self.activation.forward(z)
         self._cache = (x2, z, a, x.shape)
         return a.reshape(x.shape[:-1] + (self.units,))

@@ -236,9 +236,7 @@ class RNN(Layer):
             W, (b_in, _) = cell.params["kernel"], cell.split_bias()
             # "tbg": the (T, B, G) buffer shared by X @ W here and dL/d(X @ W) in backward
             xw = _threads.buffer(ws, "tbg", (T, B, W.shape[1]), self.dtype)   # (T, B, G)
-            _threads.matmul(xt.reshape(T * B, F), W, out=xw.reshape(T * B, -1))
-            if b_in is not None:
-                xw += b_in
+            _threads.matmul(xt.reshape(T * B, F), W, out=xw.reshape(T * B, -1), bias=b_in)
             hs, states, kcache = kernels.forward_sequence(cell, xw, states0, mt, rdp, ws=ws)
             del xw
             if kernels.reuses_input_buffer(kcache):
