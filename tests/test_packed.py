@@ -6,15 +6,17 @@ import pytest
 
 _packed = pytest.importorskip("rnnkit.kernels._packed")
 needs_packed = pytest.mark.skipif(not _packed.AVAILABLE,
-                                  reason="packed product needs AVX-512F (OpenBLAS used instead)")
+                                  reason="packed product needs AVX-512F or AVX2+FMA "
+                                         "(OpenBLAS used instead)")
 
 
 def test_pack_layout():
-    U = np.arange(7 * 40, dtype=np.float32).reshape(7, 40)
+    NR = _packed.NR
+    U = np.arange(7 * (NR + 8), dtype=np.float32).reshape(7, NR + 8)
     P = _packed.pack(U)
-    assert P.shape == (2, 7, _packed.NR)
-    np.testing.assert_array_equal(P[0], U[:, :32])
-    np.testing.assert_array_equal(P[1, :, :8], U[:, 32:])
+    assert P.shape == (2, 7, NR)
+    np.testing.assert_array_equal(P[0], U[:, :NR])
+    np.testing.assert_array_equal(P[1, :, :8], U[:, NR:])
     assert not P[1, :, 8:].any()
 
 

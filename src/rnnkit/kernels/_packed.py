@@ -8,8 +8,8 @@ IR (a numba ``@intrinsic``) computes an MR x NR register block of the result:
 
     C[i:i+MR, p*NR:(p+1)*NR] (+)= A[i:i+MR, :] @ P[p]
 
-keeping MR x NR/16 ``<16 x float>`` accumulators in registers across the whole k loop
-(``A[r, k]`` broadcast, ``llvm.fma.v16f32``). Plain numba loops could not keep the
+keeping MR x 2 vector accumulators in registers across the whole k loop (``A[r, k]``
+broadcast, ``llvm.fma``). Plain numba loops could not keep the
 accumulators in SIMD registers (6-28 GFLOP/s, docs/performance.md).
 
 Layout: ``P`` is (N_panels, K, NR) float32, ``P[p, k, c] = U[k, p*NR + c]`` (0 beyond N).
@@ -17,14 +17,16 @@ Layout: ``P`` is (N_panels, K, NR) float32, ``P[p, k, c] = U[k, p*NR + c]`` (0 b
 Rounding: each output element is a sequential FMA chain over k = 0..K-1 (the same order as a
 plain dot product); it differs from OpenBLAS only by float32 rounding.
 
-Only float32 is served, and only where the CPU has AVX-512F (:data:`AVAILABLE`): the kernel
-is written for 32 vector registers of 16 lanes. float64 and other CPUs keep OpenBLAS.
+Only float32 is served, on CPUs with AVX-512F or with AVX2 and FMA (:data:`AVAILABLE`); the
+register block follows the vector registers: 8 rows x two ``<16 x float>`` (16 of 32 zmm
+registers hold accumulators) with AVX-512F, 6 rows x two ``<8 x float>`` (12 of 16 ymm) with
+AVX2 (the 6x16 shape of BLIS's Haswell kernel). float64 and other CPUs keep OpenBLAS.
 
 The compiled cell kernels call :func:`product` for their per-step products (``h @ U`` in
 training and inference, ``dZ @ U^T`` in backward, ``x_t @ W`` in inference); their Python
 wrappers pack ``U`` (``U^T``, ``W``) once per call with :func:`for_call`,
 which returns an empty placeholder (meaning: OpenBLAS) when the packed path is off:
-float64, no AVX-512F, or ``RNNKIT_PACKED=0`` in the environment (read at import; tests flip
+float64, neither AVX-512F nor AVX2+FMA, or ``RNNKIT_PACKED=0`` in the environment (read at import; tests flip
 :data:`ENABLED`).
 
 The product itself is compiled once, as a C-callable function (:data:`_SYMBOL`, registered in
@@ -39,14 +41,12 @@ import os
 
 import numpy as np
 
-NR = 32          # columns per panel: two <16 x float> vectors
-MR = 8           # rows per register block (16 accumulators)
-KC = 256         # k per chunk: a panel's chunk, KC x NR floats = 32 KiB, stays in L1
+KC = 256         # k per chunk: a panel's chunk (KC x NR floats, 16-32 KiB) stays in L1
 MC = 128         # rows per chunk: A's chunk, MC x KC floats = 128 KiB, stays in L2
-_LANES = 16
 
 AVAILABLE = False
 ENABLED = os.environ.get("RNNKIT_PACKED", "1") != "0"
+_LANES, MR = 16, 8   # vector width and rows per register block (set below by the CPU)
 try:
     import llvmlite.binding as _llvm
     from llvmlite import ir as _ir
@@ -63,9 +63,14 @@ try:
     from ._math import consts_like as _consts_like
 
     _FEATURES = _llvm.get_host_cpu_features()
-    AVAILABLE = bool(_FEATURES.get("avx512f", False))
+    if _FEATURES.get("avx512f", False):
+        AVAILABLE = True
+    elif _FEATURES.get("avx2", False) and _FEATURES.get("fma", False):
+        AVAILABLE, _LANES, MR = True, 8, 6
 except ImportError:  # pragma: no cover - numba missing: callers keep OpenBLAS
     njit = None
+
+NR = 2 * _LANES  # columns per panel: two vectors
 
 
 def pack(U, out=None):
@@ -101,7 +106,7 @@ def pack(U, out=None):
 
 
 def _make_block(mr):
-    """The micro-kernel intrinsic for ``mr`` rows:
+    """The micro-kernel intrinsic for ``mr`` rows (``mr <= MR``):
     ``block(A, a_off, lda, P, p_off, C, c_off, ldc, K, accumulate)``.
 
     ``C[c_off + r*ldc + c] (+)= sum_k A[a_off + r*lda + k] * P[p_off + k*NR + c]`` for
@@ -133,7 +138,7 @@ def _make_block(mr):
             flag = context.cast(builder, acc_flag, st[9], _types.boolean)
             pa, pp, pc = data(a, st[0]), data(p, st[3]), data(c, st[5])
             fma = _cgutils.get_or_insert_function(
-                builder.module, _ir.FunctionType(vt, [vt, vt, vt]), "llvm.fma.v16f32")
+                builder.module, _ir.FunctionType(vt, [vt, vt, vt]), f"llvm.fma.v{_LANES}f32")
 
             def vload(base, off):
                 ptr = builder.bitcast(builder.gep(base, [off]), vt.as_pointer())
@@ -188,11 +193,10 @@ def _make_block(mr):
 
 
 if AVAILABLE:
-    _block8 = _make_block(8)
+    _blockm = _make_block(MR)
     _block4 = _make_block(4)
     _block2 = _make_block(2)
     _block1 = _make_block(1)
-    assert MR == 8
 
     _JIT = dict(cache=True, fastmath=FASTMATH, error_model="numpy", nogil=True, no_cfunc_wrapper=True)
     _HELPER_JIT = dict(_JIT, no_cpython_wrapper=True)     # called from compiled code only
@@ -201,9 +205,9 @@ if AVAILABLE:
     def _rows(A, a_off, lda, P, p_off, C, c_off, ldc, K, M, accumulate):
         """C rows 0..M-1 of one panel (full NR columns at C[c_off:])."""
         i = 0
-        while i + 8 <= M:
-            _block8(A, a_off + i * lda, lda, P, p_off, C, c_off + i * ldc, ldc, K, accumulate)
-            i += 8
+        while i + MR <= M:
+            _blockm(A, a_off + i * lda, lda, P, p_off, C, c_off + i * ldc, ldc, K, accumulate)
+            i += MR
         if i + 4 <= M:
             _block4(A, a_off + i * lda, lda, P, p_off, C, c_off + i * ldc, ldc, K, accumulate)
             i += 4
