@@ -32,6 +32,18 @@ def test_status_reports_paths_and_what_this_process_used():
     assert os.path.isdir(st["cache_dir"])
 
 
+def test_status_names_the_path_of_the_per_step_products(monkeypatch):
+    from rnnkit.kernels import _packed
+    on = kernel_status()["packed"]
+    if _packed.AVAILABLE:
+        assert on.startswith("rnnkit's packed micro-kernel") and f"x {_packed.NR}" in on
+    else:
+        assert on.startswith("OpenBLAS") and "lacks" in on
+    monkeypatch.setattr(_packed, "ENABLED", False)
+    off = kernel_status()["packed"]
+    assert off.startswith("OpenBLAS") and ("RNNKIT_PACKED=0" in off or "lacks" in off)
+
+
 def test_status_follows_the_kernel_mode(monkeypatch):
     from rnnkit import kernels
     monkeypatch.setattr(kernels, "_MODE", "reference")
@@ -42,6 +54,7 @@ def test_cli_info_kernels(capsys):
     assert main(["info", "--kernels"]) == 0
     out = capsys.readouterr().out
     assert "LSTM" in out and "numba cache:" in out and "indrnn._fwd_par [parallel]" in out
+    assert "float32 per-step and input products:" in out
     assert main(["info", "--kernels", "--json"]) == 0
     rec = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert rec["kernels"]["mode"] in ("auto", "fast")

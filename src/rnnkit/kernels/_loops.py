@@ -5,8 +5,8 @@ Where the speed comes from (see docs/performance.md):
 * The input projection ``X @ kernel + bias`` for all steps is done by the layer before the
   loop, as one matrix product.
 * The time loop runs inside compiled code. The per-step recurrent product ``h_{t-1} @ U``
-  is, in float32 on a CPU with AVX-512F, rnnkit's own micro-kernel over ``U`` packed once
-  per call (:mod:`._packed`; ``RNNKIT_PACKED=0`` turns it off), otherwise a direct call into
+  is, in float32 on a CPU with AVX-512F or AVX2+FMA, rnnkit's own micro-kernel over ``U``
+  packed once per call (:mod:`._packed`; ``RNNKIT_PACKED=0`` turns it off), otherwise a direct call into
   the OpenBLAS that ships with NumPy (:mod:`._blas`); no Python overhead per step at any
   batch size, and no SciPy dependency.
 * The element-wise gate math of a step (sigmoids, tanh, cell update; in backward their

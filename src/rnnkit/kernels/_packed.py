@@ -26,8 +26,8 @@ The compiled cell kernels call :func:`product` for their per-step products (``h 
 training and inference, ``dZ @ U^T`` in backward, ``x_t @ W`` in inference); their Python
 wrappers pack ``U`` (``U^T``, ``W``) once per call with :func:`for_call`,
 which returns an empty placeholder (meaning: OpenBLAS) when the packed path is off:
-float64, neither AVX-512F nor AVX2+FMA, or ``RNNKIT_PACKED=0`` in the environment (read at import; tests flip
-:data:`ENABLED`).
+float64, neither AVX-512F nor AVX2+FMA, or ``RNNKIT_PACKED=0`` in the environment (read at
+import; tests flip :data:`ENABLED`).
 
 The product itself is compiled once, as a C-callable function (:data:`_SYMBOL`, registered in
 LLVM's symbol table at import), and called by name from the kernels like OpenBLAS: linked

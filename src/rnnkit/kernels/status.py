@@ -85,7 +85,9 @@ def kernel_status():
 
     Keys: ``mode`` (:func:`rnnkit.kernels.get_kernel_mode` and where it came from),
     ``numba`` (version or None), ``fast_available`` (and ``why_not``), ``blas``,
-    ``threading_layer``, ``cells`` (cell -> "compiled" or "reference NumPy"), ``cache_dir``
+    ``packed`` (what runs the float32 per-step products: rnnkit's packed micro-kernel, with
+    its register block, or why OpenBLAS does), ``threading_layer``, ``cells`` (cell ->
+    "compiled" or "reference NumPy"), ``cache_dir``
     and ``cache_dir_reason``, ``functions`` (see :func:`compiled_functions`, without the
     dispatcher objects).
     """
@@ -108,6 +110,7 @@ def kernel_status():
     st["blas"] = _blas.LIBRARY
     st["blas_core"] = _openblas_core(_blas.LIBRARY)
     st["blas_threads"] = _blas.num_threads() if _blas.AVAILABLE else None
+    st["packed"] = _packed_status()
     try:
         st["threading_layer"] = numba.threading_layer()
     except ValueError:        # no parallel region has run in this process yet
@@ -136,6 +139,19 @@ def kernel_status():
     return st
 
 
+def _packed_status():
+    """One line on the float32 per-step products: :mod:`._packed` or OpenBLAS, and why."""
+    from . import _packed
+    if not _packed.AVAILABLE:
+        return ("OpenBLAS (rnnkit's packed micro-kernel needs AVX-512F or AVX2+FMA, which "
+                "this CPU lacks)")
+    if not _packed.ENABLED:
+        return "OpenBLAS (rnnkit's packed micro-kernel is turned off by RNNKIT_PACKED=0)"
+    isa = "AVX-512F" if _packed.NR == 32 else "AVX2+FMA"
+    return (f"rnnkit's packed micro-kernel ({isa}, {_packed.MR} x {_packed.NR} register "
+            "block); float64 uses OpenBLAS")
+
+
 def format_status(st):
     """``kernel_status()`` as the lines ``rnnkit info --kernels`` prints."""
     lines = [f"kernel mode: {st['mode']} ({st['mode_source']})",
@@ -146,9 +162,10 @@ def format_status(st):
     else:
         pins = {k: os.environ[k] for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
                 if k in os.environ}
-        lines.append(f"BLAS for the per-step products: {st['blas']} "
+        lines.append(f"BLAS for the other products (weight gradients, float64): {st['blas']} "
                      f"(kernel {st['blas_core']}, {st['blas_threads']} thread(s)"
                      + (f"; pinned by {pins}" if pins else "") + ")")
+        lines.append(f"float32 per-step and input products: {st['packed']}")
         lines.append(f"numba threading layer: {st['threading_layer']}")
     lines.append("path per cell (default activations; other activations use the reference):")
     lines += [f"  {k:24s} {v}" for k, v in st.get("cells", {}).items()]
