@@ -6,9 +6,9 @@ Where the speed comes from (see docs/performance.md):
   loop, as one matrix product.
 * The time loop runs inside compiled code. The per-step recurrent product ``h_{t-1} @ U``
   is, in float32 on a CPU with AVX-512F or AVX2+FMA, rnnkit's own micro-kernel over ``U``
-  packed once per call (:mod:`._packed`; ``RNNKIT_PACKED=0`` turns it off), otherwise a direct call into
-  the OpenBLAS that ships with NumPy (:mod:`._blas`); no Python overhead per step at any
-  batch size, and no SciPy dependency.
+  packed once per call (:mod:`._packed`; ``RNNKIT_PACKED=0`` turns it off), otherwise a
+  direct call into the OpenBLAS that ships with NumPy (:mod:`._blas`); no Python overhead
+  per step at any batch size, and no SciPy dependency.
 * The element-wise gate math of a step (sigmoids, tanh, cell update; in backward their
   derivatives) is one fused pass that LLVM vectorizes (branch-free sigmoid/tanh from
   :mod:`._math`).
@@ -50,14 +50,16 @@ from numba import njit
 
 from . import _blas, _packed
 from . import threads as _threads
-from ._math import FASTMATH, copy, fill, wide_vectors  # noqa: F401  (kernels import them here)
+from ._math import (  # noqa: F401  (the kernels import them from here)
+    FASTMATH,
+    HELPER_JIT,
+    JIT,
+    copy,
+    fill,
+    wide_vectors,
+)
 from ._math import consts_like as _consts_like
 
-# Kernels are called from Python, never through a C function pointer: numba builds no
-# C wrapper for them. Helpers called only from compiled kernels (HELPER_JIT) get no
-# Python wrapper either. Building those wrappers was ~15% of a cold compile (issue 18).
-JIT = dict(cache=True, fastmath=FASTMATH, error_model="numpy", nogil=True, no_cfunc_wrapper=True)
-HELPER_JIT = dict(JIT, no_cpython_wrapper=True)
 DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 if not _blas.AVAILABLE:  # pragma: no cover - depends on how NumPy was built

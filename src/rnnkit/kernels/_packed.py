@@ -47,6 +47,7 @@ MC = 128         # rows per chunk: A's chunk, MC x KC floats = 128 KiB, stays in
 AVAILABLE = False
 ENABLED = os.environ.get("RNNKIT_PACKED", "1") != "0"
 _LANES, MR = 16, 8   # vector width and rows per register block (set below by the CPU)
+ISA = None           # the instruction set the product is written for, where AVAILABLE
 try:
     import llvmlite.binding as _llvm
     from llvmlite import ir as _ir
@@ -59,18 +60,26 @@ try:
     from numba.extending import overload as _overload
 
     from . import _blas
-    from ._math import FASTMATH
+    from ._math import HELPER_JIT as _HELPER_JIT
+    from ._math import JIT as _JIT
     from ._math import consts_like as _consts_like
 
     _FEATURES = _llvm.get_host_cpu_features()
     if _FEATURES.get("avx512f", False):
-        AVAILABLE = True
+        AVAILABLE, ISA = True, "AVX-512F"
     elif _FEATURES.get("avx2", False) and _FEATURES.get("fma", False):
-        AVAILABLE, _LANES, MR = True, 8, 6
+        AVAILABLE, ISA, _LANES, MR = True, "AVX2+FMA", 8, 6
 except ImportError:  # pragma: no cover - numba missing: callers keep OpenBLAS
     njit = None
 
 NR = 2 * _LANES  # columns per panel: two vectors
+
+
+def serves(dtype):
+    """Whether the packed product runs the products of ``dtype`` in this process: float32,
+    a CPU with AVX-512F or AVX2+FMA (:data:`AVAILABLE`), and not turned off
+    (``RNNKIT_PACKED=0``, :data:`ENABLED`)."""
+    return ENABLED and AVAILABLE and np.dtype(dtype) == np.float32
 
 
 def pack(U, out=None):
@@ -197,9 +206,6 @@ if AVAILABLE:
     _block4 = _make_block(4)
     _block2 = _make_block(2)
     _block1 = _make_block(1)
-
-    _JIT = dict(cache=True, fastmath=FASTMATH, error_model="numpy", nogil=True, no_cfunc_wrapper=True)
-    _HELPER_JIT = dict(_JIT, no_cpython_wrapper=True)     # called from compiled code only
 
     @njit(**_HELPER_JIT)
     def _rows(A, a_off, lda, P, p_off, C, c_off, ldc, K, M, accumulate):
@@ -385,8 +391,7 @@ def for_call(U, dtype, rows=None):
     Returns:
         ``P`` from :func:`pack`, or a (0, 0, NR) float32 array.
     """
-    if not (ENABLED and AVAILABLE and np.dtype(dtype) == np.float32) or (
-            rows is not None and rows <= 4):
+    if not serves(dtype) or (rows is not None and rows <= 4):
         return _NOT_PACKED
     return pack(np.asarray(U, np.float32))
 

@@ -147,9 +147,8 @@ def _packed_status():
                 "this CPU lacks)")
     if not _packed.ENABLED:
         return "OpenBLAS (rnnkit's packed micro-kernel is turned off by RNNKIT_PACKED=0)"
-    isa = "AVX-512F" if _packed.NR == 32 else "AVX2+FMA"
-    return (f"rnnkit's packed micro-kernel ({isa}, {_packed.MR} x {_packed.NR} register "
-            "block); float64 uses OpenBLAS")
+    return (f"rnnkit's packed micro-kernel ({_packed.ISA}, {_packed.MR} x {_packed.NR} "
+            "register block); float64 uses OpenBLAS")
 
 
 def format_status(st):

@@ -285,8 +285,8 @@ def _packed_rows(a, b, out):
     float32 throughout, ``a`` and ``out`` C-contiguous, the packed path on. Its speed does
     not depend on ``OPENBLAS_CORETYPE``, and it beats OpenBLAS on the thin products of a
     recurrent layer (docs/performance.md, issue 18)."""
-    return (_packed.ENABLED and _packed.AVAILABLE and a.dtype == b.dtype == out.dtype
-            == np.float32 and a.flags.c_contiguous and out.flags.c_contiguous)
+    return (_packed.serves(a.dtype) and a.dtype == b.dtype == out.dtype
+            and a.flags.c_contiguous and out.flags.c_contiguous)
 
 
 def _rows_packed(a, P, out, bias, r0, r1):
