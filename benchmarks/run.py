@@ -8,8 +8,8 @@ One command, from a clean clone (run from anywhere; paths are relative to this f
 
 Each framework runs in its own subprocess (``benchmarks/workloads.py``) with 2 threads,
 fixed seeds, a warm-up and several timed repeats; the frameworks take turns for ``--rounds``
-rounds (default 3) so that a slow period of the machine is spread over all of them, and the
-repeats of all rounds are pooled into one median. Prints medians, min-max and the ratio to
+rounds (default 3; the order reverses every other round) so that a slow period of the machine
+is spread over all of them, and the repeats of all rounds are pooled into one median. Prints medians, min-max and the ratio to
 the fastest peer, the machine's float32 GEMM rate and lstm_large_train as a share of it,
 peak memory training seed_train at T=1000 (rnnkit vs PyTorch), and rnnkit's kernel compile
 time (cold numba cache vs warm).
@@ -253,10 +253,12 @@ def main(argv=None):
             "gemm_gflops": {**summarize(g["values"]), "best": max(g["values"])},
             "frameworks": {fw: {"results": {}} for fw, _ in live}}
     # Rounds: in each round every framework runs once in every setting, in turn; the repeats
-    # of all rounds are pooled.
+    # of all rounds are pooled. The order reverses every other round: on a shared guest the
+    # second of two back-to-back processes ran up to ~10% slower (docs/performance.md), which
+    # a fixed order would charge to the same frameworks every round.
     for rnd in range(args.rounds):
         for label, pins in settings:
-            for fw, py in live:
+            for fw, py in (live if rnd % 2 == 0 else live[::-1]):
                 print(f"round {rnd + 1}/{args.rounds}, {label}: {fw} ...", file=sys.stderr)
                 res = worker(py, fw, wls, repeats, args.quick, args.threads,
                              {"BENCH_FLUSH_DENORMALS": "1"} if args.flush_denormals else None,
