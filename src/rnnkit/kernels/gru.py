@@ -224,6 +224,8 @@ def _gru_before_bwd(hbuf, gates, UT, PTzr, PTh, mask, rmask, zm, zr, dhs, dh, dx
         _rec_grad(dtmp, dh, mask, t, rmask, has_mask, has_r, True, b0, b1)
         if zm is not None:
             _zoneout.add_carry(dh, dzone, mask, t, zm, zr, b0, b1)
+
+
 @njit(**JIT)
 def _gru_after_infer(x, W, PW, U, P, bias, b_rec, h, z, hu, mask, out, backwards, b0, b1):
     """reset_after GRU; ``z`` (B, G) takes x_t @ W + b, ``hu`` (B, G) h @ U + b_rec."""
@@ -256,17 +258,6 @@ def _gru_after_infer(x, W, PW, U, P, bias, b_rec, h, z, hu, mask, out, backwards
                     zz = g[j]
                     hr[j] = zz * hr[j] + (K[0] - zz) * g[2 * H + j]
             _emit(h, out, s, b, has_out)
-
-
-
-
-
-
-
-
-
-
-
 
 
 def supports(cell, dtype) -> bool:
