@@ -9,10 +9,10 @@ One command, from a clean clone (run from anywhere; paths are relative to this f
 Each framework runs in its own subprocess (``benchmarks/workloads.py``) with 2 threads,
 fixed seeds, a warm-up and several timed repeats; the frameworks take turns for ``--rounds``
 rounds (default 3; the order reverses every other round) so that a slow period of the machine
-is spread over all of them, and the repeats of all rounds are pooled into one median. Prints medians, min-max and the ratio to
-the fastest peer, the machine's float32 GEMM rate and lstm_large_train as a share of it,
-peak memory training seed_train at T=1000 (rnnkit vs PyTorch), and rnnkit's kernel compile
-time (cold numba cache vs warm).
+is spread over all of them, and the repeats of all rounds are pooled into one median. Prints
+medians, min-max and the ratio to the fastest peer, the machine's float32 GEMM rate and
+lstm_large_train as a share of it, peak memory training seed_train at T=1000 (rnnkit vs
+PyTorch), and rnnkit's kernel compile time (cold numba cache vs warm).
 
 Interpreters: rnnkit runs on this Python (with the repository's ``src`` first on the path).
 A peer runs on ``.bench/<name>/bin/python`` when that venv exists, else on this Python,

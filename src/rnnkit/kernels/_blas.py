@@ -7,8 +7,8 @@ keep ``@njit(cache=True)`` working: the cached object code is relinked on load. 
 library serves ``numpy.matmul``, so threadpoolctl limits both.
 
 :data:`AVAILABLE` is False when no such library is found (e.g. a NumPy built against
-Accelerate or MKL); the compiled kernels (:mod:`rnnkit.kernels`) then fail to import and the reference
-path runs.
+Accelerate or MKL); the compiled kernels (:mod:`rnnkit.kernels`) then fail to import and the
+reference path runs.
 """
 
 from __future__ import annotations

@@ -152,9 +152,6 @@ def emit(h, out, s, b, has_out):
         copy(h[b], out[b, s])
 
 
-
-
-
 @njit(**HELPER_JIT)
 def mm_acc(A, Bm, C, beta):
     """C = A @ Bm + beta * C for a few rows of A (vectorized over the columns of Bm)."""
@@ -167,7 +164,6 @@ def mm_acc(A, Bm, C, beta):
             a = A[r, k]
             for j in range(N):
                 C[r, j] += a * Bm[k, j]
-
 
 
 # Batch rows are independent through the whole recurrence, so the time loop is split by
@@ -214,7 +210,6 @@ def opt(a, dt, ndim):
     if a is None:
         return np.empty((0,) * ndim, dt)
     return np.ascontiguousarray(a, dt)
-
 
 
 def check_infer_shapes(cell, x, W, U, b_in, b_rec, states0, mask):

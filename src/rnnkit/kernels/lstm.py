@@ -156,11 +156,6 @@ def _lstm_infer(x, W, PW, U, P, bias, h, c, z, mask, out, backwards, b0, b1):
             _emit(h, out, s, b, has_out)
 
 
-
-
-
-
-
 @njit(**JIT)
 def _lstm_stream_step(x, W, U, b, h, c, z):
     _wide_vectors()
